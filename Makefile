@@ -1,0 +1,30 @@
+# LabelCast: the two commands a new user needs.
+#   make run   create .venv, install LabelCast, start the backend on its embedded defaults
+#   make test  install the test dependencies and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 0.0.0.0
+PORT ?= 9090
+# torch and torchvision are pinned to the releases that install without a multi-GB download here.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install install-test run test lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH_PINS)
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH_PINS)
+	$(BIN)/pip install --quiet -e '.[test]'
+
+run: install
+	$(BIN)/labelcast serve --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

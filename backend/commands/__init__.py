@@ -1,0 +1,1 @@
+"""Sub-commands of the ``labelcast`` CLI (see :mod:`backend.cli`)."""
