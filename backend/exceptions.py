@@ -11,3 +11,30 @@ class CommandError(LabelCastError):
 
 class DataFormatError(LabelCastError, ValueError):
     """A labeled data file is not in a format LabelCast reads."""
+
+
+# --- service: settings, store, Label Studio protocol (issue 4) ------------------------------
+
+
+class SettingsError(LabelCastError, ValueError):
+    """An environment variable or a project's ``extra_params`` has a value LabelCast rejects."""
+
+
+class LabelConfigError(LabelCastError, ValueError):
+    """A Label Studio labeling config lacks what LabelCast needs (an Image and Choices tag)."""
+
+
+class RequestError(LabelCastError, ValueError):
+    """An HTTP request to the backend is malformed (missing field, wrong type)."""
+
+
+class ProjectNotFoundError(LabelCastError, LookupError):
+    """A request names a Label Studio project the backend has not been set up for."""
+
+
+class LabelStudioError(LabelCastError):
+    """Label Studio answered a call from the backend with an error, or could not be reached."""
+
+
+class ImageFetchError(LabelCastError):
+    """A task's image could not be downloaded (bad reference, HTTP error, missing credentials)."""

@@ -1,0 +1,29 @@
+"""One error handler: every error leaves as JSON ``{"error", "message"}``, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from backend.exceptions import LabelCastError, ProjectNotFoundError
+
+log = logging.getLogger(__name__)
+
+
+def register(app: Flask) -> None:
+    """Install the handler on ``app``."""
+    app.register_error_handler(Exception, handle)
+
+
+def handle(exc: Exception):
+    """Map an exception to a JSON response with a status code."""
+    if isinstance(exc, HTTPException):
+        return jsonify(error=exc.name, message=exc.description), exc.code
+    if isinstance(exc, ProjectNotFoundError):
+        return jsonify(error="Not Found", message=str(exc)), 404
+    if isinstance(exc, LabelCastError):
+        return jsonify(error="Bad Request", message=str(exc)), 400
+    log.exception("unhandled error")
+    return jsonify(error="Internal Server Error", message=f"{type(exc).__name__}: see the backend's log"), 500

@@ -1,0 +1,51 @@
+"""Label Studio's ML-backend protocol: /health, /, /setup, /predict, /webhook, /metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from backend import __version__
+from backend.exceptions import RequestError
+
+blueprint = Blueprint("ml", __name__)
+
+
+def service():
+    """The app's :class:`backend.service.Service`."""
+    from backend.app import EXTENSION
+
+    return current_app.extensions[EXTENSION]
+
+
+def json_body():
+    """The request's JSON body; a 400 with a clear message when it is not JSON."""
+    body = request.get_json(silent=True)
+    if body is None:
+        raise RequestError(f"{request.path} expects a JSON body (Content-Type: application/json)")
+    return body
+
+
+@blueprint.get("/")
+@blueprint.get("/health")
+def health():
+    return jsonify(status="UP", model_class="LabelCast", version=__version__)
+
+
+@blueprint.post("/setup")
+def setup():
+    return jsonify(service().setup(json_body()))
+
+
+@blueprint.post("/predict")
+def predict():
+    return jsonify(service().predict(json_body()))
+
+
+@blueprint.post("/webhook")
+def webhook():
+    return jsonify(service().webhook(json_body()))
+
+
+@blueprint.get("/metrics")
+def metrics():
+    return jsonify(service().metrics())

@@ -1,0 +1,72 @@
+"""``labelcast serve``: run the ML backend under gunicorn (gthread workers).
+
+Without ``REDIS_URL`` it is a complete backend on its own: a SQLite store in ``MODEL_DIR`` and
+an in-process worker thread, so it runs exactly one gunicorn worker process. With ``REDIS_URL``
+it only serves requests (``--workers`` of them) and ``labelcast worker`` does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from backend.exceptions import CommandError
+
+DEFAULT_THREADS = 8
+"""Request threads per gunicorn worker: /predict and /webhook never wait on a refit."""
+
+DEFAULT_TIMEOUT_S = 120
+"""Gunicorn's worker timeout (seconds); requests themselves finish in milliseconds."""
+
+
+def register(subparsers) -> None:
+    from backend.settings import DEFAULT_PORT
+
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the Label Studio ML backend (HTTP)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="interface to listen on (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="gunicorn worker processes; more than 1 needs REDIS_URL (default 1)",
+    )
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help=f"threads per worker (default {DEFAULT_THREADS})")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from backend.settings import Settings
+
+    settings = Settings.from_env()
+    if args.workers < 1 or args.threads < 1:
+        raise CommandError("--workers and --threads must be at least 1")
+    if args.workers > 1 and not settings.redis_url:
+        raise CommandError(
+            "--workers > 1 needs REDIS_URL: the embedded SQLite mode trains in the one web process"
+        )
+
+    class _Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("timeout", DEFAULT_TIMEOUT_S)
+            self.cfg.set("loglevel", settings.log_level.lower())
+            self.cfg.set("accesslog", "-" if settings.log_level == "DEBUG" else None)
+
+        def load(self):
+            from backend.app import create_app
+
+            return create_app({"LABELCAST_SETTINGS": settings})
+
+    print(f"labelcast: serving on http://{args.host}:{args.port} "
+          f"({'Redis ' + 'queue' if settings.redis_url else 'embedded SQLite store + worker thread'})",
+          flush=True)
+    _Server().run()
+    return 0

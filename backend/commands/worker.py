@@ -1,0 +1,36 @@
+"""``labelcast worker``: process refit and embedding jobs from the Redis queue (needs REDIS_URL).
+
+Run one per GPU. The encoder is loaded once and stays warm across jobs (RQ SimpleWorker).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from backend.exceptions import CommandError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="process training jobs from the Redis queue (REDIS_URL)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import logging
+
+    from backend.jobs._rq import run_worker
+    from backend.settings import Settings
+    from backend.store import open_store
+
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        raise CommandError("labelcast worker needs REDIS_URL (without it, `labelcast serve` trains in-process)")
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_worker(settings, open_store(settings), burst=args.burst)
+    return 0

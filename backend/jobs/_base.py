@@ -1,0 +1,36 @@
+"""The queue interface and the dotted path of the work."""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from collections.abc import Iterable
+from typing import Any
+
+TRAINER_FACTORY = "backend.training:Trainer"
+"""Dotted path of the class that does the work; called as ``Trainer(settings, store)``."""
+
+
+class Jobs(abc.ABC):
+    """Where the web process hands work to."""
+
+    @abc.abstractmethod
+    def request_refit(self, project_id: int) -> bool:
+        """Ask for a refit of a project; False when one is already queued (coalesced)."""
+
+    @abc.abstractmethod
+    def request_embed(self, project_id: int, task_ids: Iterable[int]) -> None:
+        """Ask for the images of these tasks to be fetched and embedded ahead of time."""
+
+    @abc.abstractmethod
+    def status(self) -> dict[str, Any]:
+        """Queue state for ``/metrics`` (JSON-safe)."""
+
+    def close(self) -> None:
+        """Stop background work (optional)."""
+
+
+def load_factory(path: str = TRAINER_FACTORY):
+    """Import ``module:attribute`` and return the attribute."""
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)

@@ -1,0 +1,121 @@
+"""The Redis mode: jobs on an RQ queue, run by ``labelcast worker`` processes.
+
+Coalescing uses a ``pending`` flag per project: a request sets it (``SET NX``) and enqueues a
+job only when the flag was not set; the job clears the flag before it starts working, so labels
+that arrive during a refit enqueue exactly one more. A per-project lock keeps two workers from
+refitting the same project at once.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from backend.jobs._base import TRAINER_FACTORY, Jobs, load_factory
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "labelcast"
+"""Name of the RQ queue the web process fills and ``labelcast worker`` drains."""
+
+JOB_TIMEOUT_S = 3600
+"""Longest a single job may run (seconds) before RQ kills it."""
+
+LOCK_TIMEOUT_S = 3600
+"""Expiry of the per-project refit lock (seconds), in case a worker dies holding it."""
+
+KEY_PREFIX = "labelcast"
+
+# The trainer of the current ``labelcast worker`` process; set by :func:`run_worker`.
+_trainer: contextvars.ContextVar[Any] = contextvars.ContextVar("labelcast_trainer")
+
+
+def _key(project_id: int, name: str) -> str:
+    return f"{KEY_PREFIX}:project:{int(project_id)}:{name}"
+
+
+class RQJobs(Jobs):
+    """RQ-backed queue used by the web processes.
+
+    Parameters
+    ----------
+    connection : redis.Redis
+    queue_name : str
+    """
+
+    def __init__(self, connection, queue_name: str = QUEUE_NAME) -> None:
+        from rq import Queue
+
+        self.connection = connection
+        self.queue = Queue(queue_name, connection=connection)
+
+    def request_refit(self, project_id: int) -> bool:
+        if not self.connection.set(_key(project_id, "refit-pending"), 1, nx=True):
+            return False
+        self.queue.enqueue(
+            f"{__name__}.refit_job", int(project_id), job_timeout=JOB_TIMEOUT_S, result_ttl=600
+        )
+        return True
+
+    def request_embed(self, project_id: int, task_ids: Iterable[int]) -> None:
+        ids = [int(t) for t in task_ids]
+        if not ids:
+            return
+        self.connection.sadd(_key(project_id, "embed-tasks"), *ids)
+        if self.connection.set(_key(project_id, "embed-pending"), 1, nx=True):
+            self.queue.enqueue(
+                f"{__name__}.embed_job", int(project_id), job_timeout=JOB_TIMEOUT_S, result_ttl=600
+            )
+
+    def status(self) -> dict[str, Any]:
+        from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+        return {
+            "kind": "rq",
+            "queued": self.queue.count,
+            "running": StartedJobRegistry(queue=self.queue).count,
+            "failed": FailedJobRegistry(queue=self.queue).count,
+        }
+
+
+def refit_job(project_id: int) -> None:
+    """RQ job: refit one project (runs in ``labelcast worker``)."""
+    trainer = _trainer.get()
+    connection = trainer.store.connection
+    connection.delete(_key(project_id, "refit-pending"))
+    with connection.lock(_key(project_id, "refit-lock"), timeout=LOCK_TIMEOUT_S):
+        trainer.refit(project_id)
+
+
+def embed_job(project_id: int) -> None:
+    """RQ job: embed the tasks queued for one project."""
+    trainer = _trainer.get()
+    connection = trainer.store.connection
+    connection.delete(_key(project_id, "embed-pending"))
+    pipe = connection.pipeline(transaction=True)
+    pipe.smembers(_key(project_id, "embed-tasks"))
+    pipe.delete(_key(project_id, "embed-tasks"))
+    members, _ = pipe.execute()
+    if members:
+        trainer.embed_tasks(project_id, sorted(int(t) for t in members))
+
+
+def run_worker(settings, store, *, burst: bool = False, queue_name: str = QUEUE_NAME,
+               trainer_factory: str = TRAINER_FACTORY) -> bool:
+    """Run an RQ worker with one trainer (encoder loaded once) for this process.
+
+    Uses RQ's ``SimpleWorker`` (no fork per job), so the loaded encoder stays warm across jobs.
+    Returns whether any job was processed (``burst`` mode stops when the queue is empty).
+    """
+    from rq import Queue, SimpleWorker
+
+    trainer = load_factory(trainer_factory)(settings, store)
+    token = _trainer.set(trainer)
+    try:
+        queue = Queue(queue_name, connection=store.connection)
+        worker = SimpleWorker([queue], connection=store.connection)
+        return worker.work(burst=burst, logging_level=settings.log_level)
+    finally:
+        _trainer.reset(token)

@@ -1,0 +1,132 @@
+"""The embedded worker: one daemon thread in the web process, started on the first request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from backend.jobs._base import TRAINER_FACTORY, Jobs, load_factory
+
+log = logging.getLogger(__name__)
+
+
+class ThreadJobs(Jobs):
+    """Coalescing in-process queue.
+
+    Parameters
+    ----------
+    settings, store
+        Handed to the trainer, which is built in the worker thread on its first job.
+    trainer_factory : str
+        Dotted path of the trainer class (tests substitute a fake).
+    """
+
+    def __init__(self, settings, store, trainer_factory: str = TRAINER_FACTORY) -> None:
+        self.settings = settings
+        self.store = store
+        self.trainer_factory = trainer_factory
+        self._cond = threading.Condition()
+        self._refit: list[int] = []  # projects waiting for a refit, in request order
+        self._embed: dict[int, set[int]] = {}
+        self._running: str | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._trainer = None
+        self.completed = 0
+        self.failed = 0
+        self.last_error: str | None = None
+
+    # --- web side ---------------------------------------------------------------------------
+    def request_refit(self, project_id: int) -> bool:
+        with self._cond:
+            self._start()
+            if project_id in self._refit:
+                return False
+            self._refit.append(int(project_id))
+            self._cond.notify()
+            return True
+
+    def request_embed(self, project_id: int, task_ids: Iterable[int]) -> None:
+        ids = {int(t) for t in task_ids}
+        if not ids:
+            return
+        with self._cond:
+            self._start()
+            self._embed.setdefault(int(project_id), set()).update(ids)
+            self._cond.notify()
+
+    def status(self) -> dict[str, Any]:
+        with self._cond:
+            return {
+                "kind": "thread",
+                "refits_queued": len(self._refit),
+                "embeds_queued": sum(len(v) for v in self._embed.values()),
+                "running": self._running,
+                "completed": self.completed,
+                "failed": self.failed,
+                "last_error": self.last_error,
+            }
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Block until nothing is queued or running (tests and benchmarks); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._refit or self._embed or self._running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    # --- worker side ------------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="labelcast-worker", daemon=True)
+            self._thread.start()
+
+    def _next(self) -> tuple[str, int, set[int]] | None:
+        with self._cond:
+            while not (self._refit or self._embed or self._stopped):
+                self._cond.wait()
+            if self._stopped:
+                return None
+            if self._embed:
+                project_id = next(iter(self._embed))
+                task = ("embed", project_id, self._embed.pop(project_id))
+            else:
+                task = ("refit", self._refit.pop(0), set())
+            self._running = f"{task[0]}:{task[1]}"
+            return task
+
+    def _loop(self) -> None:
+        while (task := self._next()) is not None:
+            kind, project_id, task_ids = task
+            try:
+                if self._trainer is None:
+                    self._trainer = load_factory(self.trainer_factory)(self.settings, self.store)
+                if kind == "embed":
+                    self._trainer.embed_tasks(project_id, sorted(task_ids))
+                else:
+                    self._trainer.refit(project_id)
+                outcome = None
+            except Exception as exc:  # one bad job must not stop the worker
+                log.exception("%s of project %s failed", kind, project_id)
+                outcome = f"{kind} of project {project_id}: {exc}"
+            with self._cond:
+                self._running = None
+                if outcome is None:
+                    self.completed += 1
+                else:
+                    self.failed += 1
+                    self.last_error = outcome
+                self._cond.notify_all()

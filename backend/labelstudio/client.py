@@ -1,0 +1,162 @@
+"""Calls from the backend to Label Studio: fetch task images, move the project's model version.
+
+Built on ``label-studio-sdk`` (which handles both legacy tokens and personal access tokens);
+image bytes are fetched with ``requests`` and the SDK's auth header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import urllib.parse
+from typing import Any
+
+import requests
+
+from backend.exceptions import ImageFetchError, LabelStudioError
+
+log = logging.getLogger(__name__)
+
+FETCH_TIMEOUT_S = 30.0
+"""Timeout of one image download (seconds)."""
+
+API_TIMEOUT_S = 10.0
+"""Timeout of one Label Studio API call (seconds)."""
+
+_CLOUD_SCHEMES = ("s3", "gs", "azure-blob", "azure-spi", "gcs")
+
+
+class LabelStudioClient:
+    """One Label Studio server, as seen by the worker.
+
+    Parameters
+    ----------
+    url : str or None
+        Label Studio base URL; needed for ``/data/...`` images and for API calls.
+    api_key : str or None
+        Legacy token or personal access token.
+    session : requests.Session, optional
+        For image downloads (tests pass one).
+    """
+
+    def __init__(self, url: str | None, api_key: str | None, session: requests.Session | None = None) -> None:
+        self.url = url.rstrip("/") if url else None
+        self.api_key = api_key
+        self.session = session or requests.Session()
+        self._sdk = None
+
+    @property
+    def sdk(self):
+        """The ``label_studio_sdk.client.LabelStudio`` client, built on first use."""
+        if self._sdk is None:
+            if not (self.url and self.api_key):
+                raise LabelStudioError(
+                    "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to call Label Studio's API"
+                )
+            from label_studio_sdk.client import LabelStudio
+
+            self._sdk = LabelStudio(base_url=self.url, api_key=self.api_key, timeout=API_TIMEOUT_S)
+        return self._sdk
+
+    def auth_headers(self) -> dict[str, str]:
+        """The ``Authorization`` header for Label Studio (refreshing a personal access token)."""
+        if not (self.url and self.api_key):
+            return {}
+        headers = self.sdk._client_wrapper.get_headers()
+        return {"Authorization": headers["Authorization"]} if "Authorization" in headers else {}
+
+    # --- images -----------------------------------------------------------------------------
+    def fetch_image(self, ref: str, task_id: int | None = None) -> bytes:
+        """The bytes of a task's image reference.
+
+        ``data:`` URIs are decoded here; ``/data/upload/...`` and ``/data/local-files/...`` are
+        read from Label Studio with the API key; cloud URIs (``s3://`` ...) go through
+        Label Studio's presign endpoint; other http(s) URLs are downloaded directly.
+
+        Raises
+        ------
+        ImageFetchError
+            With the reference and the reason.
+        """
+        if not isinstance(ref, str) or not ref:
+            raise ImageFetchError(f"task {task_id}: image reference is empty")
+        if ref.startswith("data:"):
+            return _decode_data_uri(ref, task_id)
+        scheme = urllib.parse.urlsplit(ref).scheme
+        if scheme in _CLOUD_SCHEMES:
+            if task_id is None:
+                raise ImageFetchError(f"cloud image {ref} needs a task id to presign")
+            return self._get(
+                f"/api/tasks/{int(task_id)}/presign/?fileuri="
+                + urllib.parse.quote(base64.b64encode(ref.encode()).decode()),
+                ref,
+            )
+        if scheme in ("http", "https"):
+            return self._get(ref, ref)
+        if ref.startswith("/"):
+            return self._get(ref, ref)
+        raise ImageFetchError(f"task {task_id}: cannot fetch image {ref!r} (unknown scheme)")
+
+    def _get(self, path_or_url: str, ref: str) -> bytes:
+        is_relative = path_or_url.startswith("/")
+        if is_relative and not self.url:
+            raise ImageFetchError(
+                f"image {ref} is stored in Label Studio; set LABEL_STUDIO_URL so the backend can fetch it"
+            )
+        url = self.url + path_or_url if is_relative else path_or_url
+        on_label_studio = self.url is not None and url.startswith(self.url + "/")
+        headers = self.auth_headers() if on_label_studio else {}
+        try:
+            response = self.session.get(url, headers=headers, timeout=FETCH_TIMEOUT_S)
+        except requests.RequestException as exc:
+            raise ImageFetchError(f"cannot download image {ref}: {exc}") from exc
+        if response.status_code != 200:
+            hint = " (check LABEL_STUDIO_API_KEY)" if response.status_code in (401, 403) else ""
+            raise ImageFetchError(f"downloading image {ref} answered HTTP {response.status_code}{hint}")
+        return response.content
+
+    # --- model version ----------------------------------------------------------------------
+    def find_ml_backend(self, project_id: int, backend_url: str | None = None) -> Any | None:
+        """The project's ML backend entry: the one at ``backend_url`` if given, else the first."""
+        try:
+            backends = list(self.sdk.ml.list(project=int(project_id)))
+        except Exception as exc:
+            raise LabelStudioError(f"cannot list ML backends of project {project_id}: {exc}") from exc
+        if backend_url:
+            wanted = backend_url.rstrip("/")
+            matching = [b for b in backends if (b.url or "").rstrip("/") == wanted]
+            backends = matching or backends
+        return backends[0] if backends else None
+
+    def set_model_version(
+        self, project_id: int, version: str, status: str | None = None, backend_url: str | None = None
+    ) -> int | None:
+        """Make ``version`` the project's model version: it becomes the ML backend's title.
+
+        Label Studio moves the project's ``model_version`` to the live backend's title, so the
+        Data Manager's score column and uncertainty ordering use predictions of that version.
+        ``status`` (a sentence) goes into the backend's description. Returns the ML backend id,
+        None if the project has no ML backend.
+        """
+        backend = self.find_ml_backend(project_id, backend_url)
+        if backend is None:
+            return None
+        fields: dict[str, Any] = {"project": int(project_id), "url": backend.url, "title": version}
+        if status:
+            fields["description"] = status[:500]
+        try:
+            self.sdk.ml.update(backend.id, **fields)
+        except Exception as exc:
+            raise LabelStudioError(f"cannot update ML backend {backend.id}: {exc}") from exc
+        return backend.id
+
+
+def _decode_data_uri(ref: str, task_id: int | None) -> bytes:
+    header, _, payload = ref.partition(",")
+    if ";base64" not in header:
+        return urllib.parse.unquote_to_bytes(payload)
+    try:
+        return base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageFetchError(f"task {task_id}: data: URI is not valid base64") from exc

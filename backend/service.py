@@ -1,0 +1,246 @@
+"""What the web process does for each ML-backend request, without Flask.
+
+:class:`Service` records labels and enqueues work (``/webhook``), registers projects
+(``/setup``) and answers ``/predict`` from the stored probes and forecasts. It never trains and
+never imports torch; the Flask routes in :mod:`backend.app` only translate HTTP to these calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from backend.exceptions import ProjectNotFoundError, RequestError
+from backend.labelstudio import protocol
+from backend.labelstudio.config import LabelingConfig, parse_label_config
+from backend.settings import parse_extra_params
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """The backend's request handlers.
+
+    Parameters
+    ----------
+    settings : backend.settings.Settings
+    store : backend.store.Store
+    jobs : backend.jobs.Jobs
+    """
+
+    def __init__(self, settings, store, jobs) -> None:
+        self.settings = settings
+        self.store = store
+        self.jobs = jobs
+        self.started_at = time.time()
+
+    # --- /setup -----------------------------------------------------------------------------
+    def setup(self, body: Any) -> dict[str, Any]:
+        """Register (or update) a project; a config LabelCast cannot use raises LabelConfigError."""
+        body = _object(body, "/setup")
+        project_id = protocol.parse_project_id(body.get("project"))
+        schema = body.get("schema") or body.get("label_config")
+        extra_params = parse_extra_params(body.get("extra_params"))
+        settings = self.settings.for_project(extra_params)
+        parse_label_config(schema, settings.positive)  # fail now, where Label Studio shows it
+        previous = self.store.get_project(project_id) or {}
+        record = {
+            **previous,
+            "label_config": schema,
+            "extra_params": extra_params,
+            "hostname": body.get("hostname") or previous.get("hostname"),
+            "access_token": body.get("access_token") or previous.get("access_token"),
+            "updated_at": time.time(),
+        }
+        self.store.put_project(project_id, record)
+        return {"model_version": self.current_version(project_id)}
+
+    def current_version(self, project_id: int) -> str:
+        """The project's latest model version (``...-n0`` before the first refit)."""
+        model = self.store.get_model(project_id)
+        return model["version"] if model else protocol.model_version(self.settings.encoder, 0)
+
+    def _config(self, project_id: int, label_config: str | None = None) -> tuple[dict[str, Any], LabelingConfig]:
+        """The project's record and parsed config, registering/updating it from ``label_config``."""
+        project = self.store.get_project(project_id)
+        if label_config and (project is None or project.get("label_config") != label_config):
+            project = {**(project or {}), "label_config": label_config, "updated_at": time.time()}
+            self.store.put_project(project_id, project)
+        if project is None or not project.get("label_config"):
+            raise ProjectNotFoundError(
+                f"project {project_id} is not connected to this backend; add the backend in the "
+                f"project's Model settings (that calls /setup)"
+            )
+        settings = self.settings.for_project(project.get("extra_params"))
+        return project, parse_label_config(project["label_config"], settings.positive)
+
+    # --- /webhook ---------------------------------------------------------------------------
+    def webhook(self, body: Any) -> dict[str, Any]:
+        """Record what an event changes and enqueue work; returns in milliseconds."""
+        event = protocol.parse_webhook(body)
+        if event.action not in protocol.HANDLED_ACTIONS:
+            return {"status": "ignored", "action": event.action}
+        if event.project_id is None:
+            raise RequestError(f"{event.action} webhook has no project id")
+        pid = event.project_id
+        _, config = self._config(pid, event.label_config)
+        queued = False
+        if event.action in (protocol.ANNOTATION_CREATED, protocol.ANNOTATION_UPDATED):
+            queued = self._record_annotation(pid, config, event)
+        elif event.action == protocol.ANNOTATIONS_DELETED:
+            if self.store.delete_labels(pid, event.deleted_annotation_ids):
+                queued = self.jobs.request_refit(pid)
+        elif event.action == protocol.TASKS_CREATED:
+            images = _task_images(event.tasks, config)
+            self.store.put_tasks(pid, images)
+            self.jobs.request_embed(pid, images)
+        else:  # START_TRAINING, PROJECT_UPDATED (config already re-read above)
+            queued = self.jobs.request_refit(pid)
+        return {"status": "ok", "action": event.action, "refit_queued": queued}
+
+    def _record_annotation(self, pid: int, config: LabelingConfig, event: protocol.WebhookEvent) -> bool:
+        annotation = event.annotation
+        choices = None if annotation["was_cancelled"] else protocol.annotation_choices(annotation["result"], config)
+        if choices is None:  # a skip, or an annotation without our choices: nothing to learn
+            return bool(self.store.delete_labels(pid, [annotation["id"]])) and self.jobs.request_refit(pid)
+        image = event.task["data"].get(config.image_key)
+        if not isinstance(image, str) or not image:
+            raise RequestError(
+                f"task {event.task['id']} has no image under data.{config.image_key} "
+                f"(the <Image> tag's value)"
+            )
+        self.store.put_tasks(pid, {event.task["id"]: image})
+        self.store.put_label(pid, annotation["id"], event.task["id"], choices)
+        return self.jobs.request_refit(pid)
+
+    # --- /predict ---------------------------------------------------------------------------
+    def predict(self, body: Any) -> dict[str, Any]:
+        """Predictions for the given tasks from the stored probes and forecast; never trains.
+
+        Tasks whose embedding is not cached yet get the forecast part only, and their
+        embedding is queued.
+        """
+        body = _object(body, "/predict")
+        pid = protocol.parse_project_id(body.get("project"))
+        tasks = protocol.parse_tasks(body.get("tasks"))
+        project, config = self._config(pid, body.get("label_config"))
+        model = self.store.get_model(pid)
+        record = self.store.get_forecast(pid)
+        version = model["version"] if model else protocol.model_version(self.settings.encoder, 0)
+        if record:
+            message, needed = record.get("message"), record.get("labels_needed")
+        else:
+            min_labels = self.settings.for_project(project.get("extra_params")).min_labels or _default_min_labels()
+            message, needed = protocol.collecting_message(0, min_labels), float(min_labels)
+
+        probabilities = self._probabilities(pid, config, model, tasks)
+        results = [
+            protocol.build_prediction(config, version, probabilities.get(task["id"]), message, needed)
+            for task in tasks
+        ]
+        return {"results": results, "model_version": version}
+
+    def _probabilities(
+        self, pid: int, config: LabelingConfig, model: dict[str, Any] | None, tasks: list[dict[str, Any]]
+    ) -> dict[int, dict[str, float]]:
+        images = _task_images(tasks, config, strict=False)
+        if not images:
+            return {}
+        known = self.store.get_tasks(pid, images)
+        new = {t: ref for t, ref in images.items() if t not in known or known[t]["image"] != ref}
+        if new:
+            self.store.put_tasks(pid, new)
+        probes = (model or {}).get("probes") or {}
+        if not model or any(f not in probes for f in config.findings):
+            if new:
+                self.jobs.request_embed(pid, new)
+            return {}
+        shas = {t: rec["sha"] for t, rec in known.items() if rec.get("sha") and t not in new}
+        vectors = self.store.get_many(model["encoder"], set(shas.values()))
+        ready = [t for t, sha in shas.items() if sha in vectors]
+        missing = [t for t in images if t not in ready]
+        if missing:
+            self.jobs.request_embed(pid, missing)
+        if not ready:
+            return {}
+        from backend.probe import LinearProbe
+
+        X = np.stack([vectors[shas[t]] for t in ready])
+        out: dict[int, dict[str, float]] = {t: {} for t in ready}
+        for finding in config.findings:
+            p = LinearProbe.from_dict(probes[finding]).predict_proba(X)
+            for t, value in zip(ready, p):
+                out[t][finding] = float(value)
+        return out
+
+    # --- /forecast, /metrics ----------------------------------------------------------------
+    def forecast(self, project: Any) -> dict[str, Any]:
+        """The latest forecast record of a project (404 before the first refit)."""
+        pid = protocol.parse_project_id(project)
+        record = self.store.get_forecast(pid)
+        if record is None:
+            if self.store.get_project(pid) is None:
+                raise ProjectNotFoundError(f"project {pid} is not connected to this backend")
+            raise ProjectNotFoundError(
+                f"project {pid} has no forecast yet: it is made after the first submitted label"
+            )
+        return {"project": pid, **record}
+
+    def forecast_plot(self, project: Any, finding: str | None = None) -> bytes:
+        """The learning-curve PNG of a finding (default: the first)."""
+        record = self.forecast(project)
+        findings = list(record.get("findings") or {})
+        finding = finding or (findings[0] if findings else None)
+        if finding not in findings:
+            raise RequestError(f"unknown finding {finding!r}; this project has {findings}")
+        png = self.store.get_plot(record["project"], finding)
+        if png is None:
+            raise ProjectNotFoundError(
+                f"no learning curve for {finding!r} yet: {record['findings'][finding]['message']}"
+            )
+        return png
+
+    def metrics(self) -> dict[str, Any]:
+        """Queue state and a line per project (JSON)."""
+        projects = {}
+        for pid in self.store.project_ids():
+            record = self.store.get_forecast(pid) or {}
+            projects[str(pid)] = {
+                "model_version": self.current_version(pid),
+                "n_labels": record.get("n_labels", 0),
+                "labels_needed": record.get("labels_needed"),
+                "status": {f: fc.get("status") for f, fc in (record.get("findings") or {}).items()},
+            }
+        return {
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "store": type(self.store).__name__,
+            "jobs": self.jobs.status(),
+            "projects": projects,
+        }
+
+
+def _object(body: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise RequestError(f"{where} expects a JSON object body")
+    return body
+
+
+def _task_images(tasks, config: LabelingConfig, strict: bool = True) -> dict[int, str]:
+    images = {}
+    for task in tasks:
+        ref = (task.get("data") or {}).get(config.image_key)
+        if isinstance(ref, str) and ref:
+            images[int(task["id"])] = ref
+        elif strict:
+            log.info("task %s has no data.%s; skipped", task.get("id"), config.image_key)
+    return images
+
+
+def _default_min_labels() -> int:
+    from backend.forecast import MIN_LABELS
+
+    return MIN_LABELS

@@ -1,0 +1,194 @@
+"""One frozen settings object, read from the environment once and passed down.
+
+Global settings come from environment variables (:meth:`Settings.from_env`); each Label Studio
+project can override a few of them through the ML backend's ``extra_params``
+(:meth:`Settings.for_project`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+from backend.exceptions import SettingsError
+
+DEFAULT_ENCODER = "xrayclip"
+"""Encoder spec used when ``ENCODER`` is unset (see ``labelcast encoders``)."""
+
+DEFAULT_TARGET_AUC = 0.90
+"""AUC the forecast counts labels towards when neither ``TARGET_AUC`` nor the project sets one."""
+
+DEFAULT_MODEL_DIR = "labelcast-data"
+"""Folder (relative to the working directory) of the SQLite store when ``MODEL_DIR`` is unset."""
+
+DEFAULT_PORT = 9090
+"""TCP port ``labelcast serve`` listens on; Label Studio's examples use the same one."""
+
+# Per-project keys accepted in the ML backend's ``extra_params`` (Label Studio: Model settings).
+PROJECT_KEYS = ("target_auc", "positive", "min_labels")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the backend is configured with; one instance per process.
+
+    Attributes
+    ----------
+    label_studio_url : str or None
+        Base URL of Label Studio (``LABEL_STUDIO_URL``), used to fetch uploaded images and to
+        tell Label Studio the new model version. ``/setup`` supplies one when unset.
+    label_studio_api_key : str or None
+        Legacy token or personal access token (``LABEL_STUDIO_API_KEY``).
+    model_dir : pathlib.Path
+        Folder of the SQLite store in the embedded mode (``MODEL_DIR``).
+    encoder : str
+        Encoder spec (``ENCODER``).
+    target_auc : float
+        Target AUC in (0.5, 1) (``TARGET_AUC``).
+    min_labels : int or None
+        Labels needed before a forecast is attempted (``MIN_LABELS``); None uses the
+        forecasting core's default.
+    positive : str or None
+        Positive choice of a binary project; None means the first choice in the config.
+    redis_url : str or None
+        ``REDIS_URL``; when set, state lives in Redis and jobs go to an RQ queue.
+    basic_auth_user, basic_auth_pass : str or None
+        When both are set, every route but ``/health`` and ``/`` requires HTTP basic auth.
+    device : str or None
+        Torch device for the encoder (``DEVICE``); None picks CUDA when available.
+    log_level : str
+        ``LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR).
+    """
+
+    label_studio_url: str | None = None
+    label_studio_api_key: str | None = None
+    model_dir: pathlib.Path = pathlib.Path(DEFAULT_MODEL_DIR)
+    encoder: str = DEFAULT_ENCODER
+    target_auc: float = DEFAULT_TARGET_AUC
+    min_labels: int | None = None
+    positive: str | None = None
+    redis_url: str | None = None
+    basic_auth_user: str | None = None
+    basic_auth_pass: str | None = None
+    device: str | None = None
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        _check_target_auc(self.target_auc, "TARGET_AUC")
+        if self.min_labels is not None and self.min_labels < 2:
+            raise SettingsError(f"MIN_LABELS must be an integer >= 2, got {self.min_labels}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise SettingsError(
+                f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {self.log_level!r}"
+            )
+        if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
+            raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (default ``os.environ``); empty values count as unset."""
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        return cls(
+            label_studio_url=_strip_slash(get("LABEL_STUDIO_URL")),
+            label_studio_api_key=get("LABEL_STUDIO_API_KEY"),
+            model_dir=pathlib.Path(get("MODEL_DIR") or DEFAULT_MODEL_DIR),
+            encoder=get("ENCODER") or DEFAULT_ENCODER,
+            target_auc=_parse_float(get("TARGET_AUC"), "TARGET_AUC", DEFAULT_TARGET_AUC),
+            min_labels=_parse_int(get("MIN_LABELS"), "MIN_LABELS"),
+            redis_url=get("REDIS_URL"),
+            basic_auth_user=get("BASIC_AUTH_USER"),
+            basic_auth_pass=get("BASIC_AUTH_PASS"),
+            device=get("DEVICE"),
+            log_level=(get("LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def for_project(self, extra_params: Mapping[str, Any] | str | None) -> Settings:
+        """These settings with a project's ``extra_params`` overrides applied.
+
+        Accepted keys: ``target_auc`` (float), ``positive`` (a choice value), ``min_labels``
+        (int). ``extra_params`` may be a mapping, a JSON string, or empty.
+        """
+        params = parse_extra_params(extra_params)
+        changes: dict[str, Any] = {}
+        if "target_auc" in params:
+            changes["target_auc"] = _parse_float(params["target_auc"], "target_auc", None)
+        if "min_labels" in params:
+            changes["min_labels"] = _parse_int(params["min_labels"], "min_labels")
+        if "positive" in params:
+            changes["positive"] = str(params["positive"])
+        return dataclasses.replace(self, **changes)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a JSON-safe dict with secrets masked (for logs and /metrics)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["model_dir"] = str(self.model_dir)
+        for secret in ("label_studio_api_key", "basic_auth_pass"):
+            if out[secret]:
+                out[secret] = "***"
+        if self.redis_url and "@" in self.redis_url:
+            scheme, _, rest = self.redis_url.partition("://")
+            out["redis_url"] = f"{scheme}://***@{rest.rpartition('@')[2]}"
+        return out
+
+
+def parse_extra_params(extra_params: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """``extra_params`` from ``/setup`` as a dict, checking that every key is known."""
+    if extra_params is None or extra_params == "":
+        return {}
+    if isinstance(extra_params, str):
+        try:
+            extra_params = json.loads(extra_params)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"extra_params must be a JSON object, got {extra_params!r}") from exc
+    if not isinstance(extra_params, Mapping):
+        raise SettingsError(f"extra_params must be a JSON object, got {extra_params!r}")
+    unknown = sorted(set(extra_params) - set(PROJECT_KEYS))
+    if unknown:
+        raise SettingsError(
+            f"unknown extra_params key(s) {', '.join(unknown)}; allowed: {', '.join(PROJECT_KEYS)}"
+        )
+    return dict(extra_params)
+
+
+def _strip_slash(url: str | None) -> str | None:
+    return url.rstrip("/") if url else url
+
+
+def _check_target_auc(value: float, name: str) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.5 < value < 1.0):
+        raise SettingsError(f"{name} must be a number between 0.5 and 1 (exclusive), got {value!r}")
+
+
+def _parse_float(raw: Any, name: str, default: float | None) -> float:
+    if raw is None:
+        if default is None:
+            raise SettingsError(f"{name} must be a number, got None")
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{name} must be a number between 0.5 and 1, got {raw!r}") from exc
+    _check_target_auc(value, name)
+    return value
+
+
+def _parse_int(raw: Any, name: str) -> int | None:
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{name} must be an integer >= 2, got {raw!r}") from exc
+    if value < 2 or (isinstance(raw, float) and raw != value):
+        raise SettingsError(f"{name} must be an integer >= 2, got {raw!r}")
+    return value

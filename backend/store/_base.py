@@ -1,0 +1,97 @@
+"""The store interface shared by the SQLite and Redis implementations."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+
+class Store(abc.ABC):
+    """Durable state of every project, isolated by Label Studio project id.
+
+    Records are JSON-safe dicts; embeddings are float32 vectors keyed by
+    ``(encoder_id, sha256 of the image bytes)``; forecast plots are PNG bytes per finding.
+    """
+
+    # --- projects ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_project(self, project_id: int, record: Mapping[str, Any]) -> None:
+        """Create or replace a project's record (label_config, extra_params, hostname, ...)."""
+
+    @abc.abstractmethod
+    def get_project(self, project_id: int) -> dict[str, Any] | None:
+        """A project's record, None if the backend has never seen it."""
+
+    @abc.abstractmethod
+    def project_ids(self) -> list[int]:
+        """Ids of every known project, ascending."""
+
+    # --- tasks (image reference and its content hash) ----------------------------------------
+    @abc.abstractmethod
+    def put_tasks(self, project_id: int, images: Mapping[int, str]) -> None:
+        """Record ``{task_id: image reference}``; a changed reference forgets the old hash."""
+
+    @abc.abstractmethod
+    def set_task_hashes(self, project_id: int, hashes: Mapping[int, str]) -> None:
+        """Record ``{task_id: sha256 hex}`` of tasks whose image was fetched."""
+
+    @abc.abstractmethod
+    def get_tasks(self, project_id: int, task_ids: Iterable[int] | None = None) -> dict[int, dict[str, Any]]:
+        """``{task_id: {"image": ref, "sha": sha256 or None}}`` (all tasks when ids are None)."""
+
+    # --- labels ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_label(self, project_id: int, annotation_id: int, task_id: int, choices: list[str]) -> None:
+        """Record (or replace) one annotation's chosen values, durably."""
+
+    @abc.abstractmethod
+    def delete_labels(self, project_id: int, annotation_ids: Iterable[int]) -> int:
+        """Forget annotations; returns how many were known."""
+
+    @abc.abstractmethod
+    def get_labels(self, project_id: int) -> dict[int, list[str]]:
+        """``{task_id: choices}``, the latest annotation (highest id) of each task."""
+
+    # --- embeddings (the embedding-cache protocol) -------------------------------------------
+    @abc.abstractmethod
+    def get_many(self, encoder_id: str, sha256_list: Iterable[str]) -> dict[str, np.ndarray]:
+        """Cached embeddings of the given image hashes (missing ones are left out)."""
+
+    @abc.abstractmethod
+    def put_many(self, encoder_id: str, vectors: Mapping[str, np.ndarray]) -> None:
+        """Cache ``{sha256: vector}`` for an encoder."""
+
+    # --- models and forecasts ----------------------------------------------------------------
+    @abc.abstractmethod
+    def put_result(
+        self, project_id: int, model: Mapping[str, Any], forecast: Mapping[str, Any], plots: Mapping[str, bytes]
+    ) -> None:
+        """Save a refit's model, forecast and plots together."""
+
+    @abc.abstractmethod
+    def get_model(self, project_id: int) -> dict[str, Any] | None:
+        """The latest model record (version, probes), None before the first refit."""
+
+    @abc.abstractmethod
+    def get_forecast(self, project_id: int) -> dict[str, Any] | None:
+        """The latest forecast record, None before the first refit."""
+
+    @abc.abstractmethod
+    def get_plot(self, project_id: int, finding: str) -> bytes | None:
+        """The latest learning-curve PNG of one finding."""
+
+    def close(self) -> None:
+        """Release connections (optional)."""
+
+
+def vector_to_bytes(vector: Any) -> bytes:
+    """A 1-D float32 vector as raw bytes."""
+    return np.ascontiguousarray(vector, dtype=np.float32).reshape(-1).tobytes()
+
+
+def bytes_to_vector(raw: bytes) -> np.ndarray:
+    """Inverse of :func:`vector_to_bytes`."""
+    return np.frombuffer(raw, dtype=np.float32).copy()

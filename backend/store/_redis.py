@@ -1,0 +1,152 @@
+"""Redis store: every key under one prefix, built by this class; the connection is passed in."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from backend.store._base import Store, bytes_to_vector, vector_to_bytes
+
+DEFAULT_PREFIX = "labelcast"
+"""Prefix of every key LabelCast writes, so one Redis can hold other data too."""
+
+
+class RedisStore(Store):
+    """The shared store for several web and worker processes.
+
+    Parameters
+    ----------
+    connection : redis.Redis
+        A client (``redis.Redis.from_url(REDIS_URL)``); it connects on first command.
+    prefix : str
+        Key prefix.
+
+    Durability is Redis's: run it with ``appendonly yes`` so a recorded label survives a
+    restart.
+    """
+
+    def __init__(self, connection, prefix: str = DEFAULT_PREFIX) -> None:
+        self.connection = connection
+        self.prefix = prefix
+
+    def key(self, *parts: Any) -> str:
+        """The key ``prefix:part1:part2...``."""
+        return ":".join([self.prefix, *map(str, parts)])
+
+    # --- projects ---------------------------------------------------------------------------
+    def put_project(self, project_id, record):
+        pipe = self.connection.pipeline()
+        pipe.set(self.key("project", int(project_id)), json.dumps(dict(record)))
+        pipe.sadd(self.key("projects"), int(project_id))
+        pipe.execute()
+
+    def get_project(self, project_id):
+        raw = self.connection.get(self.key("project", int(project_id)))
+        return json.loads(raw) if raw else None
+
+    def project_ids(self):
+        return sorted(int(p) for p in self.connection.smembers(self.key("projects")))
+
+    # --- tasks ------------------------------------------------------------------------------
+    def put_tasks(self, project_id, images):
+        if not images:
+            return
+        key = self.key("project", int(project_id), "tasks")
+        ids = [str(int(t)) for t in images]
+        old = dict(zip(ids, self.connection.hmget(key, ids)))
+        mapping = {}
+        for task_id, image in images.items():
+            prev = json.loads(old[str(int(task_id))]) if old[str(int(task_id))] else None
+            sha = prev["sha"] if prev and prev["image"] == image else None
+            mapping[str(int(task_id))] = json.dumps({"image": str(image), "sha": sha})
+        self.connection.hset(key, mapping=mapping)
+
+    def set_task_hashes(self, project_id, hashes):
+        if not hashes:
+            return
+        key = self.key("project", int(project_id), "tasks")
+        hashes = {str(int(t)): sha for t, sha in hashes.items()}
+        ids = list(hashes)
+        mapping = {}
+        for task_id, raw in zip(ids, self.connection.hmget(key, ids)):
+            if raw:
+                record = json.loads(raw)
+                record["sha"] = hashes[task_id]
+                mapping[task_id] = json.dumps(record)
+        if mapping:
+            self.connection.hset(key, mapping=mapping)
+
+    def get_tasks(self, project_id, task_ids=None):
+        key = self.key("project", int(project_id), "tasks")
+        if task_ids is None:
+            items = self.connection.hgetall(key).items()
+        else:
+            ids = [str(int(t)) for t in task_ids]
+            items = zip(ids, self.connection.hmget(key, ids)) if ids else ()
+        return {int(t): json.loads(raw) for t, raw in items if raw}
+
+    # --- labels -----------------------------------------------------------------------------
+    def put_label(self, project_id, annotation_id, task_id, choices):
+        self.connection.hset(
+            self.key("project", int(project_id), "labels"),
+            str(int(annotation_id)),
+            json.dumps({"task_id": int(task_id), "choices": list(choices), "updated_at": time.time()}),
+        )
+
+    def delete_labels(self, project_id, annotation_ids):
+        ids = [str(int(a)) for a in annotation_ids]
+        if not ids:
+            return 0
+        return int(self.connection.hdel(self.key("project", int(project_id), "labels"), *ids))
+
+    def get_labels(self, project_id):
+        raw = self.connection.hgetall(self.key("project", int(project_id), "labels"))
+        out: dict[int, list[str]] = {}
+        for _, value in sorted(raw.items(), key=lambda kv: int(kv[0])):
+            record = json.loads(value)
+            out[record["task_id"]] = record["choices"]
+        return out
+
+    # --- embeddings -------------------------------------------------------------------------
+    def get_many(self, encoder_id, sha256_list):
+        shas = list(dict.fromkeys(sha256_list))
+        if not shas:
+            return {}
+        values = self.connection.hmget(self.key("embeddings", encoder_id), shas)
+        return {sha: bytes_to_vector(v) for sha, v in zip(shas, values) if v is not None}
+
+    def put_many(self, encoder_id, vectors):
+        if vectors:
+            self.connection.hset(
+                self.key("embeddings", encoder_id),
+                mapping={sha: vector_to_bytes(v) for sha, v in vectors.items()},
+            )
+
+    # --- results ----------------------------------------------------------------------------
+    def put_result(self, project_id, model, forecast, plots):
+        pid = int(project_id)
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.set(self.key("project", pid, "model"), json.dumps(dict(model)))
+        pipe.set(self.key("project", pid, "forecast"), json.dumps(dict(forecast)))
+        pipe.delete(self.key("project", pid, "plots"))
+        if plots:
+            pipe.hset(self.key("project", pid, "plots"), mapping=dict(plots))
+        pipe.execute()
+
+    def get_model(self, project_id):
+        raw = self.connection.get(self.key("project", int(project_id), "model"))
+        return json.loads(raw) if raw else None
+
+    def get_forecast(self, project_id):
+        raw = self.connection.get(self.key("project", int(project_id), "forecast"))
+        return json.loads(raw) if raw else None
+
+    def get_plot(self, project_id, finding):
+        return self.connection.hget(self.key("project", int(project_id), "plots"), finding)
+
+    def close(self):
+        self.connection.close()

@@ -1,0 +1,259 @@
+"""The worker's job: embed what is missing, refit the probes, forecast, save, tell Label Studio.
+
+:class:`Trainer` owns the heavy state of one worker (the loaded encoder) and is built once per
+worker (thread or ``labelcast worker`` process); the web process never imports this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from backend.exceptions import ImageDecodeError, ImageFetchError, LabelStudioError, ProjectNotFoundError
+from backend.labelstudio.client import LabelStudioClient
+from backend.labelstudio.config import LabelingConfig, parse_label_config
+from backend.labelstudio.protocol import collecting_message, model_version
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 32
+"""Images decoded and embedded per encoder call."""
+
+PROBE_MIN_PER_CLASS = 2
+"""A probe is fitted once each class of a finding has at least this many labels."""
+
+FORECAST_SEED = 0
+"""Seed of the learning curve's resampling, so a refit on the same labels gives the same forecast."""
+
+
+class Trainer:
+    """Does the work of one worker.
+
+    Parameters
+    ----------
+    settings : backend.settings.Settings
+    store : backend.store.Store
+    encoder : object, optional
+        An already loaded encoder (``.id``, ``.dim``, ``.embed(images)``); default: load
+        ``settings.encoder`` on first use.
+    client_factory : callable, optional
+        ``(url, api_key) -> LabelStudioClient``.
+    """
+
+    def __init__(self, settings, store, encoder=None, client_factory: Callable[..., Any] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self._encoder = encoder
+        self._client_factory = client_factory or LabelStudioClient
+        self._clients: dict[tuple[str | None, str | None], Any] = {}
+
+    @property
+    def encoder(self):
+        """The encoder, loaded on first use (not at construction)."""
+        if self._encoder is None:
+            from backend.encoders import load_encoder
+
+            started = time.perf_counter()
+            self._encoder = load_encoder(self.settings.encoder, device=self.settings.device)
+            log.info("loaded encoder %s in %.1f s", self._encoder.id, time.perf_counter() - started)
+        return self._encoder
+
+    def client(self, project: dict[str, Any]):
+        """The Label Studio client for a project (settings first, then what /setup sent)."""
+        url = self.settings.label_studio_url or project.get("hostname")
+        key = self.settings.label_studio_api_key or project.get("access_token")
+        if (url, key) not in self._clients:
+            self._clients[(url, key)] = self._client_factory(url, key)
+        return self._clients[(url, key)]
+
+    def _project(self, project_id: int) -> dict[str, Any]:
+        project = self.store.get_project(project_id)
+        if project is None:
+            raise ProjectNotFoundError(f"project {project_id} is unknown; connect it in Label Studio first")
+        return project
+
+    # --- embedding --------------------------------------------------------------------------
+    def embed_tasks(self, project_id: int, task_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """Embeddings of the given tasks, fetching and embedding only what the cache lacks.
+
+        Images that cannot be fetched or decoded are logged and left out.
+
+        Returns
+        -------
+        dict of task id to ndarray of shape (dim,)
+        """
+        project = self._project(project_id)
+        tasks = self.store.get_tasks(project_id, list(task_ids))
+        encoder_id = self.encoder.id
+        known = {t: rec["sha"] for t, rec in tasks.items() if rec.get("sha")}
+        cached = self.store.get_many(encoder_id, set(known.values()))
+        out = {t: cached[sha] for t, sha in known.items() if sha in cached}
+        missing = [t for t in tasks if t not in out]
+        for start in range(0, len(missing), EMBED_BATCH):
+            out.update(self._embed_batch(project_id, project, {t: tasks[t]["image"] for t in missing[start : start + EMBED_BATCH]}))
+        return out
+
+    def _embed_batch(self, project_id: int, project: dict[str, Any], images: dict[int, str]) -> dict[int, np.ndarray]:
+        client = self.client(project)
+        hashes: dict[int, str] = {}
+        raw: dict[str, bytes] = {}
+        for task_id, ref in images.items():
+            try:
+                data = client.fetch_image(ref, task_id)
+            except ImageFetchError as exc:
+                log.warning("project %s task %s: %s", project_id, task_id, exc)
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+            hashes[task_id] = sha
+            raw.setdefault(sha, data)
+        self.store.set_task_hashes(project_id, hashes)
+        encoder_id = self.encoder.id
+        vectors = self.store.get_many(encoder_id, raw)
+        todo = [sha for sha in raw if sha not in vectors]
+        if todo:
+            from backend.images import decode_image
+
+            decoded, ok = [], []
+            for sha in todo:
+                try:
+                    decoded.append(decode_image(raw[sha]))
+                    ok.append(sha)
+                except ImageDecodeError as exc:
+                    log.warning("project %s: image %s… cannot be decoded: %s", project_id, sha[:12], exc)
+            if decoded:
+                embedded = np.asarray(self.encoder.embed(decoded), dtype=np.float32)
+                new = dict(zip(ok, embedded))
+                self.store.put_many(encoder_id, new)
+                vectors.update(new)
+        return {t: vectors[sha] for t, sha in hashes.items() if sha in vectors}
+
+    # --- refit ------------------------------------------------------------------------------
+    def refit(self, project_id: int) -> dict[str, Any]:
+        """Refit every probe of a project on its current labels and save the new forecast.
+
+        Returns the saved forecast record.
+        """
+        started = time.perf_counter()
+        project = self._project(project_id)
+        settings = self.settings.for_project(project.get("extra_params"))
+        config = parse_label_config(project["label_config"], settings.positive)
+        labels = self.store.get_labels(project_id)
+        vectors = self.embed_tasks(project_id, labels)
+        task_ids = [t for t in labels if t in vectors]
+        n = len(task_ids)
+        X = np.stack([vectors[t] for t in task_ids]) if n else np.zeros((0, self.encoder.dim), np.float32)
+        targets = [config.targets(labels[t]) for t in task_ids]
+
+        from backend.forecast import MIN_LABELS, forecast
+        from backend.probe import fit_probe
+
+        min_labels = settings.min_labels or MIN_LABELS
+        forecasts, probes, plots = {}, {}, {}
+        for finding in config.findings:
+            y = np.array([row[finding] for row in targets], dtype=np.int8)
+            fc = forecast(
+                X, y, settings.target_auc, seed=FORECAST_SEED, min_labels=min_labels, positive_name=finding
+            )
+            forecasts[finding] = fc
+            n_pos = int(y.sum())
+            if min(n_pos, n - n_pos) >= PROBE_MIN_PER_CLASS:
+                probes[finding] = fit_probe(X, y, seed=FORECAST_SEED).to_dict()
+            png = _plot(fc)
+            if png:
+                plots[finding] = png
+
+        previous = self.store.get_model(project_id)
+        revision = 1
+        if previous and previous.get("n_labels") == n and previous.get("encoder_spec") == self.settings.encoder:
+            revision = int(previous.get("revision", 1)) + 1
+        version = model_version(self.settings.encoder, n, revision)
+        message = summary_message(config, forecasts, n, min_labels)
+        needed = summary_labels_needed(forecasts, min_labels)
+        seconds = time.perf_counter() - started
+        model = {
+            "version": version,
+            "revision": revision,
+            "encoder": self.encoder.id,
+            "encoder_spec": self.settings.encoder,
+            "n_labels": n,
+            "probes": probes,
+            "trained_at": time.time(),
+        }
+        record = {
+            "version": version,
+            "n_labels": n,
+            "n_labels_recorded": len(labels),
+            "target_auc": settings.target_auc,
+            "message": message,
+            "labels_needed": needed,
+            "findings": {f: fc.to_dict() for f, fc in forecasts.items()},
+            "updated_at": time.time(),
+            "refit_seconds": round(seconds, 3),
+        }
+        self.store.put_result(project_id, model, record, plots)
+        log.info("project %s: %s in %.2f s: %s", project_id, version, seconds, message)
+        self._tell_label_studio(project_id, project, version, message)
+        return record
+
+    def _tell_label_studio(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
+        client = self.client(project)
+        if not (getattr(client, "url", None) and getattr(client, "api_key", None)):
+            log.info("project %s: no Label Studio URL/API key; model version not pushed", project_id)
+            return
+        try:
+            backend_id = client.set_model_version(project_id, version, status=message)
+        except LabelStudioError as exc:
+            log.warning("project %s: %s", project_id, exc)
+            return
+        if backend_id is None:
+            log.info("project %s has no ML backend in Label Studio; model version not pushed", project_id)
+
+
+def summary_message(config: LabelingConfig, forecasts: dict[str, Any], n_labels: int, min_labels: int) -> str:
+    """One sentence (or one per finding) for the forecast TextArea."""
+    if n_labels == 0:
+        return collecting_message(0, min_labels)
+    if len(forecasts) == 1:
+        return next(iter(forecasts.values())).message
+    return " | ".join(f"{finding}: {fc.message}" for finding, fc in forecasts.items())
+
+
+def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float | None:
+    """More labels needed for every finding to reach the target (the slowest finding counts).
+
+    While collecting, the labels still missing for a first forecast; None when some finding
+    is not expected to reach the target at all.
+    """
+    values = []
+    for fc in forecasts.values():
+        if fc.status == "target_reached":
+            values.append(0.0)
+        elif fc.status == "collecting":
+            values.append(float(max(min_labels - fc.n_labels, fc.positives_needed + fc.negatives_needed, 0)))
+        elif fc.labels_remaining is None or not math.isfinite(fc.labels_remaining):
+            return None
+        else:
+            values.append(float(fc.labels_remaining))
+    return max(values) if values else float(min_labels)
+
+
+def _plot(fc) -> bytes | None:
+    """The learning-curve PNG of a forecast, None when there is no curve or plotting fails."""
+    if fc.curve is None:
+        return None
+    try:
+        from backend.plotting import plot_forecast
+
+        buffer = io.BytesIO()
+        plot_forecast(fc, buffer)
+        return buffer.getvalue()
+    except Exception:  # the plot is a convenience; never lose a refit over it
+        log.exception("plotting the forecast failed")
+        return None
