@@ -19,3 +19,203 @@ def tb_data_dir() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# --- service: settings, stores, queue, app, real redis-server and Label Studio (issue 4) -----
+# Real servers listen on free loopback ports and keep their data in pytest's tmp folders.
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200; fail with the process's exit code if it died."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with code {process.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def xray_png(seed: int, positive: bool, size: int = 96) -> bytes:
+    """A distinct synthetic chest-X-ray-like PNG; positives carry a bright lower-left opacity."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    lungs = 0.55 - 0.35 * (np.exp(-((xx - 0.3) ** 2 + (yy - 0.5) ** 2) / 0.03)
+                           + np.exp(-((xx - 0.7) ** 2 + (yy - 0.5) ** 2) / 0.03))
+    image = lungs + 0.08 * rng.standard_normal((size, size))
+    if positive:
+        image += 0.5 * np.exp(-((xx - 0.3) ** 2 + (yy - 0.75) ** 2) / 0.01)
+    pixels = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def data_uri(png: bytes) -> str:
+    """``data:image/png;base64,...`` for PNG bytes."""
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+@pytest.fixture
+def service_settings(tmp_path, tiny_encoder_spec):
+    """Settings for one test: SQLite in tmp_path, the tiny encoder, a 10-label minimum."""
+    from backend.settings import Settings
+
+    return Settings(model_dir=tmp_path / "model", encoder=tiny_encoder_spec, min_labels=10)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """An empty SQLite store in tmp_path."""
+    from backend.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "store.sqlite3")
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """URL of a real redis-server on a free loopback port (session-wide, no persistence)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The real Redis, emptied for this test."""
+    import redis
+
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server
+
+
+@pytest.fixture
+def redis_store(redis_url):
+    """A RedisStore on the emptied real Redis."""
+    import redis
+
+    from backend.store import RedisStore
+
+    store = RedisStore(redis.Redis.from_url(redis_url))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def app(service_settings, sqlite_store):
+    """The Flask app on the embedded defaults (SQLite store, worker thread, tiny encoder)."""
+    from backend.app import EXTENSION, create_app
+
+    app = create_app({"TESTING": True, "LABELCAST_SETTINGS": service_settings, "LABELCAST_STORE": sqlite_store})
+    yield app
+    app.extensions[EXTENSION].jobs.close()
+
+
+@pytest.fixture
+def client(app):
+    """A Flask test client of :func:`app`."""
+    return app.test_client()
+
+
+LABEL_STUDIO_USER = "admin@labelcast.test"
+LABEL_STUDIO_PASSWORD = "labelcast-test-pass"
+LABEL_STUDIO_TOKEN = "labelcast0test0token0000000000000000000a"
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio 1.23 on a free loopback port: ``{"url", "token", "process"}``.
+
+    Needs ``LABEL_STUDIO_BIN`` (``.ci/run`` installs label-studio==1.23.2 in its own venv and
+    sets it). First start runs the migrations (about a minute).
+    """
+    binary = os.environ.get("LABEL_STUDIO_BIN")
+    if not binary:
+        pytest.skip("LABEL_STUDIO_BIN is not set (path of a label-studio 1.23 executable; .ci/run sets it)")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("label-studio")
+    env = {
+        **os.environ,
+        "ML_BLOCK_LOCAL_IP": "false",
+        "SSRF_PROTECTION_ENABLED": "false",
+        "LATEST_VERSION_CHECK": "false",
+        "COLLECT_ANALYTICS": "false",
+        "LABEL_STUDIO_BASE_DATA_DIR": str(folder),
+        "DJANGO_DB": "sqlite",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    log = open(folder / "label-studio.log", "wb")
+    process = subprocess.Popen(
+        [binary, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
+         "--data-dir", str(folder / "data"), "--username", LABEL_STUDIO_USER,
+         "--password", LABEL_STUDIO_PASSWORD, "--user-token", LABEL_STUDIO_TOKEN,
+         "--enable-legacy-api-token"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/health", timeout=240, process=process)
+    except Exception:
+        process.kill()
+        log.close()
+        tail = (folder / "label-studio.log").read_text(errors="replace")[-3000:]
+        pytest.fail(f"Label Studio did not start:\n{tail}")
+    yield {"url": url, "token": LABEL_STUDIO_TOKEN, "process": process, "log": folder / "label-studio.log"}
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()

@@ -30,7 +30,9 @@ class Jobs(abc.ABC):
         """Stop background work (optional)."""
 
 
-def load_factory(path: str = TRAINER_FACTORY):
-    """Import ``module:attribute`` and return the attribute."""
+def load_factory(path=TRAINER_FACTORY):
+    """Import ``module:attribute`` and return the attribute (a callable is returned as is)."""
+    if callable(path):
+        return path
     module, _, attribute = path.partition(":")
     return getattr(importlib.import_module(module), attribute)

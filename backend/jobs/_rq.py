@@ -103,7 +103,7 @@ def embed_job(project_id: int) -> None:
 
 
 def run_worker(settings, store, *, burst: bool = False, queue_name: str = QUEUE_NAME,
-               trainer_factory: str = TRAINER_FACTORY) -> bool:
+               trainer_factory=TRAINER_FACTORY) -> bool:
     """Run an RQ worker with one trainer (encoder loaded once) for this process.
 
     Uses RQ's ``SimpleWorker`` (no fork per job), so the loaded encoder stays warm across jobs.

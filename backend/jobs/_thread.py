@@ -21,10 +21,10 @@ class ThreadJobs(Jobs):
     settings, store
         Handed to the trainer, which is built in the worker thread on its first job.
     trainer_factory : str
-        Dotted path of the trainer class (tests substitute a fake).
+        Dotted path of the trainer class, or the class itself (tests substitute a fake).
     """
 
-    def __init__(self, settings, store, trainer_factory: str = TRAINER_FACTORY) -> None:
+    def __init__(self, settings, store, trainer_factory=TRAINER_FACTORY) -> None:
         self.settings = settings
         self.store = store
         self.trainer_factory = trainer_factory

@@ -1,0 +1,96 @@
+"""Tests of backend.jobs: both queues coalesce refits and run embeds."""
+
+import threading
+import time
+
+import pytest
+
+from backend.jobs import RQJobs, ThreadJobs
+from backend.jobs._rq import run_worker
+from backend.settings import Settings
+
+
+class RecordingTrainer:
+    """Stands in for backend.training.Trainer: records calls, can block inside a refit."""
+
+    instances = []
+
+    def __init__(self, settings, store):
+        self.settings, self.store = settings, store
+        self.refits, self.embeds = [], []
+        self.release = threading.Event()
+        self.release.set()
+        self.entered = threading.Event()
+        RecordingTrainer.instances.append(self)
+
+    def refit(self, project_id):
+        self.entered.set()
+        self.release.wait(10)
+        if project_id == 666:
+            raise RuntimeError("boom")
+        self.refits.append(project_id)
+
+    def embed_tasks(self, project_id, task_ids):
+        self.embeds.append((project_id, list(task_ids)))
+
+
+@pytest.fixture
+def thread_jobs(tmp_path):
+    RecordingTrainer.instances.clear()
+    jobs = ThreadJobs(Settings(model_dir=tmp_path), store=None, trainer_factory=RecordingTrainer)
+    yield jobs
+    jobs.close()
+
+
+def test_thread_jobs_coalesce_labels_arriving_during_a_refit(thread_jobs):
+    """Ten requests during a running refit lead to exactly one more refit."""
+    assert thread_jobs.request_refit(1) is True
+    trainer = None
+    deadline = time.monotonic() + 10
+    while not RecordingTrainer.instances and time.monotonic() < deadline:
+        time.sleep(0.01)
+    trainer = RecordingTrainer.instances[0]
+    trainer.entered.wait(10)
+    trainer.release.clear()  # the next refit blocks until released
+    results = [thread_jobs.request_refit(1) for _ in range(10)]
+    assert results == [True] + [False] * 9
+    trainer.release.set()
+    assert thread_jobs.wait_idle(10)
+    assert trainer.refits == [1, 1]
+
+
+def test_thread_jobs_merge_embeds_and_survive_a_failing_job(thread_jobs):
+    """Embed requests for one project merge; a failing refit is counted, the worker goes on."""
+    thread_jobs.request_refit(666)
+    thread_jobs.request_embed(2, [3, 1])
+    thread_jobs.request_embed(2, [2, 3])
+    thread_jobs.request_refit(2)
+    assert thread_jobs.wait_idle(10)
+    trainer = RecordingTrainer.instances[0]
+    assert trainer.refits == [2]
+    assert sorted(t for _, ids in trainer.embeds for t in ids) in ([1, 2, 3], [1, 2, 3, 2, 3], [1, 2, 3, 3])
+    status = thread_jobs.status()
+    assert status["failed"] == 1 and "boom" in status["last_error"]
+
+
+def test_thread_jobs_start_no_thread_before_the_first_request(tmp_path):
+    """Constructing the queue starts nothing (gunicorn may fork after building the app)."""
+    jobs = ThreadJobs(Settings(model_dir=tmp_path), store=None, trainer_factory=RecordingTrainer)
+    assert jobs._thread is None and jobs.status()["refits_queued"] == 0
+
+
+@pytest.mark.redis
+def test_rq_jobs_coalesce_and_run_in_a_worker(redis_store):
+    """Many refit requests enqueue one RQ job; a burst worker runs it and the embeds."""
+    RecordingTrainer.instances.clear()
+    jobs = RQJobs(redis_store.connection)
+    assert [jobs.request_refit(4) for _ in range(20)] == [True] + [False] * 19
+    jobs.request_embed(4, [1, 2])
+    jobs.request_embed(4, [2, 3])
+    assert jobs.status()["queued"] == 2
+    settings = Settings(redis_url="redis://unused")
+    assert run_worker(settings, redis_store, burst=True, trainer_factory=RecordingTrainer)
+    trainer = RecordingTrainer.instances[0]
+    assert trainer.refits == [4]
+    assert trainer.embeds == [(4, [1, 2, 3])]
+    assert jobs.request_refit(4) is True  # the flag was cleared when the job started

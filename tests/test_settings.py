@@ -1,0 +1,69 @@
+"""Tests of backend.settings."""
+
+import pathlib
+
+import pytest
+
+from backend.exceptions import SettingsError
+from backend.settings import DEFAULT_TARGET_AUC, Settings, parse_extra_params
+
+
+def test_defaults_from_empty_env():
+    """An empty environment gives the documented defaults."""
+    settings = Settings.from_env({})
+    assert settings.target_auc == DEFAULT_TARGET_AUC == 0.90
+    assert settings.redis_url is None and settings.min_labels is None
+    assert settings.model_dir == pathlib.Path("labelcast-data")
+
+
+def test_reads_every_variable():
+    """Each documented variable lands in its field; empty strings count as unset."""
+    env = {
+        "LABEL_STUDIO_URL": "http://ls:8080/", "LABEL_STUDIO_API_KEY": "k", "MODEL_DIR": "/m",
+        "ENCODER": "rad-dino", "TARGET_AUC": "0.85", "MIN_LABELS": "40", "REDIS_URL": "redis://r:6379/0",
+        "BASIC_AUTH_USER": "u", "BASIC_AUTH_PASS": "p", "DEVICE": "cpu", "LOG_LEVEL": "debug", "POSITIVE": "",
+    }
+    s = Settings.from_env(env)
+    assert (s.label_studio_url, s.label_studio_api_key, s.model_dir, s.encoder) == (
+        "http://ls:8080", "k", pathlib.Path("/m"), "rad-dino")
+    assert (s.target_auc, s.min_labels, s.redis_url, s.device, s.log_level) == (
+        0.85, 40, "redis://r:6379/0", "cpu", "DEBUG")
+
+
+@pytest.mark.parametrize(
+    "env, fragment",
+    [
+        pytest.param({"TARGET_AUC": "1.2"}, "TARGET_AUC must be a number between 0.5 and 1", id="auc-high"),
+        pytest.param({"TARGET_AUC": "high"}, "TARGET_AUC", id="auc-text"),
+        pytest.param({"MIN_LABELS": "1"}, "MIN_LABELS must be an integer >= 2", id="min-labels"),
+        pytest.param({"LOG_LEVEL": "loud"}, "LOG_LEVEL", id="log-level"),
+        pytest.param({"BASIC_AUTH_USER": "u"}, "BASIC_AUTH_PASS", id="half-auth"),
+    ],
+)
+def test_bad_values_name_the_variable(env, fragment):
+    """A bad value raises SettingsError naming the variable and what is allowed."""
+    with pytest.raises(SettingsError, match=fragment):
+        Settings.from_env(env)
+
+
+def test_project_overrides():
+    """extra_params override target_auc, positive and min_labels for one project only."""
+    base = Settings()
+    project = base.for_project('{"target_auc": 0.92, "positive": "Effusion", "min_labels": 50}')
+    assert (project.target_auc, project.positive, project.min_labels) == (0.92, "Effusion", 50)
+    assert base.target_auc == 0.90
+    assert base.for_project("") == base and base.for_project(None) == base
+
+
+def test_unknown_extra_params_key_is_refused():
+    """A typo in extra_params is reported with the allowed keys."""
+    with pytest.raises(SettingsError, match="target_acu.*allowed: target_auc, positive, min_labels"):
+        parse_extra_params({"target_acu": 0.9})
+
+
+def test_redacted_hides_secrets():
+    """redacted() masks the API key, the basic-auth password and Redis credentials."""
+    s = Settings(label_studio_api_key="secret", basic_auth_user="u", basic_auth_pass="pw",
+                 redis_url="redis://user:pw@host:6379/0")
+    text = str(s.redacted())
+    assert "secret" not in text and "pw@" not in text and "'pw'" not in text

@@ -1,0 +1,87 @@
+"""Tests of backend.store: the SQLite and the Redis store pass the same contract tests."""
+
+import numpy as np
+import pytest
+
+from backend.settings import Settings
+from backend.store import RedisStore, SQLiteStore, open_store
+
+
+@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"), pytest.param("redis", id="redis", marks=pytest.mark.redis)])
+def store(request):
+    """Each store implementation, empty."""
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+def test_project_records_round_trip(store):
+    """A project's record comes back as stored; projects are isolated and listed."""
+    assert store.get_project(1) is None
+    store.put_project(1, {"label_config": "<View/>", "extra_params": {"target_auc": 0.92}})
+    store.put_project(2, {"label_config": "<Other/>"})
+    assert store.get_project(1) == {"label_config": "<View/>", "extra_params": {"target_auc": 0.92}}
+    assert store.project_ids() == [1, 2]
+
+
+def test_labels_keep_the_latest_annotation_per_task(store):
+    """Two annotations of one task: the later one counts; deleting it brings back the earlier."""
+    store.put_label(1, annotation_id=10, task_id=100, choices=["A"])
+    store.put_label(1, annotation_id=11, task_id=100, choices=["B"])
+    store.put_label(1, annotation_id=12, task_id=101, choices=["A"])
+    store.put_label(2, annotation_id=13, task_id=100, choices=["C"])
+    assert store.get_labels(1) == {100: ["B"], 101: ["A"]}
+    assert store.delete_labels(1, [11, 999]) == 1
+    assert store.get_labels(1) == {100: ["A"], 101: ["A"]}
+    assert store.get_labels(2) == {100: ["C"]}
+
+
+def test_task_hash_is_forgotten_when_the_image_changes(store):
+    """A task's hash survives re-recording the same image but not a new image."""
+    store.put_tasks(1, {5: "http://x/a.png", 6: "http://x/b.png"})
+    store.set_task_hashes(1, {5: "aa", 6: "bb"})
+    store.put_tasks(1, {5: "http://x/a.png", 6: "http://x/new.png"})
+    assert store.get_tasks(1) == {5: {"image": "http://x/a.png", "sha": "aa"}, 6: {"image": "http://x/new.png", "sha": None}}
+    assert store.get_tasks(1, [6, 7]) == {6: {"image": "http://x/new.png", "sha": None}}
+    assert store.get_tasks(1, []) == {}
+
+
+def test_embeddings_round_trip_per_encoder(store):
+    """put_many/get_many keep float32 vectors per encoder; missing hashes are left out."""
+    vectors = {"s1": np.arange(4, dtype=np.float32), "s2": np.ones(4, dtype=np.float32) / 2}
+    store.put_many("enc-a", vectors)
+    got = store.get_many("enc-a", ["s1", "s2", "s3"])
+    assert set(got) == {"s1", "s2"}
+    np.testing.assert_array_equal(got["s1"], vectors["s1"])
+    assert got["s1"].dtype == np.float32
+    assert store.get_many("enc-b", ["s1"]) == {}
+    assert store.get_many("enc-a", []) == {}
+
+
+def test_results_are_replaced_together(store):
+    """put_result saves model, forecast and plots; the next one replaces all three."""
+    assert store.get_model(1) is None and store.get_forecast(1) is None
+    store.put_result(1, {"version": "v1"}, {"message": "m1"}, {"A": b"png1", "B": b"pngB"})
+    store.put_result(1, {"version": "v2"}, {"message": "m2"}, {"A": b"png2"})
+    assert store.get_model(1) == {"version": "v2"} and store.get_forecast(1) == {"message": "m2"}
+    assert store.get_plot(1, "A") == b"png2" and store.get_plot(1, "B") is None
+
+
+def test_many_tasks_in_one_lookup(store):
+    """Lookups of more ids than SQLite binds per statement work."""
+    store.put_tasks(1, {t: f"http://x/{t}.png" for t in range(1200)})
+    assert len(store.get_tasks(1, range(0, 1200, 1))) == 1200
+
+
+def test_sqlite_store_creates_its_folder_on_first_use(tmp_path):
+    """Constructing a SQLiteStore touches nothing on disk; the first write creates the file."""
+    path = tmp_path / "deep" / "store.sqlite3"
+    store = SQLiteStore(path)
+    assert not path.parent.exists()
+    store.put_project(1, {"label_config": "x"})
+    assert path.exists()
+    assert SQLiteStore(path).get_project(1) == {"label_config": "x"}
+
+
+def test_open_store_follows_the_settings(tmp_path):
+    """open_store gives Redis with REDIS_URL and SQLite in MODEL_DIR otherwise."""
+    assert isinstance(open_store(Settings(model_dir=tmp_path)), SQLiteStore)
+    assert isinstance(open_store(Settings(redis_url="redis://127.0.0.1:1/0")), RedisStore)
