@@ -13,6 +13,14 @@ class DataFormatError(LabelCastError, ValueError):
     """A labeled data file is not in a format LabelCast reads."""
 
 
+class ImageDecodeError(LabelCastError, ValueError):
+    """Image bytes cannot be decoded: empty, corrupt, truncated, not an image, or too large."""
+
+
+class EncoderLoadError(LabelCastError):
+    """An encoder spec is invalid or its weights cannot be found or loaded."""
+
+
 # --- service: settings, store, Label Studio protocol (issue 4) ------------------------------
 
 

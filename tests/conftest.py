@@ -21,6 +21,101 @@ def tb_data_dir() -> pathlib.Path:
     return SHARED_DATA
 
 
+# --- images and encoders (issue 3) -----------------------------------------------------------
+# Tiny randomly initialised models saved in the real on-disk formats, loaded by the tests
+# through the same public `backend.encoders.load_encoder` path as real weights.
+
+TINY_IMAGE_SIZE = 32  # input side of every tiny test encoder, in pixels
+
+
+def _tiny_vit_kwargs() -> dict:
+    return dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                image_size=TINY_IMAGE_SIZE, patch_size=8)
+
+
+def _save_tiny_clip(folder: pathlib.Path) -> pathlib.Path:
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
+
+    torch.manual_seed(0)
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                vocab_size=64, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
+                pad_token_id=1)
+    config = CLIPConfig(text_config=text, vision_config=_tiny_vit_kwargs(), projection_dim=16)
+    CLIPModel(config).eval().save_pretrained(folder)
+    CLIPImageProcessorPil(
+        size={"shortest_edge": TINY_IMAGE_SIZE},
+        crop_size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE},
+    ).save_pretrained(folder)
+    return folder
+
+
+def _save_tiny_siglip(folder: pathlib.Path) -> pathlib.Path:
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel
+
+    torch.manual_seed(0)
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                vocab_size=64, max_position_embeddings=16)
+    config = SiglipConfig(text_config=text, vision_config=_tiny_vit_kwargs())
+    SiglipModel(config).eval().save_pretrained(folder)
+    SiglipImageProcessorPil(
+        size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
+    ).save_pretrained(folder)
+    return folder
+
+
+def _save_tiny_dinov2(folder: pathlib.Path) -> pathlib.Path:
+    import torch
+    from transformers import BitImageProcessorPil, Dinov2Config, Dinov2Model
+
+    torch.manual_seed(0)
+    kwargs = _tiny_vit_kwargs()
+    config = Dinov2Config(**{**kwargs, "patch_size": 8}, mlp_ratio=2)
+    Dinov2Model(config).eval().save_pretrained(folder)
+    BitImageProcessorPil(
+        size={"shortest_edge": TINY_IMAGE_SIZE + 8},
+        crop_size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE},
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+        do_convert_rgb=True,
+    ).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_encoder_dirs(tmp_path_factory) -> dict[str, pathlib.Path]:
+    """Folders of tiny random transformers CLIP, SigLIP and DINOv2 models (save_pretrained)."""
+    root = tmp_path_factory.mktemp("tiny-hf-encoders")
+    return {
+        "clip": _save_tiny_clip(root / "clip"),
+        "siglip": _save_tiny_siglip(root / "siglip"),
+        "dinov2": _save_tiny_dinov2(root / "dinov2"),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_spec(tmp_path_factory) -> str:
+    """A `load_encoder` spec (a folder path) of a tiny random CLIP that loads in well under 1 s."""
+    return str(_save_tiny_clip(tmp_path_factory.mktemp("tiny-encoder") / "clip"))
+
+
+@pytest.fixture(scope="session")
+def chest_xray_png_bytes() -> bytes:
+    """PNG bytes of a real adult chest radiograph (pydicom-data RG1_UNCR.dcm, about 300 px)."""
+    import io
+
+    from pydicom.data import get_testdata_file
+
+    from backend.images import decode_image
+
+    with open(get_testdata_file("RG1_UNCR.dcm"), "rb") as handle:
+        image = decode_image(handle.read(), "RG1_UNCR.dcm")
+    image.thumbnail((320, 320))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 # --- service: settings, stores, queue, app, real redis-server and Label Studio (issue 4) -----
 # Real servers listen on free loopback ports and keep their data in pytest's tmp folders.
 

@@ -1,0 +1,76 @@
+"""``load_encoder``: one spec string in, one ready :class:`Encoder` out."""
+
+from __future__ import annotations
+
+from backend.encoders.encoder import Encoder
+from backend.encoders.presets import DEFAULT_ENCODER
+from backend.encoders.spec import parse_spec
+from backend.encoders.weights import offline_mode
+from backend.images import DEFAULT_MAX_PIXELS
+
+
+def load_encoder(
+    spec: str = DEFAULT_ENCODER,
+    device: str | None = None,
+    *,
+    cache_dir: str | None = None,
+    offline: bool | None = None,
+    batch_size: int | None = None,
+    decode_workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Encoder:
+    """Load a frozen image encoder.
+
+    Every call loads the weights again: call it once per process (after any fork) and keep
+    the result, or hold a :class:`backend.encoders.LazyEncoder`.
+
+    Parameters
+    ----------
+    spec : str, default="xrayclip"
+        A preset name, ``hf:<repo or folder>``, a folder path,
+        ``open_clip:<model>[:<tag or file>]``, ``open_clip:hf-hub:<repo>`` or
+        ``torchvision:<arch>[:<weights>]`` (see :mod:`backend.encoders.spec`).
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ``"cuda:0"``...; None picks CUDA when available.
+    cache_dir : str, optional
+        Hugging Face hub cache / torchvision checkpoint folder; None uses their defaults.
+    offline : bool, optional
+        Never download; None follows ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``.
+    batch_size : int, optional
+        Images per forward pass; None sizes it to the device.
+    decode_workers : int, optional
+        CPU decoding threads for ``embed_bytes``.
+    max_pixels : int, default=DEFAULT_MAX_PIXELS
+        Decompression-bomb limit for ``embed_bytes``.
+
+    Returns
+    -------
+    Encoder
+        With ``id``, ``dim``, ``embed(images)`` and ``embed_bytes(datas)``.
+
+    Raises
+    ------
+    EncoderLoadError
+        For a bad spec or weights that cannot be found or loaded; the message names the spec,
+        where it looked and how to provide the weights.
+    """
+    parsed = parse_spec(spec)
+    options = dict(
+        cache_dir=cache_dir,
+        offline=offline_mode(offline),
+        device=device,
+        batch_size=batch_size,
+        decode_workers=decode_workers,
+        max_pixels=max_pixels,
+    )
+    if parsed.family == "hf":
+        from backend.encoders.hf import load_hf_encoder
+
+        return load_hf_encoder(parsed, **options)
+    if parsed.family == "open_clip":
+        from backend.encoders.openclip import load_open_clip_encoder
+
+        return load_open_clip_encoder(parsed, **options)
+    from backend.encoders.tvmodels import load_torchvision_encoder
+
+    return load_torchvision_encoder(parsed, **options)
