@@ -31,7 +31,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 """Largest accepted image, in pixels per frame (width × height). A 4,300 × 3,500 chest
 radiograph has 15 million; anything above 50 million is treated as a decompression bomb."""
 
-PIL_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP")
+PIL_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 """Pillow formats that :func:`decode_image` opens; others (GIF, PSD, ...) are refused."""
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
@@ -141,6 +141,7 @@ def read_size(
         except Exception as exc:
             raise ImageDecodeError(f"{name}: unreadable DICOM header: {exc}") from None
     else:
+        Image.init()
         try:
             with Image.open(io.BytesIO(bytes(data)), formats=PIL_FORMATS) as image:
                 width, height = image.size
@@ -161,6 +162,7 @@ def _check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
 
 
 def _decode_pil(data: bytes, name: str, max_pixels: int, target_size: int | None) -> Image.Image:
+    Image.init()  # registers every Pillow plugin once (MPO, WEBP, ...); cheap afterwards
     try:
         image = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
     except Image.DecompressionBombError as exc:
@@ -254,17 +256,33 @@ def _decode_dicom(data: bytes, name: str, max_pixels: int) -> Image.Image:
 
 def _dicom_gray_to_unit(frame: np.ndarray, ds) -> np.ndarray:
     """Modality LUT, then VOI LUT or window, to float values in [0, 1] (MONOCHROME2 sense)."""
-    from pydicom.pixels import apply_modality_lut, apply_voi
+    from pydicom.pixels import apply_modality_lut
 
     values = np.asarray(apply_modality_lut(frame, ds), dtype=np.float64)
     if "VOILUTSequence" in ds and len(ds.VOILUTSequence):
-        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
-        return np.asarray(apply_voi(values, ds, index=0), dtype=np.float64) / float(2**bits - 1)
+        return _voi_lut(values, ds.VOILUTSequence[0])
     center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
     if center is not None and width is not None and width > 0:
         function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
         return _window(values, center, width, function)
     return _stretch_to_uint8(values).astype(np.float64) / 255.0
+
+
+def _voi_lut(values: np.ndarray, item) -> np.ndarray:
+    """Apply the first VOI LUT (PS3.3 C.11.2.1.1) onto [0, 1].
+
+    Done here rather than with ``pydicom.pixels.apply_voi``, which overflows for 8-bit LUTs
+    fed with values above 255 (pydicom 3.0).
+    """
+    entries, first, bits = (int(v) for v in item.LUTDescriptor)
+    entries = entries or 65536
+    data = item.LUTData
+    if isinstance(data, (bytes, bytearray)):
+        lut = np.frombuffer(data, dtype="<u2")[:entries]
+    else:
+        lut = np.atleast_1d(np.asarray(data, dtype=np.float64))
+    index = np.clip(np.rint(values) - first, 0, len(lut) - 1).astype(np.int64)
+    return lut[index].astype(np.float64) / float(2**bits - 1)
 
 
 def _first(value) -> float | None:
