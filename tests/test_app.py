@@ -1,0 +1,167 @@
+"""Tests of backend.app: the ML-backend protocol over Flask's test client (embedded mode)."""
+
+import base64
+import subprocess
+import sys
+
+import pytest
+
+from backend.app import EXTENSION, create_app
+from conftest import PROJECT_ROOT, data_uri, xray_png
+
+CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+
+
+def _annotation(pid, task_id, annotation_id, positive, cancelled=False, action="ANNOTATION_CREATED"):
+    return {
+        "action": action,
+        "project": {"id": pid, "label_config": CONFIG},
+        "task": {"id": task_id, "data": {"image": data_uri(xray_png(task_id, positive))}},
+        "annotation": {"id": annotation_id, "was_cancelled": cancelled, "result": [
+            {"from_name": "finding", "to_name": "image", "type": "choices",
+             "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
+    }
+
+
+def _tasks(ids):
+    return [{"id": t, "data": {"image": data_uri(xray_png(t, t % 2 == 0))}} for t in ids]
+
+
+def _jobs(app):
+    return app.extensions[EXTENSION].jobs
+
+
+def test_health(client):
+    """/ and /health answer UP."""
+    for path in ("/", "/health"):
+        assert client.get(path).json["status"] == "UP"
+
+
+def test_setup_accepts_the_shipped_config(client):
+    """/setup with the one-finding config answers the initial model version."""
+    response = client.post("/setup", json={"project": "3.1700000000", "schema": CONFIG,
+                                           "extra_params": {"target_auc": 0.85}})
+    assert response.status_code == 200
+    assert response.json["model_version"].startswith("labelcast-") and response.json["model_version"].endswith("-n0")
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        pytest.param({"project": 1, "schema": '<View><Image name="i" value="$image"/></View>'}, "no <Choices",
+                     id="no-choices"),
+        pytest.param({"project": 1, "schema": CONFIG, "extra_params": {"target": 1}}, "unknown extra_params",
+                     id="bad-extra"),
+        pytest.param({"project": 1, "schema": CONFIG, "extra_params": {"target_auc": 2}}, "between 0.5 and 1",
+                     id="bad-target"),
+        pytest.param({"schema": CONFIG}, "project must be an integer", id="no-project"),
+    ],
+)
+def test_setup_errors_are_json_400(client, body, fragment):
+    """A config or parameter LabelCast cannot use gives a 400 whose message says why."""
+    response = client.post("/setup", json=body)
+    assert response.status_code == 400 and fragment in response.json["message"]
+
+
+def test_bad_requests_are_json(client):
+    """Non-JSON bodies, unknown paths and unknown projects give JSON errors, not tracebacks."""
+    assert client.post("/webhook", data="nope").status_code == 400
+    assert client.get("/missing").json["error"] == "Not Found"
+    response = client.post("/predict", json={"project": 9, "tasks": []})
+    assert response.status_code == 404 and "not connected" in response.json["message"]
+    response = client.get("/forecast")
+    assert response.status_code == 400 and "?project=" in response.json["message"]
+    assert "Traceback" not in client.post("/webhook", json={"action": "ANNOTATION_CREATED"}).get_data(as_text=True)
+
+
+def test_unknown_events_are_acknowledged(client):
+    """Events LabelCast does not use are answered 200 and ignored."""
+    response = client.post("/webhook", json={"action": "PROJECT_DELETED", "project": {"id": 1}})
+    assert response.status_code == 200 and response.json["status"] == "ignored"
+
+
+def test_predict_before_any_label_carries_only_the_collecting_message(client):
+    """Before a probe exists, predictions have the collecting text and number, no choice."""
+    client.post("/setup", json={"project": 5, "schema": CONFIG})
+    response = client.post("/predict", json={"project": "5.123", "label_config": CONFIG, "tasks": _tasks([1, 2])})
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert len(results) == 2 and "score" not in results[0]
+    assert [r["type"] for r in results[0]["result"]] == ["textarea", "number"]
+    assert results[0]["result"][0]["value"]["text"][0].startswith("Collecting")
+
+
+def test_labels_train_and_predictions_follow(app, client):
+    """Webhook labels are recorded, a refit runs, predictions then carry score and forecast."""
+    client.post("/setup", json={"project": 7, "schema": CONFIG})
+    for i in range(24):
+        response = client.post("/webhook", json=_annotation(7, i, 100 + i, i % 2 == 0))
+        assert response.status_code == 200 and response.json["status"] == "ok"
+    client.post("/webhook", json=_annotation(7, 50, 150, True, cancelled=True))  # a skip
+    assert _jobs(app).wait_idle(120)
+
+    forecast = client.get("/forecast?project=7").json
+    assert forecast["n_labels"] == 24 and forecast["version"].endswith("-n24")
+    png = client.get("/forecast.png?project=7")
+    assert png.status_code == 200 and png.data[:4] == b"\x89PNG"
+
+    # Tasks 0-23 have cached embeddings; 60-61 are new and get the forecast part only.
+    predictions = client.post("/predict", json={"project": 7, "tasks": _tasks([0, 1, 60, 61])}).json
+    assert predictions["model_version"] == forecast["version"]
+    first, new = predictions["results"][0], predictions["results"][2]
+    assert {r["type"] for r in first["result"]} == {"choices", "textarea"} | ({"number"} if forecast["labels_needed"] is not None else set())
+    assert 0.5 <= first["score"] <= 1.0
+    assert "score" not in new and new["result"][0]["type"] == "textarea"
+    assert _jobs(app).wait_idle(60)  # the embed job for tasks 60, 61
+    later = client.post("/predict", json={"project": 7, "tasks": _tasks([60])}).json["results"][0]
+    assert "score" in later
+
+    metrics = client.get("/metrics").json
+    assert metrics["projects"]["7"]["n_labels"] == 24 and metrics["jobs"]["failed"] == 0
+
+
+def test_deleting_annotations_refits_without_them(app, client):
+    """ANNOTATIONS_DELETED forgets the labels and triggers a refit on the rest."""
+    for i in range(12):
+        client.post("/webhook", json=_annotation(8, i, 200 + i, i % 2 == 0))
+    assert _jobs(app).wait_idle(120)
+    client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 8},
+                                  "annotations": [{"id": 200}, {"id": 201}]})
+    assert _jobs(app).wait_idle(120)
+    assert client.get("/forecast?project=8").json["n_labels"] == 10
+
+
+def test_basic_auth(service_settings, sqlite_store):
+    """With BASIC_AUTH_* set, every route but the health checks needs the credentials."""
+    import dataclasses
+
+    settings = dataclasses.replace(service_settings, basic_auth_user="ls", basic_auth_pass="s3cret")
+    app = create_app({"LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store})
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    denied = client.post("/setup", json={"project": 1, "schema": CONFIG})
+    assert denied.status_code == 401 and "basic auth" in denied.json["message"]
+    token = base64.b64encode(b"ls:s3cret").decode()
+    ok = client.post("/setup", json={"project": 1, "schema": CONFIG}, headers={"Authorization": f"Basic {token}"})
+    assert ok.status_code == 200
+
+
+def test_web_process_never_imports_torch(tmp_path):
+    """Building the app and serving setup, webhook and predict imports neither torch nor training."""
+    code = f"""
+import sys
+from backend.app import create_app
+from backend.settings import Settings
+import pathlib
+app = create_app({{"LABELCAST_SETTINGS": Settings(model_dir=pathlib.Path({str(tmp_path)!r}))}})
+app.extensions["labelcast"].jobs.request_refit = lambda pid: True
+app.extensions["labelcast"].jobs.request_embed = lambda pid, ids: None
+c = app.test_client()
+config = open({str(PROJECT_ROOT / 'plugin_config' / 'one_finding.xml')!r}).read()
+assert c.post("/setup", json={{"project": 1, "schema": config}}).status_code == 200
+assert c.post("/predict", json={{"project": 1, "tasks": [{{"id": 1, "data": {{"image": "http://x/1.png"}}}}]}}).status_code == 200
+assert c.post("/webhook", json={{"action": "START_TRAINING", "project": {{"id": 1}}}}).status_code == 200
+bad = [m for m in ("torch", "backend.training", "backend.encoders.encoder", "transformers") if m in sys.modules]
+assert not bad, bad
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT)

@@ -1,0 +1,136 @@
+"""Tests of backend.training: the worker's job on a real tiny encoder and real stores."""
+
+import numpy as np
+import pytest
+
+from backend.exceptions import ProjectNotFoundError
+from backend.training import Trainer, summary_labels_needed
+from conftest import PROJECT_ROOT, data_uri, xray_png
+
+CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+SEVERAL = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
+
+
+class RecordingClient:
+    """A Label Studio client that serves data: URIs through the real fetch code and records versions."""
+
+    def __init__(self, url, api_key):
+        from backend.labelstudio.client import LabelStudioClient
+
+        self.url, self.api_key = url, api_key
+        self.real = LabelStudioClient(None, None)
+        self.versions = []
+
+    def fetch_image(self, ref, task_id=None):
+        return self.real.fetch_image(ref, task_id)
+
+    def set_model_version(self, project_id, version, status=None, backend_url=None):
+        self.versions.append((project_id, version, status))
+        return 1
+
+
+def _label(store, project_id, n, config_choices=("Effusion", "No effusion"), start=0):
+    for i in range(start, start + n):
+        positive = i % 2 == 0
+        store.put_tasks(project_id, {i: data_uri(xray_png(i, positive))})
+        store.put_label(project_id, annotation_id=1000 + i, task_id=i, choices=[config_choices[0 if positive else 1]])
+
+
+@pytest.fixture
+def trainer(service_settings, sqlite_store):
+    import dataclasses
+
+    settings = dataclasses.replace(service_settings, label_studio_url="http://ls", label_studio_api_key="k")
+    return Trainer(settings, sqlite_store, client_factory=RecordingClient)
+
+
+def test_refit_saves_model_forecast_and_tells_label_studio(trainer, sqlite_store):
+    """Twenty-four labels: probe, forecast, plot and a new model version pushed to Label Studio."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 24)
+    record = trainer.refit(1)
+    model = sqlite_store.get_model(1)
+    assert model["version"] == record["version"] and model["version"].endswith("-n24")
+    assert set(model["probes"]) == {"Effusion"}
+    assert record["n_labels"] == 24 and record["findings"]["Effusion"]["status"] != "collecting"
+    assert record["message"] == record["findings"]["Effusion"]["message"]
+    assert sqlite_store.get_plot(1, "Effusion")[:8] == b"\x89PNG\r\n\x1a\n"
+    client = next(iter(trainer._clients.values()))
+    assert client.versions == [(1, model["version"], record["message"])]
+
+
+def test_refit_embeds_each_image_once(trainer, sqlite_store):
+    """A second refit reuses cached embeddings; the same count gets a new revision."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 12)
+    trainer.refit(1)
+    calls = []
+    real_embed = trainer.encoder.embed
+    trainer.encoder.embed = lambda images: calls.append(len(images)) or real_embed(images)
+    try:
+        second = trainer.refit(1)
+    finally:
+        trainer.encoder.embed = real_embed
+    assert calls == [] and second["version"].endswith("-n12.r2")
+
+
+def test_few_labels_give_a_collecting_forecast_without_probe(trainer, sqlite_store):
+    """Three labels of one class: no probe, a collecting message, a labels-needed count."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    for i in range(3):
+        sqlite_store.put_tasks(1, {i: data_uri(xray_png(i, True))})
+        sqlite_store.put_label(1, 10 + i, i, ["Effusion"])
+    record = trainer.refit(1)
+    assert sqlite_store.get_model(1)["probes"] == {}
+    assert record["findings"]["Effusion"]["status"] == "collecting"
+    assert record["message"].startswith("Collecting") and record["labels_needed"] >= 7
+
+
+def test_several_findings_get_one_probe_each(trainer, sqlite_store):
+    """A multi-label project fits one probe and one forecast per finding that has both classes."""
+    sqlite_store.put_project(2, {"label_config": SEVERAL})
+    for i in range(16):
+        chosen = [f for f, on in (("Effusion", i % 2 == 0), ("Cardiomegaly", i % 3 == 0)) if on]
+        sqlite_store.put_tasks(2, {i: data_uri(xray_png(i, i % 2 == 0))})
+        sqlite_store.put_label(2, 100 + i, i, chosen)
+    record = trainer.refit(2)
+    assert set(sqlite_store.get_model(2)["probes"]) == {"Effusion", "Cardiomegaly"}
+    assert set(record["findings"]) == {"Effusion", "Cardiomegaly", "Consolidation", "Pneumothorax"}
+    assert "Effusion:" in record["message"] and " | " in record["message"]
+
+
+def test_broken_images_are_skipped(trainer, sqlite_store):
+    """An image that cannot be decoded is left out instead of failing the refit."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 12)
+    sqlite_store.put_tasks(1, {99: "data:image/png;base64,bm90IGFuIGltYWdl"})
+    sqlite_store.put_label(1, 5000, 99, ["Effusion"])
+    assert trainer.refit(1)["n_labels"] == 12
+
+
+def test_unknown_project(trainer):
+    """Refitting a project that was never set up raises ProjectNotFoundError."""
+    with pytest.raises(ProjectNotFoundError, match="project 42"):
+        trainer.refit(42)
+
+
+def test_embed_tasks_fills_the_cache(trainer, sqlite_store):
+    """embed_tasks records hashes and embeddings of new tasks (TASKS_CREATED path)."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    sqlite_store.put_tasks(1, {7: data_uri(xray_png(7, True)), 8: data_uri(xray_png(8, False))})
+    vectors = trainer.embed_tasks(1, [7, 8])
+    assert set(vectors) == {7, 8}
+    sha = sqlite_store.get_tasks(1, [7])[7]["sha"]
+    np.testing.assert_allclose(sqlite_store.get_many(trainer.encoder.id, [sha])[sha], vectors[7])
+
+
+def test_summary_labels_needed_is_the_slowest_finding():
+    """The number shown is the largest remaining count; unreachable findings blank it."""
+    class F:
+        def __init__(self, status, remaining=None, n=40):
+            self.status, self.labels_remaining, self.n_labels = status, remaining, n
+            self.positives_needed = self.negatives_needed = 0
+
+    assert summary_labels_needed({"a": F("on_track", 80.0), "b": F("target_reached")}, 30) == 80.0
+    assert summary_labels_needed({"a": F("on_track", float("inf"))}, 30) is None
+    assert summary_labels_needed({"a": F("collecting", None, 12)}, 30) == 18.0
