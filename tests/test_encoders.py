@@ -1,0 +1,322 @@
+"""Tests of backend.encoders.load_encoder: every spec form, loaded from real on-disk formats."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.encoders import PRESETS, load_encoder
+from backend.exceptions import EncoderLoadError
+
+torch = pytest.importorskip("torch")
+
+
+def _images() -> list[Image.Image]:
+    rng = np.random.default_rng(0)
+    return [
+        Image.fromarray(rng.integers(0, 255, (50, 70), dtype=np.uint8)),
+        Image.fromarray(rng.integers(0, 255, (60, 40, 3), dtype=np.uint8)),
+        Image.fromarray(np.full((40, 40), 128, dtype=np.uint8)),
+    ]
+
+
+def _check_embeddings(encoder, images=None) -> np.ndarray:
+    out = encoder.embed(images or _images())
+    assert out.shape == (len(images or _images()), encoder.dim) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    return out
+
+
+# --- transformers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind, dim",
+    [pytest.param("clip", 16, id="clip"), pytest.param("siglip", 32, id="siglip"), pytest.param("dinov2", 32, id="dinov2")],
+)
+def test_hf_folder_loads_and_embeds(tiny_hf_encoder_dirs, kind, dim):
+    """A save_pretrained folder of CLIP, SigLIP or DINOv2 loads as `hf:<folder>` and embeds."""
+    encoder = load_encoder(f"hf:{tiny_hf_encoder_dirs[kind]}", device="cpu")
+    assert encoder.dim == dim and encoder.id.startswith(f"hf-{kind}@")
+    _check_embeddings(encoder)
+
+
+def test_plain_folder_is_an_hf_spec(tiny_hf_encoder_dirs):
+    """A plain folder path loads like `hf:<folder>`, with the same id."""
+    folder = tiny_hf_encoder_dirs["clip"]
+    assert load_encoder(str(folder)).id == load_encoder(f"hf:{folder}").id
+
+
+def test_clip_embedding_is_the_projected_image_feature(tiny_hf_encoder_dirs):
+    """The CLIP embedding equals CLIPModel.get_image_features on the same pixels, normalised."""
+    from transformers import CLIPModel
+
+    folder = tiny_hf_encoder_dirs["clip"]
+    encoder = load_encoder(str(folder), device="cpu")
+    pixels = encoder.preprocess.batch(_images())
+    full = CLIPModel.from_pretrained(folder).eval()
+    with torch.inference_mode():
+        reference = full.get_image_features(pixel_values=torch.from_numpy(pixels))
+    reference = getattr(reference, "pooler_output", reference).numpy()
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    np.testing.assert_allclose(encoder.embed(_images()), reference, atol=1e-5)
+
+
+def test_dinov2_embedding_is_the_cls_token(tiny_hf_encoder_dirs):
+    """The DINOv2 embedding is the normalised CLS token after the final layer norm."""
+    from transformers import Dinov2Model
+
+    folder = tiny_hf_encoder_dirs["dinov2"]
+    encoder = load_encoder(str(folder), device="cpu")
+    pixels = torch.from_numpy(encoder.preprocess.batch(_images()))
+    with torch.inference_mode():
+        hidden = Dinov2Model.from_pretrained(folder).eval()(pixel_values=pixels).last_hidden_state
+    cls = hidden[:, 0].numpy()
+    cls /= np.linalg.norm(cls, axis=1, keepdims=True)
+    np.testing.assert_allclose(encoder.embed(_images()), cls, atol=1e-5)
+
+
+def test_hf_repo_loads_offline_from_the_hub_cache(tiny_hf_encoder_dirs, make_hf_cache):
+    """A preset resolves to its repo and loads offline from a hub cache snapshot."""
+    repo = PRESETS["xrayclip"].spec.removeprefix("hf:")
+    cache = make_hf_cache(repo, tiny_hf_encoder_dirs["clip"])
+    encoder = load_encoder("xrayclip", device="cpu", cache_dir=str(cache), offline=True)
+    folder_encoder = load_encoder(str(tiny_hf_encoder_dirs["clip"]))
+    assert encoder.id == folder_encoder.id  # content-based: same weights, same cache key
+    np.testing.assert_allclose(encoder.embed(_images()), folder_encoder.embed(_images()), atol=1e-6)
+
+
+def test_missing_hub_weights_offline_explain_how_to_provide_them(tmp_path):
+    """Offline with an empty cache, the error names spec, repo, cache folder and the fixes."""
+    with pytest.raises(EncoderLoadError) as info:
+        load_encoder("rad-dino", cache_dir=str(tmp_path), offline=True)
+    message = str(info.value)
+    for fragment in ("'rad-dino'", "microsoft/rad-dino", str(tmp_path), "offline", "hf download", "folder"):
+        assert fragment in message
+
+
+def test_hf_offline_env_variable_is_honoured(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE=1 makes a missing repo fail as offline, without touching the network."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EncoderLoadError, match="offline mode is on"):
+        load_encoder("hf:some-org/not-cached", cache_dir=str(tmp_path))
+
+
+def test_folder_without_weights_is_refused(tiny_hf_encoder_dirs, tmp_path):
+    """A folder with config.json but no weight file fails naming the files it expected."""
+    folder = tmp_path / "noweights"
+    folder.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        shutil.copy(tiny_hf_encoder_dirs["clip"] / name, folder / name)
+    with pytest.raises(EncoderLoadError, match="no weights in .*model.safetensors"):
+        load_encoder(str(folder))
+
+
+def test_folder_without_preprocessor_config_is_refused(tiny_hf_encoder_dirs, tmp_path):
+    """Preprocessing must come from the checkpoint: no preprocessor_config.json is an error."""
+    folder = tmp_path / "noproc"
+    shutil.copytree(tiny_hf_encoder_dirs["clip"], folder)
+    (folder / "preprocessor_config.json").unlink()
+    with pytest.raises(EncoderLoadError, match="preprocessor_config.json is missing"):
+        load_encoder(str(folder))
+
+
+def test_unsupported_model_type_is_refused(tmp_path):
+    """A transformers folder of another model type names the supported ones."""
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(EncoderLoadError, match="'bert'.*clip"):
+        load_encoder(f"hf:{tmp_path}")
+
+
+def test_missing_folder_is_refused(tmp_path):
+    """hf:<path that does not exist> names the folder."""
+    with pytest.raises(EncoderLoadError, match="does not exist"):
+        load_encoder(f"hf:{tmp_path}/nope")
+
+
+def test_changed_weights_change_the_id(tiny_hf_encoder_dirs, tmp_path):
+    """The id follows the weights' content: other weights in a copied folder, another id."""
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_hf_encoder_dirs["clip"], folder)
+    original = load_encoder(str(folder)).id
+    from transformers import CLIPModel
+
+    model = CLIPModel.from_pretrained(folder)
+    with torch.no_grad():
+        model.visual_projection.weight.mul_(2)
+    model.save_pretrained(folder)
+    assert load_encoder(str(folder)).id != original
+
+
+# --- open_clip ------------------------------------------------------------------------------
+
+
+def test_open_clip_local_dir_loads(tiny_open_clip_dir):
+    """open_clip:local-dir:<folder> loads the image tower with the folder's preprocessing."""
+    encoder = load_encoder(f"open_clip:local-dir:{tiny_open_clip_dir}", device="cpu")
+    assert encoder.dim == 16 and encoder.id.startswith("open_clip-custom@")
+    assert encoder.preprocess.mean == (0.5, 0.5, 0.5)
+    _check_embeddings(encoder)
+
+
+def test_plain_open_clip_folder_is_recognised(tiny_open_clip_dir):
+    """A plain folder holding open_clip_config.json loads as an open_clip model."""
+    assert load_encoder(str(tiny_open_clip_dir)).id == load_encoder(f"open_clip:local-dir:{tiny_open_clip_dir}").id
+
+
+def test_open_clip_embedding_matches_encode_image(tiny_open_clip_dir):
+    """The embedding equals open_clip's own normalised encode_image on the same pixels."""
+    import open_clip
+
+    encoder = load_encoder(f"open_clip:local-dir:{tiny_open_clip_dir}", device="cpu")
+    model = open_clip.create_model(f"local-dir:{tiny_open_clip_dir}").eval()
+    pixels = torch.from_numpy(encoder.preprocess.batch(_images()))
+    with torch.inference_mode():
+        reference = model.encode_image(pixels, normalize=True).numpy()
+    np.testing.assert_allclose(encoder.embed(_images()), reference, atol=1e-5)
+
+
+def test_open_clip_hf_hub_loads_offline(tiny_open_clip_dir, make_hf_cache):
+    """open_clip:hf-hub:<repo> loads offline from a hub cache snapshot (BiomedCLIP's layout)."""
+    cache = make_hf_cache("someone/tiny-biomedclip", tiny_open_clip_dir)
+    encoder = load_encoder("open_clip:hf-hub:someone/tiny-biomedclip", cache_dir=str(cache), offline=True)
+    assert encoder.dim == 16
+    _check_embeddings(encoder)
+
+
+def test_open_clip_hf_hub_missing_offline(tmp_path):
+    """A missing open_clip hub repo offline raises EncoderLoadError with the repo and cache."""
+    with pytest.raises(EncoderLoadError, match="microsoft/BiomedCLIP.*not in the Hugging Face cache"):
+        load_encoder("open_clip:hf-hub:microsoft/BiomedCLIP", cache_dir=str(tmp_path), offline=True)
+
+
+def test_open_clip_name_with_checkpoint_file(tiny_open_clip_dir, tmp_path):
+    """open_clip:<registered name>:<checkpoint file> loads that file into that architecture."""
+    import json
+
+    import open_clip
+
+    config = json.loads((tiny_open_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    (tmp_path / "labelcast-tiny-test.json").write_text(json.dumps(config))
+    open_clip.add_model_config(tmp_path / "labelcast-tiny-test.json")
+    checkpoint = tiny_open_clip_dir / "open_clip_pytorch_model.bin"
+    encoder = load_encoder(f"open_clip:labelcast-tiny-test:{checkpoint}")
+    local = load_encoder(f"open_clip:local-dir:{tiny_open_clip_dir}")
+    # Same weights; the named model uses the default (OpenAI) mean/std, the folder its own.
+    assert encoder.dim == 16 and encoder.preprocess.mean != local.preprocess.mean
+    _check_embeddings(encoder)
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        pytest.param("open_clip:No-Such-Model:x", "has no model 'No-Such-Model'", id="unknown-model"),
+        pytest.param("open_clip:ViT-B-16", "names no weights", id="no-weights"),
+        pytest.param("open_clip:ViT-B-16:no_such_tag", "neither a file nor a pretrained tag", id="bad-tag"),
+    ],
+)
+def test_open_clip_bad_specs(spec, fragment):
+    """Unknown open_clip models, missing weights and unknown tags raise clear errors."""
+    with pytest.raises(EncoderLoadError, match=fragment):
+        load_encoder(spec, offline=True)
+
+
+def test_open_clip_tag_missing_offline(tmp_path):
+    """A real pretrained tag that is not cached, offline, names the hub repo to download."""
+    with pytest.raises(EncoderLoadError, match="laion/CLIP-ViT-B-16-laion2B-s34B-b88K"):
+        load_encoder("open_clip:ViT-B-16:laion2b_s34b_b88k", cache_dir=str(tmp_path), offline=True)
+
+
+# --- torchvision ----------------------------------------------------------------------------
+
+
+def test_torchvision_real_mobilenet_weights_file(mobilenet_v2_weights_file, chest_xray_png_bytes):
+    """Real ImageNet MobileNetV2 weights load from a file, with their release's preprocessing,
+    and give a stable embedding: a radiograph is closer to itself resized than to noise."""
+    encoder = load_encoder(f"torchvision:mobilenet_v2:{mobilenet_v2_weights_file}", device="cpu")
+    assert encoder.dim == 1280 and encoder.id.startswith("torchvision-mobilenet_v2@")
+    assert (encoder.preprocess.size, encoder.preprocess.crop) == (256, 224)
+    xray = Image.open(io.BytesIO(chest_xray_png_bytes))
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (224, 224), dtype=np.uint8))
+    out = _check_embeddings(encoder, [xray, xray.resize((250, 260)), noise])
+    assert out[0] @ out[1] > 0.95
+    assert out[0] @ out[1] > out[0] @ out[2] + 0.1
+
+
+def test_torchvision_release_loads_from_the_checkpoint_cache(mobilenet_v2_weights_file, tmp_path):
+    """torchvision:<arch> finds the release file in the checkpoint folder without downloading."""
+    shutil.copy(mobilenet_v2_weights_file, tmp_path / mobilenet_v2_weights_file.name)
+    encoder = load_encoder("torchvision:mobilenet_v2:IMAGENET1K_V1", cache_dir=str(tmp_path), offline=True)
+    same = load_encoder(f"torchvision:mobilenet_v2:{mobilenet_v2_weights_file}")
+    assert encoder.id == same.id
+
+
+def test_resnet50_preset_missing_offline_gives_the_download_command(tmp_path):
+    """The resnet50 preset offline without its file names the path and a curl command."""
+    with pytest.raises(EncoderLoadError) as info:
+        load_encoder("resnet50", cache_dir=str(tmp_path), offline=True)
+    message = str(info.value)
+    assert "resnet50-11ad3fa6.pth" in message and str(tmp_path) in message and "curl -L" in message
+
+
+def test_torchvision_state_dict_of_another_architecture_is_refused(mobilenet_v2_weights_file):
+    """MobileNetV2 weights given to resnet18 fail naming missing and unexpected keys."""
+    with pytest.raises(EncoderLoadError, match="does not fit resnet18.*missing keys"):
+        load_encoder(f"torchvision:resnet18:{mobilenet_v2_weights_file}")
+
+
+def test_torchvision_tiny_state_dict_roundtrip(tmp_path):
+    """A saved resnet18 state dict (wrapped as {'state_dict': ...}, DataParallel prefixes) loads."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state}, tmp_path / "r18.pth")
+    encoder = load_encoder(f"torchvision:resnet18:{tmp_path / 'r18.pth'}", batch_size=2)
+    assert encoder.dim == 512
+    _check_embeddings(encoder)
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        pytest.param("torchvision:no_such_net", "no classification model 'no_such_net'", id="arch"),
+        pytest.param("torchvision:resnet50:IMAGENET9K", "neither a file nor a weights name", id="enum"),
+        pytest.param("torchvision:resnet50:/nonexistent/w.pth", "not found at /nonexistent/w.pth", id="file"),
+    ],
+)
+def test_torchvision_bad_specs(spec, fragment):
+    """Unknown architectures, weight names and files raise clear errors."""
+    with pytest.raises(EncoderLoadError, match=fragment):
+        load_encoder(spec, offline=True)
+
+
+# --- laziness -------------------------------------------------------------------------------
+
+
+def test_importing_the_packages_loads_nothing_heavy():
+    """Importing backend.encoders and backend.images imports neither torch nor transformers."""
+    code = (
+        "import sys, backend.encoders, backend.images, backend.embedding_cache;"
+        "print(sorted(m for m in ('torch', 'transformers', 'open_clip', 'pydicom', 'torchvision') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_tiny_encoder_spec_fixture_loads_fast(tiny_encoder_spec):
+    """The shared tiny_encoder_spec fixture loads through load_encoder in well under a second."""
+    import time
+
+    load_encoder(tiny_encoder_spec)  # first call pays for importing transformers
+    start = time.perf_counter()
+    encoder = load_encoder(tiny_encoder_spec)
+    assert time.perf_counter() - start < 0.5
+    _check_embeddings(encoder)
