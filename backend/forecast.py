@@ -1,0 +1,268 @@
+"""From labeled embeddings to an honest forecast: AUC now, plateau, labels still needed.
+
+:func:`forecast` builds the empirical learning curve (:mod:`backend.learning_curve`), fits
+``AUC(n) = a - b * n**(-c)`` (:mod:`backend.curve`) and decides a status:
+
+``collecting``
+    Too few labels (fewer than ``min_labels``) or too few of one class for a learning curve;
+    the message says how many more of which class are needed.
+``target_reached``
+    The *lower* end of the current AUC's confidence interval is at or above the target.
+``unreachable``
+    The *upper* end of the plateau's interval is below the target: more labels of this kind
+    are not expected to get this encoder's probe there.
+``on_track``
+    Anything in between; ``labels_needed`` is the curve's estimate (``inf`` when the fitted
+    plateau sits below the target but its interval does not rule the target out).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backend.curve import DEFAULT_METHOD, LearningCurveFit, fit_learning_curve
+from backend.learning_curve import EmpiricalCurve, empirical_learning_curve, minimum_labels
+from backend.probe import check_embeddings
+
+__all__ = ["Forecast", "forecast", "STATUSES", "MIN_LABELS"]
+
+STATUSES = ("collecting", "on_track", "target_reached", "unreachable")
+# Fewest labels before any forecast is made: below this a 3-size curve is mostly noise.
+MIN_LABELS = 30
+# Confidence level of every interval reported.
+LEVEL = 0.9
+
+
+@dataclass(frozen=True, eq=False)
+class Forecast:
+    """What the labels so far say about this encoder and this finding.
+
+    Intervals are ``(low, high)`` tuples at confidence ``level``; label counts may be
+    ``math.inf`` (never reached) and are ``None`` while ``status == "collecting"``.
+    """
+
+    n_labels: int
+    n_positive: int
+    n_negative: int
+    target_auc: float
+    status: str
+    message: str
+    auc: float | None = None
+    auc_interval: tuple[float, float] | None = None
+    plateau: float | None = None
+    plateau_interval: tuple[float, float] | None = None
+    labels_needed: float | None = None
+    labels_needed_interval: tuple[float, float] | None = None
+    labels_remaining: float | None = None
+    labels_remaining_interval: tuple[float, float] | None = None
+    positives_needed: int = 0
+    negatives_needed: int = 0
+    method: str = DEFAULT_METHOD
+    level: float = LEVEL
+    curve: EmpiricalCurve | None = None
+    fit: LearningCurveFit | None = None
+
+    def predict_auc(self, n: float) -> float | None:
+        """Predicted AUC of a probe trained on ``n`` labels (``None`` while collecting)."""
+        return None if self.fit is None else float(self.fit.predict([n])[0])
+
+    def predict_interval(self, n: float) -> tuple[float, float] | None:
+        """Interval of :meth:`predict_auc` (``None`` while collecting)."""
+        if self.fit is None:
+            return None
+        low, high = self.fit.interval([n], self.level)
+        return float(low[0]), float(high[0])
+
+    def to_dict(self) -> dict:
+        """JSON-safe summary: infinities become ``None`` (``status`` and ``message`` say why)."""
+        out = {
+            name: _json_safe(getattr(self, name))
+            for name in (
+                "n_labels", "n_positive", "n_negative", "target_auc", "status", "message", "auc",
+                "auc_interval", "plateau", "plateau_interval", "labels_needed",
+                "labels_needed_interval", "labels_remaining", "labels_remaining_interval",
+                "positives_needed", "negatives_needed", "method", "level",
+            )
+        }
+        if self.curve is not None:
+            out["points"] = {"sizes": self.curve.sizes.tolist(), "scores": self.curve.scores.tolist()}
+        if self.fit is not None:
+            out["curve"] = {
+                "method": self.fit.method,
+                "plateau": self.fit.plateau,
+                "exponent": self.fit.exponent,
+                "params": self.fit.params.tolist(),
+                "weights": self.fit.weights.tolist(),
+            }
+        return out
+
+
+def forecast(
+    X: Any,
+    y: Any,
+    target_auc: float = 0.9,
+    seed: int = 0,
+    *,
+    method: str = DEFAULT_METHOD,
+    min_labels: int = MIN_LABELS,
+    level: float = LEVEL,
+    n_boot: int = 200,
+    positive_name: str = "positive",
+) -> Forecast:
+    """Forecast the probe's AUC and the labels needed to reach ``target_auc``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Embeddings of the labeled images, in annotation order.
+    y : array-like of shape (n_samples,)
+        0/1 labels (1 = the finding is present).
+    target_auc : float
+        The AUC the project wants, strictly between 0.5 and 1.
+    seed : int
+        Seed of every random choice; same inputs and seed, same forecast.
+    method : str
+        Curve-fitting method (see :mod:`backend.curve`).
+    min_labels : int
+        Fewest labels before forecasting.
+    positive_name : str
+        Name of the positive class in messages (e.g. the finding, "Effusion").
+
+    Returns
+    -------
+    Forecast
+    """
+    target_auc = float(target_auc)
+    if not (0.5 < target_auc < 1.0):
+        raise ValueError(f"target_auc must lie strictly between 0.5 and 1, got {target_auc:g}")
+    if not (0.0 < level < 1.0):
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level:g}")
+    X, y = check_embeddings(X, y)
+    n = len(y)
+    n_pos = int(y.sum()) if n else 0
+    n_neg = n - n_pos
+    need_pos, need_neg = minimum_labels(n_pos, n_neg)
+    need_total = max(0, int(min_labels) - n)
+    base = dict(n_labels=n, n_positive=n_pos, n_negative=n_neg, target_auc=target_auc, method=method, level=level)
+    if need_pos or need_neg or need_total:
+        return Forecast(
+            status="collecting",
+            message=_collecting_message(n, n_pos, need_pos, need_neg, need_total, positive_name),
+            positives_needed=need_pos,
+            negatives_needed=need_neg,
+            **base,
+        )
+
+    curve = empirical_learning_curve(X, y, seed=seed, level=level)
+    if curve.n_distinct_sizes < 3:  # only with extreme class imbalance
+        extra_minority = max(1, min(n_pos, n_neg))
+        return Forecast(
+            status="collecting",
+            message=(
+                f"Collecting: {n} labels ({n_pos} {positive_name}); the rarer class is too rare for "
+                f"a learning curve yet, about {extra_minority} more of it are needed."
+            ),
+            positives_needed=extra_minority if n_pos <= n_neg else 0,
+            negatives_needed=extra_minority if n_neg < n_pos else 0,
+            curve=curve,
+            **base,
+        )
+
+    fit = fit_learning_curve(curve.sizes, curve.scores, method=method, n_boot=n_boot, seed=seed)
+    auc_int = (curve.auc_low, curve.auc_high)
+    plateau_int = fit.plateau_interval(level)
+    needed = fit.labels_for(target_auc)
+    needed_int = fit.labels_interval(target_auc, level)
+    remaining = max(0.0, needed - n)
+    remaining_int = (max(0.0, needed_int[0] - n), max(0.0, needed_int[1] - n))
+
+    if curve.auc_low >= target_auc:
+        status = "target_reached"
+    elif plateau_int[1] < target_auc:
+        status = "unreachable"
+    else:
+        status = "on_track"
+    message = _message(status, curve, fit.plateau, plateau_int, target_auc, remaining, remaining_int, n)
+    return Forecast(
+        status=status,
+        message=message,
+        auc=curve.auc,
+        auc_interval=auc_int,
+        plateau=fit.plateau,
+        plateau_interval=plateau_int,
+        labels_needed=needed,
+        labels_needed_interval=needed_int,
+        labels_remaining=remaining,
+        labels_remaining_interval=remaining_int,
+        curve=curve,
+        fit=fit,
+        **base,
+    )
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def _collecting_message(n, n_pos, need_pos, need_neg, need_total, positive_name) -> str:
+    wants = []
+    if need_pos:
+        wants.append(f"{need_pos} more {positive_name}")
+    if need_neg:
+        wants.append(f"{need_neg} more without {positive_name}")
+    if need_total > need_pos + need_neg:
+        wants.append(f"{need_total} more labels in all" if wants else f"{need_total} more labels")
+    return (
+        f"Collecting: {n} labels so far ({n_pos} {positive_name}); "
+        f"the forecast starts after {' and '.join(wants)}."
+    )
+
+
+def _message(status, curve, plateau, plateau_int, target, remaining, remaining_int, n) -> str:
+    now = f"AUC {curve.auc:.2f} ({curve.auc_low:.2f}–{curve.auc_high:.2f}) at {n} labels"
+    ahead = f"predicted plateau {plateau:.2f} ({plateau_int[0]:.2f}–{plateau_int[1]:.2f})"
+    if status == "target_reached":
+        return f"{now}; target {target:.2f} reached — labeling for this finding can stop."
+    if status == "unreachable":
+        return (
+            f"{now}; {ahead}: the target {target:.2f} is out of reach for this encoder — "
+            f"more labels will not get there."
+        )
+    if math.isinf(remaining):
+        return (
+            f"{now}; {ahead}: the target {target:.2f} is above the predicted plateau "
+            f"but not ruled out yet — more labels will tell."
+        )
+    if remaining == 0:
+        return (
+            f"{now}; {ahead}: the curve puts the target {target:.2f} about reached, "
+            f"but the current AUC does not confirm it yet."
+        )
+    high = "?" if math.isinf(remaining_int[1]) else _round_count(remaining_int[1])
+    return (
+        f"{now}; {ahead}; about {_round_count(remaining)} more labels "
+        f"({_round_count(remaining_int[0])}–{high}) to reach {target:.2f}."
+    )
+
+
+def _round_count(x: float) -> str:
+    """Round a label count to two significant figures: the forecast is no more precise."""
+    x = int(math.ceil(x))
+    if x < 100:
+        return str(x)
+    digits = len(str(x)) - 2
+    return f"{int(round(x, -digits)):,}"
+
+
+def _json_safe(value):
+    if isinstance(value, tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return None if not math.isfinite(value) else value
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,205 @@
+"""Build the empirical learning curve from the labels collected so far.
+
+How the points are made (``empirical_learning_curve``), for ``n`` labels of which a share ``p``
+is in the rarer class:
+
+1. **Cross-validation at (nearly) full size.** Stratified ``k``-fold cross-validation
+   (``k = 5``, fewer when a class has fewer than 5 labels), repeated ``cv_repeats`` times with
+   different shuffles. Each fold trains a probe on ``n - n/k`` labels and scores ROC-AUC on the
+   held-out fold: one point per fold at size ``n - ceil(n/k)``. The out-of-fold probabilities of
+   the first repetition, pooled, give the *current AUC* with a DeLong confidence interval.
+2. **Random subsets at smaller sizes.** A geometric grid of ``n_sizes - 1`` sizes from the
+   smallest size ``m_min`` that holds ``min_per_class`` labels of each class
+   (``m_min = max(2 * min_per_class, ceil(min_per_class / p))``) up to, not including, the
+   cross-validation size. At each size, ``n_repeats`` random stratified subsets (class shares
+   as in all labels); each trains a probe and is scored by ROC-AUC on *every labeled row outside
+   the subset* (out-of-sample, cross-fitting).
+
+Every point is therefore an out-of-sample AUC of a probe trained on exactly that many labels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backend.metrics import auc_interval, roc_auc
+from backend.probe import check_embeddings, default_C, fit_probe
+
+__all__ = ["EmpiricalCurve", "empirical_learning_curve", "minimum_labels"]
+
+# Defaults, each documented in the module docstring.
+N_SIZES = 6  # distinct training sizes, the cross-validation size included
+N_REPEATS = 8  # random subsets per smaller size
+N_FOLDS = 5  # cross-validation folds at full size
+CV_REPEATS = 2  # repetitions of the cross-validation
+MIN_PER_CLASS = 3  # labels of each class in the smallest subset
+
+
+@dataclass(frozen=True, eq=False)
+class EmpiricalCurve:
+    """Out-of-sample AUC points of probes trained on subsets of the labels.
+
+    Attributes
+    ----------
+    sizes : ndarray of shape (n_points,)
+        Training size of each point (repeats share a size).
+    scores : ndarray of shape (n_points,)
+        Out-of-sample ROC-AUC of each point.
+    cv_size : int
+        Training size of the cross-validation folds (the largest size).
+    auc, auc_low, auc_high : float
+        Cross-validated AUC of the probe at ``cv_size`` and its DeLong interval.
+    level : float
+        Confidence level of that interval.
+    n_labels, n_positive : int
+    """
+
+    sizes: np.ndarray
+    scores: np.ndarray
+    cv_size: int
+    auc: float
+    auc_low: float
+    auc_high: float
+    level: float
+    n_labels: int
+    n_positive: int
+
+    @property
+    def n_distinct_sizes(self) -> int:
+        return int(len(np.unique(self.sizes)))
+
+
+def minimum_labels(n_positive: int, n_negative: int, min_per_class: int = MIN_PER_CLASS) -> tuple[int, int]:
+    """Labels of each class needed before a learning curve of 3+ sizes can be built.
+
+    Returns
+    -------
+    (positives_needed, negatives_needed) : tuple of int
+        How many *more* positive and negative labels are needed (0 when enough).
+    """
+    # Each class needs min_per_class in the smallest subset plus at least two cross-validation
+    # folds' worth beyond it; 4 * min_per_class per class gives three distinct sizes.
+    per_class = 4 * min_per_class
+    return max(0, per_class - n_positive), max(0, per_class - n_negative)
+
+
+def empirical_learning_curve(
+    X: Any,
+    y: Any,
+    seed: int = 0,
+    *,
+    n_sizes: int = N_SIZES,
+    n_repeats: int = N_REPEATS,
+    n_folds: int = N_FOLDS,
+    cv_repeats: int = CV_REPEATS,
+    min_per_class: int = MIN_PER_CLASS,
+    C: float | None = None,
+    level: float = 0.9,
+) -> EmpiricalCurve:
+    """Build the empirical learning curve of a linear probe on ``(X, y)``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Embeddings.
+    y : array-like of shape (n_samples,)
+        0/1 labels.
+    seed : int
+        Seed for subsets and fold shuffles; same seed, same points.
+    C : float, optional
+        Probe regularisation (default :func:`backend.probe.default_C`).
+
+    Returns
+    -------
+    EmpiricalCurve
+
+    Raises
+    ------
+    ValueError
+        When a class has fewer labels than :func:`minimum_labels` asks for.
+    """
+    X, y = check_embeddings(X, y)
+    n = len(y)
+    n_pos = int(y.sum())
+    need_pos, need_neg = minimum_labels(n_pos, n - n_pos, min_per_class)
+    if need_pos or need_neg:
+        raise ValueError(
+            f"too few labels for a learning curve: {n_pos} positive and {n - n_pos} negative; "
+            f"need {need_pos} more positive and {need_neg} more negative"
+        )
+    C = default_C(X.shape[1]) if C is None else C
+    rng = np.random.default_rng(seed)
+    k = int(min(n_folds, n_pos, n - n_pos))
+    cv_size = n - math.ceil(n / k)
+
+    sizes: list[int] = []
+    scores: list[float] = []
+    oof_first = None
+    for rep in range(cv_repeats):
+        oof = np.empty(n)
+        for train, test in _stratified_folds(y, k, rng):
+            probe = fit_probe(X[train], y[train], C=C, seed=seed)
+            oof[test] = probe.decision_function(X[test])
+            sizes.append(len(train))
+            scores.append(roc_auc(y[test], oof[test]))
+        if rep == 0:
+            oof_first = oof
+    auc, low, high = auc_interval(y, oof_first, level)
+
+    for m in _subset_sizes(n, n_pos, cv_size, n_sizes, min_per_class):
+        for _ in range(n_repeats):
+            train = _stratified_subset(y, m, min_per_class, rng)
+            rest = np.ones(n, dtype=bool)
+            rest[train] = False
+            probe = fit_probe(X[train], y[train], C=C, seed=seed)
+            sizes.append(m)
+            scores.append(roc_auc(y[rest], probe.decision_function(X[rest])))
+
+    # cv_size is the size of the smallest training fold; folds may differ by one row.
+    sizes_arr = np.asarray(sizes, dtype=np.float64)
+    sizes_arr[sizes_arr >= cv_size] = cv_size
+    return EmpiricalCurve(
+        sizes=sizes_arr,
+        scores=np.asarray(scores),
+        cv_size=int(cv_size),
+        auc=auc,
+        auc_low=low,
+        auc_high=high,
+        level=level,
+        n_labels=n,
+        n_positive=n_pos,
+    )
+
+
+def _subset_sizes(n: int, n_pos: int, cv_size: int, n_sizes: int, min_per_class: int) -> list[int]:
+    minority = min(n_pos, n - n_pos) / n
+    m_min = max(2 * min_per_class, math.ceil(min_per_class / minority))
+    if m_min >= cv_size:
+        return []
+    grid = np.geomspace(m_min, cv_size, max(n_sizes, 2))[:-1]
+    return sorted({int(round(m)) for m in grid if round(m) < cv_size})
+
+
+def _stratified_subset(y: np.ndarray, m: int, min_per_class: int, rng: np.random.Generator) -> np.ndarray:
+    pos = np.flatnonzero(y == 1)
+    neg = np.flatnonzero(y == 0)
+    k_pos = int(round(m * len(pos) / len(y)))
+    # Keep min_per_class of each class in the subset and at least one outside it.
+    k_pos = min(max(k_pos, min_per_class), m - min_per_class, len(pos) - 1)
+    k_neg = min(m - k_pos, len(neg) - 1)
+    return np.concatenate([rng.choice(pos, k_pos, replace=False), rng.choice(neg, k_neg, replace=False)])
+
+
+def _stratified_folds(y: np.ndarray, k: int, rng: np.random.Generator):
+    """Yield (train, test) index arrays of a shuffled stratified k-fold split."""
+    fold_of = np.empty(len(y), dtype=np.int64)
+    for cls in (0, 1):
+        idx = rng.permutation(np.flatnonzero(y == cls))
+        fold_of[idx] = np.arange(len(idx)) % k
+    for f in range(k):
+        test = np.flatnonzero(fold_of == f)
+        yield np.flatnonzero(fold_of != f), test

@@ -1,0 +1,168 @@
+"""How well does the forecast from the first 50 / 100 labels predict the AUC at full size?
+
+For each data set and each of ``--orders`` random annotation orders, the learning curve is built
+from the first k labels (k in ``--from``), every curve method is fitted to the same points, and
+its prediction at the full size is compared with the truth:
+
+* real sets (``../shared/data/tb-radiological-signs``): the truth is the mean AUC of 5-fold
+  cross-validation on all rows, repeated 20 times; predictions are made at the cross-validation
+  training size, so forecast and truth describe the same probe;
+* synthetic embeddings: the truth is the exact learning curve of the same probe, estimated
+  by training on fresh samples and scoring on 20,000 held-out ones.
+
+The naive forecast says the AUC stays where it is now (the cross-validated AUC at k labels).
+It also reports how often the 90 % labels-needed interval of each method contains the true
+labels needed for a target AUC (``--target``; by default the true AUC at 40 % of the full size,
+so the answer lies in the range being forecast); the truth comes from the dense true curve.
+
+    python benchmarks/forecast_accuracy.py --orders 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backend.curve import METHODS, fit_learning_curve  # noqa: E402
+from backend.datasets import load_labeled_data  # noqa: E402
+from backend.learning_curve import empirical_learning_curve  # noqa: E402
+from backend.metrics import roc_auc  # noqa: E402
+from backend.probe import fit_probe  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "tb-radiological-signs"
+
+
+def true_curve_by_subsampling(X, y, sizes, repeats, rng):
+    """Mean out-of-sample AUC of probes trained on random subsets of each size."""
+    out = []
+    for m in sizes:
+        scores = []
+        for _ in range(repeats):
+            idx = rng.permutation(len(y))
+            train, test = idx[:m], idx[m:]
+            if y[train].min() == y[train].max() or y[test].min() == y[test].max():
+                continue
+            scores.append(roc_auc(y[test], fit_probe(X[train], y[train]).decision_function(X[test])))
+        out.append(np.mean(scores))
+    return np.array(out)
+
+
+def cv_auc(X, y, repeats, rng):
+    """Mean AUC of 5-fold cross-validation on all rows, and the training size of a fold."""
+    n = len(y)
+    scores = []
+    for _ in range(repeats):
+        fold = np.empty(n, dtype=int)
+        for cls in (0, 1):
+            idx = rng.permutation(np.flatnonzero(y == cls))
+            fold[idx] = np.arange(len(idx)) % 5
+        for f in range(5):
+            tr, te = fold != f, fold == f
+            scores.append(roc_auc(y[te], fit_probe(X[tr], y[tr]).decision_function(X[te])))
+    return float(np.mean(scores)), n - math.ceil(n / 5)
+
+
+def synthetic(n, d, rng, rank=8, shift=0.9, flip=0.08):
+    """Gaussian embeddings with a low-rank class signal and label noise (a plateau below 1)."""
+    basis = rng.normal(size=(rank, d))
+
+    def draw(m):
+        y = rng.integers(0, 2, m)
+        z = rng.normal(size=(m, rank)) + shift * y[:, None] * np.linspace(1, 0.2, rank)[None, :]
+        X = z @ basis + 0.7 * rng.normal(size=(m, d))
+        noisy = np.where(rng.random(m) < flip, 1 - y, y)
+        return X, noisy
+
+    return draw
+
+
+def labels_needed_from_dense(sizes, curve, target):
+    above = np.flatnonzero(curve >= target)
+    return math.inf if above.size == 0 else float(sizes[above[0]])
+
+
+def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curve, args, rng):
+    rows = {(k, m): [] for k in args.from_ for m in (*METHODS, "naive")}
+    cover = {(k, m): [] for k in args.from_ for m in METHODS}
+    # The coverage target: what the true curve reaches at 40 % of the full size, so that the
+    # true labels-needed lies inside the range a user would be forecasting.
+    target = args.target or round(float(np.interp(0.4 * len(y_full), dense_sizes, dense_curve)), 3)
+    true_needed = labels_needed_from_dense(dense_sizes, dense_curve, target)
+    n = len(y_full)
+    for order in range(args.orders):
+        perm = rng.permutation(n)
+        for k in args.from_:
+            X, y = X_full[perm[:k]], y_full[perm[:k]]
+            if min(y.sum(), k - y.sum()) < 12:
+                continue
+            curve = empirical_learning_curve(X, y, seed=order)
+            rows[(k, "naive")].append(curve.auc - truth_at)
+            for method in METHODS:
+                fit = fit_learning_curve(curve.sizes, curve.scores, method=method, n_boot=args.boot, seed=order)
+                rows[(k, method)].append(float(fit.predict([truth_size])[0]) - truth_at)
+                if math.isfinite(true_needed):
+                    lo, hi = fit.labels_interval(target)
+                    cover[(k, method)].append(lo <= true_needed <= hi)
+    print(f"\n## {name}: n={n}, d={X_full.shape[1]}, true AUC at {truth_size} labels = {truth_at:.3f}, "
+          f"true labels for AUC {target} = {true_needed:g}")
+    print("| from | method | MAE | bias | RMSE | labels-needed 90% interval covers truth |")
+    print("|---|---|---|---|---|---|")
+    for k in args.from_:
+        for m in (*METHODS, "naive"):
+            e = np.array(rows[(k, m)])
+            if e.size == 0:
+                continue
+            cov = cover.get((k, m), [])
+            cov_s = f"{np.mean(cov):.0%} of {len(cov)}" if cov else "—"
+            print(f"| {k} | {m} | {np.mean(np.abs(e)):.4f} | {np.mean(e):+.4f} | "
+                  f"{np.sqrt(np.mean(e ** 2)):.4f} | {cov_s} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=30, help="annotation orders per data set")
+    parser.add_argument("--from", dest="from_", type=lambda s: [int(v) for v in s.split(",")], default=[50, 100])
+    parser.add_argument("--target", type=float, default=None,
+                        help="AUC target of the coverage check (default: the true AUC at 40%% of the full size)")
+    parser.add_argument("--boot", type=int, default=100)
+    parser.add_argument("--sets", default="shenzhen,montgomery,synthetic")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    t0 = time.time()
+    for name in args.sets.split(","):
+        if name == "synthetic":
+            draw = synthetic(1000, 64, rng)
+            X, y = draw(1000)
+            X_test, y_test = draw(20000)
+            dense = np.unique(np.geomspace(20, 1000, 25).astype(int))
+            curve = []
+            for m in dense:
+                s = []
+                for _ in range(10):
+                    Xt, yt = draw(m)
+                    s.append(roc_auc(y_test, fit_probe(Xt, yt).decision_function(X_test)))
+                curve.append(np.mean(s))
+            curve = np.array(curve)
+            size = 800  # forecast at the full 1,000 labels' 5-fold training size
+            truth = float(np.interp(size, dense, curve))
+            evaluate("synthetic (d=64, rank-8 signal, 8% label noise)", X, y, truth, size, dense, curve, args, rng)
+        else:
+            data = load_labeled_data(SHARED / f"{name}.json", seed=args.seed)
+            truth, size = cv_auc(data.X, data.y, 20, rng)
+            dense = np.unique(np.geomspace(10, int(0.85 * len(data.y)), 20).astype(int))
+            curve = true_curve_by_subsampling(data.X, data.y, dense, 30, rng)
+            evaluate(f"{name} (real)", data.X, data.y, truth, size, dense, curve, args, rng)
+    print(f"\n({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
