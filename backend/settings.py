@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import pathlib
@@ -192,3 +193,10 @@ def _parse_int(raw: Any, name: str) -> int | None:
     if value < 2 or (isinstance(raw, float) and raw != value):
         raise SettingsError(f"{name} must be an integer >= 2, got {raw!r}")
     return value
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``; HTTP client chatter only from WARNING up."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -165,3 +165,38 @@ bad = [m for m in ("torch", "backend.training", "backend.encoders.encoder", "tra
 assert not bad, bad
 """
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT)
+
+
+@pytest.mark.redis
+def test_redis_mode_shares_state_between_web_processes(redis_url, service_settings):
+    """With REDIS_URL: labels coalesce into one RQ job, a worker runs it, any web app answers."""
+    import dataclasses
+
+    from backend.jobs import run_worker
+    from backend.store import open_store
+
+    settings = dataclasses.replace(service_settings, redis_url=redis_url)
+    web_a = create_app({"LABELCAST_SETTINGS": settings}).test_client()
+    web_b = create_app({"LABELCAST_SETTINGS": settings}).test_client()
+    web_a.post("/setup", json={"project": 4, "schema": CONFIG})
+    for i in range(24):
+        (web_a if i % 2 else web_b).post("/webhook", json=_annotation(4, i, 400 + i, i % 2 == 0))
+    assert web_b.get("/metrics").json["jobs"]["queued"] == 1  # 24 labels, one refit job
+
+    assert run_worker(settings, open_store(settings), burst=True)
+    forecast = web_b.get("/forecast?project=4").json
+    assert forecast["n_labels"] == 24
+    predictions = web_a.post("/predict", json={"project": 4, "tasks": _tasks([0, 1])}).json
+    assert all("score" in r for r in predictions["results"])
+    assert predictions["model_version"] == forecast["version"]
+
+
+def test_commands_refuse_bad_setups(monkeypatch, capsys):
+    """`labelcast worker` without REDIS_URL and `serve --workers 2` without it explain why."""
+    from backend.cli import main
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert main(["worker", "--burst"]) == 2
+    assert main(["serve", "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "needs REDIS_URL" in err and "--workers > 1 needs REDIS_URL" in err

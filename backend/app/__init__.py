@@ -5,7 +5,6 @@ Serve it with ``labelcast serve`` or ``gunicorn 'backend.app:create_app()'``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,13 +27,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from backend.app import auth, errors, forecasts, ml
     from backend.jobs import open_jobs
     from backend.service import Service
-    from backend.settings import Settings
+    from backend.settings import Settings, configure_logging
     from backend.store import open_store
 
     app = Flask(__name__)
     app.config.update(config or {})
     settings = app.config.get("LABELCAST_SETTINGS") or Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     store = app.config.get("LABELCAST_STORE") or open_store(settings)
     jobs = app.config.get("LABELCAST_JOBS") or open_jobs(settings, store)
     app.extensions[EXTENSION] = Service(settings, store, jobs)

@@ -59,6 +59,8 @@ def run(args) -> int:
             self.cfg.set("timeout", DEFAULT_TIMEOUT_S)
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("accesslog", "-" if settings.log_level == "DEBUG" else None)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24: no shared ctl file
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             from backend.app import create_app

@@ -22,15 +22,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import logging
-
-    from backend.jobs._rq import run_worker
-    from backend.settings import Settings
+    from backend.jobs import run_worker
+    from backend.settings import Settings, configure_logging
     from backend.store import open_store
 
     settings = Settings.from_env()
     if not settings.redis_url:
         raise CommandError("labelcast worker needs REDIS_URL (without it, `labelcast serve` trains in-process)")
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     run_worker(settings, open_store(settings), burst=args.burst)
     return 0
