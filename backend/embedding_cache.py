@@ -174,3 +174,57 @@ class SQLiteEmbeddingCache:
             )
         finally:
             connection.close()
+
+
+def embed_cached(encoder, cache: EmbeddingCache | None, datas: list[bytes], filenames=None, *, on_error=None) -> np.ndarray:
+    """Embed image bytes, taking what the cache has and storing what it lacked.
+
+    Parameters
+    ----------
+    encoder : Encoder
+        Anything with ``id``, ``dim`` and ``embed_bytes(datas, filenames, on_error=...)``
+        (see :class:`backend.encoders.Encoder`).
+    cache : EmbeddingCache or None
+        None embeds everything.
+    datas : list of bytes
+        Encoded images.
+    filenames : list of str or None, optional
+        Their names, for error messages and DICOM detection.
+    on_error : callable(index, ImageDecodeError), optional
+        As in ``Encoder.embed_bytes``: undecodable images give NaN rows instead of raising.
+
+    Returns
+    -------
+    ndarray of shape (len(datas), encoder.dim), float32
+        Rows in input order; identical bytes are embedded once.
+    """
+    names = list(filenames) if filenames is not None else [None] * len(datas)
+    hashes = [sha256_hex(data) for data in datas]
+    found = cache.get_many(encoder.id, hashes) if cache is not None else {}
+    todo: dict[str, int] = {}
+    for index, sha in enumerate(hashes):
+        if sha not in found and sha not in todo:
+            todo[sha] = index
+    fresh: dict[str, np.ndarray] = {}
+    failed: dict[str, Exception] = {}
+    if todo:
+        pending = list(todo)
+
+        def report(position, error):
+            failed[pending[position]] = error
+
+        vectors = encoder.embed_bytes(
+            [datas[todo[sha]] for sha in pending], [names[todo[sha]] for sha in pending],
+            on_error=report if on_error is not None else None,
+        )
+        fresh = {sha: vectors[row] for row, sha in enumerate(pending) if sha not in failed}
+        if cache is not None and fresh:
+            cache.put_many(encoder.id, fresh)
+    out = np.full((len(datas), int(encoder.dim)), np.nan, dtype=np.float32)
+    for index, sha in enumerate(hashes):
+        vector = found.get(sha, fresh.get(sha))
+        if vector is not None:
+            out[index] = vector
+        elif on_error is not None:
+            on_error(index, failed[sha])
+    return out

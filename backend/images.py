@@ -23,7 +23,7 @@ import io
 import pathlib
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from backend.exceptions import ImageDecodeError
 
@@ -167,6 +167,10 @@ def _decode_pil(data: bytes, name: str, max_pixels: int, target_size: int | None
         image = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(f"{name}: refused as a decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(
+            f"{name}: not a supported image ({len(data):,} bytes; expected JPEG, PNG or DICOM)"
+        ) from None
     except Exception as exc:  # Pillow raises many types for unreadable headers
         raise ImageDecodeError(
             f"{name}: not a supported image ({len(data):,} bytes; expected JPEG, PNG or DICOM): {exc}"
