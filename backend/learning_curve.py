@@ -6,8 +6,9 @@ is in the rarer class:
 1. **Cross-validation at (nearly) full size.** Stratified ``k``-fold cross-validation
    (``k = 5``, fewer when a class has fewer than 5 labels), repeated ``cv_repeats`` times with
    different shuffles. Each fold trains a probe on ``n - n/k`` labels and scores ROC-AUC on the
-   held-out fold: one point per fold at size ``n - ceil(n/k)``. The out-of-fold probabilities of
-   the first repetition, pooled, give the *current AUC* with a DeLong confidence interval.
+   held-out fold: one point per fold at size ``n - ceil(n/k)``. The *current AUC* is the AUC of
+   the pooled out-of-fold scores, averaged over the repetitions; its confidence interval is
+   DeLong's, from the first repetition's pooled scores.
 2. **Random subsets at smaller sizes.** A geometric grid of ``n_sizes - 1`` sizes from the
    smallest size ``m_min`` that holds ``min_per_class`` labels of each class
    (``m_min = max(2 * min_per_class, ceil(min_per_class / p))``) up to, not including, the
@@ -29,7 +30,7 @@ import numpy as np
 from backend.metrics import auc_interval, roc_auc
 from backend.probe import check_embeddings, default_C, fit_probe
 
-__all__ = ["EmpiricalCurve", "empirical_learning_curve", "minimum_labels"]
+__all__ = ["EmpiricalCurve", "CrossValidatedAUC", "empirical_learning_curve", "cross_validated_auc", "minimum_labels"]
 
 # Defaults, each documented in the module docstring.
 N_SIZES = 6  # distinct training sizes, the cross-validation size included
@@ -133,23 +134,11 @@ def empirical_learning_curve(
         )
     C = default_C(X.shape[1]) if C is None else C
     rng = np.random.default_rng(seed)
-    k = int(min(n_folds, n_pos, n - n_pos))
-    cv_size = n - math.ceil(n / k)
 
-    sizes: list[int] = []
-    scores: list[float] = []
-    oof_first = None
-    for rep in range(cv_repeats):
-        oof = np.empty(n)
-        for train, test in _stratified_folds(y, k, rng):
-            probe = fit_probe(X[train], y[train], C=C, seed=seed)
-            oof[test] = probe.decision_function(X[test])
-            sizes.append(len(train))
-            scores.append(roc_auc(y[test], oof[test]))
-        if rep == 0:
-            oof_first = oof
-    auc, low, high = auc_interval(y, oof_first, level)
-
+    cv = cross_validated_auc(X, y, seed=seed, n_folds=n_folds, repeats=cv_repeats, C=C, level=level, rng=rng)
+    cv_size = cv.train_size
+    sizes: list[float] = list(cv.fold_sizes)
+    scores: list[float] = list(cv.fold_scores)
     for m in _subset_sizes(n, n_pos, cv_size, n_sizes, min_per_class):
         for _ in range(n_repeats):
             train = _stratified_subset(y, m, min_per_class, rng)
@@ -158,20 +147,86 @@ def empirical_learning_curve(
             probe = fit_probe(X[train], y[train], C=C, seed=seed)
             sizes.append(m)
             scores.append(roc_auc(y[rest], probe.decision_function(X[rest])))
-
-    # cv_size is the size of the smallest training fold; folds may differ by one row.
     sizes_arr = np.asarray(sizes, dtype=np.float64)
-    sizes_arr[sizes_arr >= cv_size] = cv_size
     return EmpiricalCurve(
         sizes=sizes_arr,
         scores=np.asarray(scores),
         cv_size=int(cv_size),
-        auc=auc,
-        auc_low=low,
-        auc_high=high,
+        auc=cv.auc,
+        auc_low=cv.low,
+        auc_high=cv.high,
         level=level,
         n_labels=n,
         n_positive=n_pos,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class CrossValidatedAUC:
+    """Repeated stratified k-fold cross-validation of the probe.
+
+    Attributes
+    ----------
+    auc, low, high : float
+        Mean over repetitions of the pooled out-of-fold AUC, and the DeLong interval of the
+        first repetition's pooled out-of-fold scores.
+    train_size : int
+        Training size of the smallest fold.
+    fold_sizes, fold_scores : ndarray of shape (n_folds * repeats,)
+        Training size and held-out AUC of every fold.
+    """
+
+    auc: float
+    low: float
+    high: float
+    train_size: int
+    fold_sizes: np.ndarray
+    fold_scores: np.ndarray
+
+
+def cross_validated_auc(
+    X: Any,
+    y: Any,
+    seed: int = 0,
+    *,
+    n_folds: int = N_FOLDS,
+    repeats: int = CV_REPEATS,
+    C: float | None = None,
+    level: float = 0.9,
+    rng: np.random.Generator | None = None,
+) -> CrossValidatedAUC:
+    """Repeated stratified ``n_folds``-fold cross-validated AUC of the probe on ``(X, y)``.
+
+    Uses fewer folds when a class has fewer than ``n_folds`` labels (at least 2 of each
+    class are required).
+    """
+    X, y = check_embeddings(X, y)
+    n = len(y)
+    n_pos = int(y.sum())
+    k = int(min(n_folds, n_pos, n - n_pos))
+    if k < 2:
+        raise ValueError(f"cross-validation needs 2 labels of each class, got {n_pos} positive of {n}")
+    C = default_C(X.shape[1]) if C is None else C
+    rng = np.random.default_rng(seed) if rng is None else rng
+    fold_sizes, fold_scores, pooled = [], [], []
+    interval = None
+    for _ in range(repeats):
+        oof = np.empty(n)
+        for train, test in _stratified_folds(y, k, rng):
+            oof[test] = fit_probe(X[train], y[train], C=C, seed=seed).decision_function(X[test])
+            fold_sizes.append(len(train))
+            fold_scores.append(roc_auc(y[test], oof[test]))
+        pooled.append(roc_auc(y, oof))
+        if interval is None:
+            interval = auc_interval(y, oof, level)
+    return CrossValidatedAUC(
+        auc=float(np.mean(pooled)),
+        low=interval[1],
+        high=interval[2],
+        train_size=int(min(fold_sizes)),
+        # Folds differ by a row or two; every fold point sits at the smallest training size.
+        fold_sizes=np.full(len(fold_sizes), float(min(fold_sizes))),
+        fold_scores=np.asarray(fold_scores),
     )
 
 

@@ -1,0 +1,102 @@
+"""Learning-curve plots (matplotlib, Agg backend; imported only when a plot is drawn)."""
+
+from __future__ import annotations
+
+import math
+from typing import IO, Sequence
+
+import numpy as np
+
+from backend.forecast import Forecast
+
+__all__ = ["plot_forecast"]
+
+
+def plot_forecast(
+    forecast: Forecast,
+    out: str | IO[bytes],
+    *,
+    title: str | None = None,
+    history: Sequence[Forecast] = (),
+    realised: tuple[int, float, tuple[float, float]] | None = None,
+    x_max: float | None = None,
+) -> None:
+    """Draw the learning curve of ``forecast`` as a PNG.
+
+    Parameters
+    ----------
+    forecast : Forecast
+        Its empirical points (mean and spread per size), fitted curve with its band, the
+        target line and the predicted labels-needed are drawn.
+    out : path or binary file object
+        Where the PNG goes.
+    history : sequence of Forecast
+        Earlier forecasts; their predicted plateaus are marked at their label counts.
+    realised : (n_labels, auc, (low, high)), optional
+        A measured final AUC to compare against (``labelcast simulate``).
+    x_max : float, optional
+        Right end of the x axis (default: a little beyond labels needed, or 4x the labels).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    try:
+        _draw(ax, forecast, history, realised, x_max)
+        ax.set_title(title or f"Learning curve — {forecast.status.replace('_', ' ')}", fontsize=11)
+        fig.text(0.01, 0.01, forecast.message, fontsize=7.5, wrap=True, va="bottom")
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
+        fig.savefig(out, format="png")
+    finally:
+        plt.close(fig)
+
+
+def _draw(ax, fc: Forecast, history, realised, x_max) -> None:
+    ax.axhline(fc.target_auc, color="tab:red", ls="--", lw=1, label=f"target {fc.target_auc:.2f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("labels (training-set size)")
+    ax.set_ylabel("ROC-AUC (out of sample)")
+    ax.grid(True, which="both", alpha=0.25)
+    if fc.curve is None:
+        ax.text(0.5, 0.5, fc.message, transform=ax.transAxes, ha="center", va="center", wrap=True, fontsize=9)
+        ax.set_xlim(1, max(fc.n_labels, 10) * 4)
+        ax.set_ylim(0.5, 1.0)
+        ax.legend(loc="lower right", fontsize=8)
+        return
+    sizes = np.unique(fc.curve.sizes)
+    means = np.array([fc.curve.scores[fc.curve.sizes == s].mean() for s in sizes])
+    sds = np.array([fc.curve.scores[fc.curve.sizes == s].std() for s in sizes])
+    ax.scatter(fc.curve.sizes, fc.curve.scores, s=6, color="tab:blue", alpha=0.25, lw=0)
+    ax.errorbar(sizes, means, yerr=sds, fmt="o", ms=4, color="tab:blue", capsize=2, label="measured (mean ± sd)")
+    low_y = float(min(fc.curve.scores.min(), fc.target_auc)) - 0.03
+    if fc.fit is not None:
+        right = x_max or _right_edge(fc)
+        grid = np.geomspace(max(1.0, sizes.min() / 2), right, 200)
+        lo, hi = fc.fit.interval(grid, fc.level)
+        ax.fill_between(grid, lo, hi, color="tab:orange", alpha=0.2, lw=0, label=f"{fc.level:.0%} band")
+        ax.plot(grid, fc.fit.predict(grid), color="tab:orange", lw=1.8, label=f"fit ({fc.fit.method})")
+        ax.axhline(fc.fit.plateau, color="tab:orange", ls=":", lw=1, label=f"plateau {fc.fit.plateau:.3f}")
+        if fc.labels_needed is not None and math.isfinite(fc.labels_needed) and fc.labels_needed <= right:
+            ax.axvline(fc.labels_needed, color="tab:green", ls="--", lw=1,
+                       label=f"labels needed ≈ {int(fc.labels_needed):,}")
+        ax.set_xlim(grid[0], right)
+        low_y = min(low_y, float(np.min(lo)))
+    ax.axvline(fc.n_labels, color="gray", lw=0.8, alpha=0.6)
+    for past in history:
+        if past.plateau is not None:
+            ax.plot([past.n_labels], [past.plateau], marker="_", ms=10, color="tab:purple", alpha=0.7)
+    if realised is not None:
+        n_r, auc_r, (lo_r, hi_r) = realised
+        ax.errorbar([n_r], [auc_r], yerr=[[auc_r - lo_r], [hi_r - auc_r]], fmt="*", ms=11, color="black",
+                    capsize=3, label=f"realised {auc_r:.3f} at {n_r:,}")
+    ax.set_ylim(max(0.0, low_y), 1.0)
+    ax.legend(loc="lower right", fontsize=7.5)
+
+
+def _right_edge(fc: Forecast) -> float:
+    right = 4.0 * fc.n_labels
+    if fc.labels_needed is not None and math.isfinite(fc.labels_needed):
+        right = max(right, 1.5 * fc.labels_needed)
+    return float(min(right, 1e6))

@@ -1,0 +1,66 @@
+"""Tests of ``labelcast simulate`` on the real Montgomery TB features."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from backend.cli import main
+
+
+def test_simulate_real_file_writes_json_and_png(tb_data_dir, tmp_path, capsys):
+    """simulate replays checkpoints, prints a table, writes the JSON document and a PNG."""
+    out_json, out_png = tmp_path / "sim.json", tmp_path / "sim.png"
+    code = main([
+        "simulate", "--data", str(tb_data_dir / "montgomery.json"), "--target", "0.9",
+        "--checkpoints", "20,50,100", "--seed", "0", "--json", str(out_json), "--plot", str(out_png),
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "final" in printed and "collecting" in printed
+    doc = json.loads(out_json.read_text())
+    assert [c["n_labels"] for c in doc["checkpoints"]] == [20, 50, 100]
+    first, last = doc["checkpoints"][0], doc["checkpoints"][-1]
+    assert first["status"] == "collecting" and first["predicted_auc_at_full"] is None
+    assert last["status"] in ("on_track", "target_reached", "unreachable")
+    assert 0.5 < last["predicted_auc_at_full"] <= 1.0
+    assert doc["final"]["n_labels"] == 138
+    lo, hi = doc["final"]["auc_interval"]
+    assert lo <= doc["final"]["auc"] <= hi
+    assert doc["method"] == "pow3-bma"
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_simulate_npz(tmp_path, capsys):
+    """An .npz in annotation order works too, with the reference pow3 method."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 150)
+    X = rng.normal(size=(150, 6)) + y[:, None]
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    assert main(["simulate", "--data", str(tmp_path / "d.npz"), "--checkpoints", "60,150", "--method", "pow3"]) == 0
+    assert "pow3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        pytest.param(["--checkpoints", "50,x"], "comma-separated", id="bad-checkpoints"),
+        pytest.param(["--checkpoints", "5000"], "beyond", id="too-many"),
+        pytest.param(["--target", "1.5"], "--target", id="bad-target"),
+        pytest.param(["--method", "magic"], "--method", id="bad-method"),
+    ],
+)
+def test_simulate_bad_options(tb_data_dir, capsys, extra, message):
+    """Bad options exit 2 with a one-line error, no traceback."""
+    code = main(["simulate", "--data", str(tb_data_dir / "montgomery.json"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_simulate_unknown_format(tmp_path, capsys):
+    """A file of an unknown format is a clear error."""
+    (tmp_path / "d.txt").write_text("hello")
+    assert main(["simulate", "--data", str(tmp_path / "d.txt")]) == 2
+    assert "unknown data format" in capsys.readouterr().err

@@ -1,0 +1,105 @@
+"""Tests of backend.forecast: every status, the message, the JSON form."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from backend.forecast import STATUSES, forecast
+
+
+def _data(n, signal, seed=0, d=8, pos_share=0.5, flip=0.0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < pos_share).astype(int)
+    X = rng.normal(size=(n, d)) + signal * y[:, None] * (np.arange(d) < 2)
+    if flip:
+        y = np.where(rng.random(n) < flip, 1 - y, y)
+    return X, y
+
+
+def test_collecting_with_few_labels_says_what_is_missing():
+    """Below the minimum, the status is collecting and the message counts what is missing."""
+    X, y = _data(20, 1.0)
+    y[:] = 0
+    y[:4] = 1
+    fc = forecast(X, y, 0.9)
+    assert fc.status == "collecting"
+    assert fc.positives_needed == 8 and fc.negatives_needed == 0
+    assert "8 more positive" in fc.message and "10 more labels" in fc.message
+    assert fc.auc is None and fc.labels_needed is None
+
+
+def test_collecting_names_the_finding():
+    """The collecting message uses the finding's name."""
+    X, y = _data(10, 1.0)
+    assert "Effusion" in forecast(X, y, 0.9, positive_name="Effusion").message
+
+
+def test_target_reached_on_easy_data():
+    """A clear signal with a modest target is reached, and the message says labeling can stop."""
+    X, y = _data(300, 3.0)
+    fc = forecast(X, y, 0.8)
+    assert fc.status == "target_reached"
+    assert fc.auc_interval[0] >= 0.8
+    assert "reached" in fc.message
+
+
+def test_unreachable_when_labels_are_noise():
+    """Labels independent of the embeddings cannot reach AUC 0.95."""
+    X, y = _data(400, 0.0, seed=5)
+    fc = forecast(X, y, 0.95)
+    assert fc.status == "unreachable"
+    assert fc.plateau_interval[1] < 0.95
+    assert fc.labels_needed == math.inf
+    assert "out of reach" in fc.message
+
+
+def test_on_track_reports_labels_remaining():
+    """A rising curve below a reachable target gives a finite number of labels to go."""
+    X, y = _data(2000, 1.2, seed=7, d=32)
+    fc = forecast(X[:120], y[:120], 0.87)
+    assert fc.status == "on_track", fc.message
+    assert fc.labels_remaining_interval[0] <= fc.labels_remaining <= fc.labels_remaining_interval[1]
+    if math.isfinite(fc.labels_remaining):
+        assert fc.labels_needed == fc.labels_remaining + 120 or fc.labels_remaining == 0
+
+
+def test_statuses_are_the_documented_four():
+    """The status vocabulary is fixed."""
+    assert STATUSES == ("collecting", "on_track", "target_reached", "unreachable")
+
+
+def test_to_dict_is_json_safe():
+    """to_dict survives strict JSON (no NaN or Infinity), infinities become null."""
+    X, y = _data(400, 0.0, seed=5)
+    doc = forecast(X, y, 0.95).to_dict()
+    text = json.dumps(doc, allow_nan=False)
+    assert json.loads(text)["labels_needed"] is None
+    assert doc["status"] == "unreachable"
+
+
+def test_deterministic_for_seed():
+    """Same inputs and seed give the same forecast."""
+    X, y = _data(100, 1.0)
+    a, b = forecast(X, y, 0.9, seed=3), forecast(X, y, 0.9, seed=3)
+    assert a.to_dict() == b.to_dict()
+
+
+@pytest.mark.parametrize("target", [0.5, 1.0, 1.2, float("nan")])
+def test_bad_target(target):
+    """A target outside (0.5, 1) is refused."""
+    X, y = _data(50, 1.0)
+    with pytest.raises(ValueError, match="target_auc"):
+        forecast(X, y, target)
+
+
+def test_message_is_one_sentence_with_figures():
+    """The on-track message gives AUC, interval, labels and the target."""
+    X, y = _data(2000, 1.2, seed=7, d=32)
+    fc = forecast(X[:200], y[:200], 0.9)
+    assert fc.message.startswith(f"AUC {fc.auc:.2f} (")
+    assert "at 200 labels" in fc.message
+    assert fc.message.count(".") >= 1 and "\n" not in fc.message

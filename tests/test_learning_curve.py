@@ -1,0 +1,78 @@
+"""Tests of backend.learning_curve: the empirical AUC-vs-size points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.learning_curve import cross_validated_auc, empirical_learning_curve, minimum_labels
+
+
+def _data(n, d=8, seed=0, pos_share=0.5):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < pos_share).astype(int)
+    return rng.normal(size=(n, d)) + 1.0 * y[:, None] * (np.arange(d) < 2), y
+
+
+def test_points_cover_a_geometric_grid_up_to_cv_size():
+    """Sizes run from a small subset to the cross-validation training size, several each."""
+    X, y = _data(200)
+    curve = empirical_learning_curve(X, y, seed=0)
+    sizes = np.unique(curve.sizes)
+    assert len(sizes) >= 5
+    assert sizes.max() == curve.cv_size
+    assert 155 <= curve.cv_size <= 160
+    assert sizes.min() <= 12
+    ratios = sizes[1:] / sizes[:-1]
+    assert np.all(ratios > 1.2)
+    assert np.all((curve.scores >= 0) & (curve.scores <= 1))
+    assert curve.auc_low <= curve.auc <= curve.auc_high
+
+
+def test_curve_rises_with_size():
+    """On informative data, big subsets score higher than small ones."""
+    X, y = _data(400, seed=3)
+    curve = empirical_learning_curve(X, y, seed=0)
+    small = curve.scores[curve.sizes == curve.sizes.min()].mean()
+    large = curve.scores[curve.sizes == curve.sizes.max()].mean()
+    assert large > small
+
+
+def test_same_seed_same_points():
+    """The curve is deterministic for a seed, different for another."""
+    X, y = _data(120)
+    a, b, c = (empirical_learning_curve(X, y, seed=s) for s in (1, 1, 2))
+    np.testing.assert_array_equal(a.scores, b.scores)
+    assert not np.array_equal(a.scores, c.scores)
+
+
+def test_rare_class_moves_smallest_size_up():
+    """With 10 % positives the smallest subset still holds a few positives."""
+    X, y = _data(400, pos_share=0.1, seed=4)
+    curve = empirical_learning_curve(X, y, seed=0)
+    assert curve.sizes.min() >= 3 / (y.mean()) - 1
+
+
+def test_too_few_of_a_class_raises():
+    """A learning curve with 5 positives is refused with how many more are needed."""
+    X, y = _data(60)
+    y[:] = 0
+    y[:5] = 1
+    with pytest.raises(ValueError, match="need 7 more positive"):
+        empirical_learning_curve(X, y)
+
+
+def test_minimum_labels_counts_missing_per_class():
+    """minimum_labels reports the shortfall per class and zero when enough."""
+    assert minimum_labels(3, 20) == (9, 0)
+    assert minimum_labels(12, 12) == (0, 0)
+
+
+def test_cross_validated_auc_uses_fewer_folds_for_rare_class():
+    """With 3 positives, cross-validation runs 3 folds."""
+    X, y = _data(40)
+    y[:] = 0
+    y[:3] = 1
+    cv = cross_validated_auc(X, y, repeats=1)
+    assert len(cv.fold_scores) == 3
+    assert 40 - 15 <= cv.train_size <= 40 - 13
