@@ -21,16 +21,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-import warnings
+from scipy.optimize import minimize
 
 __all__ = ["LinearProbe", "fit_probe", "default_C", "check_embeddings"]
 
 # Smallest per-dimension standard deviation used when standardising (constant columns).
 _MIN_SCALE = 1e-8
-# lbfgs stops at this tolerance; AUC does not move at tighter ones.
-_TOL = 1e-4
+# L-BFGS stops when the largest gradient entry falls below _GTOL or the objective's relative
+# decrease below _FTOL; the AUC does not move in the fourth decimal at tighter tolerances.
+_GTOL = 1e-5
+_FTOL = 1e-7
 _MAX_ITER = 300
 
 
@@ -104,12 +104,18 @@ class LinearProbe:
     def n_features(self) -> int:
         return int(self.coef_.shape[0])
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Return the logit of the positive class, shape (n_samples,)."""
-        X, _ = check_embeddings(X)
-        if X.shape[1] != self.n_features:
-            raise ValueError(f"X has {X.shape[1]} features, the probe was trained on {self.n_features}")
-        return ((X - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+    def decision_function(self, X: Any, check: bool = True) -> np.ndarray:
+        """Return the logit of the positive class, shape (n_samples,).
+
+        ``check=False`` skips validation, for callers that validated ``X`` already.
+        """
+        if check:
+            X, _ = check_embeddings(X)
+            if X.shape[1] != self.n_features:
+                raise ValueError(f"X has {X.shape[1]} features, the probe was trained on {self.n_features}")
+        # Fold the standardisation into the weights: no standardised copy of X is made.
+        w = self.coef_ / self.scale_
+        return X @ w + (self.intercept_ - float(self.mean_ @ w))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Return the probability of the positive class, shape (n_samples,)."""
@@ -147,7 +153,7 @@ class LinearProbe:
         return probe
 
 
-def fit_probe(X: Any, y: Any, C: float | None = None, seed: int = 0) -> LinearProbe:
+def fit_probe(X: Any, y: Any, C: float | None = None, seed: int = 0, check: bool = True) -> LinearProbe:
     """Fit a standardised, L2-regularised, class-balanced logistic-regression probe.
 
     Parameters
@@ -158,13 +164,17 @@ def fit_probe(X: Any, y: Any, C: float | None = None, seed: int = 0) -> LinearPr
     C : float, optional
         Inverse L2 strength on the summed log-loss; default :func:`default_C`.
     seed : int
-        Seed for the solver (lbfgs is deterministic; kept for reproducibility of variants).
+        Accepted for symmetry with the other seeded functions; L-BFGS from zero is
+        deterministic, so the fit does not depend on it.
+    check : bool
+        Validate ``X`` and ``y`` (callers that already did may skip it).
 
     Returns
     -------
     LinearProbe
     """
-    X, y = check_embeddings(X, y)
+    if check:
+        X, y = check_embeddings(X, y)
     n_pos = int(y.sum())
     if n_pos == 0 or n_pos == len(y):
         missing = "positive" if n_pos == 0 else "negative"
@@ -175,19 +185,34 @@ def fit_probe(X: Any, y: Any, C: float | None = None, seed: int = 0) -> LinearPr
     mean = X.mean(axis=0)
     scale = X.std(axis=0)
     scale = np.where(scale < _MIN_SCALE, 1.0, scale)
-    Z = (X - mean) / scale
-    model = LogisticRegression(
-        C=C, class_weight="balanced", solver="lbfgs", tol=_TOL, max_iter=_MAX_ITER, random_state=seed
+    # float32 halves the cost of the two matrix-vector products per L-BFGS step.
+    coef, intercept = _logistic_regression(((X - mean) / scale).astype(np.float32), y, C)
+    return LinearProbe(mean_=mean, scale_=scale, coef_=coef, intercept_=intercept, C=C, n_train_=int(len(y)))
+
+
+def _logistic_regression(Z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, float]:
+    """Minimise ``C * sum_i s_i * log(1 + exp(-t_i (z_i . w + b))) + ||w||^2 / 2``.
+
+    ``t_i = +-1`` and ``s_i = n / (2 n_class)`` (scikit-learn's ``class_weight="balanced"``):
+    the objective of ``LogisticRegression(C=C, class_weight="balanced")``, solved by scipy's
+    L-BFGS directly, which avoids scikit-learn's per-fit overhead (about 10x faster on the
+    small problems the learning curve solves by the dozen; the tests check both agree).
+    """
+    n, d = Z.shape
+    n_pos = float(y.sum())
+    sample_weight = np.where(y == 1, n / (2.0 * n_pos), n / (2.0 * (n - n_pos)))
+    sign = 2.0 * y - 1.0
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:d], theta[d]
+        margin = sign * ((Z @ w.astype(Z.dtype)).astype(np.float64) + b)
+        loss = C * float(sample_weight @ np.logaddexp(0.0, -margin)) + 0.5 * float(w @ w)
+        g = -C * sign * sample_weight * np.exp(-np.logaddexp(0.0, margin))  # d loss / d z
+        grad_w = (Z.T @ g.astype(Z.dtype)).astype(np.float64) + w
+        return loss, np.concatenate([grad_w, [g.sum()]])
+
+    result = minimize(
+        objective, np.zeros(d + 1), jac=True, method="L-BFGS-B",
+        options={"gtol": _GTOL, "ftol": _FTOL, "maxiter": _MAX_ITER},
     )
-    with warnings.catch_warnings():
-        # A probe a few lbfgs steps short of the optimum ranks images the same way.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(Z, y)
-    return LinearProbe(
-        mean_=mean,
-        scale_=scale,
-        coef_=model.coef_[0].astype(np.float64),
-        intercept_=float(model.intercept_[0]),
-        C=C,
-        n_train_=int(len(y)),
-    )
+    return result.x[:d].copy(), float(result.x[d])

@@ -92,3 +92,15 @@ def test_check_embeddings_accepts_booleans():
     """Boolean labels are accepted as 0/1."""
     _, y = check_embeddings(np.zeros((3, 2)), [True, False, True])
     assert y.tolist() == [1, 0, 1]
+
+
+def test_matches_scikit_learn_logistic_regression():
+    """The probe solves exactly scikit-learn's balanced L2 logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _data(n=120, d=40, pos_share=0.3, seed=9)
+    probe = fit_probe(X, y, C=0.2)
+    Z = (X - X.mean(axis=0)) / X.std(axis=0)
+    ref = LogisticRegression(C=0.2, class_weight="balanced", tol=1e-10, max_iter=5000).fit(Z, y)
+    np.testing.assert_allclose(probe.coef_, ref.coef_[0], atol=2e-4)
+    assert probe.intercept_ == pytest.approx(ref.intercept_[0], abs=2e-4)

@@ -1,0 +1,60 @@
+"""Seconds and memory for one ``forecast()`` call on synthetic 768-d embeddings.
+
+The backend refits after every submitted label, so this is the cost of one refit (probe fits
+for every learning-curve point, the curve fit and its bootstrap). Median of ``--repeats`` calls;
+peak memory is the growth of the process's maximum resident set during the calls.
+
+    python benchmarks/refit_latency.py --sizes 100,1000,10000 --dim 768
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import resource
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from backend.forecast import forecast  # noqa: E402
+
+
+def embeddings(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised embeddings with a weak low-rank class signal, like a frozen encoder's."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    basis = rng.normal(size=(16, d))
+    z = rng.normal(size=(n, 16)) + 0.6 * y[:, None]
+    X = z @ basis + 2.0 * rng.normal(size=(n, d))
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--dim", type=int, default=768)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(f"| labels | dim | median s | min s | peak Python heap MB | max RSS MB | status |")
+    print("|---|---|---|---|---|---|---|")
+    for n in (int(v) for v in args.sizes.split(",")):
+        X, y = embeddings(n, args.dim)
+        times = []
+        tracemalloc.start()
+        for r in range(args.repeats):
+            t0 = time.perf_counter()
+            fc = forecast(X, y, 0.9, seed=r)
+            times.append(time.perf_counter() - t0)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"| {n:,} | {args.dim} | {np.median(times):.2f} | {min(times):.2f} | {peak / 2**20:.0f} | "
+              f"{rss:.0f} | {fc.status} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
