@@ -113,8 +113,7 @@ class Service:
                 f"task {event.task['id']} has no image under data.{config.image_key} "
                 f"(the <Image> tag's value)"
             )
-        self.store.put_tasks(pid, {event.task["id"]: image})
-        self.store.put_label(pid, annotation["id"], event.task["id"], choices)
+        self.store.put_label(pid, annotation["id"], event.task["id"], choices, image=image)
         return self.jobs.request_refit(pid)
 
     # --- /predict ---------------------------------------------------------------------------

@@ -85,3 +85,10 @@ def test_open_store_follows_the_settings(tmp_path):
     """open_store gives Redis with REDIS_URL and SQLite in MODEL_DIR otherwise."""
     assert isinstance(open_store(Settings(model_dir=tmp_path)), SQLiteStore)
     assert isinstance(open_store(Settings(redis_url="redis://127.0.0.1:1/0")), RedisStore)
+
+
+def test_label_with_image_records_the_task(store):
+    """put_label(image=...) records the task's image in the same write."""
+    store.put_label(1, annotation_id=3, task_id=30, choices=["A"], image="http://x/30.png")
+    assert store.get_tasks(1) == {30: {"image": "http://x/30.png", "sha": None}}
+    assert store.get_labels(1) == {30: ["A"]}

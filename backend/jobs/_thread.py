@@ -109,6 +109,7 @@ class ThreadJobs(Jobs):
             return task
 
     def _loop(self) -> None:
+        _leave_a_core_for_requests()
         while (task := self._next()) is not None:
             kind, project_id, task_ids = task
             try:
@@ -130,3 +131,19 @@ class ThreadJobs(Jobs):
                     self.failed += 1
                     self.last_error = outcome
                 self._cond.notify_all()
+
+
+def _leave_a_core_for_requests() -> None:
+    """Cap torch's and BLAS's CPU threads at one less than the cores, so requests keep one.
+
+    In the embedded mode the encoder runs inside the web process; with every core busy in
+    torch's thread pool, webhook latency under load grows several-fold (measured on 2 cores).
+    """
+    import os
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)  # OpenBLAS/OpenMP of numpy, scipy, scikit-learn

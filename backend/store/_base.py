@@ -44,8 +44,10 @@ class Store(abc.ABC):
 
     # --- labels ------------------------------------------------------------------------------
     @abc.abstractmethod
-    def put_label(self, project_id: int, annotation_id: int, task_id: int, choices: list[str]) -> None:
-        """Record (or replace) one annotation's chosen values, durably."""
+    def put_label(
+        self, project_id: int, annotation_id: int, task_id: int, choices: list[str], image: str | None = None
+    ) -> None:
+        """Record (or replace) one annotation's chosen values durably, with its task's image."""
 
     @abc.abstractmethod
     def delete_labels(self, project_id: int, annotation_ids: Iterable[int]) -> int:

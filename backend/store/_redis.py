@@ -90,7 +90,9 @@ class RedisStore(Store):
         return {int(t): json.loads(raw) for t, raw in items if raw}
 
     # --- labels -----------------------------------------------------------------------------
-    def put_label(self, project_id, annotation_id, task_id, choices):
+    def put_label(self, project_id, annotation_id, task_id, choices, image=None):
+        if image is not None:
+            self.put_tasks(project_id, {task_id: image})
         self.connection.hset(
             self.key("project", int(project_id), "labels"),
             str(int(annotation_id)),

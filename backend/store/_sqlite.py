@@ -51,6 +51,9 @@ class SQLiteStore(Store):
         self.path = pathlib.Path(path)
         self._local = threading.local()
         self._init_lock = threading.Lock()
+        # Writers of this process queue here instead of in SQLite's busy handler, whose
+        # sleeps (up to 100 ms each) would dominate webhook latency under concurrent saves.
+        self._write_lock = threading.Lock()
         self._initialised = False
 
     def _conn(self) -> sqlite3.Connection:
@@ -69,18 +72,23 @@ class SQLiteStore(Store):
         return conn
 
     def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        return self._conn().execute(sql, tuple(params))
+        conn = self._conn()
+        with self._write_lock:
+            return conn.execute(sql, tuple(params))
 
     def _write_many(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        if not statements:
+            return
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params in statements:
-                conn.execute(sql, params)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    conn.execute(sql, params)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     # --- projects ---------------------------------------------------------------------------
     def put_project(self, project_id, record):
@@ -100,17 +108,7 @@ class SQLiteStore(Store):
 
     # --- tasks ------------------------------------------------------------------------------
     def put_tasks(self, project_id, images):
-        self._write_many(
-            [
-                (
-                    "INSERT INTO tasks (project_id, task_id, image, sha) VALUES (?, ?, ?, NULL) "
-                    "ON CONFLICT (project_id, task_id) DO UPDATE SET image = excluded.image, "
-                    "sha = CASE WHEN tasks.image = excluded.image THEN tasks.sha ELSE NULL END",
-                    (int(project_id), int(task_id), str(image)),
-                )
-                for task_id, image in images.items()
-            ]
-        )
+        self._write_many(_task_upserts(project_id, images))
 
     def set_task_hashes(self, project_id, hashes):
         self._write_many(
@@ -139,12 +137,16 @@ class SQLiteStore(Store):
         return {t: {"image": image, "sha": sha} for t, image, sha in rows}
 
     # --- labels -----------------------------------------------------------------------------
-    def put_label(self, project_id, annotation_id, task_id, choices):
-        self._write(
-            "INSERT OR REPLACE INTO labels (project_id, annotation_id, task_id, choices, updated_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (int(project_id), int(annotation_id), int(task_id), json.dumps(list(choices)), time.time()),
+    def put_label(self, project_id, annotation_id, task_id, choices, image=None):
+        statements = _task_upserts(project_id, {task_id: image}) if image is not None else []
+        statements.append(
+            (
+                "INSERT OR REPLACE INTO labels (project_id, annotation_id, task_id, choices, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (int(project_id), int(annotation_id), int(task_id), json.dumps(list(choices)), time.time()),
+            )
         )
+        self._write_many(statements)
 
     def delete_labels(self, project_id, annotation_ids):
         ids = [int(a) for a in annotation_ids]
@@ -227,3 +229,16 @@ class SQLiteStore(Store):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _task_upserts(project_id, images) -> list[tuple[str, tuple[Any, ...]]]:
+    """Statements recording ``{task_id: image}``; a changed image forgets the old hash."""
+    return [
+        (
+            "INSERT INTO tasks (project_id, task_id, image, sha) VALUES (?, ?, ?, NULL) "
+            "ON CONFLICT (project_id, task_id) DO UPDATE SET image = excluded.image, "
+            "sha = CASE WHEN tasks.image = excluded.image THEN tasks.sha ELSE NULL END",
+            (int(project_id), int(task_id), str(image)),
+        )
+        for task_id, image in images.items()
+    ]
