@@ -161,3 +161,18 @@ def test_lazy_encoder_loads_once_on_first_use(tiny_encoder_spec):
     for thread in threads:
         thread.join()
     assert lazy.loaded and len({id(e) for e in got}) == 1
+
+
+def test_bf16_precision_on_cpu_is_close_to_fp32(tiny_encoder_spec, chest_xray_png_bytes):
+    """precision='bf16' autocasts on the CPU and stays within cosine 0.99 of fp32."""
+    fp32 = load_encoder(tiny_encoder_spec, device="cpu")
+    bf16 = load_encoder(tiny_encoder_spec, device="cpu", precision="bf16")
+    assert fp32.amp_dtype is None and bf16.amp_dtype == torch.bfloat16
+    a, b = fp32.embed_bytes([chest_xray_png_bytes]), bf16.embed_bytes([chest_xray_png_bytes])
+    assert float(a[0] @ b[0]) > 0.99 and not np.array_equal(a, b)
+
+
+def test_unknown_precision_is_refused():
+    """An unknown precision raises ValueError listing the choices."""
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        _encoder(precision="fp8")

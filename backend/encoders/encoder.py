@@ -38,6 +38,11 @@ on out-of-memory."""
 
 MIN_BATCH_SIZE = 1
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""Autocast choices: ``auto`` is bf16 on CUDA (fp16 where the GPU lacks bf16) and fp32 on
+the CPU; ``bf16`` on the CPU is several times faster on CPUs with bf16 instructions, with
+embeddings that differ from fp32 ones by about 1e-2 (cosine similarity above 0.999)."""
+
 
 def resolve_device(device: str | None) -> str:
     """``device`` if given, else ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
@@ -87,6 +92,8 @@ class Encoder:
         CPU decoding threads for :meth:`embed_bytes`; None uses the CPU count (at most 16).
     max_pixels : int, default=DEFAULT_MAX_PIXELS
         Decompression-bomb limit passed to :func:`backend.images.decode_image`.
+    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+        Autocast dtype of the forward pass (see :data:`PRECISIONS`).
     description : str, optional
         Human-readable origin (the spec), for logs.
     """
@@ -102,6 +109,7 @@ class Encoder:
         batch_size: int | None = None,
         decode_workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        precision: str | None = "auto",
         description: str = "",
     ):
         import torch
@@ -119,15 +127,22 @@ class Encoder:
             raise ValueError(f"batch_size={batch_size!r}; expected a positive integer")
         self.batch_size = int(batch_size) if batch_size else self._default_batch_size()
         self.decode_workers = int(decode_workers or min(16, os.cpu_count() or 1))
-        self.amp_dtype = None
-        if self.is_cuda:
-            self.amp_dtype = (
-                torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            )
+        self.amp_dtype = self._amp_dtype(precision or "auto")
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Encoder(id={self.id!r}, dim={self.dim}, device={self.device!r})"
+
+    def _amp_dtype(self, precision: str):
+        import torch
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
+        if precision == "auto":
+            if not self.is_cuda:
+                return None
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
     def _default_batch_size(self) -> int:
         if not self.is_cuda:

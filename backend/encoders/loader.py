@@ -18,6 +18,7 @@ def load_encoder(
     batch_size: int | None = None,
     decode_workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    precision: str = "auto",
 ) -> Encoder:
     """Load a frozen image encoder.
 
@@ -42,6 +43,8 @@ def load_encoder(
         CPU decoding threads for ``embed_bytes``.
     max_pixels : int, default=DEFAULT_MAX_PIXELS
         Decompression-bomb limit for ``embed_bytes``.
+    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+        Autocast dtype: bf16 on CUDA and fp32 on the CPU unless told otherwise.
 
     Returns
     -------
@@ -62,6 +65,7 @@ def load_encoder(
         batch_size=batch_size,
         decode_workers=decode_workers,
         max_pixels=max_pixels,
+        precision=precision,
     )
     if parsed.family == "hf":
         from backend.encoders.hf import load_hf_encoder
