@@ -125,6 +125,17 @@ def test_device_and_batch_defaults():
         _encoder(batch_size=0)
 
 
+def test_cuda_without_a_gpu_is_a_clear_error():
+    """Asking for CUDA where none is visible raises EncoderLoadError (or works with a GPU)."""
+    from backend.exceptions import EncoderLoadError
+
+    if torch.cuda.is_available():
+        assert resolve_device("cuda") == "cuda"
+    else:
+        with pytest.raises(EncoderLoadError, match="no CUDA GPU is visible"):
+            resolve_device("cuda:0")
+
+
 def test_l2_normalise_keeps_zero_rows():
     """Zero rows stay zero instead of becoming NaN."""
     out = l2_normalise(np.array([[3.0, 4.0], [0.0, 0.0]]))
@@ -176,3 +187,28 @@ def test_unknown_precision_is_refused():
     """An unknown precision raises ValueError listing the choices."""
     with pytest.raises(ValueError, match="precision='fp8'"):
         _encoder(precision="fp8")
+
+
+def _jpeg(value: int, size=(40, 30), mode="L") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, value if mode == "L" else (value, value, value)).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_gpu_batch_logic_runs_with_torchvision_decode_on_cpu():
+    """The nvJPEG batch step (JPEGs via torchvision decode_jpeg, PNGs via CPU threads, errors
+    reported) gives the PIL path's pixels; here decode_jpeg runs on the CPU, as no GPU is lent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = _encoder(batch_size=8)
+    datas = [_jpeg(40), _png(200), b"\xff\xd8\xff broken", _jpeg(120, mode="RGB"), _jpeg(90, size=(5000, 5000))]
+    names = ["a.jpg", "b.png", "c.jpg", "d.jpg", "huge.jpg"]
+    encoder.max_pixels = 1_000_000
+    errors = []
+    with ThreadPoolExecutor(2) as pool:
+        good, pixels = encoder._gpu_decode_batch(datas, names, list(range(5)), pool, lambda i, e: errors.append(i))
+    assert good == [0, 1, 3] and sorted(errors) == [2, 4]
+    from backend.images import decode_image
+
+    expected = encoder.preprocess.batch([decode_image(datas[i]) for i in good])
+    assert np.abs(pixels.numpy() - expected).max() < 0.05

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from backend.encoders.preprocess import Preprocess
-from backend.exceptions import ImageDecodeError
+from backend.exceptions import EncoderLoadError, ImageDecodeError
 from backend.images import DEFAULT_MAX_PIXELS, decode_image, image_format, read_size
 
 CPU_BATCH_SIZE = 16
@@ -45,12 +45,21 @@ embeddings that differ from fp32 ones by about 1e-2 (cosine similarity above 0.9
 
 
 def resolve_device(device: str | None) -> str:
-    """``device`` if given, else ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
-    if device:
-        return str(device)
+    """``device`` if given, else ``"cuda"`` when a GPU is visible, else ``"cpu"``.
+
+    Raises
+    ------
+    EncoderLoadError
+        If a CUDA device is asked for and none is visible.
+    """
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EncoderLoadError(f"device {device!r} requested but no CUDA GPU is visible; use 'cpu'")
+    return device
 
 
 def l2_normalise(features: np.ndarray) -> np.ndarray:

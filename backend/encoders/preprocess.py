@@ -236,7 +236,12 @@ class Preprocess:
         from torchvision.transforms.v2 import InterpolationMode
         from torchvision.transforms.v2 import functional as tvf
 
-        mode = InterpolationMode(self.interpolation if self.interpolation != "box" else "box")
+        # Tensor resizing knows nearest, bilinear and bicubic; the PIL-only filters map to the
+        # closest of those (antialiasing keeps downscaling smooth either way).
+        name = {"lanczos": "bicubic", "box": "bilinear", "hamming": "bilinear"}.get(
+            self.interpolation, self.interpolation
+        )
+        mode = InterpolationMode(name)
         side = self.output_size
         device = images[0].device
         out = torch.empty((len(images), 3, side, side), dtype=torch.float32, device=device)
