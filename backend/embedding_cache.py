@@ -176,7 +176,9 @@ class SQLiteEmbeddingCache:
             connection.close()
 
 
-def embed_cached(encoder, cache: EmbeddingCache | None, datas: list[bytes], filenames=None, *, on_error=None) -> np.ndarray:
+def embed_cached(
+    encoder, cache: EmbeddingCache | None, datas: list[bytes], filenames=None, *, on_error=None
+) -> np.ndarray:
     """Embed image bytes, taking what the cache has and storing what it lacked.
 
     Parameters
@@ -214,7 +216,8 @@ def embed_cached(encoder, cache: EmbeddingCache | None, datas: list[bytes], file
             failed[pending[position]] = error
 
         vectors = encoder.embed_bytes(
-            [datas[todo[sha]] for sha in pending], [names[todo[sha]] for sha in pending],
+            [datas[todo[sha]] for sha in pending],
+            [names[todo[sha]] for sha in pending],
             on_error=report if on_error is not None else None,
         )
         fresh = {sha: vectors[row] for row, sha in enumerate(pending) if sha not in failed}

@@ -48,7 +48,9 @@ _RANDOM_ARCHITECTURES = {
 }
 
 
-def random_encoder(preset: str, device: str | None, batch_size: int | None, precision: str = "auto") -> Encoder:
+def random_encoder(
+    preset: str, device: str | None, batch_size: int | None, precision: str = "auto"
+) -> Encoder:
     """The preset's architecture at its real size with random weights."""
     import torch
 
@@ -60,28 +62,48 @@ def random_encoder(preset: str, device: str | None, batch_size: int | None, prec
         model = torchvision.models.resnet50(weights=None)
         model.fc = torch.nn.Identity()
         preprocess = Preprocess(232, "shortest", 224, "bilinear", IMAGENET_MEAN, IMAGENET_STD)
-        return Encoder(id="random-resnet50", dim=2048, model=model, preprocess=preprocess,
-                       device=device, batch_size=batch_size, precision=precision)
+        return Encoder(
+            id="random-resnet50",
+            dim=2048,
+            model=model,
+            preprocess=preprocess,
+            device=device,
+            batch_size=batch_size,
+            precision=precision,
+        )
     import transformers
 
     if arch == "clip-vit-b16-224":
         config = transformers.CLIPVisionConfig(
-            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            image_size=224, patch_size=16, projection_dim=512,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=224,
+            patch_size=16,
+            projection_dim=512,
         )
         model, output, dim = transformers.CLIPVisionModelWithProjection(config), "image_embeds", 512
         preprocess = Preprocess(224, "shortest", 224, "bicubic", CLIP_MEAN, CLIP_STD)
     elif arch == "siglip-vit-l16-384":
         config = transformers.SiglipVisionConfig(
-            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-            image_size=384, patch_size=16,
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=384,
+            patch_size=16,
         )
         model, output, dim = transformers.SiglipVisionModel(config), "pooler_output", 1024
         preprocess = Preprocess(384, "exact", None, "bicubic", (0.5,) * 3, (0.5,) * 3)
     else:
         config = transformers.Dinov2Config(
-            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            image_size=518, patch_size=14,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=518,
+            patch_size=14,
         )
         model, output, dim = transformers.Dinov2Model(config), "pooler_output", 768
         preprocess = Preprocess(518, "shortest", 518, "bicubic", (0.5307,) * 3, (0.2583,) * 3)
@@ -94,8 +116,15 @@ def random_encoder(preset: str, device: str | None, batch_size: int | None, prec
         def forward(self, pixel_values):
             return getattr(self.model(pixel_values=pixel_values), output)
 
-    return Encoder(id=f"random-{arch}", dim=dim, model=Features(), preprocess=preprocess,
-                   device=device, batch_size=batch_size, precision=precision)
+    return Encoder(
+        id=f"random-{arch}",
+        dim=dim,
+        model=Features(),
+        preprocess=preprocess,
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
+    )
 
 
 def make_jpegs(count: int, size: int, distinct: int = 8) -> list[bytes]:
@@ -175,36 +204,56 @@ def measure(encoder: Encoder, jpegs: list[bytes], repeats: int) -> dict:
     if encoder.is_cuda:
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        buffers = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in jpegs[: encoder.batch_size]]
+        buffers = [
+            torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in jpegs[: encoder.batch_size]
+        ]
         decode_jpeg(buffers, mode=ImageReadMode.UNCHANGED, device=encoder.device)
         _sync(encoder)
         start = time.perf_counter()
         images = decode_jpeg(buffers, mode=ImageReadMode.UNCHANGED, device=encoder.device)
         _sync(encoder)
-        result["ms_per_image"]["gpu_nvjpeg_decode"] = round(1e3 * (time.perf_counter() - start) / len(buffers), 3)
+        result["ms_per_image"]["gpu_nvjpeg_decode"] = round(
+            1e3 * (time.perf_counter() - start) / len(buffers), 3
+        )
         start = time.perf_counter()
         encoder.preprocess.tensor_batch(images)
         _sync(encoder)
-        result["ms_per_image"]["gpu_preprocess"] = round(1e3 * (time.perf_counter() - start) / len(buffers), 3)
+        result["ms_per_image"]["gpu_preprocess"] = round(
+            1e3 * (time.perf_counter() - start) / len(buffers), 3
+        )
     stages = result["ms_per_image"]
-    cpu_decode_parallel = (stages["cpu_decode_draft_1_thread"] + stages["cpu_preprocess_1_thread"]) / max(
-        1, min(encoder.decode_workers, os.cpu_count() or 1)
-    )
+    cpu_decode_parallel = (
+        stages["cpu_decode_draft_1_thread"] + stages["cpu_preprocess_1_thread"]
+    ) / max(1, min(encoder.decode_workers, os.cpu_count() or 1))
     result["limit"] = "encoder" if stages["encoder"] >= cpu_decode_parallel else "decode"
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--encoder", default="xrayclip", help="encoder spec or preset (default xrayclip)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--encoder", default="xrayclip", help="encoder spec or preset (default xrayclip)"
+    )
     parser.add_argument("--images", type=int, default=64, help="JPEGs per timed pass (default 64)")
     parser.add_argument("--size", type=int, default=2048, help="JPEG side in pixels (default 2048)")
-    parser.add_argument("--batch", type=int, help="images per forward pass (default: sized to the device)")
+    parser.add_argument(
+        "--batch", type=int, help="images per forward pass (default: sized to the device)"
+    )
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="autocast dtype (default auto: bf16 on CUDA, fp32 on CPU)")
-    parser.add_argument("--repeats", type=int, default=1, help="timed passes over the images (default 1)")
-    parser.add_argument("--random-weights", action="store_true", help="skip loading; random weights (presets only)")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="autocast dtype (default auto: bf16 on CUDA, fp32 on CPU)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="timed passes over the images (default 1)"
+    )
+    parser.add_argument(
+        "--random-weights", action="store_true", help="skip loading; random weights (presets only)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
     if args.images < 1 or args.size < 32:
@@ -218,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         note = "random weights (forced)"
     else:
         try:
-            encoder = load_encoder(args.encoder, device=args.device, batch_size=args.batch,
-                                   precision=args.precision)
+            encoder = load_encoder(
+                args.encoder, device=args.device, batch_size=args.batch, precision=args.precision
+            )
         except EncoderLoadError as exc:
             if args.encoder not in _RANDOM_ARCHITECTURES:
                 raise
@@ -237,16 +287,20 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     stages = result["ms_per_image"]
-    print(f"encoder {result['encoder']} on {result['device']} ({result['weights']}), "
-          f"batch {result['batch']}, precision {result['precision']}")
+    print(
+        f"encoder {result['encoder']} on {result['device']} ({result['weights']}), "
+        f"batch {result['batch']}, precision {result['precision']}"
+    )
     print(f"{args.images} grayscale JPEGs {args.size}×{args.size} (~{result['jpeg_kb']} KB each)")
     print(f"end to end (bytes → embeddings): {result['end_to_end_images_per_s']:>9.1f} images/s")
     print(f"encoder alone:                   {result['encoder_alone_images_per_s']:>9.1f} images/s")
     print("where the time goes (ms per image, one stream):")
     for stage, ms in stages.items():
         print(f"  {stage:<28}{ms:>9.3f}")
-    print(f"limit: {result['limit']} (CPU decode runs on {result['decode_workers']} threads, "
-          f"torch on {result['torch_threads']})")
+    print(
+        f"limit: {result['limit']} (CPU decode runs on {result['decode_workers']} threads, "
+        f"torch on {result['torch_threads']})"
+    )
     return 0
 
 

@@ -40,8 +40,20 @@ def labeled_folder(tmp_path):
 def test_folder_with_folder_labels(labeled_folder, tmp_path, tiny_encoder_spec, capsys):
     """A labeled folder gives X (unit rows), y from --positive, ids, and skips the corrupt file."""
     out = tmp_path / "emb.npz"
-    rc = main(["embed", str(labeled_folder), "--encoder", tiny_encoder_spec, "--out", str(out),
-               "--folder-labels", "--positive", "tb", "--quiet"])
+    rc = main(
+        [
+            "embed",
+            str(labeled_folder),
+            "--encoder",
+            tiny_encoder_spec,
+            "--out",
+            str(out),
+            "--folder-labels",
+            "--positive",
+            "tb",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     data = np.load(out)
     assert data["X"].shape == (6, 16) and data["X"].dtype == np.float32
@@ -53,13 +65,28 @@ def test_folder_with_folder_labels(labeled_folder, tmp_path, tiny_encoder_spec, 
     assert "skipped" in capsys.readouterr().err
 
 
-def test_csv_with_numeric_labels_and_relative_paths(tmp_path, tiny_encoder_spec, chest_xray_png_bytes):
+def test_csv_with_numeric_labels_and_relative_paths(
+    tmp_path, tiny_encoder_spec, chest_xray_png_bytes
+):
     """A CSV of relative paths with 0/1 labels gives y directly, rows in CSV order."""
     (tmp_path / "a.png").write_bytes(_png(10))
     (tmp_path / "chest.png").write_bytes(chest_xray_png_bytes)
     (tmp_path / "list.csv").write_text("image,label\nchest.png,1\na.png,0\n")
     out = tmp_path / "csv.npz"
-    assert main(["embed", str(tmp_path / "list.csv"), "--encoder", tiny_encoder_spec, "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                str(tmp_path / "list.csv"),
+                "--encoder",
+                tiny_encoder_spec,
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     data = np.load(out)
     assert list(data["paths"]) == ["chest.png", "a.png"] and list(data["y"]) == [1, 0]
 
@@ -67,8 +94,16 @@ def test_csv_with_numeric_labels_and_relative_paths(tmp_path, tiny_encoder_spec,
 def test_non_binary_labels_without_positive_fail_before_loading(tmp_path, capsys):
     """String labels without --positive stop at once with a message naming them."""
     (tmp_path / "list.csv").write_text("path,label\nx.png,Normal\ny.png,TB\n")
-    rc = main(["embed", str(tmp_path / "list.csv"), "--encoder", "hf:/nonexistent/never-loaded",
-               "--out", str(tmp_path / "o.npz")])
+    rc = main(
+        [
+            "embed",
+            str(tmp_path / "list.csv"),
+            "--encoder",
+            "hf:/nonexistent/never-loaded",
+            "--out",
+            str(tmp_path / "o.npz"),
+        ]
+    )
     assert rc == 2
     assert "['Normal', 'TB'] are not 0/1; pass --positive" in capsys.readouterr().err
 
@@ -108,8 +143,19 @@ def test_label_studio_export(tmp_path, tiny_encoder_spec, image_server):
     data_uri = "data:image/png;base64," + base64.b64encode(_png(30)).decode()
 
     def task(tid, image, choice=None, cancelled=False):
-        result = [{"type": "choices", "from_name": "f", "to_name": "image", "value": {"choices": [choice]}}]
-        annotations = [] if choice is None else [{"result": result, "was_cancelled": cancelled, "updated_at": "2026-01-02"}]
+        result = [
+            {
+                "type": "choices",
+                "from_name": "f",
+                "to_name": "image",
+                "value": {"choices": [choice]},
+            }
+        ]
+        annotations = (
+            []
+            if choice is None
+            else [{"result": result, "was_cancelled": cancelled, "updated_at": "2026-01-02"}]
+        )
         return {"id": tid, "data": {"image": image}, "annotations": annotations}
 
     tasks = [
@@ -118,27 +164,66 @@ def test_label_studio_export(tmp_path, tiny_encoder_spec, image_server):
         task(3, "/data/upload/1/u.png", "TB"),
         task(4, "/data/upload/1/missing.png", "Normal"),
     ]
-    tasks[1]["annotations"].append({"result": [{"type": "choices", "value": {"choices": ["TB"]}}],
-                                    "was_cancelled": True, "updated_at": "2026-05-05"})
+    tasks[1]["annotations"].append(
+        {
+            "result": [{"type": "choices", "value": {"choices": ["TB"]}}],
+            "was_cancelled": True,
+            "updated_at": "2026-05-05",
+        }
+    )
     (tmp_path / "export.json").write_text(json.dumps(tasks))
     out = tmp_path / "ls.npz"
-    rc = main(["embed", str(tmp_path / "export.json"), "--encoder", tiny_encoder_spec, "--out", str(out),
-               "--positive", "TB", "--local-files-root", str(tmp_path / "root"),
-               "--label-studio-url", image_server, "--api-key", "a" * 40, "--quiet"])
+    rc = main(
+        [
+            "embed",
+            str(tmp_path / "export.json"),
+            "--encoder",
+            tiny_encoder_spec,
+            "--out",
+            str(out),
+            "--positive",
+            "TB",
+            "--local-files-root",
+            str(tmp_path / "root"),
+            "--label-studio-url",
+            image_server,
+            "--api-key",
+            "a" * 40,
+            "--quiet",
+        ]
+    )
     assert rc == 0
     data = np.load(out)
-    assert list(data["ids"]) == ["1", "2", "3"] and list(data["failed"]) == ["/data/upload/1/missing.png"]
+    assert list(data["ids"]) == ["1", "2", "3"] and list(data["failed"]) == [
+        "/data/upload/1/missing.png"
+    ]
     assert list(data["labels"]) == ["TB", "Normal", "TB"] and list(data["y"]) == [1, 0, 1]
     assert _Server.seen_auth and set(_Server.seen_auth) == {"Token " + "a" * 40}
 
     tasks.append(task(5, data_uri))  # no annotation: labels incomplete → no y
     (tmp_path / "export.json").write_text(json.dumps(tasks[:1] + tasks[4:]))
-    assert main(["embed", str(tmp_path / "export.json"), "--encoder", tiny_encoder_spec,
-                 "--out", str(out), "--positive", "TB", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                str(tmp_path / "export.json"),
+                "--encoder",
+                tiny_encoder_spec,
+                "--out",
+                str(out),
+                "--positive",
+                "TB",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "y" not in np.load(out).files
 
 
-def test_interrupted_run_resumes_from_the_cache(labeled_folder, tmp_path, tiny_encoder_spec, monkeypatch):
+def test_interrupted_run_resumes_from_the_cache(
+    labeled_folder, tmp_path, tiny_encoder_spec, monkeypatch
+):
     """After an interruption, a rerun embeds only the images the first run did not finish."""
     from backend.encoders.encoder import Encoder
 
@@ -154,7 +239,15 @@ def test_interrupted_run_resumes_from_the_cache(labeled_folder, tmp_path, tiny_e
 
     monkeypatch.setattr(Encoder, "embed_bytes", counting)
     out = tmp_path / "r.npz"
-    args = ["embed", str(labeled_folder), "--encoder", tiny_encoder_spec, "--out", str(out), "--quiet"]
+    args = [
+        "embed",
+        str(labeled_folder),
+        "--encoder",
+        tiny_encoder_spec,
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     interrupt = True
     with pytest.raises(KeyboardInterrupt):
         main(args)
@@ -177,8 +270,23 @@ def test_output_feeds_simulate(tmp_path, tiny_encoder_spec):
         (root / label).mkdir(parents=True, exist_ok=True)
         (root / label / f"{i:02d}.png").write_bytes(_png(60 + 120 * (i % 2) + i))
     out = tmp_path / "sim.npz"
-    assert main(["embed", str(root), "--encoder", tiny_encoder_spec, "--out", str(out),
-                 "--folder-labels", "--positive", "tb", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                str(root),
+                "--encoder",
+                tiny_encoder_spec,
+                "--out",
+                str(out),
+                "--folder-labels",
+                "--positive",
+                "tb",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["simulate", "--data", str(out), "--checkpoints", "20", "--target", "0.9"]) == 0
 
 
@@ -206,7 +314,17 @@ def test_missing_source_and_empty_folder(tmp_path, capsys):
 def test_missing_weights_is_a_clean_cli_error(labeled_folder, tmp_path, capsys, monkeypatch):
     """Missing preset weights offline end the command with the how-to message, no traceback."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    rc = main(["embed", str(labeled_folder), "--encoder", "rad-dino", "--out", str(tmp_path / "o.npz"), "--offline"])
+    rc = main(
+        [
+            "embed",
+            str(labeled_folder),
+            "--encoder",
+            "rad-dino",
+            "--out",
+            str(tmp_path / "o.npz"),
+            "--offline",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "hf download microsoft/rad-dino" in err and "Traceback" not in err
 

@@ -16,7 +16,10 @@ from backend.exceptions import ImageDecodeError
 
 def _vectors(n: int, dim: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {sha256_hex(f"{seed}-{i}".encode()): rng.normal(size=dim).astype(np.float32) for i in range(n)}
+    return {
+        sha256_hex(f"{seed}-{i}".encode()): rng.normal(size=dim).astype(np.float32)
+        for i in range(n)
+    }
 
 
 def test_sha256_hex_known_value():
@@ -64,7 +67,8 @@ def test_many_hashes_are_queried_in_chunks(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "vector", [pytest.param(np.array([1.0, np.nan]), id="nan"), pytest.param(np.ones((2, 2)), id="2d")]
+    "vector",
+    [pytest.param(np.array([1.0, np.nan]), id="nan"), pytest.param(np.ones((2, 2)), id="2d")],
 )
 def test_bad_vectors_are_refused(tmp_path, vector):
     """NaN and non-1-d vectors raise ValueError naming the hash, and nothing is stored."""
@@ -164,8 +168,13 @@ def test_embed_cached_reports_every_failing_index_and_caches_nothing_for_them(tm
     """A bad image (twice) is reported at both indices, gives NaN rows and is not cached."""
     cache = SQLiteEmbeddingCache(tmp_path / "e.sqlite")
     errors = []
-    out = embed_cached(CountingEncoder(), cache, [b"bad", b"ok", b"bad"], ["x", "y", "z"],
-                       on_error=lambda i, e: errors.append(i))
+    out = embed_cached(
+        CountingEncoder(),
+        cache,
+        [b"bad", b"ok", b"bad"],
+        ["x", "y", "z"],
+        on_error=lambda i, e: errors.append(i),
+    )
     assert errors == [0, 2]
     assert np.isnan(out[[0, 2]]).all() and np.isfinite(out[1]).all()
     assert cache.count() == 1

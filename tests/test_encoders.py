@@ -38,7 +38,11 @@ def _check_embeddings(encoder, images=None) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "kind, dim",
-    [pytest.param("clip", 16, id="clip"), pytest.param("siglip", 32, id="siglip"), pytest.param("dinov2", 32, id="dinov2")],
+    [
+        pytest.param("clip", 16, id="clip"),
+        pytest.param("siglip", 32, id="siglip"),
+        pytest.param("dinov2", 32, id="dinov2"),
+    ],
 )
 def test_hf_folder_loads_and_embeds(tiny_hf_encoder_dirs, kind, dim):
     """A save_pretrained folder of CLIP, SigLIP or DINOv2 loads as `hf:<folder>` and embeds."""
@@ -97,7 +101,14 @@ def test_missing_hub_weights_offline_explain_how_to_provide_them(tmp_path):
     with pytest.raises(EncoderLoadError) as info:
         load_encoder("rad-dino", cache_dir=str(tmp_path), offline=True)
     message = str(info.value)
-    for fragment in ("'rad-dino'", "microsoft/rad-dino", str(tmp_path), "offline", "hf download", "folder"):
+    for fragment in (
+        "'rad-dino'",
+        "microsoft/rad-dino",
+        str(tmp_path),
+        "offline",
+        "hf download",
+        "folder",
+    ):
         assert fragment in message
 
 
@@ -167,7 +178,10 @@ def test_open_clip_local_dir_loads(tiny_open_clip_dir):
 
 def test_plain_open_clip_folder_is_recognised(tiny_open_clip_dir):
     """A plain folder holding open_clip_config.json loads as an open_clip model."""
-    assert load_encoder(str(tiny_open_clip_dir)).id == load_encoder(f"open_clip:local-dir:{tiny_open_clip_dir}").id
+    assert (
+        load_encoder(str(tiny_open_clip_dir)).id
+        == load_encoder(f"open_clip:local-dir:{tiny_open_clip_dir}").id
+    )
 
 
 def test_open_clip_embedding_matches_encode_image(tiny_open_clip_dir):
@@ -185,14 +199,18 @@ def test_open_clip_embedding_matches_encode_image(tiny_open_clip_dir):
 def test_open_clip_hf_hub_loads_offline(tiny_open_clip_dir, make_hf_cache):
     """open_clip:hf-hub:<repo> loads offline from a hub cache snapshot (BiomedCLIP's layout)."""
     cache = make_hf_cache("someone/tiny-biomedclip", tiny_open_clip_dir)
-    encoder = load_encoder("open_clip:hf-hub:someone/tiny-biomedclip", cache_dir=str(cache), offline=True)
+    encoder = load_encoder(
+        "open_clip:hf-hub:someone/tiny-biomedclip", cache_dir=str(cache), offline=True
+    )
     assert encoder.dim == 16
     _check_embeddings(encoder)
 
 
 def test_open_clip_hf_hub_missing_offline(tmp_path):
     """A missing open_clip hub repo offline raises EncoderLoadError with the repo and cache."""
-    with pytest.raises(EncoderLoadError, match="microsoft/BiomedCLIP.*not in the Hugging Face cache"):
+    with pytest.raises(
+        EncoderLoadError, match="microsoft/BiomedCLIP.*not in the Hugging Face cache"
+    ):
         load_encoder("open_clip:hf-hub:microsoft/BiomedCLIP", cache_dir=str(tmp_path), offline=True)
 
 
@@ -216,9 +234,13 @@ def test_open_clip_name_with_checkpoint_file(tiny_open_clip_dir, tmp_path):
 @pytest.mark.parametrize(
     "spec, fragment",
     [
-        pytest.param("open_clip:No-Such-Model:x", "has no model 'No-Such-Model'", id="unknown-model"),
+        pytest.param(
+            "open_clip:No-Such-Model:x", "has no model 'No-Such-Model'", id="unknown-model"
+        ),
         pytest.param("open_clip:ViT-B-16", "names no weights", id="no-weights"),
-        pytest.param("open_clip:ViT-B-16:no_such_tag", "neither a file nor a pretrained tag", id="bad-tag"),
+        pytest.param(
+            "open_clip:ViT-B-16:no_such_tag", "neither a file nor a pretrained tag", id="bad-tag"
+        ),
     ],
 )
 def test_open_clip_bad_specs(spec, fragment):
@@ -252,7 +274,9 @@ def test_torchvision_real_mobilenet_weights_file(mobilenet_v2_weights_file, ches
 def test_torchvision_release_loads_from_the_checkpoint_cache(mobilenet_v2_weights_file, tmp_path):
     """torchvision:<arch> finds the release file in the checkpoint folder without downloading."""
     shutil.copy(mobilenet_v2_weights_file, tmp_path / mobilenet_v2_weights_file.name)
-    encoder = load_encoder("torchvision:mobilenet_v2:IMAGENET1K_V1", cache_dir=str(tmp_path), offline=True)
+    encoder = load_encoder(
+        "torchvision:mobilenet_v2:IMAGENET1K_V1", cache_dir=str(tmp_path), offline=True
+    )
     same = load_encoder(f"torchvision:mobilenet_v2:{mobilenet_v2_weights_file}")
     assert encoder.id == same.id
 
@@ -288,8 +312,12 @@ def test_torchvision_tiny_state_dict_roundtrip(tmp_path):
     "spec, fragment",
     [
         pytest.param("torchvision:no_such_net", "no classification model 'no_such_net'", id="arch"),
-        pytest.param("torchvision:resnet50:IMAGENET9K", "neither a file nor a weights name", id="enum"),
-        pytest.param("torchvision:resnet50:/nonexistent/w.pth", "not found at /nonexistent/w.pth", id="file"),
+        pytest.param(
+            "torchvision:resnet50:IMAGENET9K", "neither a file nor a weights name", id="enum"
+        ),
+        pytest.param(
+            "torchvision:resnet50:/nonexistent/w.pth", "not found at /nonexistent/w.pth", id="file"
+        ),
     ],
 )
 def test_torchvision_bad_specs(spec, fragment):

@@ -33,8 +33,14 @@ class MeanColour(torch.nn.Module):
 
 def _encoder(model=None, **kwargs) -> Encoder:
     preprocess = Preprocess(size=8, crop=8, mean=(0, 0, 0), std=(1, 1, 1))
-    return Encoder(id="test@1", dim=4, model=model or MeanColour(), preprocess=preprocess,
-                   device="cpu", **kwargs)
+    return Encoder(
+        id="test@1",
+        dim=4,
+        model=model or MeanColour(),
+        preprocess=preprocess,
+        device="cpu",
+        **kwargs,
+    )
 
 
 def _png(value: int, size=(20, 16)) -> bytes:
@@ -52,7 +58,9 @@ def test_embed_batches_and_normalises():
     assert model.calls == [3, 3, 1]
     assert out.shape == (7, 4) and out.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
-    expected = l2_normalise(np.array([[v / 255] * 3 + [1.0] for v in (0, 51, 102, 153, 204, 255, 0)]))
+    expected = l2_normalise(
+        np.array([[v / 255] * 3 + [1.0] for v in (0, 51, 102, 153, 204, 255, 0)])
+    )
     np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
@@ -76,8 +84,11 @@ def test_embed_bytes_reports_bad_images_and_keeps_going():
     """With on_error, undecodable images give NaN rows and are reported by index."""
     encoder = _encoder(batch_size=2)
     errors = []
-    out = encoder.embed_bytes([_png(10), b"garbage", _png(200), b""], ["a.png", "b.png", "c.png", "d.png"],
-                              on_error=lambda i, e: errors.append((i, str(e))))
+    out = encoder.embed_bytes(
+        [_png(10), b"garbage", _png(200), b""],
+        ["a.png", "b.png", "c.png", "d.png"],
+        on_error=lambda i, e: errors.append((i, str(e))),
+    )
     assert [i for i, _ in errors] == [1, 3] and "'b.png'" in errors[0][1]
     assert np.isnan(out[[1, 3]]).all() and np.isfinite(out[[0, 2]]).all()
 
@@ -111,7 +122,9 @@ def test_out_of_memory_halves_the_batch():
 
 def test_wrong_feature_size_is_reported():
     """A model whose output length differs from dim raises a clear error."""
-    encoder = Encoder(id="x", dim=7, model=MeanColour(), preprocess=Preprocess(size=8), device="cpu")
+    encoder = Encoder(
+        id="x", dim=7, model=MeanColour(), preprocess=Preprocess(size=8), device="cpu"
+    )
     with pytest.raises(RuntimeError, match="produced 4-d features; expected 7"):
         encoder.embed([Image.new("L", (8, 8))])
 
@@ -191,7 +204,9 @@ def test_unknown_precision_is_refused():
 
 def _jpeg(value: int, size=(40, 30), mode="L") -> bytes:
     buffer = io.BytesIO()
-    Image.new(mode, size, value if mode == "L" else (value, value, value)).save(buffer, format="JPEG", quality=95)
+    Image.new(mode, size, value if mode == "L" else (value, value, value)).save(
+        buffer, format="JPEG", quality=95
+    )
     return buffer.getvalue()
 
 
@@ -201,12 +216,20 @@ def test_gpu_batch_logic_runs_with_torchvision_decode_on_cpu():
     from concurrent.futures import ThreadPoolExecutor
 
     encoder = _encoder(batch_size=8)
-    datas = [_jpeg(40), _png(200), b"\xff\xd8\xff broken", _jpeg(120, mode="RGB"), _jpeg(90, size=(5000, 5000))]
+    datas = [
+        _jpeg(40),
+        _png(200),
+        b"\xff\xd8\xff broken",
+        _jpeg(120, mode="RGB"),
+        _jpeg(90, size=(5000, 5000)),
+    ]
     names = ["a.jpg", "b.png", "c.jpg", "d.jpg", "huge.jpg"]
     encoder.max_pixels = 1_000_000
     errors = []
     with ThreadPoolExecutor(2) as pool:
-        good, pixels = encoder._gpu_decode_batch(datas, names, list(range(5)), pool, lambda i, e: errors.append(i))
+        good, pixels = encoder._gpu_decode_batch(
+            datas, names, list(range(5)), pool, lambda i, e: errors.append(i)
+        )
     assert good == [0, 1, 3] and sorted(errors) == [2, 4]
     from backend.images import decode_image
 

@@ -26,11 +26,17 @@ def _photo(width: int = 90, height: int = 64, mode: str = "RGB") -> Image.Image:
             dict(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
             id="clip",
         ),
-        pytest.param("SiglipImageProcessorPil", dict(size={"height": 40, "width": 40}), id="siglip"),
+        pytest.param(
+            "SiglipImageProcessorPil", dict(size={"height": 40, "width": 40}), id="siglip"
+        ),
         pytest.param(
             "BitImageProcessorPil",
-            dict(size={"shortest_edge": 40}, crop_size={"height": 36, "width": 36},
-                 image_mean=[0.53, 0.53, 0.53], image_std=[0.26, 0.26, 0.26]),
+            dict(
+                size={"shortest_edge": 40},
+                crop_size={"height": 36, "width": 36},
+                image_mean=[0.53, 0.53, 0.53],
+                image_std=[0.26, 0.26, 0.26],
+            ),
             id="rad-dino-bit",
         ),
     ],
@@ -70,8 +76,15 @@ def test_open_clip_config_reproduces_open_clip_transform():
 
     cfg = PreprocessCfg(size=32, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25))
     transform = image_transform_v2(cfg, is_train=False)
-    ours = Preprocess.from_open_clip({"size": 32, "mean": cfg.mean, "std": cfg.std,
-                                      "interpolation": "bicubic", "resize_mode": "shortest"})
+    ours = Preprocess.from_open_clip(
+        {
+            "size": 32,
+            "mean": cfg.mean,
+            "std": cfg.std,
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+        }
+    )
     image = _photo(90, 64)
     np.testing.assert_allclose(ours.image(image), transform(image).numpy(), atol=1e-4)
 
@@ -109,8 +122,10 @@ def test_tensor_path_matches_pil_path():
     """tensor_batch (the GPU path) is within a small tolerance of the PIL path."""
     preprocess = Preprocess(size=32, crop=32, interpolation="bicubic")
     images = [_photo(90, 64), _photo(64, 90, mode="L")]
-    tensors = [torch.from_numpy(np.asarray(images[0]).transpose(2, 0, 1).copy()),
-               torch.from_numpy(np.asarray(images[1])[None].copy())]
+    tensors = [
+        torch.from_numpy(np.asarray(images[0]).transpose(2, 0, 1).copy()),
+        torch.from_numpy(np.asarray(images[1])[None].copy()),
+    ]
     pil = preprocess.batch(images)
     gpu_style = preprocess.tensor_batch(tensors).numpy()
     assert gpu_style.shape == pil.shape == (2, 3, 32, 32)

@@ -11,24 +11,44 @@ from backend.exceptions import EncoderLoadError
 @pytest.mark.parametrize(
     "text, expected",
     [
-        pytest.param("xrayclip", ("hf", "StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k", None), id="preset"),
-        pytest.param("XraySigLIP", ("hf", "StanfordAIMI/XraySigLIP__vit-l-16-siglip-384__webli", None), id="preset-case"),
+        pytest.param(
+            "xrayclip",
+            ("hf", "StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k", None),
+            id="preset",
+        ),
+        pytest.param(
+            "XraySigLIP",
+            ("hf", "StanfordAIMI/XraySigLIP__vit-l-16-siglip-384__webli", None),
+            id="preset-case",
+        ),
         pytest.param("rad-dino", ("hf", "microsoft/rad-dino", None), id="rad-dino"),
         pytest.param("rad-dino-maira-2", ("hf", "microsoft/rad-dino-maira-2", None), id="maira"),
         pytest.param("resnet50", ("torchvision", "resnet50", "IMAGENET1K_V2"), id="resnet50"),
         pytest.param("hf:org/model", ("hf", "org/model", None), id="hf-repo"),
         pytest.param("hf:/models/x", ("hf", "/models/x", None), id="hf-folder"),
-        pytest.param("open_clip:ViT-B-16:laion2b_s34b_b88k", ("open_clip", "ViT-B-16", "laion2b_s34b_b88k"), id="oc-tag"),
-        pytest.param("open_clip:ViT-B-16:/w/ckpt.pt", ("open_clip", "ViT-B-16", "/w/ckpt.pt"), id="oc-file"),
+        pytest.param(
+            "open_clip:ViT-B-16:laion2b_s34b_b88k",
+            ("open_clip", "ViT-B-16", "laion2b_s34b_b88k"),
+            id="oc-tag",
+        ),
+        pytest.param(
+            "open_clip:ViT-B-16:/w/ckpt.pt", ("open_clip", "ViT-B-16", "/w/ckpt.pt"), id="oc-file"
+        ),
         pytest.param("open_clip:ViT-B-16", ("open_clip", "ViT-B-16", None), id="oc-bare"),
         pytest.param(
             "open_clip:hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
             ("open_clip", "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224", None),
             id="oc-hub",
         ),
-        pytest.param("open_clip:local-dir:/m/oc", ("open_clip", "local-dir:/m/oc", None), id="oc-local"),
+        pytest.param(
+            "open_clip:local-dir:/m/oc", ("open_clip", "local-dir:/m/oc", None), id="oc-local"
+        ),
         pytest.param("torchvision:resnet50", ("torchvision", "resnet50", None), id="tv"),
-        pytest.param("torchvision:resnet50:/w/r50.pth", ("torchvision", "resnet50", "/w/r50.pth"), id="tv-file"),
+        pytest.param(
+            "torchvision:resnet50:/w/r50.pth",
+            ("torchvision", "resnet50", "/w/r50.pth"),
+            id="tv-file",
+        ),
     ],
 )
 def test_spec_forms(text, expected):
@@ -47,7 +67,10 @@ def test_plain_folders_are_detected(tmp_path):
     (hf / "config.json").write_text("{}")
     (oc / "open_clip_config.json").write_text("{}")
     assert (parse_spec(str(hf)).family, parse_spec(str(hf)).name) == ("hf", str(hf))
-    assert (parse_spec(str(oc)).family, parse_spec(str(oc)).name) == ("open_clip", f"local-dir:{oc}")
+    assert (parse_spec(str(oc)).family, parse_spec(str(oc)).name) == (
+        "open_clip",
+        f"local-dir:{oc}",
+    )
 
 
 @pytest.mark.parametrize(

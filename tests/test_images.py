@@ -27,7 +27,9 @@ def _encode(image: Image.Image, fmt: str, **options) -> bytes:
 
 
 def _gradient(width: int = 64, height: int = 48) -> np.ndarray:
-    return (np.add.outer(np.arange(height), np.arange(width)) * 255 // (width + height)).astype(np.uint8)
+    return (np.add.outer(np.arange(height), np.arange(width)) * 255 // (width + height)).astype(
+        np.uint8
+    )
 
 
 def _dicom_bytes(name: str) -> bytes:
@@ -156,7 +158,10 @@ def test_monochrome1_bright_raw_values_are_dark():
 
 @pytest.mark.parametrize(
     "name, tolerance",
-    [pytest.param("RG1_J2KR.dcm", 0, id="jpeg2000-lossless"), pytest.param("RG1_J2KI.dcm", 3, id="jpeg2000-lossy")],
+    [
+        pytest.param("RG1_J2KR.dcm", 0, id="jpeg2000-lossless"),
+        pytest.param("RG1_J2KI.dcm", 3, id="jpeg2000-lossy"),
+    ],
 )
 def test_jpeg2000_variants_match_uncompressed(name, tolerance):
     """The JPEG 2000 variants of RG1 decode (openjpeg plugin) to the uncompressed pixels."""
@@ -242,10 +247,24 @@ def test_preambleless_dicom_is_recognised_by_suffix():
     [
         pytest.param(b"", "e.png", "empty", id="empty"),
         pytest.param(b"hello, not an image at all", "t.txt", "not a supported image", id="text"),
-        pytest.param(_encode(Image.new("L", (4, 4)), "GIF"), "x.gif", "not a supported image", id="gif"),
-        pytest.param(_encode(Image.fromarray(_gradient(200, 200)), "JPEG")[:400], "t.jpg", "truncated", id="truncated-jpeg"),
-        pytest.param(_encode(Image.fromarray(_gradient(200, 200)), "PNG")[:300], "t.png", "truncated", id="truncated-png"),
-        pytest.param(b"\xff\xd8\xff" + bytes(500), "junk.jpg", "not a supported image", id="jpeg-magic-junk"),
+        pytest.param(
+            _encode(Image.new("L", (4, 4)), "GIF"), "x.gif", "not a supported image", id="gif"
+        ),
+        pytest.param(
+            _encode(Image.fromarray(_gradient(200, 200)), "JPEG")[:400],
+            "t.jpg",
+            "truncated",
+            id="truncated-jpeg",
+        ),
+        pytest.param(
+            _encode(Image.fromarray(_gradient(200, 200)), "PNG")[:300],
+            "t.png",
+            "truncated",
+            id="truncated-png",
+        ),
+        pytest.param(
+            b"\xff\xd8\xff" + bytes(500), "junk.jpg", "not a supported image", id="jpeg-magic-junk"
+        ),
     ],
 )
 def test_bad_bytes_raise_image_decode_error(data, filename, fragment):

@@ -75,28 +75,59 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("source", metavar="SOURCE", help="folder, .csv/.tsv file or Label Studio .json export")
+    parser.add_argument(
+        "source", metavar="SOURCE", help="folder, .csv/.tsv file or Label Studio .json export"
+    )
     parser.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
-    parser.add_argument("--encoder", default="xrayclip", metavar="SPEC",
-                        help="encoder preset or spec (default xrayclip; see `labelcast encoders`)")
-    parser.add_argument("--cache", metavar="FILE.sqlite",
-                        help="embedding cache (default: OUT with .cache.sqlite instead of .npz)")
+    parser.add_argument(
+        "--encoder",
+        default="xrayclip",
+        metavar="SPEC",
+        help="encoder preset or spec (default xrayclip; see `labelcast encoders`)",
+    )
+    parser.add_argument(
+        "--cache",
+        metavar="FILE.sqlite",
+        help="embedding cache (default: OUT with .cache.sqlite instead of .npz)",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda when available)")
-    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: sized to the device)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="autocast dtype (default auto: bf16 on CUDA, fp32 on CPU; bf16 is "
-                             "much faster on recent CPUs)")
-    parser.add_argument("--positive", metavar="LABEL", help="the label that means y = 1 (all others 0)")
-    parser.add_argument("--folder-labels", action="store_true", help="label folder images by their first sub-folder")
+    parser.add_argument(
+        "--batch-size", type=int, help="images per forward pass (default: sized to the device)"
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="autocast dtype (default auto: bf16 on CUDA, fp32 on CPU; bf16 is "
+        "much faster on recent CPUs)",
+    )
+    parser.add_argument(
+        "--positive", metavar="LABEL", help="the label that means y = 1 (all others 0)"
+    )
+    parser.add_argument(
+        "--folder-labels", action="store_true", help="label folder images by their first sub-folder"
+    )
     parser.add_argument("--path-column", help="CSV column holding the image path or URL")
     parser.add_argument("--label-column", help="CSV column holding the label")
-    parser.add_argument("--data-key", help="Label Studio task data key of the image (default: image, or the only one)")
-    parser.add_argument("--local-files-root", metavar="DIR",
-                        help="LOCAL_FILES_DOCUMENT_ROOT of Label Studio, for /data/local-files/?d= URLs")
-    parser.add_argument("--label-studio-url", metavar="URL", help="Label Studio base URL, for /data/upload/ URLs")
+    parser.add_argument(
+        "--data-key",
+        help="Label Studio task data key of the image (default: image, or the only one)",
+    )
+    parser.add_argument(
+        "--local-files-root",
+        metavar="DIR",
+        help="LOCAL_FILES_DOCUMENT_ROOT of Label Studio, for /data/local-files/?d= URLs",
+    )
+    parser.add_argument(
+        "--label-studio-url", metavar="URL", help="Label Studio base URL, for /data/upload/ URLs"
+    )
     parser.add_argument("--api-key", help="Label Studio API token, sent to --label-studio-url only")
-    parser.add_argument("--offline", action="store_true", default=None,
-                        help="never download weights (also on with HF_HUB_OFFLINE=1)")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="never download weights (also on with HF_HUB_OFFLINE=1)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -118,7 +149,10 @@ def run(args) -> int:
     cache_path = pathlib.Path(args.cache) if args.cache else out.with_suffix(".cache.sqlite")
     cache = SQLiteEmbeddingCache(cache_path)
     encoder = load_encoder(
-        args.encoder, device=args.device, batch_size=args.batch_size, offline=args.offline,
+        args.encoder,
+        device=args.device,
+        batch_size=args.batch_size,
+        offline=args.offline,
         precision=args.precision,
     )
     fetch = _Fetcher(source, args)
@@ -127,7 +161,13 @@ def run(args) -> int:
 
     vectors = np.full((len(items), encoder.dim), np.nan, dtype=np.float32)
     failures: dict[int, str] = {}
-    progress = tqdm(total=len(items), unit="img", desc=f"embed {encoder.id}", disable=args.quiet, file=sys.stderr)
+    progress = tqdm(
+        total=len(items),
+        unit="img",
+        desc=f"embed {encoder.id}",
+        disable=args.quiet,
+        file=sys.stderr,
+    )
     with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
         for start in range(0, len(items), CHUNK_IMAGES):
             chunk = items[start : start + CHUNK_IMAGES]
@@ -142,7 +182,10 @@ def run(args) -> int:
 
             if readable:
                 vectors[[start + i for i in readable]] = embed_cached(
-                    encoder, cache, [fetched[i] for i in readable], [chunk[i].ref for i in readable],
+                    encoder,
+                    cache,
+                    [fetched[i] for i in readable],
+                    [chunk[i].ref for i in readable],
                     on_error=on_error,
                 )
             progress.update(len(chunk))
@@ -238,15 +281,21 @@ def read_source(source: pathlib.Path, args) -> list[Item]:
         raise CommandError(f"SOURCE {str(source)!r} is neither a folder nor a file")
     suffix = source.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        return _read_csv(source, getattr(args, "path_column", None), getattr(args, "label_column", None))
+        return _read_csv(
+            source, getattr(args, "path_column", None), getattr(args, "label_column", None)
+        )
     if suffix == ".json":
         return _read_label_studio(source, getattr(args, "data_key", None))
-    raise CommandError(f"SOURCE {str(source)!r}: expected a folder, a .csv/.tsv file or a Label Studio .json export")
+    raise CommandError(
+        f"SOURCE {str(source)!r}: expected a folder, a .csv/.tsv file or a Label Studio .json export"
+    )
 
 
 def _read_folder(folder: pathlib.Path, folder_labels: bool) -> list[Item]:
     files = sorted(
-        path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
     )
     items = []
     for path in files:
@@ -292,7 +341,9 @@ def _column(path, columns, lowered, wanted, defaults, what) -> str:
     for name in defaults:
         if name in lowered:
             return lowered[name]
-    raise CommandError(f"{path}: no {what} column; expected one of {list(defaults)} (columns: {columns})")
+    raise CommandError(
+        f"{path}: no {what} column; expected one of {list(defaults)} (columns: {columns})"
+    )
 
 
 def _read_label_studio(path: pathlib.Path, data_key: str | None) -> list[Item]:
@@ -303,11 +354,15 @@ def _read_label_studio(path: pathlib.Path, data_key: str | None) -> list[Item]:
     if isinstance(tasks, dict):
         tasks = [tasks]
     if not isinstance(tasks, list):
-        raise CommandError(f"{path}: expected a list of Label Studio tasks, got {type(tasks).__name__}")
+        raise CommandError(
+            f"{path}: expected a list of Label Studio tasks, got {type(tasks).__name__}"
+        )
     items = []
     for number, task in enumerate(tasks):
         if not isinstance(task, dict):
-            raise CommandError(f"{path}: task {number} is {type(task).__name__}; expected an object")
+            raise CommandError(
+                f"{path}: task {number} is {type(task).__name__}; expected an object"
+            )
         data = task.get("data") if isinstance(task.get("data"), dict) else task  # JSON or JSON_MIN
         key = data_key or _image_key(data)
         if key is None or not isinstance(data.get(key), str):
@@ -329,13 +384,23 @@ def _image_key(data: dict) -> str | None:
 
 def _looks_like_image(value: str) -> bool:
     lowered = value.lower().split("?")[0]
-    return value.startswith(("http://", "https://", "/data/", "data:image", "file://", "s3://", "gs://")) or lowered.endswith(IMAGE_SUFFIXES)
+    return value.startswith(
+        ("http://", "https://", "/data/", "data:image", "file://", "s3://", "gs://")
+    ) or lowered.endswith(IMAGE_SUFFIXES)
 
 
 def _task_label(task: dict) -> str | None:
     """The first choice of the latest non-cancelled annotation (or JSON_MIN's ``choice``)."""
-    annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
-    for annotation in sorted(annotations, key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""), reverse=True):
+    annotations = [
+        a
+        for a in task.get("annotations") or []
+        if isinstance(a, dict) and not a.get("was_cancelled")
+    ]
+    for annotation in sorted(
+        annotations,
+        key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""),
+        reverse=True,
+    ):
         for result in annotation.get("result") or []:
             if result.get("type") == "choices":
                 choices = (result.get("value") or {}).get("choices") or []
@@ -374,7 +439,11 @@ class _Fetcher:
     def _read(self, ref: str) -> bytes:
         if ref.startswith("data:"):
             header, _, payload = ref.partition(",")
-            return base64.b64decode(payload) if header.endswith(";base64") else urllib.parse.unquote_to_bytes(payload)
+            return (
+                base64.b64decode(payload)
+                if header.endswith(";base64")
+                else urllib.parse.unquote_to_bytes(payload)
+            )
         if ref.startswith(("http://", "https://")):
             return self._download(ref)
         if ref.startswith("file://"):
@@ -385,10 +454,14 @@ class _Fetcher:
                 return (pathlib.Path(self.local_root) / query["d"][0]).read_bytes()
             if self.ls_url:
                 return self._download(self.ls_url + ref)
-            raise CommandError("a /data/local-files/ URL needs --local-files-root (or --label-studio-url)")
+            raise CommandError(
+                "a /data/local-files/ URL needs --local-files-root (or --label-studio-url)"
+            )
         if ref.startswith("/data/"):
             if not self.ls_url:
-                raise CommandError(f"a {ref.split('?')[0].rsplit('/', 1)[0]}/ URL needs --label-studio-url and --api-key")
+                raise CommandError(
+                    f"a {ref.split('?')[0].rsplit('/', 1)[0]}/ URL needs --label-studio-url and --api-key"
+                )
             return self._download(self.ls_url + ref)
         if "://" in ref:
             raise CommandError(
@@ -413,8 +486,10 @@ class _Fetcher:
             if self._access is None:
                 body = json.dumps({"refresh": self.api_key}).encode()
                 request = urllib.request.Request(
-                    self.ls_url + "/api/token/refresh", data=body,
-                    headers={"Content-Type": "application/json"}, method="POST",
+                    self.ls_url + "/api/token/refresh",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    method="POST",
                 )
                 with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:
                     self._access = json.loads(response.read())["access"]

@@ -20,7 +20,7 @@ import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -166,18 +166,25 @@ class Encoder:
         import torch
 
         try:
-            with torch.inference_mode(), torch.autocast(
-                self._torch_device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
+            with (
+                torch.inference_mode(),
+                torch.autocast(
+                    self._torch_device.type,
+                    dtype=self.amp_dtype,
+                    enabled=self.amp_dtype is not None,
+                ),
             ):
                 features = self.model(pixels.to(self._torch_device, non_blocking=True))
             return features.float().cpu().numpy().reshape(len(pixels), -1)
         except torch.cuda.OutOfMemoryError:
             if len(pixels) <= MIN_BATCH_SIZE:
                 raise
+        # Retried outside the except block, so that the failed attempt's frames are freed.
+        if self.is_cuda:
             torch.cuda.empty_cache()
-            self.batch_size = max(MIN_BATCH_SIZE, len(pixels) // 2)
-            half = len(pixels) // 2
-            return np.concatenate([self._forward(pixels[:half]), self._forward(pixels[half:])])
+        half = len(pixels) // 2
+        self.batch_size = max(MIN_BATCH_SIZE, half)
+        return np.concatenate([self._forward(pixels[:half]), self._forward(pixels[half:])])
 
     def _finish(self, features: np.ndarray) -> np.ndarray:
         if features.shape[1] != self.dim:
@@ -301,23 +308,28 @@ class Encoder:
 
             results = list(decoders.map(one, indices))
             good = []
-            for index, result in zip(indices, results):
+            for index, result in zip(indices, results, strict=True):
                 if isinstance(result, ImageDecodeError):
                     if on_error is None:
                         raise result
                     on_error(index, result)
                 else:
                     good.append(index)
-            pixels = np.stack([r for r in results if not isinstance(r, ImageDecodeError)]) if good else None
+            pixels = (
+                np.stack([r for r in results if not isinstance(r, ImageDecodeError)])
+                if good
+                else None
+            )
             return good, pixels
 
         chunks = [
             list(range(start, min(start + self.batch_size, len(datas))))
             for start in range(0, len(datas), self.batch_size)
         ]
-        with ThreadPoolExecutor(max_workers=self.decode_workers) as decoders, ThreadPoolExecutor(
-            max_workers=1
-        ) as ahead:
+        with (
+            ThreadPoolExecutor(max_workers=self.decode_workers) as decoders,
+            ThreadPoolExecutor(max_workers=1) as ahead,
+        ):
             for good, pixels in _prefetch(ahead, prepare, chunks):
                 yield good, (_as_tensor(pixels) if pixels is not None else None)
 
@@ -396,10 +408,12 @@ class Encoder:
             buffers = [torch.frombuffer(bytearray(datas[i]), dtype=torch.uint8) for i in checked]
             try:
                 images = decode_jpeg(
-                    buffers, mode=ImageReadMode.UNCHANGED, device=self._torch_device,
+                    buffers,
+                    mode=ImageReadMode.UNCHANGED,
+                    device=self._torch_device,
                     apply_exif_orientation=True,
                 )
-                decoded.update(zip(checked, images))
+                decoded.update(zip(checked, images, strict=True))
             except RuntimeError:
                 other.extend(checked)  # e.g. CMYK or arithmetic-coded JPEGs: decode on the CPU
 
@@ -412,7 +426,7 @@ class Encoder:
             array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
             return torch.from_numpy(np.ascontiguousarray(array))
 
-        for index, result in zip(other, decoders.map(one, other)):
+        for index, result in zip(other, decoders.map(one, other), strict=True):
             if isinstance(result, ImageDecodeError):
                 if on_error is None:
                     raise result

@@ -35,10 +35,20 @@ SUPPORTED_MODEL_TYPES = ("clip", "siglip", "dinov2", "dinov2_with_registers")
 """``config.json`` model types this loader turns into an encoder."""
 
 _PATTERNS = (
-    ["config.json", "preprocessor_config.json", "model.safetensors", "model.safetensors.index.json",
-     "model-*.safetensors"],
-    ["config.json", "preprocessor_config.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-     "pytorch_model-*.bin"],
+    [
+        "config.json",
+        "preprocessor_config.json",
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "model-*.safetensors",
+    ],
+    [
+        "config.json",
+        "preprocessor_config.json",
+        "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
+        "pytorch_model-*.bin",
+    ],
 )
 
 
@@ -113,7 +123,10 @@ def _local_folder(spec: EncoderSpec, cache_dir: str | None, offline: bool) -> pa
         try:
             folder = pathlib.Path(
                 snapshot_download(
-                    spec.name, allow_patterns=patterns, cache_dir=cache_dir, local_files_only=offline
+                    spec.name,
+                    allow_patterns=patterns,
+                    cache_dir=cache_dir,
+                    local_files_only=offline,
                 )
             )
         except Exception as exc:  # hub client errors: offline, not cached, no network, no repo
@@ -152,7 +165,9 @@ def _vision_model(spec: EncoderSpec, folder: pathlib.Path, model_type: str):
         if model_type == "clip":
             vision = config.vision_config
             vision.projection_dim = config.projection_dim
-            model = transformers.CLIPVisionModelWithProjection.from_pretrained(folder, config=vision, **kwargs)
+            model = transformers.CLIPVisionModelWithProjection.from_pretrained(
+                folder, config=vision, **kwargs
+            )
             return model, "image_embeds", int(config.projection_dim)
         if model_type == "siglip":
             vision = config.vision_config

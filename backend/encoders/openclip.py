@@ -56,7 +56,10 @@ def load_open_clip_encoder(
     checkpoint = None
     if spec.name.startswith("hf-hub:"):
         folder = _hub_folder(spec, spec.name[len("hf-hub:") :], cache_dir, offline)
-        model_name, weights = "local-dir:" + str(folder), hf_weight_paths(folder, OPEN_CLIP_WEIGHT_FILES)
+        model_name, weights = (
+            "local-dir:" + str(folder),
+            hf_weight_paths(folder, OPEN_CLIP_WEIGHT_FILES),
+        )
     elif spec.name.startswith("local-dir:"):
         folder = pathlib.Path(spec.name[len("local-dir:") :])
         if not (folder / "open_clip_config.json").is_file():
@@ -65,7 +68,10 @@ def load_open_clip_encoder(
                 "expected an open_clip folder (open_clip_config.json with model_cfg and "
                 "preprocess_cfg, plus open_clip_model.safetensors or open_clip_pytorch_model.bin)"
             )
-        model_name, weights = "local-dir:" + str(folder), hf_weight_paths(folder, OPEN_CLIP_WEIGHT_FILES)
+        model_name, weights = (
+            "local-dir:" + str(folder),
+            hf_weight_paths(folder, OPEN_CLIP_WEIGHT_FILES),
+        )
         if not weights:
             raise EncoderLoadError(
                 f"cannot load encoder {spec.text!r}: no weights in {folder}; expected one of "
@@ -139,7 +145,9 @@ def _named_checkpoint(spec: EncoderSpec, open_clip, cache_dir, offline) -> tuple
     try:
         return download_pretrained_from_url(url, cache_dir=str(root)), overrides
     except Exception as exc:
-        raise missing_file(spec.text, f"open_clip weights {target.name}", str(target), url, offline, str(exc)) from None
+        raise missing_file(
+            spec.text, f"open_clip weights {target.name}", str(target), url, offline, str(exc)
+        ) from None
 
 
 def _hub_file(spec, repo: str, filename: str | None, cache_dir, offline) -> str:
@@ -159,18 +167,26 @@ def _hub_folder(spec, repo: str, cache_dir, offline) -> pathlib.Path:
     from huggingface_hub import snapshot_download
 
     last = None
-    for patterns in (["open_clip_config.json", "open_clip_model.safetensors"],
-                     ["open_clip_config.json", "open_clip_pytorch_model.bin"]):
+    for patterns in (
+        ["open_clip_config.json", "open_clip_model.safetensors"],
+        ["open_clip_config.json", "open_clip_pytorch_model.bin"],
+    ):
         try:
             folder = pathlib.Path(
-                snapshot_download(repo, allow_patterns=patterns, cache_dir=cache_dir, local_files_only=offline)
+                snapshot_download(
+                    repo, allow_patterns=patterns, cache_dir=cache_dir, local_files_only=offline
+                )
             )
         except Exception as exc:
             last = exc
             continue
-        if (folder / "open_clip_config.json").is_file() and hf_weight_paths(folder, OPEN_CLIP_WEIGHT_FILES):
+        if (folder / "open_clip_config.json").is_file() and hf_weight_paths(
+            folder, OPEN_CLIP_WEIGHT_FILES
+        ):
             return folder
-    raise missing_hf_weights(spec.text, repo, hf_cache_dir(cache_dir), offline, str(last or "no open_clip files"))
+    raise missing_hf_weights(
+        spec.text, repo, hf_cache_dir(cache_dir), offline, str(last or "no open_clip files")
+    )
 
 
 def _output_dim(visual, preprocess: Preprocess) -> int:

@@ -63,7 +63,11 @@ def load_torchvision_encoder(
             f"{spec.name!r}; expected one of torchvision.models.list_models(), e.g. resnet50"
         ) from None
     model = builder(weights=None)
-    if spec.weights and (os.path.isfile(spec.weights) or os.sep in spec.weights or spec.weights.endswith(WEIGHT_SUFFIXES)):
+    if spec.weights and (
+        os.path.isfile(spec.weights)
+        or os.sep in spec.weights
+        or spec.weights.endswith(WEIGHT_SUFFIXES)
+    ):
         path = spec.weights
         if not os.path.isfile(path):
             raise missing_file(spec.text, "weights file", path, None, offline)
@@ -106,18 +110,27 @@ def _release_for_file(weights_enum, path: str):
 def _release_file(spec: EncoderSpec, release, cache_dir: str | None, offline: bool) -> str:
     import torch
 
-    folder = pathlib.Path(cache_dir) if cache_dir else pathlib.Path(torch.hub.get_dir()) / "checkpoints"
+    folder = (
+        pathlib.Path(cache_dir) if cache_dir else pathlib.Path(torch.hub.get_dir()) / "checkpoints"
+    )
     target = folder / os.path.basename(release.url)
     if target.is_file():
         return str(target)
     if offline:
-        raise missing_file(spec.text, f"torchvision weights {target.name}", str(target), release.url, offline)
+        raise missing_file(
+            spec.text, f"torchvision weights {target.name}", str(target), release.url, offline
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(release.url, str(target), progress=False)
     except Exception as exc:
         raise missing_file(
-            spec.text, f"torchvision weights {target.name}", str(target), release.url, offline, str(exc)
+            spec.text,
+            f"torchvision weights {target.name}",
+            str(target),
+            release.url,
+            offline,
+            str(exc),
         ) from None
     return str(target)
 
@@ -134,7 +147,9 @@ def _load_state_dict(spec: EncoderSpec, model, path: str, torch) -> None:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise EncoderLoadError(f"cannot load encoder {spec.text!r}: {path} holds {type(state).__name__}; expected a state dict")
+        raise EncoderLoadError(
+            f"cannot load encoder {spec.text!r}: {path} holds {type(state).__name__}; expected a state dict"
+        )
     state = {k.removeprefix("module."): v for k, v in state.items()}
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:

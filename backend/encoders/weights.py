@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
-from typing import Iterable
+from collections.abc import Iterable
 
 from backend.exceptions import EncoderLoadError
 
@@ -100,10 +100,14 @@ def hf_weight_paths(folder: str | os.PathLike, names: Iterable[str] = HF_WEIGHT_
     return []
 
 
-def missing_hf_weights(spec_text: str, repo: str, cache: str, offline: bool, reason: str) -> EncoderLoadError:
+def missing_hf_weights(
+    spec_text: str, repo: str, cache: str, offline: bool, reason: str
+) -> EncoderLoadError:
     """The error for Hugging Face weights that are neither in the cache nor downloadable."""
     why = (
-        "offline mode is on (HF_HUB_OFFLINE)" if offline else "the Hugging Face hub could not be reached"
+        "offline mode is on (HF_HUB_OFFLINE)"
+        if offline
+        else "the Hugging Face hub could not be reached"
     )
     return EncoderLoadError(
         f"cannot load encoder {spec_text!r}: the weights of {repo!r} are not in the Hugging Face "
@@ -115,7 +119,9 @@ def missing_hf_weights(spec_text: str, repo: str, cache: str, offline: bool, rea
     )
 
 
-def missing_file(spec_text: str, what: str, path: str, url: str | None, offline: bool, reason: str = "") -> EncoderLoadError:
+def missing_file(
+    spec_text: str, what: str, path: str, url: str | None, offline: bool, reason: str = ""
+) -> EncoderLoadError:
     """The error for a single weights file (torchvision, open_clip URL) that is missing."""
     how = (
         f"download it on a machine with internet (`curl -L {url} -o {path}`) and copy it there, "
