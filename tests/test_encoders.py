@@ -206,6 +206,13 @@ def test_open_clip_hf_hub_loads_offline(tiny_open_clip_dir, make_hf_cache):
     _check_embeddings(encoder)
 
 
+def test_open_clip_repo_given_as_hf_points_to_open_clip(tiny_open_clip_dir, make_hf_cache):
+    """hf:<repo> on an open_clip-only repo says to use open_clip:hf-hub:<repo>."""
+    cache = make_hf_cache("someone/oc-only", tiny_open_clip_dir)
+    with pytest.raises(EncoderLoadError, match="use the spec open_clip:hf-hub:someone/oc-only"):
+        load_encoder("hf:someone/oc-only", cache_dir=str(cache), offline=True)
+
+
 def test_open_clip_hf_hub_missing_offline(tmp_path):
     """A missing open_clip hub repo offline raises EncoderLoadError with the repo and cache."""
     with pytest.raises(

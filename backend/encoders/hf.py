@@ -38,6 +38,7 @@ _PATTERNS = (
     [
         "config.json",
         "preprocessor_config.json",
+        "open_clip_config.json",
         "model.safetensors",
         "model.safetensors.index.json",
         "model-*.safetensors",
@@ -134,6 +135,11 @@ def _local_folder(spec: EncoderSpec, cache_dir: str | None, offline: bool) -> pa
             continue
         if hf_weight_paths(folder):
             return folder
+        if (folder / "open_clip_config.json").is_file() and not (folder / "config.json").is_file():
+            raise EncoderLoadError(
+                f"cannot load encoder {spec.text!r}: {spec.name} is an open_clip checkpoint, not a "
+                f"transformers one; use the spec open_clip:hf-hub:{spec.name}"
+            )
     raise missing_hf_weights(
         spec.text, spec.name, hf_cache_dir(cache_dir), offline, str(last_error or "no weight files")
     )
