@@ -151,6 +151,11 @@ def read_size(
     return width, height
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"{name}: invalid size {width}×{height} in the header")
@@ -240,8 +245,9 @@ def _decode_dicom(data: bytes, name: str, max_pixels: int) -> Image.Image:
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         syntax_name = getattr(syntax, "name", "unknown transfer syntax")
         raise ImageDecodeError(
-            f"{name}: cannot decode DICOM pixel data ({syntax_name}): {exc}. Compressed "
-            "syntaxes need pylibjpeg with pylibjpeg-openjpeg (JPEG 2000) or pylibjpeg-libjpeg"
+            f"{name}: cannot decode DICOM pixel data ({syntax_name}): {_first_line(exc)}. "
+            "Compressed syntaxes need a decoder plugin: pylibjpeg-openjpeg (JPEG 2000) or "
+            "python-gdcm (JPEG lossless, JPEG-LS, JPEG 2000)"
         ) from None
     if samples == 1:
         pixels = _dicom_gray_to_unit(frame, ds)

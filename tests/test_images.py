@@ -223,6 +223,26 @@ def test_voi_lut_sequence_is_used():
     assert (image[raw >= 255] == 0).all()
 
 
+def test_jpeg_lossless_dicom_decodes_or_names_the_plugin():
+    """JPEG Lossless DICOM decodes where python-gdcm is installed, else the error names it."""
+    data = _dicom_bytes("JPEG-LL.dcm")
+    try:
+        import gdcm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImageDecodeError, match="JPEG Lossless.*python-gdcm"):
+            decode_image(data, "JPEG-LL.dcm")
+    else:
+        assert decode_image(data, "JPEG-LL.dcm").size == (256, 1024)
+
+
+def test_multiframe_dicom_gives_the_first_frame():
+    """A two-frame DICOM decodes to its first frame."""
+    ds = pydicom.dcmread(get_testdata_file("SC_rgb_2frame.dcm"))
+    first = ds.pixel_array[0]
+    image = decode_image(_dicom_bytes("SC_rgb_2frame.dcm"), "two.dcm")
+    np.testing.assert_array_equal(np.asarray(image), first)
+
+
 def test_rgb_dicom_decodes_to_rgb():
     """A colour DICOM (8- and 16-bit) decodes to RGB."""
     for name in ("SC_rgb.dcm", "SC_rgb_16bit.dcm"):
