@@ -57,6 +57,9 @@ class Service:
             "updated_at": time.time(),
         }
         self.store.put_project(project_id, record)
+        if self.settings.basic_auth_user and self.store.get_model(project_id) is None:
+            # Label Studio's auto-created webhook lacks our credentials; the first refit adds them.
+            self.jobs.request_refit(project_id)
         return {"model_version": self.current_version(project_id)}
 
     def current_version(self, project_id: int) -> str:

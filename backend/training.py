@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import math
 import time
@@ -169,10 +170,12 @@ class Trainer:
             if png:
                 plots[finding] = png
 
-        previous = self.store.get_model(project_id)
+        fingerprint = _fingerprint({t: labels[t] for t in task_ids}, config.findings)
+        previous = self.store.get_model(project_id) or {}
         revision = 1
-        if previous and previous.get("n_labels") == n and previous.get("encoder_spec") == self.settings.encoder:
-            revision = int(previous.get("revision", 1)) + 1
+        if previous.get("n_labels") == n and previous.get("encoder_spec") == self.settings.encoder:
+            same = previous.get("fingerprint") == fingerprint
+            revision = int(previous.get("revision", 1)) + (0 if same else 1)
         version = model_version(self.settings.encoder, n, revision)
         message = summary_message(config, forecasts, n, min_labels)
         needed = summary_labels_needed(forecasts, min_labels)
@@ -183,6 +186,7 @@ class Trainer:
             "encoder": self.encoder.id,
             "encoder_spec": self.settings.encoder,
             "n_labels": n,
+            "fingerprint": fingerprint,
             "probes": probes,
             "trained_at": time.time(),
         }
@@ -207,13 +211,23 @@ class Trainer:
         if not (getattr(client, "url", None) and getattr(client, "api_key", None)):
             log.info("project %s: no Label Studio URL/API key; model version not pushed", project_id)
             return
+        auth = None
+        if self.settings.basic_auth_user and self.settings.basic_auth_pass:
+            auth = (self.settings.basic_auth_user, self.settings.basic_auth_pass)
         try:
-            backend_id = client.set_model_version(project_id, version, status=message)
+            backend_id = client.set_model_version(project_id, version, status=message, basic_auth=auth)
         except LabelStudioError as exc:
             log.warning("project %s: %s", project_id, exc)
             return
         if backend_id is None:
             log.info("project %s has no ML backend in Label Studio; model version not pushed", project_id)
+            return
+        if auth:
+            try:
+                if client.authorize_webhooks(project_id, *auth):
+                    log.info("project %s: added basic auth to the ML backend's webhook", project_id)
+            except LabelStudioError as exc:
+                log.warning("project %s: %s", project_id, exc)
 
 
 def summary_message(config: LabelingConfig, forecasts: dict[str, Any], n_labels: int, min_labels: int) -> str:
@@ -242,6 +256,12 @@ def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float |
         else:
             values.append(float(fc.labels_remaining))
     return max(values) if values else float(min_labels)
+
+
+def _fingerprint(labels: dict[int, list[str]], findings) -> str:
+    """Hash of the training labels: the same labels and findings keep the same model version."""
+    payload = json.dumps([sorted((int(t), sorted(c)) for t, c in labels.items()), list(findings)])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def _plot(fc) -> bytes | None:

@@ -24,7 +24,7 @@ class RecordingClient:
     def fetch_image(self, ref, task_id=None):
         return self.real.fetch_image(ref, task_id)
 
-    def set_model_version(self, project_id, version, status=None, backend_url=None):
+    def set_model_version(self, project_id, version, status=None, backend_url=None, basic_auth=None):
         self.versions.append((project_id, version, status))
         return 1
 
@@ -60,7 +60,7 @@ def test_refit_saves_model_forecast_and_tells_label_studio(trainer, sqlite_store
 
 
 def test_refit_embeds_each_image_once(trainer, sqlite_store):
-    """A second refit reuses cached embeddings; the same count gets a new revision."""
+    """A second refit reuses cached embeddings; changed labels at the same count get a new revision."""
     sqlite_store.put_project(1, {"label_config": CONFIG})
     _label(sqlite_store, 1, 12)
     trainer.refit(1)
@@ -71,7 +71,9 @@ def test_refit_embeds_each_image_once(trainer, sqlite_store):
         second = trainer.refit(1)
     finally:
         trainer.encoder.embed = real_embed
-    assert calls == [] and second["version"].endswith("-n12.r2")
+    assert calls == [] and second["version"].endswith("-n12")  # same labels, same version
+    sqlite_store.put_label(1, annotation_id=5000, task_id=0, choices=["No effusion"])  # relabel task 0
+    assert trainer.refit(1)["version"].endswith("-n12.r2")
 
 
 def test_few_labels_give_a_collecting_forecast_without_probe(trainer, sqlite_store):

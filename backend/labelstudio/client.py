@@ -108,11 +108,14 @@ class LabelStudioClient:
         on_label_studio = self.url is not None and url.startswith(self.url + "/")
         headers = self.auth_headers() if on_label_studio else {}
         try:
-            response = self.session.get(url, headers=headers, timeout=FETCH_TIMEOUT_S)
+            # Label Studio redirects unauthenticated requests to its login page: do not follow.
+            response = self.session.get(
+                url, headers=headers, timeout=FETCH_TIMEOUT_S, allow_redirects=not on_label_studio
+            )
         except requests.RequestException as exc:
             raise ImageFetchError(f"cannot download image {ref}: {exc}") from exc
         if response.status_code != 200:
-            hint = " (check LABEL_STUDIO_API_KEY)" if response.status_code in (401, 403) else ""
+            hint = " (check LABEL_STUDIO_API_KEY)" if response.status_code in (301, 302, 401, 403) else ""
             raise ImageFetchError(f"downloading image {ref} answered HTTP {response.status_code}{hint}")
         return response.content
 
@@ -130,14 +133,21 @@ class LabelStudioClient:
         return backends[0] if backends else None
 
     def set_model_version(
-        self, project_id: int, version: str, status: str | None = None, backend_url: str | None = None
+        self,
+        project_id: int,
+        version: str,
+        status: str | None = None,
+        backend_url: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
     ) -> int | None:
         """Make ``version`` the project's model version: it becomes the ML backend's title.
 
         Label Studio moves the project's ``model_version`` to the live backend's title, so the
         Data Manager's score column and uncertainty ordering use predictions of that version.
-        ``status`` (a sentence) goes into the backend's description. Returns the ML backend id,
-        None if the project has no ML backend.
+        ``status`` (a sentence) goes into the backend's description. Label Studio re-validates
+        the backend (calls /setup) on this update, so a backend behind basic auth passes its
+        ``basic_auth`` (user, password) along. Returns the ML backend id, None if the project
+        has no ML backend.
         """
         backend = self.find_ml_backend(project_id, backend_url)
         if backend is None:
@@ -145,11 +155,41 @@ class LabelStudioClient:
         fields: dict[str, Any] = {"project": int(project_id), "url": backend.url, "title": version}
         if status:
             fields["description"] = status[:500]
+        if basic_auth:
+            fields.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
         try:
             self.sdk.ml.update(backend.id, **fields)
         except Exception as exc:
             raise LabelStudioError(f"cannot update ML backend {backend.id}: {exc}") from exc
         return backend.id
+
+
+    def authorize_webhooks(self, project_id: int, user: str, password: str, backend_url: str | None = None) -> int:
+        """Add basic-auth credentials to the webhooks Label Studio created for the ML backend.
+
+        Label Studio sends the backend's basic-auth credentials on /predict but not on the
+        webhook it creates when the backend is connected; without them every webhook would be
+        refused. Returns how many webhooks were updated.
+        """
+        backend = self.find_ml_backend(project_id, backend_url)
+        if backend is None:
+            return 0
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        header = f"Basic {token}"
+        updated = 0
+        try:
+            for hook in self.sdk.webhooks.list(project=str(int(project_id))):
+                if not (hook.url or "").startswith((backend.url or "").rstrip("/") + "/"):
+                    continue
+                headers = dict(hook.headers or {})
+                if headers.get("Authorization") == header:
+                    continue
+                headers["Authorization"] = header
+                self.sdk.webhooks.update(hook.id, url=hook.url, headers=headers)
+                updated += 1
+        except Exception as exc:
+            raise LabelStudioError(f"cannot update the webhooks of project {project_id}: {exc}") from exc
+        return updated
 
 
 def _decode_data_uri(ref: str, task_id: int | None) -> bytes:
