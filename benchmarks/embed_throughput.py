@@ -173,12 +173,14 @@ def measure(encoder: Encoder, jpegs: list[bytes], repeats: int) -> dict:
         pixels = pixels.to(encoder.device)
     encoder.embed_pixels(pixels)
     _sync(encoder)
-    rounds = max(1, repeats * n // encoder.batch_size)
-    start = time.perf_counter()
+    rounds = max(3, repeats * n // encoder.batch_size)
+    times = []
     for _ in range(rounds):
+        start = time.perf_counter()
         encoder.embed_pixels(pixels)
-    _sync(encoder)
-    encoder_alone = rounds * encoder.batch_size / (time.perf_counter() - start)
+        _sync(encoder)
+        times.append(time.perf_counter() - start)
+    encoder_alone = encoder.batch_size / float(np.median(times))  # median: robust to neighbours
 
     sample = jpegs[: min(n, 16)]
     start = time.perf_counter()

@@ -65,6 +65,22 @@ def test_folder_with_folder_labels(labeled_folder, tmp_path, tiny_encoder_spec, 
     assert "skipped" in capsys.readouterr().err
 
 
+def test_folder_of_dicom_files_without_suffix(tmp_path, tiny_encoder_spec):
+    """DICOM files without a suffix (as PACS exports them) are found and decoded."""
+    from pydicom.data import get_testdata_file
+
+    root = tmp_path / "pacs"
+    root.mkdir()
+    for name in ("RG1_UNCR.dcm", "RG1_J2KR.dcm"):
+        (root / name.split(".")[0]).write_bytes(open(get_testdata_file(name), "rb").read())
+    (root / "README").write_text("not an image")
+    out = tmp_path / "d.npz"
+    assert main(["embed", str(root), "--encoder", tiny_encoder_spec, "--out", str(out), "--quiet"]) == 0
+    data = np.load(out)
+    assert list(data["ids"]) == ["RG1_J2KR", "RG1_UNCR"] and "y" not in data.files
+    np.testing.assert_allclose(data["X"][0], data["X"][1], atol=1e-5)  # lossless: same pixels
+
+
 def test_csv_with_numeric_labels_and_relative_paths(
     tmp_path, tiny_encoder_spec, chest_xray_png_bytes
 ):

@@ -2,7 +2,8 @@
 
 SOURCE is one of
 
-- a folder: every JPEG, PNG, DICOM (and TIFF/BMP/WebP) file below it, in path order; with
+- a folder: every JPEG, PNG, DICOM (also without a file suffix) and TIFF/BMP/WebP file below
+  it, in path order; with
   ``--folder-labels`` the first sub-folder name is the label (``normal/…``, ``tb/…``);
 - a CSV (or TSV) file: a path/URL column (``path``, ``image``, ``file``, ``filename``,
   ``url``, ``image_path``, or ``--path-column``) and an optional label column (``label``,
@@ -295,7 +296,7 @@ def _read_folder(folder: pathlib.Path, folder_labels: bool) -> list[Item]:
     files = sorted(
         path
         for path in folder.rglob("*")
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        if path.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES or _is_bare_dicom(path))
     )
     items = []
     for path in files:
@@ -309,6 +310,14 @@ def _read_folder(folder: pathlib.Path, folder_labels: bool) -> list[Item]:
             label = relative.parts[0]
         items.append(Item(relative.as_posix(), relative.as_posix(), label))
     return items
+
+
+def _is_bare_dicom(path: pathlib.Path) -> bool:
+    """A file without an image suffix that starts with the DICOM preamble (PACS exports)."""
+    if path.suffix and path.suffix.lower() not in (".", ".ima"):
+        return False
+    with open(path, "rb") as handle:
+        return handle.read(132)[128:132] == b"DICM"
 
 
 def _read_csv(path: pathlib.Path, path_column: str | None, label_column: str | None) -> list[Item]:
