@@ -72,6 +72,20 @@ def test_clip_embedding_is_the_projected_image_feature(tiny_hf_encoder_dirs):
     np.testing.assert_allclose(encoder.embed(_images()), reference, atol=1e-5)
 
 
+def test_siglip_embedding_is_the_pooled_image_feature(tiny_hf_encoder_dirs):
+    """The SigLIP embedding equals SiglipModel.get_image_features (MAP head), normalised."""
+    from transformers import SiglipModel
+
+    folder = tiny_hf_encoder_dirs["siglip"]
+    encoder = load_encoder(str(folder), device="cpu")
+    pixels = torch.from_numpy(encoder.preprocess.batch(_images()))
+    with torch.inference_mode():
+        reference = SiglipModel.from_pretrained(folder).eval().get_image_features(pixel_values=pixels)
+    reference = getattr(reference, "pooler_output", reference).numpy()
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    np.testing.assert_allclose(encoder.embed(_images()), reference, atol=1e-5)
+
+
 def test_dinov2_embedding_is_the_cls_token(tiny_hf_encoder_dirs):
     """The DINOv2 embedding is the normalised CLS token after the final layer norm."""
     from transformers import Dinov2Model
