@@ -16,6 +16,7 @@ thread pool one batch ahead of the model.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -286,9 +287,10 @@ class Encoder:
                 batches = self._gpu_batches(datas, names, on_error)
             else:
                 batches = self._cpu_batches(datas, names, on_error)
-            for indices, pixels in batches:
-                if len(indices):
-                    out[indices] = self._finish(self._forward(pixels))
+            with contextlib.closing(batches):  # stops the decode thread if the model fails
+                for indices, pixels in batches:
+                    if len(indices):
+                        out[indices] = self._finish(self._forward(pixels))
         return out
 
     def _decode_cpu(self, data: bytes, name: str | None) -> Image.Image:
