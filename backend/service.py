@@ -16,7 +16,7 @@ import numpy as np
 
 from backend.exceptions import ProjectNotFoundError, RequestError
 from backend.labelstudio import protocol
-from backend.labelstudio.config import LabelingConfig, parse_label_config
+from backend.labelstudio.config import MULTILABEL, LabelingConfig, parse_label_config
 from backend.settings import parse_extra_params
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,10 @@ class Service:
         if new:
             self.store.put_tasks(pid, new)
         probes = (model or {}).get("probes") or {}
-        if not model or any(f not in probes for f in config.findings):
+        # Several findings: predict those that have a probe. Otherwise every finding needs one.
+        findings = [f for f in config.findings if f in probes]
+        complete = len(findings) == len(config.findings)
+        if not model or not findings or (config.mode != MULTILABEL and not complete):
             if new:
                 self.jobs.request_embed(pid, new)
             return {}
@@ -173,7 +176,7 @@ class Service:
 
         X = np.stack([vectors[shas[t]] for t in ready])
         out: dict[int, dict[str, float]] = {t: {} for t in ready}
-        for finding in config.findings:
+        for finding in findings:
             p = LinearProbe.from_dict(probes[finding]).predict_proba(X)
             for t, value in zip(ready, p):
                 out[t][finding] = float(value)

@@ -189,3 +189,39 @@ def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server,
         .json()["n_labels"] == n_labels + 6,
         120, "the refit with the labels saved during training",
     )
+
+
+def test_several_findings_project(label_studio, backend_server, image_server):
+    """A multi-label project gets one forecast per finding in the text and a choices prediction."""
+    api = _api(label_studio)
+    base_url, folder, truth = image_server
+    config = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
+    pid = api("POST", "/api/projects", json={"title": "LabelCast several", "label_config": config})["id"]
+    names = sorted(truth)[:N_HTTP_TASKS]
+    api("POST", f"/api/projects/{pid}/import", json=[{"image": f"{base_url}/{name}"} for name in names])
+    tasks = api("GET", f"/api/tasks?project={pid}&page_size=1000&fields=all")["tasks"]
+    api("POST", "/api/ml", json={"project": pid, "url": backend_server["url"], "title": "LabelCast"})
+    for i, task in enumerate(tasks[:24]):
+        chosen = [f for f, on in (("Effusion", i % 2 == 0), ("Cardiomegaly", i % 3 == 0)) if on]
+        api("POST", f"/api/tasks/{task['id']}/annotations", json={"result": [
+            {"from_name": "findings", "to_name": "image", "type": "choices", "value": {"choices": chosen}}]})
+    forecast = _wait(
+        lambda: (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
+        and r.json()["n_labels"] == 24 and r.json(),
+        timeout=120, what="the multi-finding forecast",
+    )
+    assert set(forecast["findings"]) == {"Effusion", "Cardiomegaly", "Consolidation", "Pneumothorax"}
+    _wait(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == forecast["version"], 30, "model version")
+    # Task 0 is labeled, so its embedding is cached and the probes can score it.
+    api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
+        json={"project": str(pid), "selectedItems": {"all": False, "included": [tasks[0]["id"]]}})
+    prediction = _wait(
+        lambda: [p for p in api("GET", f"/api/predictions?task={tasks[0]['id']}") if p["model_version"] == forecast["version"]],
+        60, "a prediction",
+    )[0]
+    text = next(r for r in prediction["result"] if r["type"] == "textarea")["value"]["text"][0]
+    assert "Effusion:" in text and "Pneumothorax:" in text
+    # Consolidation and Pneumothorax were never chosen: no probe, so only the other two are scored.
+    choices = next(r for r in prediction["result"] if r["type"] == "choices")
+    assert set(choices["value"]["choices"]) <= {"Effusion", "Cardiomegaly"}
+    assert 0.5 <= prediction["score"] <= 1.0

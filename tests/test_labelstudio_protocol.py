@@ -107,3 +107,10 @@ def test_project_id_forms():
     assert protocol.parse_project_id(7) == protocol.parse_project_id("7") == protocol.parse_project_id("7.1700000") == 7
     with pytest.raises(RequestError):
         protocol.parse_project_id(None)
+
+
+def test_multilabel_prediction_with_some_probes_missing():
+    """Findings without a probe are neither chosen nor part of the score."""
+    prediction = protocol.build_prediction(SEVERAL, "v", {"Effusion": 0.2, "Cardiomegaly": 0.7}, None, None)
+    assert prediction["result"][0]["value"]["choices"] == ["Cardiomegaly"]
+    assert prediction["score"] == pytest.approx(0.7)

@@ -196,8 +196,8 @@ def _choose(config: LabelingConfig, probabilities: Mapping[str, float]) -> tuple
     if config.mode == BINARY:
         p = float(probabilities[config.findings[0]])
         return ([config.findings[0]], p) if p >= 0.5 else ([config.negative], 1.0 - p)
-    if config.mode == MULTILABEL:
-        chosen = [f for f in config.findings if probabilities[f] >= 0.5]
+    if config.mode == MULTILABEL:  # findings without a probe yet are neither chosen nor scored
+        chosen = [f for f in config.findings if probabilities.get(f, 0.0) >= 0.5]
         confidence = min(max(p, 1.0 - p) for p in map(float, probabilities.values()))
         return chosen, confidence
     total = sum(float(p) for p in probabilities.values()) or 1.0
