@@ -57,9 +57,10 @@ class Service:
             "updated_at": time.time(),
         }
         self.store.put_project(project_id, record)
-        if self.settings.basic_auth_user and self.store.get_model(project_id) is None:
-            # Label Studio's auto-created webhook lacks our credentials; the first refit adds them.
-            self.jobs.request_refit(project_id)
+        if not previous.get("label_config"):
+            # First connection: read the labels made so far (imports with annotations send no
+            # annotation webhooks), embed the tasks, and (with basic auth) authorize the webhook.
+            self.jobs.request_refit(project_id, sync=True)
         return {"model_version": self.current_version(project_id)}
 
     def current_version(self, project_id: int) -> str:
@@ -101,7 +102,9 @@ class Service:
             images = _task_images(event.tasks, config)
             self.store.put_tasks(pid, images)
             self.jobs.request_embed(pid, images)
-        else:  # START_TRAINING, PROJECT_UPDATED (config already re-read above)
+        elif event.action == protocol.START_TRAINING:  # re-read everything from Label Studio
+            queued = self.jobs.request_refit(pid, sync=True)
+        else:  # PROJECT_UPDATED: the config was re-read above
             queued = self.jobs.request_refit(pid)
         return {"status": "ok", "action": event.action, "refit_queued": queued}
 

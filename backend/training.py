@@ -20,7 +20,7 @@ import numpy as np
 from backend.exceptions import ImageDecodeError, ImageFetchError, LabelStudioError, ProjectNotFoundError
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.config import LabelingConfig, parse_label_config
-from backend.labelstudio.protocol import collecting_message, model_version
+from backend.labelstudio.protocol import annotation_choices, collecting_message, model_version
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +136,55 @@ class Trainer:
         return {t: vectors[sha] for t, sha in hashes.items() if sha in vectors}
 
     # --- refit ------------------------------------------------------------------------------
-    def refit(self, project_id: int) -> dict[str, Any]:
+    def sync_labels(self, project_id: int) -> tuple[int, int]:
+        """Re-read every task and annotation of a project from Label Studio into the store.
+
+        Label Studio is the source of truth: this catches annotations that arrived without a
+        webhook (imported with the tasks, or made while the backend was down).
+        Returns ``(n_tasks, n_labels)``.
+        """
+        started = time.time()
+        project = self._project(project_id)
+        settings = self.settings.for_project(project.get("extra_params"))
+        config = parse_label_config(project["label_config"], settings.positive)
+        images, labels = {}, {}
+        for task in self.client(project).iter_tasks(project_id):
+            ref = (task.get("data") or {}).get(config.image_key)
+            if not isinstance(ref, str) or not ref:
+                continue
+            images[int(task["id"])] = ref
+            for annotation in task.get("annotations") or []:
+                if annotation.get("was_cancelled"):
+                    continue
+                choices = annotation_choices(annotation.get("result"), config)
+                if choices is not None:
+                    labels[int(annotation["id"])] = (int(task["id"]), choices)
+        self.store.put_tasks(project_id, images)
+        self.store.replace_labels(project_id, labels, older_than=started)
+        log.info("project %s: synced %d tasks, %d labels from Label Studio", project_id, len(images), len(labels))
+        return len(images), len(labels)
+
+    def refit(self, project_id: int, sync: bool = False) -> dict[str, Any]:
         """Refit every probe of a project on its current labels and save the new forecast.
 
+        With ``sync``, first re-read tasks and labels from Label Studio (:meth:`sync_labels`)
+        and, after the refit, embed every task not embedded yet so /predict can score it.
         Returns the saved forecast record.
         """
+        if sync:
+            try:
+                self.sync_labels(project_id)
+            except LabelStudioError as exc:
+                log.warning("project %s: not synced from Label Studio: %s", project_id, exc)
+                sync = False
+        record = self._refit(project_id)
+        if sync:
+            pending = [t for t, rec in self.store.get_tasks(project_id).items() if not rec.get("sha")]
+            if pending:
+                self.embed_tasks(project_id, pending)
+        return record
+
+    def _refit(self, project_id: int) -> dict[str, Any]:
         started = time.perf_counter()
         project = self._project(project_id)
         settings = self.settings.for_project(project.get("extra_params"))

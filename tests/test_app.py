@@ -154,7 +154,7 @@ from backend.app import create_app
 from backend.settings import Settings
 import pathlib
 app = create_app({{"LABELCAST_SETTINGS": Settings(model_dir=pathlib.Path({str(tmp_path)!r}))}})
-app.extensions["labelcast"].jobs.request_refit = lambda pid: True
+app.extensions["labelcast"].jobs.request_refit = lambda pid, sync=False: True
 app.extensions["labelcast"].jobs.request_embed = lambda pid, ids: None
 c = app.test_client()
 config = open({str(PROJECT_ROOT / 'plugin_config' / 'one_finding.xml')!r}).read()

@@ -225,3 +225,24 @@ def test_several_findings_project(label_studio, backend_server, image_server):
     choices = next(r for r in prediction["result"] if r["type"] == "choices")
     assert set(choices["value"]["choices"]) <= {"Effusion", "Cardiomegaly"}
     assert 0.5 <= prediction["score"] <= 1.0
+
+
+def test_labels_imported_with_the_tasks_are_read_on_connect(label_studio, backend_server, image_server):
+    """Tasks imported with annotations send no annotation webhooks; connecting reads them."""
+    api = _api(label_studio)
+    base_url, folder, truth = image_server
+    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    pid = api("POST", "/api/projects", json={"title": "LabelCast imported", "label_config": config})["id"]
+    names = sorted(truth)[:N_HTTP_TASKS]
+    api("POST", f"/api/projects/{pid}/import", json=[
+        {"data": {"image": f"{base_url}/{name}"},
+         **({"annotations": [{"result": _choice(truth[name])}]} if i < 24 else {})}
+        for i, name in enumerate(names)
+    ])
+    api("POST", "/api/ml", json={"project": pid, "url": backend_server["url"], "title": "LabelCast"})
+    forecast = _wait(
+        lambda: (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
+        and r.json()["n_labels"] == 24 and r.json(),
+        timeout=120, what="a forecast on the 24 imported labels",
+    )
+    _wait(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == forecast["version"], 30, "model version")

@@ -23,7 +23,8 @@ class RecordingTrainer:
         self.entered = threading.Event()
         RecordingTrainer.instances.append(self)
 
-    def refit(self, project_id):
+    def refit(self, project_id, sync=False):
+        self.syncs = getattr(self, "syncs", []) + ([project_id] if sync else [])
         self.entered.set()
         self.release.wait(10)
         if project_id == 666:
@@ -52,11 +53,12 @@ def test_thread_jobs_coalesce_labels_arriving_during_a_refit(thread_jobs):
     trainer = RecordingTrainer.instances[0]
     trainer.entered.wait(10)
     trainer.release.clear()  # the next refit blocks until released
-    results = [thread_jobs.request_refit(1) for _ in range(10)]
+    results = [thread_jobs.request_refit(1, sync=(i == 5)) for i in range(10)]
     assert results == [True] + [False] * 9
     trainer.release.set()
     assert thread_jobs.wait_idle(10)
     assert trainer.refits == [1, 1]
+    assert trainer.syncs == [1]  # the coalesced refit kept the sync request
 
 
 def test_thread_jobs_merge_embeds_and_survive_a_failing_job(thread_jobs):
@@ -84,13 +86,13 @@ def test_rq_jobs_coalesce_and_run_in_a_worker(redis_store):
     """Many refit requests enqueue one RQ job; a burst worker runs it and the embeds."""
     RecordingTrainer.instances.clear()
     jobs = RQJobs(redis_store.connection)
-    assert [jobs.request_refit(4) for _ in range(20)] == [True] + [False] * 19
+    assert [jobs.request_refit(4, sync=(i == 3)) for i in range(20)] == [True] + [False] * 19
     jobs.request_embed(4, [1, 2])
     jobs.request_embed(4, [2, 3])
     assert jobs.status()["queued"] == 2
     settings = Settings(redis_url="redis://unused")
     assert run_worker(settings, redis_store, burst=True, trainer_factory=RecordingTrainer)
     trainer = RecordingTrainer.instances[0]
-    assert trainer.refits == [4]
+    assert trainer.refits == [4] and trainer.syncs == [4]
     assert trainer.embeds == [(4, [1, 2, 3])]
     assert jobs.request_refit(4) is True  # the flag was cleared when the job started

@@ -92,3 +92,16 @@ def test_label_with_image_records_the_task(store):
     store.put_label(1, annotation_id=3, task_id=30, choices=["A"], image="http://x/30.png")
     assert store.get_tasks(1) == {30: {"image": "http://x/30.png", "sha": None}}
     assert store.get_labels(1) == {30: ["A"]}
+
+
+def test_replace_labels_keeps_labels_newer_than_the_read(store):
+    """replace_labels swaps in Label Studio's labels but keeps ones recorded after the read began."""
+    import time
+
+    store.put_label(1, annotation_id=1, task_id=10, choices=["A"])
+    store.put_label(1, annotation_id=2, task_id=11, choices=["A"])
+    started = time.time() + 1e-3
+    time.sleep(0.01)
+    store.put_label(1, annotation_id=3, task_id=12, choices=["B"])  # arrived by webhook meanwhile
+    store.replace_labels(1, {2: (11, ["B"]), 4: (13, ["A"])}, older_than=started)
+    assert store.get_labels(1) == {11: ["B"], 12: ["B"], 13: ["A"]}

@@ -15,8 +15,12 @@ class Jobs(abc.ABC):
     """Where the web process hands work to."""
 
     @abc.abstractmethod
-    def request_refit(self, project_id: int) -> bool:
-        """Ask for a refit of a project; False when one is already queued (coalesced)."""
+    def request_refit(self, project_id: int, sync: bool = False) -> bool:
+        """Ask for a refit of a project; False when one is already queued (coalesced).
+
+        ``sync``: first re-read every task and annotation from Label Studio (on connect and on
+        "Start training"); a coalesced request keeps the sync.
+        """
 
     @abc.abstractmethod
     def request_embed(self, project_id: int, task_ids: Iterable[int]) -> None:

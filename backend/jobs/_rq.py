@@ -51,7 +51,9 @@ class RQJobs(Jobs):
         self.connection = connection
         self.queue = Queue(queue_name, connection=connection)
 
-    def request_refit(self, project_id: int) -> bool:
+    def request_refit(self, project_id: int, sync: bool = False) -> bool:
+        if sync:
+            self.connection.set(_key(project_id, "sync-pending"), 1)
         if not self.connection.set(_key(project_id, "refit-pending"), 1, nx=True):
             return False
         self.queue.enqueue(
@@ -86,7 +88,11 @@ def refit_job(project_id: int) -> None:
     connection = trainer.store.connection
     connection.delete(_key(project_id, "refit-pending"))
     with connection.lock(_key(project_id, "refit-lock"), timeout=LOCK_TIMEOUT_S):
-        trainer.refit(project_id)
+        pipe = connection.pipeline(transaction=True)
+        pipe.get(_key(project_id, "sync-pending"))
+        pipe.delete(_key(project_id, "sync-pending"))
+        sync, _ = pipe.execute()
+        trainer.refit(project_id, sync=bool(sync))
 
 
 def embed_job(project_id: int) -> None:

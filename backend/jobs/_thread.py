@@ -30,6 +30,7 @@ class ThreadJobs(Jobs):
         self.trainer_factory = trainer_factory
         self._cond = threading.Condition()
         self._refit: list[int] = []  # projects waiting for a refit, in request order
+        self._sync: set[int] = set()  # of those, the ones to re-read from Label Studio first
         self._embed: dict[int, set[int]] = {}
         self._running: str | None = None
         self._thread: threading.Thread | None = None
@@ -40,12 +41,15 @@ class ThreadJobs(Jobs):
         self.last_error: str | None = None
 
     # --- web side ---------------------------------------------------------------------------
-    def request_refit(self, project_id: int) -> bool:
+    def request_refit(self, project_id: int, sync: bool = False) -> bool:
+        project_id = int(project_id)
         with self._cond:
             self._start()
+            if sync:
+                self._sync.add(project_id)
             if project_id in self._refit:
                 return False
-            self._refit.append(int(project_id))
+            self._refit.append(project_id)
             self._cond.notify()
             return True
 
@@ -94,7 +98,7 @@ class ThreadJobs(Jobs):
             self._thread = threading.Thread(target=self._loop, name="labelcast-worker", daemon=True)
             self._thread.start()
 
-    def _next(self) -> tuple[str, int, set[int]] | None:
+    def _next(self) -> tuple[str, int, set[int] | bool] | None:
         with self._cond:
             while not (self._refit or self._embed or self._stopped):
                 self._cond.wait()
@@ -104,21 +108,23 @@ class ThreadJobs(Jobs):
                 project_id = next(iter(self._embed))
                 task = ("embed", project_id, self._embed.pop(project_id))
             else:
-                task = ("refit", self._refit.pop(0), set())
+                project_id = self._refit.pop(0)
+                task = ("refit", project_id, project_id in self._sync)
+                self._sync.discard(project_id)
             self._running = f"{task[0]}:{task[1]}"
             return task
 
     def _loop(self) -> None:
         _leave_a_core_for_requests()
         while (task := self._next()) is not None:
-            kind, project_id, task_ids = task
+            kind, project_id, arg = task
             try:
                 if self._trainer is None:
                     self._trainer = load_factory(self.trainer_factory)(self.settings, self.store)
                 if kind == "embed":
-                    self._trainer.embed_tasks(project_id, sorted(task_ids))
+                    self._trainer.embed_tasks(project_id, sorted(arg))
                 else:
-                    self._trainer.refit(project_id)
+                    self._trainer.refit(project_id, sync=arg)
                 outcome = None
             except Exception as exc:  # one bad job must not stop the worker
                 log.exception("%s of project %s failed", kind, project_id)

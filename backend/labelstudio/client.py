@@ -119,6 +119,36 @@ class LabelStudioClient:
             raise ImageFetchError(f"downloading image {ref} answered HTTP {response.status_code}{hint}")
         return response.content
 
+    # --- tasks ------------------------------------------------------------------------------
+    def iter_tasks(self, project_id: int, page_size: int = 500):
+        """Every task of a project with its annotations (``GET /api/tasks?fields=all``, paged)."""
+        if not (self.url and self.api_key):
+            raise LabelStudioError("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to read tasks")
+        page = 1
+        while True:
+            try:
+                response = self.session.get(
+                    f"{self.url}/api/tasks",
+                    params={"project": int(project_id), "fields": "all", "page": page, "page_size": page_size},
+                    headers=self.auth_headers(),
+                    timeout=API_TIMEOUT_S * 6,
+                )
+            except requests.RequestException as exc:
+                raise LabelStudioError(f"cannot list the tasks of project {project_id}: {exc}") from exc
+            if response.status_code == 404 and page > 1:  # past the last page
+                return
+            if response.status_code != 200:
+                raise LabelStudioError(
+                    f"listing the tasks of project {project_id} answered HTTP {response.status_code}"
+                )
+            body = response.json()
+            tasks = body.get("tasks", []) if isinstance(body, dict) else body
+            yield from tasks
+            total = body.get("total") if isinstance(body, dict) else None
+            if not tasks or len(tasks) < page_size or (total is not None and page * page_size >= total):
+                return
+            page += 1
+
     # --- model version ----------------------------------------------------------------------
     def find_ml_backend(self, project_id: int, backend_url: str | None = None) -> Any | None:
         """The project's ML backend entry: the one at ``backend_url`` if given, else the first."""

@@ -54,6 +54,17 @@ class Store(abc.ABC):
         """Forget annotations; returns how many were known."""
 
     @abc.abstractmethod
+    def replace_labels(
+        self, project_id: int, labels: Mapping[int, tuple[int, list[str]]], older_than: float | None = None
+    ) -> None:
+        """Make ``{annotation_id: (task_id, choices)}`` the project's labels.
+
+        Labels recorded at or after ``older_than`` (a ``time.time()``; default now) are kept
+        even when missing from ``labels``: they arrived by webhook while the caller was reading
+        Label Studio.
+        """
+
+    @abc.abstractmethod
     def get_labels(self, project_id: int) -> dict[int, list[str]]:
         """``{task_id: choices}``, the latest annotation (highest id) of each task."""
 

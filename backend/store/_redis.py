@@ -105,6 +105,24 @@ class RedisStore(Store):
             return 0
         return int(self.connection.hdel(self.key("project", int(project_id), "labels"), *ids))
 
+    def replace_labels(self, project_id, labels, older_than=None):
+        key = self.key("project", int(project_id), "labels")
+        now = time.time()
+        cutoff = now if older_than is None else float(older_than)
+        stale = [
+            field for field, raw in self.connection.hgetall(key).items()
+            if json.loads(raw)["updated_at"] < cutoff
+        ]
+        pipe = self.connection.pipeline(transaction=True)
+        if stale:
+            pipe.hdel(key, *stale)
+        if labels:
+            pipe.hset(key, mapping={
+                str(int(a)): json.dumps({"task_id": int(t), "choices": list(c), "updated_at": now})
+                for a, (t, c) in labels.items()
+            })
+        pipe.execute()
+
     def get_labels(self, project_id):
         raw = self.connection.hgetall(self.key("project", int(project_id), "labels"))
         out: dict[int, list[str]] = {}
