@@ -9,7 +9,7 @@ PORT ?= 9090
 # torch and torchvision are pinned to the releases that install without a multi-GB download here.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install install-test run test lint
+.PHONY: install install-test run test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,11 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The learning-curve figure in README.md, from the real Shenzhen TB features in ../shared.
+SHARED_DATA ?= ../shared/data/tb-radiological-signs
+.PHONY: docs-figures
+docs-figures: install
+	mkdir -p docs
+	$(BIN)/labelcast simulate --data $(SHARED_DATA)/shenzhen.json --target 0.9 \
+		--checkpoints 50,100,200 --seed 0 --json docs/simulate-shenzhen.json --plot docs/simulate-shenzhen.png
