@@ -188,10 +188,18 @@ def _decode_pil(data: bytes, name: str, max_pixels: int, target_size: int | None
         image = ImageOps.exif_transpose(image)
     except Exception as exc:  # truncated or corrupt data, whatever the decoder
         raise ImageDecodeError(f"{name}: corrupt or truncated {image.format} data: {exc}") from None
-    return _to_l_or_rgb(image, name)
+    return to_l_or_rgb(image, name)
 
 
-def _to_l_or_rgb(image: Image.Image, name: str) -> Image.Image:
+def to_l_or_rgb(image: Image.Image, name: str = "image") -> Image.Image:
+    """An image in mode ``"L"`` or ``"RGB"``: 16-bit and float grayscale stretched from their
+    own min..max to 8 bits, alpha and palettes dropped to RGB.
+
+    Raises
+    ------
+    ImageDecodeError
+        For a pixel mode with no sensible 8-bit form.
+    """
     if image.mode in ("L", "RGB"):
         return image
     if image.mode in ("1", "LA"):

@@ -158,3 +158,12 @@ def test_fingerprint_changes_with_any_field():
     """The fingerprint (part of the encoder id) differs when preprocessing differs."""
     assert Preprocess(size=224).fingerprint() != Preprocess(size=224, crop=224).fingerprint()
     assert Preprocess(size=224).fingerprint() == Preprocess(size=224).fingerprint()
+
+
+def test_16bit_pil_images_are_stretched_not_clipped():
+    """A 16-bit PIL image handed to preprocessing is stretched to 8 bits like decode_image does."""
+    values = np.linspace(0, 4095, 16 * 16).reshape(16, 16).astype(np.uint16)
+    preprocess = Preprocess(size=16, crop=16, mean=(0, 0, 0), std=(1, 1, 1))
+    out = preprocess.image(Image.fromarray(values))
+    assert out.min() == 0.0 and out.max() == 1.0
+    assert 0.4 < out.mean() < 0.6

@@ -13,11 +13,13 @@ No torch import happens at module import time.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from PIL import Image
+
+from backend.images import to_l_or_rgb
 
 RESIZE_MODES = ("shortest", "exact", "longest")
 """``shortest``: shortest side to ``size`` keeping the aspect ratio (then usually a centre
@@ -187,14 +189,15 @@ class Preprocess:
         Parameters
         ----------
         image : PIL.Image.Image
-            Mode ``"L"`` or ``"RGB"`` (other modes are converted to RGB).
+            Mode ``"L"`` or ``"RGB"``; other modes go through
+            :func:`backend.images.to_l_or_rgb` (16-bit grayscale is stretched, not clipped).
 
         Returns
         -------
         ndarray of shape (3, output_size, output_size), float32
         """
         if image.mode not in ("L", "RGB"):
-            image = image.convert("RGB")
+            image = to_l_or_rgb(image)
         resized = image.resize(
             self.resized_shape(image.width, image.height), resample=_PIL_CODES[self.interpolation]
         )
