@@ -164,7 +164,9 @@ def _vision_model(spec: EncoderSpec, folder: pathlib.Path, model_type: str):
     import transformers
 
     verbosity = transformers.logging.get_verbosity()
+    progress = transformers.logging.is_progress_bar_enabled()
     transformers.logging.set_verbosity_error()  # text-tower weights are skipped on purpose
+    transformers.logging.disable_progress_bar()  # one bar per load is noise in CLI output
     try:
         config = transformers.AutoConfig.from_pretrained(folder)
         kwargs = dict(dtype=torch.float32)
@@ -190,6 +192,8 @@ def _vision_model(spec: EncoderSpec, folder: pathlib.Path, model_type: str):
         ) from exc
     finally:
         transformers.logging.set_verbosity(verbosity)
+        if progress:
+            transformers.logging.enable_progress_bar()
 
 
 def _features_module(model, output: str):
