@@ -71,10 +71,10 @@ def serve_images(folder: pathlib.Path) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def annotation(task_id: int, image_url: str, positive: bool) -> dict:
+def annotation(task_id: int, image_url: str, positive: bool, project: int = PROJECT) -> dict:
     return {
         "action": "ANNOTATION_CREATED",
-        "project": {"id": PROJECT, "label_config": CONFIG},
+        "project": {"id": project, "label_config": CONFIG},
         "task": {"id": task_id, "data": {"image": image_url}},
         "annotation": {"id": 10_000 + task_id, "was_cancelled": False, "result": [
             {"from_name": "finding", "to_name": "image", "type": "choices",
@@ -86,12 +86,12 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values) * 1000, q))
 
 
-def wait_forecast(url: str, n_labels: int, timeout: float = 600) -> float:
+def wait_forecast(url: str, n_labels: int, timeout: float = 600, project: int = PROJECT) -> float:
     """Poll /forecast until it reports ``n_labels``; returns the monotonic time it did."""
     deadline = time.monotonic() + timeout
     session = requests.Session()
     while time.monotonic() < deadline:
-        r = session.get(f"{url}/forecast", params={"project": PROJECT}, timeout=10)
+        r = session.get(f"{url}/forecast", params={"project": project}, timeout=10)
         if r.ok and r.json()["n_labels"] == n_labels:
             return time.monotonic()
         time.sleep(0.02)
@@ -106,7 +106,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="200,2000", help="label counts for the last-label timing")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    n_images = max(sizes) + 100
+    # Project 1 (timed refits) labels images [0, max(sizes)); project 2 (webhook load) the rest.
+    load_base = max(sizes)
+    n_images = load_base + 40 + 20 * args.rounds
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="labelcast-bench-"))
     processes = []
@@ -142,32 +144,36 @@ def main(argv=None) -> int:
         session = requests.Session()
         session.post(f"{url}/setup", json={"project": PROJECT, "schema": CONFIG}).raise_for_status()
 
-        # Warm up: the encoder loads on the first job.
-        next_task = 0
+        # Warm up on project 2: the encoder loads on the first job.
+        load_project = PROJECT + 1
+        next_load = load_base
         for _ in range(40):
-            session.post(f"{url}/webhook", json=annotation(next_task, image_url(next_task), truth[next_task]))
-            next_task += 1
-        wait_forecast(url, next_task, timeout=300)
+            session.post(f"{url}/webhook", json=annotation(next_load, image_url(next_load), truth[next_load], load_project))
+            next_load += 1
+        wait_forecast(url, 40, timeout=300, project=load_project)
 
-        # 1. webhook latency, 20 concurrent posts per round, while refits run.
+        # 1. webhook latency: 20 concurrent posts per round on project 2, while it refits.
         latencies = []
 
         def post(task_id):
             s = requests.Session()
+            body = annotation(task_id, image_url(task_id), truth[task_id], load_project)
             started = time.perf_counter()
-            r = s.post(f"{url}/webhook", json=annotation(task_id, image_url(task_id), truth[task_id]), timeout=30)
+            r = s.post(f"{url}/webhook", json=body, timeout=30)
             elapsed = time.perf_counter() - started
             r.raise_for_status()
             return elapsed
 
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
             for _ in range(args.rounds):
-                ids = range(next_task, next_task + 20)
-                next_task += 20
+                ids = range(next_load, next_load + 20)
+                next_load += 20
                 latencies += list(pool.map(post, ids))
         print(f"[{args.mode}] webhook, 20 concurrent x {args.rounds} rounds: "
               f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
               f"max {max(latencies) * 1000:.1f} ms")
+        wait_forecast(url, next_load - load_base, project=load_project)  # let project 2 settle
+        next_task = 0
 
         # 3 (prepared): label up to each size, then time the last label.
         results = {}
