@@ -250,10 +250,14 @@ def redis_store(redis_url):
 
 @pytest.fixture
 def app(service_settings, sqlite_store):
-    """The Flask app on the embedded defaults (SQLite store, worker thread, tiny encoder)."""
+    """The Flask app on the embedded defaults (SQLite store, tiny encoder), training in the
+    worker thread itself rather than a child process (saves the child's start per test)."""
     from backend.app import EXTENSION, create_app
+    from backend.jobs import ThreadJobs
 
-    app = create_app({"TESTING": True, "LABELCAST_SETTINGS": service_settings, "LABELCAST_STORE": sqlite_store})
+    jobs = ThreadJobs(service_settings, sqlite_store, isolate=False)
+    app = create_app({"TESTING": True, "LABELCAST_SETTINGS": service_settings, "LABELCAST_STORE": sqlite_store,
+                      "LABELCAST_JOBS": jobs})
     yield app
     app.extensions[EXTENSION].jobs.close()
 

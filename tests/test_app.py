@@ -120,6 +120,22 @@ def test_labels_train_and_predictions_follow(app, client):
     assert metrics["projects"]["7"]["n_labels"] == 24 and metrics["jobs"]["failed"] == 0
 
 
+def test_default_app_trains_in_a_child_process(service_settings, sqlite_store):
+    """create_app's own queue (as `labelcast serve` builds it) trains outside the web process."""
+    app = create_app({"LABELCAST_SETTINGS": service_settings, "LABELCAST_STORE": sqlite_store})
+    jobs = _jobs(app)
+    try:
+        assert jobs.isolate
+        client = app.test_client()
+        for i in range(3):
+            client.post("/webhook", json=_annotation(9, i, 900 + i, i % 2 == 0))
+        assert jobs.wait_idle(120)
+        assert client.get("/forecast?project=9").json["n_labels"] == 3
+        assert jobs.status()["failed"] == 0
+    finally:
+        jobs.close()
+
+
 def test_deleting_annotations_refits_without_them(app, client):
     """ANNOTATIONS_DELETED forgets the labels and triggers a refit on the rest."""
     for i in range(12):
@@ -144,6 +160,7 @@ def test_basic_auth(service_settings, sqlite_store):
     token = base64.b64encode(b"ls:s3cret").decode()
     ok = client.post("/setup", json={"project": 1, "schema": CONFIG}, headers={"Authorization": f"Basic {token}"})
     assert ok.status_code == 200
+    _jobs(app).close()
 
 
 def test_web_process_never_imports_torch(tmp_path):

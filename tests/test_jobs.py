@@ -35,6 +35,23 @@ class RecordingTrainer:
         self.embeds.append((project_id, list(task_ids)))
 
 
+class StoreTrainer:
+    """A trainer for the child process: it reports through the (SQLite) store."""
+
+    def __init__(self, settings, store):
+        self.store = store
+
+    def refit(self, project_id, sync=False):
+        import os
+
+        if project_id == 666:
+            os._exit(3)  # the training process dies
+        self.store.put_project(project_id, {"pid": os.getpid(), "sync": sync})
+
+    def embed_tasks(self, project_id, task_ids):
+        self.store.put_tasks(project_id, {t: "done" for t in task_ids})
+
+
 @pytest.fixture
 def thread_jobs(tmp_path):
     RecordingTrainer.instances.clear()
@@ -73,6 +90,29 @@ def test_thread_jobs_merge_embeds_and_survive_a_failing_job(thread_jobs):
     assert sorted(t for _, ids in trainer.embeds for t in ids) in ([1, 2, 3], [1, 2, 3, 2, 3], [1, 2, 3, 3])
     status = thread_jobs.status()
     assert status["failed"] == 1 and "boom" in status["last_error"]
+
+
+def test_isolated_jobs_run_in_a_child_process_that_is_restarted(sqlite_store, tmp_path):
+    """isolate=True: jobs run in another process; if it dies the job fails and the next one
+    starts a fresh process."""
+    import os
+
+    jobs = ThreadJobs(Settings(model_dir=tmp_path), sqlite_store, trainer_factory=StoreTrainer, isolate=True)
+    try:
+        jobs.request_refit(1, sync=True)
+        jobs.request_embed(2, [5, 6])
+        assert jobs.wait_idle(60)
+        record = sqlite_store.get_project(1)
+        assert record["sync"] is True and record["pid"] != os.getpid()
+        assert set(sqlite_store.get_tasks(2)) == {5, 6}
+        jobs.request_refit(666)
+        assert jobs.wait_idle(60)
+        assert jobs.status()["failed"] == 1 and "exited" in jobs.status()["last_error"]
+        jobs.request_refit(3)
+        assert jobs.wait_idle(60)
+        assert sqlite_store.get_project(3)["pid"] not in (os.getpid(), record["pid"])
+    finally:
+        jobs.close()
 
 
 def test_thread_jobs_start_no_thread_before_the_first_request(tmp_path):

@@ -16,9 +16,10 @@ __all__ = ["Jobs", "ThreadJobs", "RQJobs", "open_jobs", "run_worker", "TRAINER_F
 
 
 def open_jobs(settings, store) -> Jobs:
-    """RQ jobs when ``settings.redis_url`` is set, else an in-process worker thread."""
+    """RQ jobs when ``settings.redis_url`` is set, else the embedded worker thread (feeding a
+    training child process)."""
     if settings.redis_url:
         import redis
 
         return RQJobs(redis.Redis.from_url(settings.redis_url))
-    return ThreadJobs(settings, store)
+    return ThreadJobs(settings, store, isolate=True)

@@ -1,4 +1,11 @@
-"""The embedded worker: one daemon thread in the web process, started on the first request."""
+"""The embedded worker: one daemon thread in the web process, started on the first request.
+
+The thread keeps the queue and coalesces requests. The work itself runs either in that thread
+(``isolate=False``) or, by default in ``labelcast serve``, in one long-lived child process
+that the thread feeds one job at a time (``isolate=True``): the encoder and the refits then do
+not compete with the request threads for the GIL, which keeps webhook latency low while a refit
+runs, and the web process never imports torch.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +29,17 @@ class ThreadJobs(Jobs):
         Handed to the trainer, which is built in the worker thread on its first job.
     trainer_factory : str
         Dotted path of the trainer class, or the class itself (tests substitute a fake).
+    isolate : bool
+        Run the trainer in a child process (spawned on the first job; the store must pickle,
+        as :class:`~backend.store.SQLiteStore` does) instead of in the thread.
     """
 
-    def __init__(self, settings, store, trainer_factory=TRAINER_FACTORY) -> None:
+    def __init__(self, settings, store, trainer_factory=TRAINER_FACTORY, isolate: bool = False) -> None:
         self.settings = settings
         self.store = store
         self.trainer_factory = trainer_factory
+        self.isolate = isolate
+        self._child = None  # (process, connection) when isolate
         self._cond = threading.Condition()
         self._refit: list[int] = []  # projects waiting for a refit, in request order
         self._sync: set[int] = set()  # of those, the ones to re-read from Label Studio first
@@ -90,7 +102,8 @@ class ThreadJobs(Jobs):
             self._stopped = True
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=30)
+        self._stop_child()
 
     # --- worker side ------------------------------------------------------------------------
     def _start(self) -> None:
@@ -115,16 +128,17 @@ class ThreadJobs(Jobs):
             return task
 
     def _loop(self) -> None:
-        _leave_a_core_for_requests()
+        if not self.isolate:
+            _leave_a_core_for_requests()
         while (task := self._next()) is not None:
             kind, project_id, arg = task
             try:
-                if self._trainer is None:
-                    self._trainer = load_factory(self.trainer_factory)(self.settings, self.store)
-                if kind == "embed":
-                    self._trainer.embed_tasks(project_id, sorted(arg))
+                if self.isolate:
+                    self._run_in_child(task)
                 else:
-                    self._trainer.refit(project_id, sync=arg)
+                    if self._trainer is None:
+                        self._trainer = load_factory(self.trainer_factory)(self.settings, self.store)
+                    _run(self._trainer, task)
                 outcome = None
             except Exception as exc:  # one bad job must not stop the worker
                 log.exception("%s of project %s failed", kind, project_id)
@@ -139,11 +153,80 @@ class ThreadJobs(Jobs):
                 self._cond.notify_all()
 
 
+    def _run_in_child(self, task) -> None:
+        if self._child is None or not self._child[0].is_alive():
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+            parent, child = context.Pipe()
+            process = context.Process(
+                target=_child_main, args=(child, self.settings, self.store, self.trainer_factory),
+                name="labelcast-trainer", daemon=True,
+            )
+            process.start()
+            child.close()
+            self._child = (process, parent)
+        process, connection = self._child
+        try:
+            connection.send(task)
+            error = connection.recv()
+        except (EOFError, OSError) as exc:
+            self._child = None
+            process.join(timeout=5)
+            raise RuntimeError(f"the training process exited (code {process.exitcode})") from exc
+        if error:
+            raise RuntimeError(error)
+
+    def _stop_child(self) -> None:
+        if self._child is None:
+            return
+        process, connection = self._child
+        self._child = None
+        try:
+            connection.send(None)
+        except OSError:
+            pass
+        process.join(timeout=10)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=5)
+
+
+def _run(trainer, task) -> None:
+    kind, project_id, arg = task
+    if kind == "embed":
+        trainer.embed_tasks(project_id, sorted(arg))
+    else:
+        trainer.refit(project_id, sync=arg)
+
+
+def _child_main(connection, settings, store, trainer_factory) -> None:
+    """Body of the training process: build the trainer, then run jobs until told to stop."""
+    from backend.settings import configure_logging
+
+    configure_logging(settings.log_level)
+    _leave_a_core_for_requests()
+    trainer = load_factory(trainer_factory)(settings, store)
+    while True:
+        try:
+            task = connection.recv()
+        except (EOFError, OSError):  # the web process is gone
+            return
+        if task is None:
+            return
+        try:
+            _run(trainer, task)
+            connection.send(None)
+        except Exception as exc:  # reported to the thread, which counts and logs it
+            log.exception("%s of project %s failed", task[0], task[1])
+            connection.send(f"{type(exc).__name__}: {exc}")
+
+
 def _leave_a_core_for_requests() -> None:
     """Cap torch's and BLAS's CPU threads at one less than the cores, so requests keep one.
 
-    In the embedded mode the encoder runs inside the web process; with every core busy in
-    torch's thread pool, webhook latency under load grows several-fold (measured on 2 cores).
+    With every core busy in torch's and BLAS's thread pools, webhook latency under load grows
+    several-fold (measured on 2 cores).
     """
     import os
 

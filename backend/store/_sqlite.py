@@ -56,6 +56,10 @@ class SQLiteStore(Store):
         self._write_lock = threading.Lock()
         self._initialised = False
 
+    def __reduce__(self):
+        """Pickle as the path: a child process opens its own connections."""
+        return (type(self), (self.path,))
+
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
