@@ -217,3 +217,21 @@ def test_commands_refuse_bad_setups(monkeypatch, capsys):
     assert main(["serve", "--workers", "2"]) == 2
     err = capsys.readouterr().err
     assert "needs REDIS_URL" in err and "--workers > 1 needs REDIS_URL" in err
+
+
+def test_tasks_created_embeds_ahead_and_project_updated_rereads_the_config(app, client, sqlite_store):
+    """TASKS_CREATED gets new images embedded before anyone labels them; PROJECT_UPDATED
+    stores the new labeling config."""
+    client.post("/setup", json={"project": 11, "schema": CONFIG})
+    assert _jobs(app).wait_idle(60)
+    response = client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 11},
+                                             "tasks": _tasks([1, 2])})
+    assert response.status_code == 200
+    assert _jobs(app).wait_idle(60)
+    tasks = sqlite_store.get_tasks(11)
+    assert set(tasks) == {1, 2} and all(t["sha"] for t in tasks.values())
+
+    several = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
+    client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 11, "label_config": several}})
+    assert sqlite_store.get_project(11)["label_config"] == several
+    assert _jobs(app).wait_idle(60)
