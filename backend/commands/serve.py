@@ -1,8 +1,9 @@
 """``labelcast serve``: run the ML backend under gunicorn (gthread workers).
 
 Without ``REDIS_URL`` it is a complete backend on its own: a SQLite store in ``MODEL_DIR`` and
-an in-process worker thread, so it runs exactly one gunicorn worker process. With ``REDIS_URL``
-it only serves requests (``--workers`` of them) and ``labelcast worker`` does the work.
+an in-process worker thread that feeds one training child process, so it runs exactly one
+gunicorn worker process. With ``REDIS_URL`` it only serves requests (``--workers`` of them) and
+``labelcast worker`` processes do the work.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def run(args) -> int:
             return create_app({"LABELCAST_SETTINGS": settings})
 
     print(f"labelcast: serving on http://{args.host}:{args.port} "
-          f"({'Redis ' + 'queue' if settings.redis_url else 'embedded SQLite store + worker thread'})",
+          f"({'Redis store and RQ queue' if settings.redis_url else 'embedded SQLite store and trainer'})",
           flush=True)
     _Server().run()
     return 0

@@ -28,7 +28,7 @@ def run(args) -> int:
 
     settings = Settings.from_env()
     if not settings.redis_url:
-        raise CommandError("labelcast worker needs REDIS_URL (without it, `labelcast serve` trains in-process)")
+        raise CommandError("labelcast worker needs REDIS_URL (without it, `labelcast serve` trains on its own)")
     configure_logging(settings.log_level)
     run_worker(settings, open_store(settings), burst=args.burst)
     return 0
