@@ -142,6 +142,11 @@ def test_model_version_and_webhook_auth_against_label_studio(label_studio, backe
             break
         time.sleep(0.5)
     assert r.json()["n_labels"] == 1
+    version = r.json()["version"]
+    deadline = time.monotonic() + 30  # the refit stores the forecast, then tells Label Studio
+    while session.get(f"{api}/api/projects/{pid}").json()["model_version"] != version:
+        assert time.monotonic() < deadline, "the refit's model version never reached Label Studio"
+        time.sleep(0.2)
 
     assert client.set_model_version(pid, "labelcast-manual-n7", status="a status line",
                                     basic_auth=("labelstudio", "s3cret")) == ml.json()["id"]
