@@ -1,0 +1,181 @@
+"""``labelcast doctor``: check a running setup and say in plain words what is wrong.
+
+Checks, in order: the backend answers /health; the encoder's weights are on this machine (no
+model is loaded); Label Studio answers with the API key; the project exists, has this backend
+as its ML backend, and has a webhook to it (with the basic-auth header when BASIC_AUTH_USER /
+BASIC_AUTH_PASS are set). Checks that lack their inputs are skipped. Exits 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from backend.exceptions import LabelCastError
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One check's outcome: ``ok`` True, False, or None (skipped); ``detail`` says why/how to fix."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+def register(subparsers) -> None:
+    from backend.commands.connect import add_label_studio_arguments
+
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check a running setup (backend, encoder, Label Studio, webhook) and say what is wrong",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_label_studio_arguments(parser, required=False)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from backend.commands.connect import label_studio_from_args
+    from backend.settings import DEFAULT_PORT, Settings
+
+    settings = Settings.from_env()
+    url, key = label_studio_from_args(args, settings, required=False)
+    backend_url = (args.backend_url or f"http://localhost:{DEFAULT_PORT}").rstrip("/")
+    checks = diagnose(settings, backend_url, url, key, args.project)
+    marks = {True: "ok  ", False: "FAIL", None: "skip"}
+    for check in checks:
+        print(f"[{marks[check.ok]}] {check.name}: {check.detail}")
+    failed = [c for c in checks if c.ok is False]
+    print(f"\n{len(failed)} problem(s) found." if failed else "\nEverything checked is fine.")
+    return 1 if failed else 0
+
+
+def diagnose(settings, backend_url: str, label_studio_url: str | None, api_key: str | None,
+             project_id: int | None) -> list[Check]:
+    """Every check, in order; later Label Studio checks are skipped when an earlier one fails."""
+    checks = [check_backend(backend_url, settings), check_encoder(settings.encoder)]
+    if not (label_studio_url and api_key):
+        checks.append(Check("Label Studio", None,
+                            "not checked: give --label-studio and --api-key (or LABEL_STUDIO_URL / "
+                            "LABEL_STUDIO_API_KEY)"))
+        return checks
+    checks.extend(check_label_studio(settings, backend_url, label_studio_url, api_key, project_id))
+    return checks
+
+
+def check_backend(backend_url: str, settings) -> Check:
+    """The backend's /health answers UP (and, with basic auth, the credentials are accepted)."""
+    import requests
+
+    try:
+        response = requests.get(f"{backend_url}/health", timeout=10)
+    except requests.RequestException as exc:
+        return Check("backend", False,
+                     f"nothing answers at {backend_url} ({type(exc).__name__}); start it with "
+                     f"`labelcast serve` (or `make run`), or pass --backend-url")
+    if response.status_code != 200 or not _is_labelcast(response):
+        return Check("backend", False,
+                     f"{backend_url}/health answered HTTP {response.status_code}, not LabelCast; "
+                     f"is another service on that port?")
+    version = response.json().get("version", "?")
+    return Check("backend", True, f"LabelCast {version} is up at {backend_url}")
+
+
+def _is_labelcast(response) -> bool:
+    try:
+        return response.json().get("model_class") == "LabelCast"
+    except ValueError:
+        return False
+
+
+def check_encoder(spec: str) -> Check:
+    """The encoder spec parses and its weights are on disk (nothing is loaded or downloaded)."""
+    import pathlib
+
+    try:
+        from backend.commands.encoders import weights_on_disk
+        from backend.encoders import parse_spec
+
+        parsed = parse_spec(spec)
+    except LabelCastError as exc:
+        return Check("encoder", False, f"{exc} (set ENCODER; `labelcast encoders` lists the presets)")
+    except ImportError as exc:
+        return Check("encoder", False, f"cannot import the encoder code: {exc}")
+    name = f"ENCODER={spec}"
+    if pathlib.Path(spec).is_dir():
+        return Check("encoder", True, f"{name}: weights folder present")
+    if parsed.family in ("hf", "torchvision"):
+        try:
+            found = weights_on_disk(spec)
+        except Exception as exc:  # a broken cache must not crash the doctor
+            return Check("encoder", False, f"{name}: cannot check its weights ({type(exc).__name__}: {exc})")
+        if found:
+            return Check("encoder", True, f"{name}: weights found in the local cache")
+        return Check("encoder", False,
+                     f"{name}: weights not on this machine; where there is internet run "
+                     f"`hf download {parsed.name}` and copy the cache (HF_HUB_CACHE), or point "
+                     f"ENCODER at a folder saved with save_pretrained (`labelcast encoders`)")
+    return Check("encoder", None, f"{name}: {parsed.family} weights are only checked when loaded")
+
+
+def check_label_studio(settings, backend_url: str, url: str, key: str, project_id: int | None) -> list[Check]:
+    """Label Studio reachable with the key; the project's ML backend and webhook."""
+    from backend.commands.connect import _find_backend, backend_webhooks, check_project
+    from backend.labelstudio.client import LabelStudioClient
+
+    client = LabelStudioClient(url, key)
+    fix = f"run `labelcast connect --label-studio {url} --api-key ... --project {project_id} --backend-url {backend_url}`"
+    if project_id is None:
+        try:
+            client.sdk.projects.list(page_size=1)
+        except Exception as exc:
+            return [_label_studio_failure(client, exc)]
+        return [Check("Label Studio", True, f"{url} accepts the API key"),
+                Check("project", None, "not checked: give --project ID")]
+    try:
+        project = check_project(client, project_id)
+    except LabelCastError as exc:
+        return [Check("Label Studio", False, str(exc))]
+    checks = [Check("Label Studio", True, f"{url} accepts the API key; project {project_id} "
+                                          f"{getattr(project, 'title', '')!r} exists")]
+    try:
+        backend = _find_backend(client, project_id, backend_url)
+    except LabelCastError as exc:
+        return checks + [Check("ML backend", False, str(exc))]
+    if backend is None:
+        return checks + [Check("ML backend", False,
+                               f"project {project_id} has no ML backend at {backend_url}; {fix}")]
+    checks.append(Check("ML backend", True, f"registered (id {backend.id}, model version {backend.title!r})"))
+    try:
+        hooks = backend_webhooks(client, project_id, backend.url)
+    except LabelCastError as exc:
+        return checks + [Check("webhook", False, str(exc))]
+    if not hooks:
+        return checks + [Check("webhook", False,
+                               f"no webhook to {backend.url}: labels will not reach the backend; {fix}")]
+    if settings.basic_auth_user and settings.basic_auth_pass:
+        import base64
+
+        token = base64.b64encode(f"{settings.basic_auth_user}:{settings.basic_auth_pass}".encode()).decode()
+        if not all((h.headers or {}).get("Authorization") == f"Basic {token}" for h in hooks):
+            return checks + [Check("webhook", False,
+                                   f"the webhook to {backend.url} lacks the basic-auth header, so the "
+                                   f"backend refuses every label (HTTP 401); {fix}")]
+    checks.append(Check("webhook", True, f"{hooks[0].url}"))
+    return checks
+
+
+def _label_studio_failure(client, exc: Exception) -> Check:
+    import requests
+
+    status = getattr(exc, "status_code", None)
+    if status in (401, 403):
+        return Check("Label Studio", False, f"{client.url} refused the API key (HTTP {status}); copy "
+                                            f"the token from Account & Settings")
+    try:
+        requests.get(f"{client.url}/health", timeout=10)
+    except requests.RequestException:
+        return Check("Label Studio", False, f"nothing answers at {client.url}; is Label Studio running?")
+    return Check("Label Studio", False, f"{client.url}: {type(exc).__name__}: {str(exc)[:200]}")
