@@ -1,0 +1,418 @@
+"""Fetching image bytes from URLs found in task data, which users control (no SSRF).
+
+A task's image URL may point anywhere: the cloud metadata service (169.254.169.254), a database
+on the hospital network, the backend itself. :class:`SafeFetcher` downloads only from
+
+- the Label Studio host (the only host that gets the API key),
+- hosts in the ``ALLOWED_IMAGE_HOSTS`` allow-list, and
+- presigned cloud URLs that Label Studio's presign endpoint redirects to,
+
+and refuses loopback, link-local, private and other non-global addresses unless allow-listed.
+The address check runs on the resolved address of every connection (after DNS, so a public
+name that resolves to 10.0.0.1 is refused, and the checked address is the one connected to),
+and every redirect hop is checked again. Downloads have a size cap, connect and read timeouts,
+an overall deadline and a redirect limit. Proxies from the environment are not used: a proxy
+would connect on the backend's behalf, past the address check.
+
+Allow-list entries (comma separated): a host name (``pacs.example.org``), an IP address or a
+network (``10.20.0.0/16``) — trusted at any address; ``*.example.org`` — any sub-domain, at
+global addresses only; ``*`` — any host at a global address.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import ipaddress
+import logging
+import socket
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from backend.exceptions import ImageFetchError, SettingsError
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGE_BYTES = 128 * 1024 * 1024
+"""Largest image download (bytes); a 4,300 × 3,500 16-bit uncompressed DICOM is ~30 MB."""
+
+CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for a TCP (and TLS) connection to an image host."""
+
+READ_TIMEOUT_S = 30.0
+"""Seconds to wait for the next bytes of an image download."""
+
+TOTAL_TIMEOUT_S = 120.0
+"""Longest one image download may take in all, redirects included (seconds); stops a server
+that trickles one byte per read timeout."""
+
+MAX_REDIRECTS = 5
+"""Redirects followed per image; a longer chain (or a loop) is refused."""
+
+_CHUNK = 64 * 1024
+_REDIRECT_CODES = (301, 302, 303, 307, 308)
+
+
+class FetchRefused(ImageFetchError):
+    """An image URL points to a scheme, host or address the backend must not fetch from."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AllowList:
+    """Parsed ``ALLOWED_IMAGE_HOSTS``.
+
+    Attributes
+    ----------
+    names : frozenset of str
+        Exact host names (lower case), trusted at any address.
+    networks : tuple of ip_network
+        Addresses and networks, trusted.
+    suffixes : tuple of str
+        ``.example.org`` for each ``*.example.org``: hosts allowed at global addresses.
+    any_public : bool
+        ``*``: every host allowed at global addresses.
+    """
+
+    names: frozenset[str] = frozenset()
+    networks: tuple = ()
+    suffixes: tuple[str, ...] = ()
+    any_public: bool = False
+
+    @classmethod
+    def parse(cls, entries: str | Iterable[str] | None) -> AllowList:
+        """From a comma-separated string or a list; a bad entry raises SettingsError naming it."""
+        if entries is None:
+            return cls()
+        if isinstance(entries, str):
+            entries = entries.split(",")
+        names, networks, suffixes, any_public = set(), [], [], False
+        for raw in entries:
+            entry = raw.strip().lower()
+            if not entry:
+                continue
+            if entry == "*":
+                any_public = True
+            elif entry.startswith("*."):
+                suffixes.append(entry[1:])
+            elif "*" in entry or "/" in entry and not _is_network(entry) or "://" in entry:
+                raise SettingsError(
+                    f"ALLOWED_IMAGE_HOSTS entry {raw.strip()!r} is not a host name, an IP address, "
+                    f"a network (10.0.0.0/8), '*.domain' or '*'"
+                )
+            elif _is_network(entry):
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            else:
+                names.add(entry.rstrip("."))
+        return cls(frozenset(names), tuple(networks), tuple(suffixes), any_public)
+
+    def trusts(self, host: str) -> bool:
+        """The host is named or its literal address is listed: fetched at any address."""
+        host = host.lower().rstrip(".")
+        if host in self.names:
+            return True
+        address = _literal_ip(host)
+        return address is not None and self.trusts_address(address)
+
+    def trusts_address(self, address) -> bool:
+        """A resolved address lies in a listed network."""
+        return any(address.version == net.version and address in net for net in self.networks)
+
+    def admits(self, host: str) -> bool:
+        """The host may be fetched from at all (trusted, or at global addresses)."""
+        host = host.lower().rstrip(".")
+        return self.trusts(host) or self.any_public or any(
+            host.endswith(suffix) for suffix in self.suffixes
+        )
+
+
+def is_public_address(address) -> bool:
+    """True for a global unicast address; False for loopback, private, link-local, ..."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not (address.is_multicast or address.is_reserved)
+
+
+class SafeFetcher:
+    """Downloads image URLs under the rules of the module docstring.
+
+    Parameters
+    ----------
+    label_studio_url : str or None
+        Base URL of Label Studio; its host is trusted and gets ``auth_headers()``.
+    auth_headers : callable, optional
+        ``() -> {"Authorization": ...}`` for Label Studio, called only for that host.
+    allowed_hosts : str, iterable of str or AllowList, optional
+        The allow-list (see the module docstring).
+    max_bytes, connect_timeout, read_timeout, total_timeout, max_redirects
+        Limits (defaults: the module constants).
+    resolver : callable, optional
+        ``socket.getaddrinfo``-compatible (tests substitute one to map names to addresses).
+    """
+
+    def __init__(
+        self,
+        label_studio_url: str | None = None,
+        auth_headers: Callable[[], Mapping[str, str]] | None = None,
+        allowed_hosts: str | Iterable[str] | AllowList | None = None,
+        *,
+        max_bytes: int = MAX_IMAGE_BYTES,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
+        total_timeout: float = TOTAL_TIMEOUT_S,
+        max_redirects: int = MAX_REDIRECTS,
+        resolver: Callable[..., list] | None = None,
+    ) -> None:
+        self.label_studio = _origin(label_studio_url) if label_studio_url else None
+        self.auth_headers = auth_headers or dict
+        self.allowed = allowed_hosts if isinstance(allowed_hosts, AllowList) else AllowList.parse(allowed_hosts)
+        self.max_bytes = int(max_bytes)
+        self.timeout = (float(connect_timeout), float(read_timeout))
+        self.total_timeout = float(total_timeout)
+        self.max_redirects = int(max_redirects)
+        self.resolver = resolver or socket.getaddrinfo
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxies from the environment: they skip the address check
+        adapter = _GuardedAdapter(self._connect_address)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def is_label_studio(self, url: str) -> bool:
+        """The URL is on the Label Studio host (scheme, host and port equal)."""
+        return self.label_studio is not None and _origin(url) == self.label_studio
+
+    def get(self, url: str, *, presigned: bool = False) -> bytes:
+        """The body of ``url``, following allowed redirects.
+
+        ``presigned``: the URL is Label Studio's presign endpoint, whose redirect target (a
+        presigned cloud URL) is admitted at global addresses without being allow-listed.
+
+        Raises
+        ------
+        FetchRefused
+            Scheme, host or address not allowed, or too many redirects.
+        ImageFetchError
+            HTTP error, timeout, connection failure, body above the size cap.
+        """
+        deadline = time.monotonic() + self.total_timeout
+        trusted_redirect = False
+        for hop in range(self.max_redirects + 1):
+            on_label_studio = self._check_url(url, trusted_redirect)
+            headers = dict(self.auth_headers()) if on_label_studio else {}
+            try:
+                response = self.session.get(
+                    url, headers=headers, timeout=self.timeout, allow_redirects=False, stream=True
+                )
+            except FetchRefused:
+                raise
+            except requests.RequestException as exc:
+                refused = _refusal_in(exc)
+                if refused is not None:
+                    raise refused from None
+                raise ImageFetchError(f"cannot download image {_safe(url)}: {_reason(exc)}") from None
+            with response:
+                if response.status_code in _REDIRECT_CODES and "location" in response.headers:
+                    if on_label_studio and not presigned:
+                        # Label Studio sends requests without a valid key to its login page.
+                        raise ImageFetchError(
+                            f"downloading image {_safe(url)} answered HTTP {response.status_code} "
+                            f"(a redirect to the login page: check LABEL_STUDIO_API_KEY)"
+                        )
+                    trusted_redirect = presigned and on_label_studio
+                    url = urllib.parse.urljoin(url, response.headers["location"])
+                    continue
+                if response.status_code != 200:
+                    hint = " (check LABEL_STUDIO_API_KEY)" if on_label_studio and response.status_code in (401, 403) else ""
+                    raise ImageFetchError(
+                        f"downloading image {_safe(url)} answered HTTP {response.status_code}{hint}"
+                    )
+                return self._read(response, url, deadline)
+        raise FetchRefused(
+            f"image {_safe(url)}: more than {self.max_redirects} redirects (a redirect loop?)"
+        )
+
+    # --- private ----------------------------------------------------------------------------
+    def _check_url(self, url: str, trusted_redirect: bool) -> bool:
+        """Refuse schemes and hosts that are not allowed; True when the URL is Label Studio's."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise FetchRefused(f"image {_safe(url)}: scheme {parts.scheme or '(none)'!r} is not fetched")
+        host = parts.hostname
+        if not host:
+            raise FetchRefused(f"image {_safe(url)} has no host")
+        if self.is_label_studio(url):
+            return True
+        if trusted_redirect or self.allowed.admits(host):
+            return False
+        raise FetchRefused(
+            f"image host {host!r} is not allowed: images are fetched from Label Studio, "
+            f"presigned cloud URLs and hosts in ALLOWED_IMAGE_HOSTS"
+        )
+
+    def _connect_address(self, host: str, port: int) -> str:
+        """The address to connect to for ``host``: resolved once, checked, then used."""
+        host = host.strip("[]")
+        trusted = self.allowed.trusts(host) or (
+            self.label_studio is not None and host.lower() == self.label_studio[1]
+        )
+        try:
+            infos = self.resolver(host, port, 0, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise FetchRefused(f"image host {host!r} does not resolve: {exc}") from None
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        if not addresses:
+            raise FetchRefused(f"image host {host!r} has no address")
+        if not trusted:
+            for address in addresses:
+                if not (is_public_address(address) or self.allowed.trusts_address(address)):
+                    raise FetchRefused(
+                        f"image host {host!r} resolves to {address}, a non-public address "
+                        f"(loopback, private, link-local, ...); add it to ALLOWED_IMAGE_HOSTS "
+                        f"if the backend should fetch from it"
+                    )
+        return str(addresses[0])
+
+    def _read(self, response: requests.Response, url: str, deadline: float) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise ImageFetchError(
+                f"image {_safe(url)} is {int(declared):,} bytes, above the {self.max_bytes:,}-byte cap"
+            )
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_content(_CHUNK):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise ImageFetchError(f"image {_safe(url)} is above the {self.max_bytes:,}-byte cap")
+                if time.monotonic() > deadline:
+                    raise ImageFetchError(
+                        f"image {_safe(url)} took longer than {self.total_timeout:.0f} s to download"
+                    )
+                chunks.append(chunk)
+        except requests.RequestException as exc:
+            raise ImageFetchError(f"cannot download image {_safe(url)}: {_reason(exc)}") from None
+        return b"".join(chunks)
+
+
+def decode_data_uri(ref: str, task_id: int | None = None) -> bytes:
+    """The bytes of a ``data:`` URI; bad base64 raises ImageFetchError."""
+    header, comma, payload = ref.partition(",")
+    if not comma:
+        raise ImageFetchError(f"task {task_id}: data: URI has no ',' before its payload")
+    if ";base64" not in header:
+        return urllib.parse.unquote_to_bytes(payload)
+    try:
+        return base64.b64decode("".join(urllib.parse.unquote(payload).split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageFetchError(f"task {task_id}: data: URI is not valid base64 ({exc})") from None
+
+
+# --- connection-level address check ------------------------------------------------------------
+
+
+class _GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections connect only to checked addresses."""
+
+    def __init__(self, connect_address: Callable[[str, int], str]) -> None:
+        self._connect_address = connect_address
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        check = self._connect_address
+
+        class Http(_GuardedMixin, HTTPConnection):
+            connect_address = staticmethod(check)
+
+        class Https(_GuardedMixin, HTTPSConnection):
+            connect_address = staticmethod(check)
+
+        class HttpPool(HTTPConnectionPool):
+            ConnectionCls = Http
+
+        class HttpsPool(HTTPSConnectionPool):
+            ConnectionCls = Https
+
+        self.poolmanager.pool_classes_by_scheme = {"http": HttpPool, "https": HttpsPool}
+
+
+class _GuardedMixin:
+    """Resolve and check the host, then connect to that very address (no DNS rebinding);
+    TLS still verifies the certificate against the host name."""
+
+    connect_address: Callable[[str, int], str]
+
+    def _new_conn(self):
+        name = self._dns_host
+        self._dns_host = self.connect_address(name, self.port)
+        try:
+            return super()._new_conn()
+        finally:
+            self._dns_host = name
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _is_network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry.strip("[]"), strict=False)
+        return True
+    except ValueError:
+        return False
+
+
+def _literal_ip(host: str):
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _refusal_in(exc: BaseException) -> FetchRefused | None:
+    """The FetchRefused that urllib3/requests wrapped, if any."""
+    seen = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, FetchRefused):
+            return current
+        stack += [current.__cause__, current.__context__, *[a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    return None
+
+
+def _reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, (requests.ReadTimeout, requests.Timeout)):
+        return "no data within the read timeout"
+    if isinstance(exc, requests.ConnectionError):
+        return "no data within the read timeout" if "timed out" in str(exc) else "connection failed"
+    return type(exc).__name__
+
+
+def _safe(url: str) -> str:
+    """The URL without its query (presigned signatures, tokens) and user info, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))[:300]

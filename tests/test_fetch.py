@@ -1,0 +1,251 @@
+"""Tests of backend.fetch: image URLs from task data fetched without SSRF, against real
+loopback HTTP servers (a test resolver maps public-looking names to loopback or to private
+addresses, so the address checks run on real connections)."""
+
+import http.server
+import socket
+import threading
+import time
+
+import pytest
+
+from backend.exceptions import ImageFetchError, SettingsError
+from backend.fetch import AllowList, FetchRefused, SafeFetcher, decode_data_uri, is_public_address
+from backend.labelstudio.client import LabelStudioClient
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 100
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Paths: /img, /big, /slow, /loop, /to?u=URL, /auth (echoes Authorization)."""
+
+    seen_auth: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        type(self).seen_auth.append(self.headers.get("Authorization"))
+        if self.path == "/img":
+            return self._send(200, PNG)
+        if self.path == "/big":
+            return self._send(200, b"y" * 5000)
+        if self.path == "/stream-big":  # no Content-Length: the cap is applied while reading
+            self.send_response(200)
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b"z" * 1000)
+            return None
+        if self.path == "/slow":
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.end_headers()
+            time.sleep(3)
+            return None
+        if self.path == "/loop":
+            return self._redirect("/loop")
+        if self.path.startswith("/to?u="):
+            return self._redirect(self.path[len("/to?u="):])
+        if self.path == "/login":
+            return self._redirect("/user/login/")
+        return self._send(404, b"missing")
+
+    def _send(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _redirect(self, location):
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A threaded HTTP server on 127.0.0.1: ``http://127.0.0.1:<port>``."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}", httpd.server_port
+    httpd.shutdown()
+
+
+def _resolver(mapping):
+    """A getaddrinfo that answers ``mapping[name]`` (an IP string) and resolves the rest normally."""
+
+    def resolve(host, port, family=0, type_=0, *args):
+        if host in mapping:
+            ip = mapping[host]
+            fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
+            return [(fam, socket.SOCK_STREAM, 6, "", (ip, port))]
+        return socket.getaddrinfo(host, port, family, type_)
+
+    return resolve
+
+
+# --- allowed ---------------------------------------------------------------------------------
+
+
+def test_allow_listed_loopback_host_is_fetched(server):
+    """127.0.0.1 in the allow-list: the image is downloaded."""
+    base, _ = server
+    assert SafeFetcher(allowed_hosts="127.0.0.1").get(f"{base}/img") == PNG
+
+
+def test_public_name_resolving_to_public_address_is_fetched_with_star(server):
+    """With ``*``, a host whose address is global is fetched (the test maps a global address
+    to... nothing reachable, so we check the address test itself instead)."""
+    assert is_public_address(__import__("ipaddress").ip_address("93.184.216.34"))
+    assert AllowList.parse("*").admits("images.example.org")
+
+
+def test_label_studio_host_gets_the_key_and_others_do_not(server):
+    """The Authorization header goes to the Label Studio origin only, even across a redirect."""
+    base, port = server
+    fetcher = SafeFetcher(base, lambda: {"Authorization": "Token secret"}, allowed_hosts="localhost")
+    _Handler.seen_auth.clear()
+    assert fetcher.get(f"{base}/img") == PNG
+    assert _Handler.seen_auth == ["Token secret"]
+    _Handler.seen_auth.clear()
+    # "localhost" is allow-listed but is another origin than Label Studio's 127.0.0.1: no key.
+    assert fetcher.get(f"http://localhost:{port}/img") == PNG
+    assert _Handler.seen_auth == [None]
+
+
+def test_label_studio_login_redirect_names_the_key(server):
+    """Label Studio redirecting to its login page is reported as a key problem, not followed."""
+    base, _ = server
+    with pytest.raises(ImageFetchError, match="LABEL_STUDIO_API_KEY"):
+        SafeFetcher(base).get(f"{base}/login")
+
+
+# --- refused ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        pytest.param("http://169.254.169.254/latest/meta-data/", "not allowed", id="metadata-ip"),
+        pytest.param("http://127.0.0.1:1/x.png", "not allowed", id="loopback"),
+        pytest.param("http://10.0.0.5/x.png", "not allowed", id="private"),
+        pytest.param("http://[::1]/x.png", "not allowed", id="ipv6-loopback"),
+        pytest.param("file:///etc/passwd", "scheme 'file'", id="file"),
+        pytest.param("gopher://127.0.0.1/x", "scheme 'gopher'", id="gopher"),
+        pytest.param("http:///x.png", "no host", id="no-host"),
+    ],
+)
+def test_unlisted_hosts_and_schemes_are_refused(url, fragment):
+    """Without an allow-list entry nothing but Label Studio is fetched; other schemes never."""
+    with pytest.raises(FetchRefused, match=fragment):
+        SafeFetcher("http://labelstudio.example:8080").get(url)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+     "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1"],
+)
+def test_public_wildcard_refuses_names_resolving_to_non_global_addresses(server, address):
+    """``*`` admits any name, but a name resolving to a non-global address is refused after DNS."""
+    _, port = server
+    fetcher = SafeFetcher(allowed_hosts="*", resolver=_resolver({"evil.example": address}))
+    with pytest.raises(FetchRefused, match="non-public address"):
+        fetcher.get(f"http://evil.example:{port}/img")
+
+
+def test_dns_check_uses_the_connected_address(server):
+    """A name mapped to loopback is refused under ``*``, and fetched when its network is listed:
+    the checked address is the one connected to."""
+    _, port = server
+    resolver = _resolver({"pacs.example": "127.0.0.1"})
+    with pytest.raises(FetchRefused):
+        SafeFetcher(allowed_hosts="*.example", resolver=resolver).get(f"http://pacs.example:{port}/img")
+    fetcher = SafeFetcher(allowed_hosts="*.example,127.0.0.0/8", resolver=resolver)
+    assert fetcher.get(f"http://pacs.example:{port}/img") == PNG
+
+
+def test_redirect_to_metadata_is_refused(server):
+    """An allowed host redirecting to 169.254.169.254 or to an unlisted host is refused."""
+    base, _ = server
+    fetcher = SafeFetcher(allowed_hosts="127.0.0.1")
+    with pytest.raises(FetchRefused, match="not allowed"):
+        fetcher.get(f"{base}/to?u=http://169.254.169.254/latest/meta-data/")
+    with pytest.raises(FetchRefused, match="not allowed"):
+        fetcher.get(f"{base}/to?u=http://10.0.0.1/x.png")
+
+
+def test_presigned_redirect_is_followed_but_address_checked(server):
+    """A redirect from Label Studio's presign endpoint is followed without an allow-list entry,
+    yet still never to a non-global address."""
+    base, port = server
+    fetcher = SafeFetcher(base, resolver=_resolver({"bucket.example": "127.0.0.1"}))
+    with pytest.raises(FetchRefused, match="non-public"):
+        fetcher.get(f"{base}/to?u=http://bucket.example:{port}/img", presigned=True)
+
+
+def test_redirect_loop_is_cut(server):
+    """A redirect loop stops after the limit with a clear message."""
+    base, _ = server
+    with pytest.raises(FetchRefused, match="redirects"):
+        SafeFetcher(allowed_hosts="127.0.0.1", max_redirects=3).get(f"{base}/loop")
+
+
+def test_size_cap_with_and_without_content_length(server):
+    """Bodies above the cap are refused whether or not the server declares their length."""
+    base, _ = server
+    fetcher = SafeFetcher(allowed_hosts="127.0.0.1", max_bytes=2048)
+    with pytest.raises(ImageFetchError, match="cap"):
+        fetcher.get(f"{base}/big")
+    with pytest.raises(ImageFetchError, match="cap"):
+        fetcher.get(f"{base}/stream-big")
+
+
+def test_read_timeout(server):
+    """A server that stops sending times out after the read timeout, not hanging."""
+    base, _ = server
+    started = time.monotonic()
+    with pytest.raises(ImageFetchError, match="timeout|timed out"):
+        SafeFetcher(allowed_hosts="127.0.0.1", read_timeout=0.5).get(f"{base}/slow")
+    assert time.monotonic() - started < 2.5
+
+
+def test_http_errors_name_the_status_without_query(server):
+    """A 404 names the status; the URL's query (a signature) is not echoed."""
+    base, _ = server
+    with pytest.raises(ImageFetchError, match="HTTP 404") as info:
+        SafeFetcher(allowed_hosts="127.0.0.1").get(f"{base}/nope?X-Amz-Signature=secret")
+    assert "secret" not in str(info.value)
+
+
+# --- data: URIs and the client -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ref", ["data:image/png;base64,@@@notbase64", "data:image/png;base64,abc", "data:image/png;base64"]
+)
+def test_bad_data_uris_raise(ref):
+    """Bad base64 (or no payload) in a data: URI is an ImageFetchError, not garbage bytes."""
+    with pytest.raises(ImageFetchError):
+        decode_data_uri(ref, 7)
+
+
+def test_client_refuses_file_and_private_urls():
+    """LabelStudioClient.fetch_image goes through the guard: file:// and 10.x are refused."""
+    client = LabelStudioClient(None, None)
+    with pytest.raises(ImageFetchError, match="unknown scheme"):
+        client.fetch_image("file:///etc/passwd", 1)
+    with pytest.raises(FetchRefused):
+        client.fetch_image("http://10.0.0.1/x.png", 1)
+
+
+def test_allow_list_parsing():
+    """Entries parse into names, networks and wildcards; nonsense is refused naming the entry."""
+    allowed = AllowList.parse(" pacs.example.org, 10.20.0.0/16 ,*.cdn.example, 192.168.1.7")
+    assert allowed.trusts("PACS.example.org") and allowed.trusts("10.20.3.4") and allowed.trusts("192.168.1.7")
+    assert allowed.admits("a.cdn.example") and not allowed.trusts("a.cdn.example")
+    assert not allowed.admits("other.example.org")
+    with pytest.raises(SettingsError, match="http://x"):
+        AllowList.parse("http://x")
