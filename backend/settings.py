@@ -30,6 +30,10 @@ DEFAULT_MODEL_DIR = "labelcast-data"
 DEFAULT_PORT = 9090
 """TCP port ``labelcast serve`` listens on; Label Studio's examples use the same one."""
 
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""Largest request body the backend accepts (bytes), ``MAX_BODY_BYTES``; larger ones get a 413.
+A /predict of 100 tasks with data: URI thumbnails stays well under it."""
+
 # Per-project keys accepted in the ML backend's ``extra_params`` (Label Studio: Model settings).
 PROJECT_KEYS = ("target_auc", "positive", "min_labels")
 
@@ -64,6 +68,11 @@ class Settings:
         Torch device for the encoder (``DEVICE``); None picks CUDA when available.
     log_level : str
         ``LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR).
+    allowed_image_hosts : tuple of str
+        ``ALLOWED_IMAGE_HOSTS`` (comma separated): image hosts besides Label Studio; names, IP
+        addresses, networks, ``*.domain`` or ``*`` (see :mod:`backend.fetch`).
+    max_body_bytes : int
+        ``MAX_BODY_BYTES``: largest accepted request body.
     """
 
     label_studio_url: str | None = None
@@ -78,8 +87,15 @@ class Settings:
     basic_auth_pass: str | None = None
     device: str | None = None
     log_level: str = "INFO"
+    allowed_image_hosts: tuple[str, ...] = ()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
+        from backend.fetch import AllowList
+
+        AllowList.parse(self.allowed_image_hosts)  # a bad entry fails at start, naming it
+        if self.max_body_bytes < 1024:
+            raise SettingsError(f"MAX_BODY_BYTES must be an integer >= 1024, got {self.max_body_bytes}")
         _check_target_auc(self.target_auc, "TARGET_AUC")
         if self.min_labels is not None and self.min_labels < 2:
             raise SettingsError(f"MIN_LABELS must be an integer >= 2, got {self.min_labels}")
@@ -111,6 +127,10 @@ class Settings:
             basic_auth_pass=get("BASIC_AUTH_PASS"),
             device=get("DEVICE"),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            allowed_image_hosts=tuple(
+                h.strip() for h in (get("ALLOWED_IMAGE_HOSTS") or "").split(",") if h.strip()
+            ),
+            max_body_bytes=_parse_size(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         )
 
     def for_project(self, extra_params: Mapping[str, Any] | str | None) -> Settings:
@@ -193,6 +213,15 @@ def _parse_int(raw: Any, name: str) -> int | None:
     if value < 2 or (isinstance(raw, float) and raw != value):
         raise SettingsError(f"{name} must be an integer >= 2, got {raw!r}")
     return value
+
+
+def _parse_size(raw: str | None, name: str, default: int) -> int:
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer number of bytes, got {raw!r}") from exc
 
 
 def configure_logging(level: str) -> None:

@@ -71,7 +71,9 @@ class Trainer:
         url = self.settings.label_studio_url or project.get("hostname")
         key = self.settings.label_studio_api_key or project.get("access_token")
         if (url, key) not in self._clients:
-            self._clients[(url, key)] = self._client_factory(url, key)
+            self._clients[(url, key)] = self._client_factory(
+                url, key, allowed_hosts=self.settings.allowed_image_hosts
+            )
         return self._clients[(url, key)]
 
     def _project(self, project_id: int) -> dict[str, Any]:

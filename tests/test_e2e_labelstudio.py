@@ -65,6 +65,7 @@ def backend_server(label_studio, tmp_path_factory, tiny_encoder_spec):
         "TARGET_AUC": "0.9",
         "DEVICE": "cpu",
         "LOG_LEVEL": "INFO",
+        "ALLOWED_IMAGE_HOSTS": "127.0.0.1",  # the test's image server is on loopback
     }
     env.pop("REDIS_URL", None)
     log = open(folder / "backend.log", "wb")

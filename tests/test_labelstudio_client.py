@@ -46,7 +46,7 @@ def test_data_uris_are_decoded_locally():
 def test_http_images_are_downloaded(file_server):
     """A plain http URL is downloaded; a 404 names the status and the URL."""
     base, folder = file_server
-    client = LabelStudioClient(None, None)
+    client = LabelStudioClient(None, None, allowed_hosts="127.0.0.1")
     assert client.fetch_image(f"{base}/a.png") == (folder / "a.png").read_bytes()
     with pytest.raises(ImageFetchError, match="HTTP 404"):
         client.fetch_image(f"{base}/missing.png")
@@ -70,7 +70,7 @@ def test_unfetchable_references(ref, fragment):
 def test_unreachable_server():
     """A refused connection becomes an ImageFetchError, not a requests exception."""
     with pytest.raises(ImageFetchError, match="cannot download"):
-        LabelStudioClient(None, None).fetch_image(f"http://127.0.0.1:{free_port()}/x.png")
+        LabelStudioClient(None, None, allowed_hosts="127.0.0.1").fetch_image(f"http://127.0.0.1:{free_port()}/x.png")
 
 
 @pytest.fixture

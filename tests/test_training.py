@@ -14,7 +14,7 @@ SEVERAL = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
 class RecordingClient:
     """A Label Studio client that serves data: URIs through the real fetch code and records versions."""
 
-    def __init__(self, url, api_key):
+    def __init__(self, url, api_key, **_):
         from backend.labelstudio.client import LabelStudioClient
 
         self.url, self.api_key = url, api_key

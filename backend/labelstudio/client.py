@@ -7,7 +7,6 @@ image bytes are fetched with ``requests`` and the SDK's auth header.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 import urllib.parse
 from typing import Any
@@ -15,11 +14,9 @@ from typing import Any
 import requests
 
 from backend.exceptions import ImageFetchError, LabelStudioError
+from backend.fetch import SafeFetcher, decode_data_uri
 
 log = logging.getLogger(__name__)
-
-FETCH_TIMEOUT_S = 30.0
-"""Timeout of one image download (seconds)."""
 
 API_TIMEOUT_S = 10.0
 """Timeout of one Label Studio API call (seconds)."""
@@ -37,14 +34,25 @@ class LabelStudioClient:
     api_key : str or None
         Legacy token or personal access token.
     session : requests.Session, optional
-        For image downloads (tests pass one).
+        For Label Studio API calls (tests pass one).
+    allowed_hosts : str or tuple of str, optional
+        ``ALLOWED_IMAGE_HOSTS``: image hosts besides Label Studio (see :mod:`backend.fetch`).
     """
 
-    def __init__(self, url: str | None, api_key: str | None, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None,
+        api_key: str | None,
+        session: requests.Session | None = None,
+        allowed_hosts: str | tuple[str, ...] | None = None,
+    ) -> None:
         self.url = url.rstrip("/") if url else None
         self.api_key = api_key
         self.session = session or requests.Session()
         self._sdk = None
+        # Image URLs come from task data: fetched only from Label Studio, allow-listed hosts
+        # and presigned URLs, never from private addresses (backend.fetch).
+        self.fetcher = SafeFetcher(self.url, self.auth_headers, allowed_hosts)
 
     @property
     def sdk(self):
@@ -82,42 +90,30 @@ class LabelStudioClient:
         if not isinstance(ref, str) or not ref:
             raise ImageFetchError(f"task {task_id}: image reference is empty")
         if ref.startswith("data:"):
-            return _decode_data_uri(ref, task_id)
+            return decode_data_uri(ref, task_id)
         scheme = urllib.parse.urlsplit(ref).scheme
         if scheme in _CLOUD_SCHEMES:
             if task_id is None:
                 raise ImageFetchError(f"cloud image {ref} needs a task id to presign")
-            return self._get(
-                f"/api/tasks/{int(task_id)}/presign/?fileuri="
-                + urllib.parse.quote(base64.b64encode(ref.encode()).decode()),
-                ref,
+            path = f"/api/tasks/{int(task_id)}/presign/?fileuri=" + urllib.parse.quote(
+                base64.b64encode(ref.encode()).decode()
             )
+            return self.fetcher.get(self._on_label_studio(path, ref), presigned=True)
         if scheme in ("http", "https"):
-            return self._get(ref, ref)
-        if ref.startswith("/"):
-            return self._get(ref, ref)
-        raise ImageFetchError(f"task {task_id}: cannot fetch image {ref!r} (unknown scheme)")
+            return self.fetcher.get(ref)
+        if ref.startswith("/") and not ref.startswith("//"):
+            return self.fetcher.get(self._on_label_studio(ref, ref))
+        raise ImageFetchError(
+            f"task {task_id}: cannot fetch image {ref[:200]!r} (unknown scheme; file:// and other "
+            f"schemes are refused)"
+        )
 
-    def _get(self, path_or_url: str, ref: str) -> bytes:
-        is_relative = path_or_url.startswith("/")
-        if is_relative and not self.url:
+    def _on_label_studio(self, path: str, ref: str) -> str:
+        if not self.url:
             raise ImageFetchError(
                 f"image {ref} is stored in Label Studio; set LABEL_STUDIO_URL so the backend can fetch it"
             )
-        url = self.url + path_or_url if is_relative else path_or_url
-        on_label_studio = self.url is not None and url.startswith(self.url + "/")
-        headers = self.auth_headers() if on_label_studio else {}
-        try:
-            # Label Studio redirects unauthenticated requests to its login page: do not follow.
-            response = self.session.get(
-                url, headers=headers, timeout=FETCH_TIMEOUT_S, allow_redirects=not on_label_studio
-            )
-        except requests.RequestException as exc:
-            raise ImageFetchError(f"cannot download image {ref}: {exc}") from exc
-        if response.status_code != 200:
-            hint = " (check LABEL_STUDIO_API_KEY)" if response.status_code in (301, 302, 401, 403) else ""
-            raise ImageFetchError(f"downloading image {ref} answered HTTP {response.status_code}{hint}")
-        return response.content
+        return self.url + path
 
     # --- tasks ------------------------------------------------------------------------------
     def iter_tasks(self, project_id: int, page_size: int = 500):
@@ -221,12 +217,3 @@ class LabelStudioClient:
             raise LabelStudioError(f"cannot update the webhooks of project {project_id}: {exc}") from exc
         return updated
 
-
-def _decode_data_uri(ref: str, task_id: int | None) -> bytes:
-    header, _, payload = ref.partition(",")
-    if ";base64" not in header:
-        return urllib.parse.unquote_to_bytes(payload)
-    try:
-        return base64.b64decode(payload, validate=False)
-    except (binascii.Error, ValueError) as exc:
-        raise ImageFetchError(f"task {task_id}: data: URI is not valid base64") from exc
