@@ -96,8 +96,34 @@ class Store(abc.ABC):
     def get_plot(self, project_id: int, finding: str) -> bytes | None:
         """The latest learning-curve PNG of one finding."""
 
+    def get_history(self, project_id: int) -> list[dict[str, Any]]:
+        """Summaries of the project's past forecasts, oldest first (at most ``HISTORY_LIMIT``).
+
+        Each :meth:`put_result` appends :func:`history_entry` of its forecast.
+        """
+        return []
+
     def close(self) -> None:
         """Release connections (optional)."""
+
+
+HISTORY_LIMIT = 500
+"""Past forecast summaries kept per project (one per refit; the oldest are dropped)."""
+
+
+def history_entry(forecast: Mapping[str, Any]) -> dict[str, Any]:
+    """The small part of a forecast record kept in the history: counts, AUC, labels needed."""
+    keep = ("status", "auc", "labels_remaining", "labels_needed", "n_positive", "n_negative")
+    return {
+        "version": forecast.get("version"),
+        "n_labels": forecast.get("n_labels"),
+        "labels_needed": forecast.get("labels_needed"),
+        "updated_at": forecast.get("updated_at"),
+        "findings": {
+            name: {k: (fc or {}).get(k) for k in keep}
+            for name, fc in (forecast.get("findings") or {}).items()
+        },
+    }
 
 
 def vector_to_bytes(vector: Any) -> bytes:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.store._base import Store, bytes_to_vector, vector_to_bytes
+from backend.store._base import HISTORY_LIMIT, Store, bytes_to_vector, history_entry, vector_to_bytes
 
 DEFAULT_PREFIX = "labelcast"
 """Prefix of every key LabelCast writes, so one Redis can hold other data too."""
@@ -155,6 +155,8 @@ class RedisStore(Store):
         pipe.delete(self.key("project", pid, "plots"))
         if plots:
             pipe.hset(self.key("project", pid, "plots"), mapping=dict(plots))
+        pipe.rpush(self.key("project", pid, "history"), json.dumps(history_entry(forecast)))
+        pipe.ltrim(self.key("project", pid, "history"), -HISTORY_LIMIT, -1)
         pipe.execute()
 
     def get_model(self, project_id):
@@ -167,6 +169,9 @@ class RedisStore(Store):
 
     def get_plot(self, project_id, finding):
         return self.connection.hget(self.key("project", int(project_id), "plots"), finding)
+
+    def get_history(self, project_id):
+        return [json.loads(raw) for raw in self.connection.lrange(self.key("project", int(project_id), "history"), 0, -1)]
 
     def close(self):
         self.connection.close()

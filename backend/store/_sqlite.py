@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.store._base import Store, bytes_to_vector, vector_to_bytes
+from backend.store._base import HISTORY_LIMIT, Store, bytes_to_vector, history_entry, vector_to_bytes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (encoder_id, sha));
 CREATE TABLE IF NOT EXISTS results (
     project_id INTEGER PRIMARY KEY, model TEXT NOT NULL, forecast TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    project_id INTEGER NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS plots (
     project_id INTEGER NOT NULL, finding TEXT NOT NULL, png BLOB NOT NULL,
     PRIMARY KEY (project_id, finding));
@@ -221,6 +223,10 @@ class SQLiteStore(Store):
                 (pid, json.dumps(dict(model)), json.dumps(dict(forecast))),
             ),
             ("DELETE FROM plots WHERE project_id = ?", (pid,)),
+            ("INSERT INTO history (project_id, entry) VALUES (?, ?)",
+             (pid, json.dumps(history_entry(forecast)))),
+            ("DELETE FROM history WHERE project_id = ? AND seq NOT IN (SELECT seq FROM history "
+             "WHERE project_id = ? ORDER BY seq DESC LIMIT ?)", (pid, pid, HISTORY_LIMIT)),
         ]
         statements += [
             ("INSERT INTO plots (project_id, finding, png) VALUES (?, ?, ?)", (pid, finding, png))
@@ -245,6 +251,12 @@ class SQLiteStore(Store):
             "SELECT png FROM plots WHERE project_id = ? AND finding = ?", (int(project_id), finding)
         ).fetchone()
         return bytes(row[0]) if row else None
+
+    def get_history(self, project_id):
+        rows = self._conn().execute(
+            "SELECT entry FROM history WHERE project_id = ? ORDER BY seq", (int(project_id),)
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
 
     def close(self):
         conn = getattr(self._local, "conn", None)

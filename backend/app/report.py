@@ -1,0 +1,167 @@
+"""The learning-curve report of a project as one server-rendered HTML page: /report.
+
+Shows why the backend says what it says: the forecast per finding with its learning-curve plot
+(inlined PNG), the history of forecasts as labels accumulated, and the encoder and settings
+used. No template engine and no build step; every value is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from backend.app.ml import service
+from backend.exceptions import ProjectNotFoundError, RequestError
+from backend.labelstudio import protocol
+
+blueprint = Blueprint("report", __name__)
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+.message{background:#f0f6ff;border-left:4px solid #3b7dd8;padding:.6em 1em}
+img{max-width:100%;border:1px solid #ddd}.muted{color:#666;font-size:.9em}
+"""
+
+
+@blueprint.get("/report")
+def report():
+    project = request.args.get("project")
+    if not project:
+        raise RequestError("add ?project=<Label Studio project id>")
+    pid = protocol.parse_project_id(project)
+    page = render_report(service(), pid)
+    return Response(page, mimetype="text/html")
+
+
+def render_report(svc, pid: int) -> str:
+    """The report page of project ``pid`` (HTML text)."""
+    store = svc.store
+    project = store.get_project(pid)
+    if project is None:
+        raise ProjectNotFoundError(f"project {pid} is not connected to this backend")
+    record = store.get_forecast(pid)
+    model = store.get_model(pid) or {}
+    parts = [f"<h1>LabelCast report: project {_e(pid)}</h1>"]
+    if record is None:
+        parts.append('<p class="message">No forecast yet: it is made after the first submitted '
+                     "label.</p>")
+    else:
+        parts.append(f'<p class="message">{_e(record.get("message"))}</p>')
+        parts.append(_table(
+            ["model version", "labels used", "labels needed (slowest finding)", "target AUC", "updated"],
+            [[record.get("version"), record.get("n_labels"), _num(record.get("labels_needed"), 0),
+              record.get("target_auc"), _time(record.get("updated_at"))]],
+        ))
+        for finding, fc in (record.get("findings") or {}).items():
+            parts.append(_finding_section(store, pid, finding, fc))
+    parts.append(_history_section(store.get_history(pid)))
+    parts.append(_settings_section(svc.settings, project, model))
+    body = "\n".join(parts)
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>LabelCast report: project {_e(pid)}</title>"
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style>'
+        f"</head><body>\n{body}\n</body></html>"
+    )
+
+
+def _finding_section(store, pid: int, finding: str, fc: dict[str, Any]) -> str:
+    rows = [
+        ["status", fc.get("status")],
+        ["labels (positive / negative)", f"{fc.get('n_labels')} ({fc.get('n_positive')} / {fc.get('n_negative')})"],
+        ["AUC now", _num_interval(fc.get("auc"), fc.get("auc_interval"), 3)],
+        ["AUC plateau", _num_interval(fc.get("plateau"), fc.get("plateau_interval"), 3)],
+        ["labels needed for the target", _num_interval(fc.get("labels_needed"), fc.get("labels_needed_interval"), 0)],
+        ["more labels still needed", _num_interval(fc.get("labels_remaining"), fc.get("labels_remaining_interval"), 0)],
+        ["method", f"{fc.get('method')} ({_num((fc.get('level') or 0) * 100, 0)}% intervals)"],
+    ]
+    out = [f"<h2>{_e(finding)}</h2>", f"<p>{_e(fc.get('message'))}</p>", _table(["", ""], rows, header=False)]
+    png = store.get_plot(pid, finding)
+    if png:
+        data = base64.b64encode(png).decode("ascii")
+        out.append(f'<img alt="learning curve of {_e(finding)}" src="data:image/png;base64,{data}">')
+    else:
+        out.append('<p class="muted">No learning curve yet (too few labels of one class).</p>')
+    return "\n".join(out)
+
+
+def _history_section(history: list[dict[str, Any]]) -> str:
+    if not history:
+        return "<h2>History</h2><p class=muted>No past forecasts recorded.</p>"
+    findings: list[str] = []
+    for entry in history:
+        findings += [f for f in entry.get("findings") or {} if f not in findings]
+    head = ["updated", "model version", "labels", "labels needed"]
+    for f in findings:
+        head += [f"{f}: AUC", f"{f}: more needed"]
+    rows = []
+    for entry in reversed(history):  # newest first
+        row = [_time(entry.get("updated_at")), entry.get("version"), entry.get("n_labels"),
+               _num(entry.get("labels_needed"), 0)]
+        for f in findings:
+            fc = (entry.get("findings") or {}).get(f) or {}
+            row += [_num(fc.get("auc"), 3), _num(fc.get("labels_remaining"), 0)
+                    if fc.get("status") != "collecting" else "collecting"]
+        rows.append(row)
+    return "<h2>History</h2><p class=muted>One row per refit, newest first.</p>" + _table(head, rows)
+
+
+def _settings_section(settings, project: dict[str, Any], model: dict[str, Any]) -> str:
+    effective = settings.for_project(project.get("extra_params"))
+    rows = [
+        ["encoder spec", model.get("encoder_spec") or settings.encoder],
+        ["encoder id", model.get("encoder") or "(no refit yet)"],
+        ["target AUC", effective.target_auc],
+        ["minimum labels", effective.min_labels or "default"],
+        ["positive choice", effective.positive or "first choice in the config"],
+        ["project extra_params", project.get("extra_params") or "{}"],
+        ["store", "Redis" if settings.redis_url else "SQLite (embedded)"],
+        ["last refit", _time(model.get("trained_at"))],
+    ]
+    return "<h2>Encoder and settings</h2>" + _table(["", ""], rows, header=False)
+
+
+def _table(head: list[str], rows: list[list[Any]], header: bool = True) -> str:
+    out = ["<table>"]
+    if header:
+        out.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>")
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _num(value: Any, digits: int) -> str:
+    if value is None:
+        return "–"
+    try:
+        return f"{float(value):,.{digits}f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _num_interval(value: Any, interval: Any, digits: int) -> str:
+    text = _num(value, digits)
+    if value is not None and isinstance(interval, (list, tuple)) and len(interval) == 2:
+        text += f" ({_num(interval[0], digits)} to {_num(interval[1], digits)})"
+    return text
+
+
+def _time(value: Any) -> str:
+    if not value:
+        return "–"
+    try:
+        return datetime.datetime.fromtimestamp(float(value), datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError, OverflowError):
+        return str(value)

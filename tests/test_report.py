@@ -1,0 +1,114 @@
+"""Tests of backend.app.report (/report) and the forecast history the store keeps for it."""
+
+from __future__ import annotations
+
+import html.parser
+
+import pytest
+
+from backend.app import EXTENSION
+from conftest import PROJECT_ROOT, data_uri, xray_png
+
+CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+
+
+def _annotation(pid, task_id, annotation_id, positive):
+    return {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": pid, "label_config": CONFIG},
+        "task": {"id": task_id, "data": {"image": data_uri(xray_png(task_id, positive))}},
+        "annotation": {"id": annotation_id, "was_cancelled": False, "result": [
+            {"from_name": "finding", "to_name": "image", "type": "choices",
+             "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
+    }
+
+
+class _Tags(html.parser.HTMLParser):
+    """Collects tags and text, to check the page is well formed and what it shows."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_report_shows_forecast_plot_history_and_settings(app, client):
+    """After two refits the page has the message, an inline PNG, two history rows, the encoder."""
+    client.post("/setup", json={"project": 7, "schema": CONFIG})
+    jobs = app.extensions[EXTENSION].jobs
+    for i in range(20):
+        client.post("/webhook", json=_annotation(7, i, 100 + i, i % 2 == 0))
+    assert jobs.wait_idle(120)
+    for i in range(20, 26):
+        client.post("/webhook", json=_annotation(7, i, 100 + i, i % 2 == 0))
+    assert jobs.wait_idle(120)
+
+    response = client.get("/report?project=7")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = _Tags()
+    page.feed(response.get_data(as_text=True))
+    text = " ".join(page.text)
+    forecast = client.get("/forecast?project=7").json
+    assert forecast["message"] in text.replace("\n", " ") or forecast["message"][:40] in text
+    images = [attrs for tag, attrs in page.tags if tag == "img"]
+    assert images and images[0]["src"].startswith("data:image/png;base64,iVBOR")
+    history = app.extensions[EXTENSION].store.get_history(7)
+    assert [h["n_labels"] for h in history][-1] == 26 and len(history) >= 2
+    assert "History" in text and forecast["version"] in text
+    assert app.extensions[EXTENSION].settings.encoder in text
+
+
+def test_report_escapes_what_it_shows(app, client):
+    """A finding name with markup is shown as text, never as HTML."""
+    store = app.extensions[EXTENSION].store
+    evil = "<script>alert(1)</script>"
+    store.put_project(3, {"label_config": CONFIG, "extra_params": {}})
+    store.put_result(3, {"version": "v1", "encoder_spec": evil},
+                     {"version": "v1", "n_labels": 2, "message": evil,
+                      "findings": {evil: {"status": "collecting", "message": evil}}}, {})
+    body = client.get("/report?project=3").get_data(as_text=True)
+    assert "<script>" not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+@pytest.mark.parametrize(
+    "query, status",
+    [pytest.param("", 400, id="no-project"), pytest.param("?project=abc", 400, id="not-a-number"),
+     pytest.param("?project=404", 404, id="unknown-project")],
+)
+def test_report_errors_are_json(client, query, status):
+    """Missing, malformed or unknown projects answer JSON errors like every other route."""
+    response = client.get("/report" + query)
+    assert response.status_code == status and "message" in response.json
+
+
+def test_report_before_the_first_forecast(client):
+    """A connected project without labels gets a page that says so."""
+    client.post("/setup", json={"project": 5, "schema": CONFIG})
+    body = client.get("/report?project=5").get_data(as_text=True)
+    assert "No forecast yet" in body
+
+
+@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"), pytest.param("redis", id="redis", marks=pytest.mark.redis)])
+def store(request):
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+def test_store_keeps_a_history_of_forecast_summaries(store):
+    """Each put_result appends one summary, oldest first; projects are kept apart."""
+    for n in (10, 12, 15):
+        store.put_result(1, {"version": f"v{n}"}, {
+            "version": f"v{n}", "n_labels": n, "labels_needed": 100 - n, "updated_at": float(n),
+            "findings": {"Effusion": {"status": "forecast", "auc": 0.7, "labels_remaining": 90 - n,
+                                      "points": {"sizes": [1, 2]}}}}, {})
+    store.put_result(2, {"version": "w"}, {"version": "w", "n_labels": 1, "findings": {}}, {})
+    history = store.get_history(1)
+    assert [h["n_labels"] for h in history] == [10, 12, 15]
+    assert history[-1]["findings"]["Effusion"] == {
+        "status": "forecast", "auc": 0.7, "labels_remaining": 75, "labels_needed": None,
+        "n_positive": None, "n_negative": None}
+    assert [h["version"] for h in store.get_history(2)] == ["w"] and store.get_history(99) == []
