@@ -94,6 +94,9 @@ class Service:
         _, config = self._config(pid, event.label_config)
         queued = False
         if event.action in (protocol.ANNOTATION_CREATED, protocol.ANNOTATION_UPDATED):
+            unknown = _unknown_choices(event.annotation, config)
+            if unknown:  # learning "not positive" from a value the config lacks would be wrong
+                return {"status": "ignored", "action": event.action, "message": unknown}
             queued = self._record_annotation(pid, config, event)
         elif event.action == protocol.ANNOTATIONS_DELETED:
             if self.store.delete_labels(pid, event.deleted_annotation_ids):
@@ -235,6 +238,20 @@ def _object(body: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
         raise RequestError(f"{where} expects a JSON object body")
     return body
+
+
+def _unknown_choices(annotation: Mapping[str, Any], config: LabelingConfig) -> str | None:
+    """A message when the annotation chose values that are not in the config, else None."""
+    if annotation["was_cancelled"]:
+        return None
+    chosen = protocol.annotation_choices(annotation["result"], config) or []
+    unknown = [c for c in chosen if c not in config.values]
+    if not unknown:
+        return None
+    return (
+        f"annotation {annotation['id']} chose {', '.join(map(repr, unknown))}, not a value of the "
+        f"<Choices name=\"{config.choices_name}\"> tag ({', '.join(map(repr, config.values))}); not learned from"
+    )
 
 
 def _task_images(tasks, config: LabelingConfig, strict: bool = True) -> dict[int, str]:

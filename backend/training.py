@@ -30,6 +30,9 @@ EMBED_BATCH = 32
 PROBE_MIN_PER_CLASS = 2
 """A probe is fitted once each class of a finding has at least this many labels."""
 
+IMAGE_ERRORS_SHOWN = 100
+"""Tasks whose image failed listed in a forecast record (all are counted in ``n_image_errors``)."""
+
 FORECAST_SEED = 0
 """Seed of the learning curve's resampling, so a refit on the same labels gives the same forecast."""
 
@@ -83,10 +86,13 @@ class Trainer:
         return project
 
     # --- embedding --------------------------------------------------------------------------
-    def embed_tasks(self, project_id: int, task_ids: Iterable[int]) -> dict[int, np.ndarray]:
+    def embed_tasks(
+        self, project_id: int, task_ids: Iterable[int], errors: dict[int, str] | None = None
+    ) -> dict[int, np.ndarray]:
         """Embeddings of the given tasks, fetching and embedding only what the cache lacks.
 
-        Images that cannot be fetched or decoded are logged and left out.
+        Images that cannot be fetched or decoded are logged and left out; ``errors``, when
+        given, receives ``{task_id: reason}`` for each of them.
 
         Returns
         -------
@@ -100,10 +106,13 @@ class Trainer:
         out = {t: cached[sha] for t, sha in known.items() if sha in cached}
         missing = [t for t in tasks if t not in out]
         for start in range(0, len(missing), EMBED_BATCH):
-            out.update(self._embed_batch(project_id, project, {t: tasks[t]["image"] for t in missing[start : start + EMBED_BATCH]}))
+            out.update(self._embed_batch(project_id, project, {t: tasks[t]["image"] for t in missing[start : start + EMBED_BATCH]}, errors))
         return out
 
-    def _embed_batch(self, project_id: int, project: dict[str, Any], images: dict[int, str]) -> dict[int, np.ndarray]:
+    def _embed_batch(
+        self, project_id: int, project: dict[str, Any], images: dict[int, str], errors: dict[int, str] | None = None
+    ) -> dict[int, np.ndarray]:
+        errors = {} if errors is None else errors
         client = self.client(project)
         hashes: dict[int, str] = {}
         raw: dict[str, bytes] = {}
@@ -112,6 +121,7 @@ class Trainer:
                 data = client.fetch_image(ref, task_id)
             except ImageFetchError as exc:
                 log.warning("project %s task %s: %s", project_id, task_id, exc)
+                errors[task_id] = f"image not fetched: {exc}"
                 continue
             sha = hashlib.sha256(data).hexdigest()
             hashes[task_id] = sha
@@ -130,6 +140,7 @@ class Trainer:
                     ok.append(sha)
                 except ImageDecodeError as exc:
                     log.warning("project %s: image %s… cannot be decoded: %s", project_id, sha[:12], exc)
+                    errors.update({t: f"image not decoded: {exc}" for t, h in hashes.items() if h == sha})
             if decoded:
                 embedded = np.asarray(self.encoder.embed(decoded), dtype=np.float32)
                 new = dict(zip(ok, embedded))
@@ -192,7 +203,8 @@ class Trainer:
         settings = self.settings.for_project(project.get("extra_params"))
         config = parse_label_config(project["label_config"], settings.positive)
         labels = self.store.get_labels(project_id)
-        vectors = self.embed_tasks(project_id, labels)
+        image_errors: dict[int, str] = {}
+        vectors = self.embed_tasks(project_id, labels, image_errors)
         task_ids = [t for t in labels if t in vectors]
         n = len(task_ids)
         X = np.stack([vectors[t] for t in task_ids]) if n else np.zeros((0, self.encoder.dim), np.float32)
@@ -246,6 +258,9 @@ class Trainer:
             "findings": {f: fc.to_dict() for f, fc in forecasts.items()},
             "updated_at": time.time(),
             "refit_seconds": round(seconds, 3),
+            # Labeled tasks left out of this refit, with the reason (shown by /forecast).
+            "image_errors": {str(t): reason[:300] for t, reason in sorted(image_errors.items())[:IMAGE_ERRORS_SHOWN]},
+            "n_image_errors": len(image_errors),
         }
         self.store.put_result(project_id, model, record, plots)
         log.info("project %s: %s in %.2f s: %s", project_id, version, seconds, message)

@@ -78,6 +78,8 @@ def parse_webhook(payload: Any) -> WebhookEvent:
         if not isinstance(annotation, Mapping) or not isinstance(task, Mapping):
             raise RequestError(f"{action} webhook needs 'annotation' and 'task' objects")
         task_id = _int(task.get("id"), "task.id")
+        if not isinstance(task.get("data") or {}, Mapping):
+            raise RequestError(f"task {task_id}: 'data' must be an object, got {type(task.get('data')).__name__}")
         return WebhookEvent(
             action=action,
             project_id=project_id if project_id is not None else _maybe_int(task.get("project")),
@@ -87,6 +89,7 @@ def parse_webhook(payload: Any) -> WebhookEvent:
                 "task_id": task_id,
                 "result": annotation.get("result") or [],
                 "was_cancelled": bool(annotation.get("was_cancelled")),
+                "updated_at": parse_time(annotation.get("updated_at")),
             },
             task={"id": task_id, "data": task.get("data") or {}},
         )
@@ -102,6 +105,21 @@ def parse_webhook(payload: Any) -> WebhookEvent:
             raise RequestError("TASKS_CREATED webhook needs a 'tasks' list")
         return WebhookEvent(action, project_id, label_config, tasks=tuple(_task(t) for t in tasks))
     return WebhookEvent(action, project_id, label_config)
+
+
+def parse_time(value: Any) -> float | None:
+    """Label Studio's ``"2026-01-01T10:00:00.123456Z"`` as a Unix time; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    import datetime
+
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
 
 
 def annotation_choices(result: Any, config: LabelingConfig) -> list[str] | None:
