@@ -33,6 +33,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(config or {})
     settings = app.config.get("LABELCAST_SETTINGS") or Settings.from_env()
+    # Bodies above MAX_BODY_BYTES get a 413 before they are read (errors.handle names the limit).
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None (no limit)
+        app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     configure_logging(settings.log_level)
     store = app.config.get("LABELCAST_STORE") or open_store(settings)
     jobs = app.config.get("LABELCAST_JOBS") or open_jobs(settings, store)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.exceptions import LabelCastError, ProjectNotFoundError
 
@@ -19,6 +19,9 @@ def register(app: Flask) -> None:
 
 def handle(exc: Exception):
     """Map an exception to a JSON response with a status code."""
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return jsonify(error=exc.name, message=f"request body above the {limit}-byte limit (MAX_BODY_BYTES)"), 413
     if isinstance(exc, HTTPException):
         return jsonify(error=exc.name, message=exc.description), exc.code
     if isinstance(exc, ProjectNotFoundError):
