@@ -122,7 +122,9 @@ class Service:
                 f"task {event.task['id']} has no image under data.{config.image_key} "
                 f"(the <Image> tag's value)"
             )
-        self.store.put_label(pid, annotation["id"], event.task["id"], choices, image=image)
+        self.store.put_label(
+            pid, annotation["id"], event.task["id"], choices, image=image, updated_at=annotation.get("updated_at")
+        )
         return self.jobs.request_refit(pid)
 
     # --- /predict ---------------------------------------------------------------------------

@@ -45,9 +45,20 @@ class Store(abc.ABC):
     # --- labels ------------------------------------------------------------------------------
     @abc.abstractmethod
     def put_label(
-        self, project_id: int, annotation_id: int, task_id: int, choices: list[str], image: str | None = None
+        self,
+        project_id: int,
+        annotation_id: int,
+        task_id: int,
+        choices: list[str],
+        image: str | None = None,
+        updated_at: float | None = None,
     ) -> None:
-        """Record (or replace) one annotation's chosen values durably, with its task's image."""
+        """Record (or replace) one annotation's chosen values durably, with its task's image.
+
+        ``updated_at``: the annotation's update time in Label Studio (Unix seconds). When given,
+        a record of the same annotation with a later time is kept: webhooks delivered twice or
+        out of order leave the newest version.
+        """
 
     @abc.abstractmethod
     def delete_labels(self, project_id: int, annotation_ids: Iterable[int]) -> int:

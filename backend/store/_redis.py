@@ -15,6 +15,17 @@ DEFAULT_PREFIX = "labelcast"
 """Prefix of every key LabelCast writes, so one Redis can hold other data too."""
 
 
+_PUT_LABEL_IF_NEWER = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and ARGV[3] ~= '' then
+  local stored = cjson.decode(current)['source_at']
+  if type(stored) == 'number' and tonumber(ARGV[3]) < stored then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
 class RedisStore(Store):
     """The shared store for several web and worker processes.
 
@@ -90,13 +101,17 @@ class RedisStore(Store):
         return {int(t): json.loads(raw) for t, raw in items if raw}
 
     # --- labels -----------------------------------------------------------------------------
-    def put_label(self, project_id, annotation_id, task_id, choices, image=None):
+    def put_label(self, project_id, annotation_id, task_id, choices, image=None, updated_at=None):
         if image is not None:
             self.put_tasks(project_id, {task_id: image})
-        self.connection.hset(
-            self.key("project", int(project_id), "labels"),
-            str(int(annotation_id)),
-            json.dumps({"task_id": int(task_id), "choices": list(choices), "updated_at": time.time()}),
+        record = {"task_id": int(task_id), "choices": list(choices), "updated_at": time.time()}
+        if updated_at is not None:
+            record["source_at"] = float(updated_at)
+        # One script: the check of the stored annotation's time and the write are atomic.
+        self.connection.eval(
+            _PUT_LABEL_IF_NEWER, 1, self.key("project", int(project_id), "labels"),
+            str(int(annotation_id)), json.dumps(record),
+            "" if updated_at is None else repr(float(updated_at)),
         )
 
     def delete_labels(self, project_id, annotation_ids):

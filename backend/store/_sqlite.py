@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (project_id, task_id));
 CREATE TABLE IF NOT EXISTS labels (
     project_id INTEGER NOT NULL, annotation_id INTEGER NOT NULL, task_id INTEGER NOT NULL,
-    choices TEXT NOT NULL, updated_at REAL NOT NULL,
+    choices TEXT NOT NULL, updated_at REAL NOT NULL, source_at REAL,
     PRIMARY KEY (project_id, annotation_id));
 CREATE TABLE IF NOT EXISTS embeddings (
     encoder_id TEXT NOT NULL, sha TEXT NOT NULL, vector BLOB NOT NULL,
@@ -76,6 +76,9 @@ class SQLiteStore(Store):
             with self._init_lock:
                 if not self._initialised:
                     conn.executescript(_SCHEMA)
+                    columns = {row[1] for row in conn.execute("PRAGMA table_info(labels)")}
+                    if "source_at" not in columns:  # a store written before out-of-order handling
+                        conn.execute("ALTER TABLE labels ADD COLUMN source_at REAL")
                     self._initialised = True
             self._local.conn = conn
         return conn
@@ -146,13 +149,18 @@ class SQLiteStore(Store):
         return {t: {"image": image, "sha": sha} for t, image, sha in rows}
 
     # --- labels -----------------------------------------------------------------------------
-    def put_label(self, project_id, annotation_id, task_id, choices, image=None):
+    def put_label(self, project_id, annotation_id, task_id, choices, image=None, updated_at=None):
         statements = _task_upserts(project_id, {task_id: image}) if image is not None else []
+        source_at = None if updated_at is None else float(updated_at)
         statements.append(
             (
-                "INSERT OR REPLACE INTO labels (project_id, annotation_id, task_id, choices, updated_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (int(project_id), int(annotation_id), int(task_id), json.dumps(list(choices)), time.time()),
+                "INSERT INTO labels (project_id, annotation_id, task_id, choices, updated_at, source_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, annotation_id) DO UPDATE SET "
+                "task_id = excluded.task_id, choices = excluded.choices, updated_at = excluded.updated_at, "
+                "source_at = excluded.source_at WHERE labels.source_at IS NULL "
+                "OR excluded.source_at IS NULL OR excluded.source_at >= labels.source_at",
+                (int(project_id), int(annotation_id), int(task_id), json.dumps(list(choices)), time.time(),
+                 source_at),
             )
         )
         self._write_many(statements)

@@ -1,0 +1,239 @@
+"""Bad input to every endpoint: each case answers a 4xx JSON with a clear message, or an
+ignored event; never a 500, a traceback or a hang (issue 6). Bad images in a refit mark their
+task with a reason and do not stop the others."""
+
+import base64
+import io
+
+import numpy as np
+import pytest
+
+from backend.app import EXTENSION, create_app
+from conftest import PROJECT_ROOT, data_uri, xray_png
+
+CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+PID = 5
+
+
+def _annotation(task_id, annotation_id, choices=("Effusion",), image=None, action="ANNOTATION_CREATED",
+                updated_at=None):
+    annotation = {"id": annotation_id, "was_cancelled": False, "result": [
+        {"from_name": "finding", "to_name": "image", "type": "choices", "value": {"choices": list(choices)}}]}
+    if updated_at:
+        annotation["updated_at"] = updated_at
+    return {
+        "action": action,
+        "project": {"id": PID},
+        "task": {"id": task_id, "data": {"image": image or data_uri(xray_png(task_id, True))}},
+        "annotation": annotation,
+    }
+
+
+@pytest.fixture
+def connected(client):
+    """The test client with project PID set up on the one-finding config."""
+    assert client.post("/setup", json={"project": PID, "schema": CONFIG}).status_code == 200
+    return client
+
+
+def _assert_json_4xx(response, status, fragment):
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body is not None and fragment.lower() in body["message"].lower(), body
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "path, kwargs, status, fragment",
+    [
+        pytest.param("/webhook", {"data": "{not json", "content_type": "application/json"}, 400, "JSON body",
+                     id="webhook-malformed-json"),
+        pytest.param("/predict", {"data": "[1, 2", "content_type": "application/json"}, 400, "JSON body",
+                     id="predict-malformed-json"),
+        pytest.param("/setup", {"data": b"\xff\xfe\x00", "content_type": "application/json"}, 400, "JSON body",
+                     id="setup-binary-garbage"),
+        pytest.param("/webhook", {"json": [1, 2, 3]}, 400, "JSON object", id="webhook-array"),
+        pytest.param("/webhook", {"json": "ANNOTATION_CREATED"}, 400, "JSON object", id="webhook-string"),
+        pytest.param("/webhook", {"json": {}}, 400, "action", id="webhook-no-action"),
+        pytest.param("/webhook", {"json": {"action": 7}}, 400, "action", id="webhook-action-not-string"),
+        pytest.param("/webhook", {"json": {"action": "ANNOTATION_CREATED", "project": {"id": PID}}}, 400,
+                     "'annotation' and 'task'", id="annotation-missing"),
+        pytest.param("/webhook", {"json": {**_annotation(1, 1), "annotation": {"id": "abc"}}}, 400,
+                     "annotation.id must be an integer", id="annotation-id-not-int"),
+        pytest.param("/webhook", {"json": {**_annotation(1, 1), "task": {"data": {}}}}, 400,
+                     "task.id must be an integer", id="task-without-id"),
+        pytest.param("/webhook", {"json": {**_annotation(1, 1), "task": {"id": 1, "data": ["x"]}}}, 400,
+                     "data", id="task-data-not-object"),
+        pytest.param("/webhook", {"json": {**_annotation(1, 1), "task": {"id": 1, "data": {}}}}, 400,
+                     "no image", id="task-without-image"),
+        pytest.param("/webhook", {"json": {"action": "ANNOTATIONS_DELETED", "project": {"id": PID},
+                                           "annotations": "all"}}, 400, "list", id="deleted-not-list"),
+        pytest.param("/webhook", {"json": {"action": "TASKS_CREATED", "project": {"id": PID}, "tasks": "abc"}},
+                     400, "list", id="tasks-created-not-list"),
+        pytest.param("/webhook", {"json": {**_annotation(1, 1), "project": {"id": 999}}}, 404,
+                     "not connected", id="unknown-project"),
+        pytest.param("/webhook", {"json": {"action": "START_TRAINING"}}, 400, "project id",
+                     id="event-without-project"),
+        pytest.param("/predict", {"json": {"project": PID, "tasks": "all"}}, 400, "list", id="predict-tasks-not-list"),
+        pytest.param("/predict", {"json": {"project": PID, "tasks": [{"data": {}}]}}, 400, "'id'",
+                     id="predict-task-without-id"),
+        pytest.param("/predict", {"json": {"project": [1], "tasks": []}}, 400, "project must be an integer",
+                     id="predict-project-wrong-type"),
+        pytest.param("/predict", {"json": {"project": 404, "tasks": []}}, 404, "not connected",
+                     id="predict-unknown-project"),
+        pytest.param("/setup", {"json": {"project": PID, "schema": "<View><Image"}}, 400, "",
+                     id="setup-invalid-xml"),
+        pytest.param("/setup", {"json": {"project": PID, "schema": '<View><Image name="i" value="$i"/></View>'}},
+                     400, "choices", id="setup-config-without-choices"),
+        pytest.param("/setup", {"json": {"project": PID, "schema": '<View><Choices name="c" toName="i">'
+                                         '<Choice value="a"/><Choice value="b"/></Choices></View>'}},
+                     400, "image", id="setup-config-without-image"),
+        pytest.param("/setup", {"json": {"project": PID, "schema": 42}}, 400, "", id="setup-schema-not-string"),
+        pytest.param("/setup", {"json": {"project": PID, "schema": CONFIG, "extra_params": "{nope"}}, 400,
+                     "extra_params", id="setup-extra-params-not-json"),
+        pytest.param("/forecast?project=abc", {"method": "get"}, 400, "project must be an integer",
+                     id="forecast-project-not-int"),
+        pytest.param("/forecast?project=77", {"method": "get"}, 404, "not connected", id="forecast-unknown"),
+        pytest.param("/forecast.png?project=77", {"method": "get"}, 404, "not connected",
+                     id="forecast-png-unknown"),
+        pytest.param("/nowhere", {"method": "get"}, 404, "", id="unknown-path"),
+        pytest.param("/predict", {"method": "get"}, 405, "", id="wrong-method"),
+    ],
+)
+def test_bad_requests_get_json_4xx(connected, path, kwargs, status, fragment):
+    """Each malformed request gets the expected 4xx with a JSON message saying what is wrong."""
+    kwargs = dict(kwargs)
+    method = kwargs.pop("method", "post")
+    response = getattr(connected, method)(path, **kwargs)
+    _assert_json_4xx(response, status, fragment)
+
+
+def test_body_above_the_limit_is_413(service_settings, sqlite_store):
+    """A body above MAX_BODY_BYTES is refused with 413 naming the limit, before it is parsed."""
+    import dataclasses
+
+    from backend.jobs import ThreadJobs
+
+    settings = dataclasses.replace(service_settings, max_body_bytes=4096)
+    jobs = ThreadJobs(settings, sqlite_store)
+    app = create_app({"LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store, "LABELCAST_JOBS": jobs})
+    client = app.test_client()
+    response = client.post("/webhook", data=b"{" + b" " * 10_000 + b"}", content_type="application/json")
+    _assert_json_4xx(response, 413, "4096")
+    assert client.post("/webhook", json={"action": "PING"}).status_code == 200
+    jobs.close()
+
+
+def test_unknown_event_is_ignored(connected):
+    """Events LabelCast does not act on are acknowledged as ignored."""
+    response = connected.post("/webhook", json={"action": "SOMETHING_NEW", "project": {"id": PID}})
+    assert response.status_code == 200 and response.json["status"] == "ignored"
+
+
+def test_choice_not_in_config_is_ignored_with_a_reason(app, connected, sqlite_store):
+    """An annotation whose choice is not a value of the config is not learned from; the answer says why."""
+    response = connected.post("/webhook", json=_annotation(1, 11, choices=("Pneumothorax",)))
+    assert response.status_code == 200 and response.json["status"] == "ignored"
+    assert "Pneumothorax" in response.json["message"]
+    assert sqlite_store.get_labels(PID) == {}
+
+
+def test_delete_of_unknown_annotations_is_harmless(connected):
+    """Deleting annotations the backend never saw answers 200 and queues no refit."""
+    response = connected.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": PID},
+                                                "annotations": [{"id": 12345}, {"id": 777}]})
+    assert response.status_code == 200 and response.json["refit_queued"] is False
+
+
+def test_duplicated_webhooks_record_one_label(app, connected, sqlite_store):
+    """The same ANNOTATION_CREATED delivered three times is one label."""
+    for _ in range(3):
+        assert connected.post("/webhook", json=_annotation(1, 21)).status_code == 200
+    assert sqlite_store.get_labels(PID) == {1: ["Effusion"]}
+
+
+def test_out_of_order_webhooks_keep_the_newest(app, connected, sqlite_store):
+    """An older update arriving after a newer one does not overwrite it (annotation updated_at)."""
+    new = _annotation(2, 31, choices=("No effusion",), action="ANNOTATION_UPDATED",
+                      updated_at="2026-01-01T10:00:05.000000Z")
+    old = _annotation(2, 31, choices=("Effusion",), action="ANNOTATION_CREATED",
+                      updated_at="2026-01-01T10:00:00.000000Z")
+    assert connected.post("/webhook", json=new).status_code == 200
+    assert connected.post("/webhook", json=old).status_code == 200
+    assert sqlite_store.get_labels(PID) == {2: ["No effusion"]}
+    newer = _annotation(2, 31, choices=("Effusion",), action="ANNOTATION_UPDATED",
+                        updated_at="2026-01-01T10:00:09Z")
+    assert connected.post("/webhook", json=newer).status_code == 200
+    assert sqlite_store.get_labels(PID) == {2: ["Effusion"]}
+
+
+def _truncated_png():
+    return xray_png(3, True)[:200]
+
+
+def _bomb_png():
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (12_000, 12_000)).save(buffer, format="PNG")  # 144 Mpx, ~140 kB compressed
+    return buffer.getvalue()
+
+
+def _dicom_without_pixels():
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.PatientName = "No^Pixels"
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_bad_images_are_marked_and_the_refit_goes_on(app, connected, sqlite_store):
+    """Truncated, non-image, bomb, pixel-less DICOM, bad base64 and file:// images each mark
+    their task with a reason in /forecast; the good images are still embedded and fitted."""
+    bad = {
+        101: data_uri(_truncated_png()),
+        102: "data:image/png;base64," + base64.b64encode(b"just some text").decode(),
+        103: data_uri(_bomb_png()),
+        104: "data:application/dicom;base64," + base64.b64encode(_dicom_without_pixels()).decode(),
+        105: "data:image/png;base64,%%%not-base64",
+        106: "file:///etc/passwd",
+        107: "http://169.254.169.254/latest/meta-data/",
+    }
+    for i in range(12):
+        body = _annotation(i, 500 + i, choices=("Effusion" if i % 2 else "No effusion",),
+                           image=data_uri(xray_png(i, i % 2 == 1)))
+        assert connected.post("/webhook", json=body).status_code == 200
+    for task_id, ref in bad.items():
+        assert connected.post("/webhook", json=_annotation(task_id, 600 + task_id, image=ref)).status_code == 200
+    assert app.extensions[EXTENSION].jobs.wait_idle(120)
+    record = connected.get(f"/forecast?project={PID}").json
+    assert record["n_labels"] == 12 and record["n_labels_recorded"] == 12 + len(bad)
+    errors = record["image_errors"]
+    assert set(map(int, errors)) == set(bad), errors
+    assert "base64" in errors["105"] and "scheme" in errors["106"] and "not allowed" in errors["107"]
+    assert all(isinstance(reason, str) and reason for reason in errors.values())
+    status = app.extensions[EXTENSION].jobs.status()
+    assert status["failed"] == 0, status
+
+
+@pytest.mark.parametrize("store_name", ["sqlite_store", "redis_store"])
+def test_store_keeps_the_newest_annotation_version(request, store_name):
+    """Both stores: a duplicate is one label; an older version never overwrites a newer one;
+    a write without a time (a sync from Label Studio) always wins."""
+    store = request.getfixturevalue(store_name)
+    store.put_label(1, 7, 70, ["b"], updated_at=200.0)
+    store.put_label(1, 7, 70, ["a"], updated_at=100.0)
+    store.put_label(1, 7, 70, ["b"], updated_at=200.0)
+    assert store.get_labels(1) == {70: ["b"]}
+    store.put_label(1, 7, 70, ["c"], updated_at=300.0)
+    assert store.get_labels(1) == {70: ["c"]}
+    store.put_label(1, 7, 70, ["d"])
+    assert store.get_labels(1) == {70: ["d"]}
