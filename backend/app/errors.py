@@ -28,5 +28,22 @@ def handle(exc: Exception):
         return jsonify(error="Not Found", message=str(exc)), 404
     if isinstance(exc, LabelCastError):
         return jsonify(error="Bad Request", message=str(exc)), 400
+    if _store_unreachable(exc):
+        log.warning("store unreachable: %s", exc)
+        response = jsonify(
+            error="Service Unavailable",
+            message="the backend's store (Redis) is unreachable; nothing was recorded, send the "
+            "request again in a few seconds (Label Studio keeps the annotation either way)",
+        )
+        return response, 503, {"Retry-After": "2"}
     log.exception("unhandled error")
     return jsonify(error="Internal Server Error", message=f"{type(exc).__name__}: see the backend's log"), 500
+
+
+def _store_unreachable(exc: Exception) -> bool:
+    """Redis down or restarting: a 503 to retry, not a 500 (there is no local buffer)."""
+    try:
+        from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return isinstance(exc, (ConnectionError, TimeoutError, BusyLoadingError))

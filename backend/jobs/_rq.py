@@ -23,8 +23,9 @@ QUEUE_NAME = "labelcast"
 JOB_TIMEOUT_S = 3600
 """Longest a single job may run (seconds) before RQ kills it."""
 
-LOCK_TIMEOUT_S = 3600
-"""Expiry of the per-project refit lock (seconds), in case a worker dies holding it."""
+LOCK_TIMEOUT_S = 15
+"""Expiry of the per-project refit lock (seconds). A running refit extends it every third of
+that; a worker killed mid-refit (``kill -9``) frees it within this time."""
 
 KEY_PREFIX = "labelcast"
 
@@ -83,16 +84,70 @@ class RQJobs(Jobs):
 
 
 def refit_job(project_id: int) -> None:
-    """RQ job: refit one project (runs in ``labelcast worker``)."""
+    """RQ job: refit one project (runs in ``labelcast worker``).
+
+    While it runs, an ``inflight`` key (without expiry) records the refit; a worker that dies
+    mid-refit leaves it behind, and the next ``labelcast worker`` to start requests the refit
+    again (:func:`requeue_interrupted`).
+    """
     trainer = _trainer.get()
     connection = trainer.store.connection
     connection.delete(_key(project_id, "refit-pending"))
-    with connection.lock(_key(project_id, "refit-lock"), timeout=LOCK_TIMEOUT_S):
+    lock = connection.lock(_key(project_id, "refit-lock"), timeout=LOCK_TIMEOUT_S)
+    with lock, _keep_extended(lock):
         pipe = connection.pipeline(transaction=True)
         pipe.get(_key(project_id, "sync-pending"))
         pipe.delete(_key(project_id, "sync-pending"))
         sync, _ = pipe.execute()
-        trainer.refit(project_id, sync=bool(sync))
+        connection.set(_key(project_id, "refit-inflight"), "sync" if sync else "refit")
+        try:
+            trainer.refit(project_id, sync=bool(sync))
+        finally:
+            connection.delete(_key(project_id, "refit-inflight"))
+
+
+def requeue_interrupted(connection, queue_name: str = QUEUE_NAME) -> list[int]:
+    """Request a refit for every project whose refit was interrupted (its worker died).
+
+    Returns the project ids. A refit that another live worker is running gets one extra,
+    coalesced refit after it, which is harmless.
+    """
+    jobs = RQJobs(connection, queue_name)
+    projects = []
+    for key in connection.scan_iter(match=f"{KEY_PREFIX}:project:*:refit-inflight"):
+        key = key.decode() if isinstance(key, bytes) else key
+        project_id = int(key.split(":")[2])
+        sync = connection.get(key) in (b"sync", "sync")
+        jobs.request_refit(project_id, sync=sync)
+        projects.append(project_id)
+        log.warning("project %s: a refit was interrupted (worker died); requested it again", project_id)
+    return projects
+
+
+class _keep_extended:
+    """Extend a redis lock every third of its timeout while the block runs."""
+
+    def __init__(self, lock) -> None:
+        import threading
+
+        self.lock = lock
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="labelcast-lock-keeper", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(LOCK_TIMEOUT_S / 3):
+            try:
+                self.lock.extend(LOCK_TIMEOUT_S, replace_ttl=True)
+            except Exception:  # lost the lock or Redis is briefly away: try again next time
+                log.warning("could not extend the refit lock", exc_info=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
 
 
 def embed_job(project_id: int) -> None:
@@ -120,6 +175,7 @@ def run_worker(settings, store, *, burst: bool = False, queue_name: str = QUEUE_
     trainer = load_factory(trainer_factory)(settings, store)
     token = _trainer.set(trainer)
     try:
+        requeue_interrupted(store.connection, queue_name)
         queue = Queue(queue_name, connection=store.connection)
         worker = SimpleWorker([queue], connection=store.connection)
         return worker.work(burst=burst, logging_level=settings.log_level)

@@ -153,7 +153,7 @@ class ThreadJobs(Jobs):
                 self._cond.notify_all()
 
 
-    def _run_in_child(self, task) -> None:
+    def _run_in_child(self, task, retried: bool = False) -> None:
         if self._child is None or not self._child[0].is_alive():
             import multiprocessing
 
@@ -173,6 +173,10 @@ class ThreadJobs(Jobs):
         except (EOFError, OSError) as exc:
             self._child = None
             process.join(timeout=5)
+            if not retried:  # killed mid-job (OOM killer, kill -9): run the job once more
+                log.warning("the training process exited (code %s) during %s of project %s; "
+                            "running it again in a new one", process.exitcode, task[0], task[1])
+                return self._run_in_child(task, retried=True)
             raise RuntimeError(f"the training process exited (code {process.exitcode})") from exc
         if error:
             raise RuntimeError(error)
