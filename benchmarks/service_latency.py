@@ -125,7 +125,8 @@ def main(argv=None) -> int:
 
         port = free_port()
         env = {**os.environ, "MODEL_DIR": str(work / "model"), "ENCODER": encoder, "DEVICE": "cpu",
-               "LOG_LEVEL": "WARNING", "MIN_LABELS": "30"}
+               "LOG_LEVEL": "WARNING", "MIN_LABELS": "30",
+               "ALLOWED_IMAGE_HOSTS": "127.0.0.1"}  # the image server is on loopback
         env.pop("LABEL_STUDIO_URL", None)
         if args.mode == "redis":
             redis_port = free_port()
