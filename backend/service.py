@@ -39,8 +39,12 @@ class Service:
         self.started_at = time.time()
 
     # --- /setup -----------------------------------------------------------------------------
-    def setup(self, body: Any) -> dict[str, Any]:
-        """Register (or update) a project; a config LabelCast cannot use raises LabelConfigError."""
+    def setup(self, body: Any, backend_url: str | None = None) -> dict[str, Any]:
+        """Register (or update) a project; a config LabelCast cannot use raises LabelConfigError.
+
+        ``backend_url`` is this backend's URL as Label Studio called it; the forecast message
+        links to ``<backend_url>/report?project=ID``.
+        """
         body = _object(body, "/setup")
         project_id = protocol.parse_project_id(body.get("project"))
         schema = body.get("schema") or body.get("label_config")
@@ -54,6 +58,7 @@ class Service:
             "extra_params": extra_params,
             "hostname": body.get("hostname") or previous.get("hostname"),
             "access_token": body.get("access_token") or previous.get("access_token"),
+            "backend_url": backend_url.rstrip("/") if backend_url else previous.get("backend_url"),
             "updated_at": time.time(),
         }
         self.store.put_project(project_id, record)

@@ -235,7 +235,7 @@ class Trainer:
             same = previous.get("fingerprint") == fingerprint
             revision = int(previous.get("revision", 1)) + (0 if same else 1)
         version = model_version(self.settings.encoder, n, revision)
-        message = summary_message(config, forecasts, n, min_labels)
+        message = with_report_link(summary_message(config, forecasts, n, min_labels), project, project_id)
         needed = summary_labels_needed(forecasts, min_labels)
         seconds = time.perf_counter() - started
         model = {
@@ -298,6 +298,12 @@ def summary_message(config: LabelingConfig, forecasts: dict[str, Any], n_labels:
     if len(forecasts) == 1:
         return next(iter(forecasts.values())).message
     return " | ".join(f"{finding}: {fc.message}" for finding, fc in forecasts.items())
+
+
+def with_report_link(message: str, project: dict[str, Any], project_id: int) -> str:
+    """``message`` plus a link to the project's /report when the backend knows its URL."""
+    base = project.get("backend_url")
+    return f"{message} Details: {base}/report?project={int(project_id)}" if base else message
 
 
 def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float | None:

@@ -54,6 +54,8 @@ def test_report_shows_forecast_plot_history_and_settings(app, client):
     page.feed(response.get_data(as_text=True))
     text = " ".join(page.text)
     forecast = client.get("/forecast?project=7").json
+    assert forecast["message"].endswith(" Details: http://localhost/report?project=7")  # one line
+    assert "\n" not in forecast["message"]
     assert forecast["message"] in text.replace("\n", " ") or forecast["message"][:40] in text
     images = [attrs for tag, attrs in page.tags if tag == "img"]
     assert images and images[0]["src"].startswith("data:image/png;base64,iVBOR")

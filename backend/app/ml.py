@@ -33,7 +33,8 @@ def health():
 
 @blueprint.post("/setup")
 def setup():
-    return jsonify(service().setup(json_body()))
+    # Label Studio calls /setup at the URL it knows the backend by: links in messages use it.
+    return jsonify(service().setup(json_body(), backend_url=request.host_url))
 
 
 @blueprint.post("/predict")
