@@ -1,0 +1,312 @@
+"""Load test on loopback: annotations in bursts from many clients while /predict runs non-stop.
+
+Starts ``labelcast serve`` (``--mode sqlite``, the embedded default; or ``--mode redis`` with a
+private ``redis-server`` started with AOF, one ``labelcast worker`` and two web processes), a
+tiny random CLIP encoder, and a local image server (allow-listed with ALLOWED_IMAGE_HOSTS).
+Then ``--clients`` threads post ``--annotations`` ANNOTATION_CREATED webhooks in bursts (every
+client posts one annotation per burst, all at once), re-delivering ``--duplicates`` of them a
+second time, while one more client calls /predict for 20 tasks in a loop. Bounded: it stops
+after ``--max-seconds`` whatever happens.
+
+Checks, each printed with its figure (exit status 1 if one fails):
+- every label recorded exactly once (the store holds exactly the posted annotation ids, each
+  with its choice) and the last forecast counts them all;
+- no 5xx answer, no connection error;
+- webhook p99 within ``--p99-ms`` (the service target: 50 ms);
+- memory bounded: the backend's processes (with their children) stay under ``--max-rss-mb``.
+
+    python benchmarks/load_test.py                      # 200 annotations, 20 clients, sqlite
+    python benchmarks/load_test.py --mode redis
+    python benchmarks/load_test.py --json               # the figures as one JSON line
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import http.server
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from conftest import _save_tiny_clip, free_port, wait_http, xray_png  # noqa: E402
+
+CONFIG = (ROOT / "plugin_config" / "one_finding.xml").read_text()
+PROJECT = 1
+
+
+def annotation(task_id: int, image_url: str, positive: bool) -> dict:
+    return {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": PROJECT, "label_config": CONFIG},
+        "task": {"id": task_id, "data": {"image": image_url}},
+        "annotation": {"id": 50_000 + task_id, "was_cancelled": False,
+                       "updated_at": "2026-01-01T00:00:00Z", "result": [
+                           {"from_name": "finding", "to_name": "image", "type": "choices",
+                            "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
+    }
+
+
+def serve_images(folder: pathlib.Path) -> tuple[str, http.server.ThreadingHTTPServer]:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+def tree_rss_mb(pids: list[int]) -> float:
+    """Resident memory of the given processes and all their descendants (MiB, from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    todo, seen = list(pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    total = 0
+    for pid in seen:
+        try:
+            for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index] * 1000
+
+
+def run(args) -> dict:
+    work = pathlib.Path(tempfile.mkdtemp(prefix="labelcast-load-"))
+    processes: list[subprocess.Popen] = []
+    deadline = time.monotonic() + args.max_seconds
+    figures: dict = {"mode": args.mode, "annotations": args.annotations, "clients": args.clients}
+    image_server = None
+    try:
+        encoder = str(_save_tiny_clip(work / "tiny-clip"))
+        images = work / "images"
+        images.mkdir()
+        truth = {t: t % 3 == 0 for t in range(args.annotations)}
+        for t, positive in truth.items():
+            (images / f"{t}.png").write_bytes(xray_png(t, positive, size=64))
+        image_base, image_server = serve_images(images)
+
+        port = free_port()
+        env = {**os.environ, "MODEL_DIR": str(work / "model"), "ENCODER": encoder, "DEVICE": "cpu",
+               "LOG_LEVEL": "WARNING", "MIN_LABELS": "30", "ALLOWED_IMAGE_HOSTS": "127.0.0.1"}
+        for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "REDIS_URL", "BASIC_AUTH_USER", "BASIC_AUTH_PASS"):
+            env.pop(name, None)
+        serve = [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        if args.mode == "redis":
+            redis_port = free_port()
+            processes.append(subprocess.Popen(
+                [shutil.which("redis-server"), "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "yes", "--dir", str(work)], stdout=subprocess.DEVNULL))
+            env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            time.sleep(0.5)
+            processes.append(subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], cwd=ROOT, env=env))
+            serve += ["--workers", "2"]
+        processes.append(subprocess.Popen(serve, cwd=ROOT, env=env))
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/health", 60, processes[-1])
+        requests.post(f"{url}/setup", json={"project": PROJECT, "schema": CONFIG}, timeout=30).raise_for_status()
+        backend_pids = [p.pid for p in processes if p.args[0] != shutil.which("redis-server")]
+
+        statuses: dict[int, int] = {}
+        errors: list[str] = []
+        lock = threading.Lock()
+        webhook_ms: list[float] = []
+        predict_ms: list[float] = []
+        rss_samples: list[float] = []
+        stop = threading.Event()
+
+        def count(status: int) -> None:
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+
+        def post(task_id: int, session: requests.Session) -> None:
+            body = annotation(task_id, f"{image_base}/{task_id}.png", truth[task_id])
+            started = time.perf_counter()
+            try:
+                response = session.post(f"{url}/webhook", json=body, timeout=30)
+            except requests.RequestException as exc:
+                with lock:
+                    errors.append(f"webhook {task_id}: {exc}")
+                return
+            elapsed = time.perf_counter() - started
+            count(response.status_code)
+            with lock:
+                webhook_ms.append(elapsed)
+
+        def predictor() -> None:
+            session = requests.Session()
+            tasks = [{"id": t, "data": {"image": f"{image_base}/{t}.png"}} for t in range(20)]
+            body = {"project": PROJECT, "label_config": CONFIG, "tasks": tasks}
+            while not stop.is_set() and time.monotonic() < deadline:
+                started = time.perf_counter()
+                try:
+                    response = session.post(f"{url}/predict", json=body, timeout=30)
+                except requests.RequestException as exc:
+                    with lock:
+                        errors.append(f"predict: {exc}")
+                    continue
+                count(response.status_code)
+                with lock:
+                    predict_ms.append(time.perf_counter() - started)
+
+        def sampler() -> None:
+            while not stop.is_set():
+                rss_samples.append(tree_rss_mb(backend_pids))
+                stop.wait(0.25)
+
+        background = [threading.Thread(target=predictor, daemon=True), threading.Thread(target=sampler, daemon=True)]
+        for thread in background:
+            thread.start()
+
+        # Bursts: every client posts one annotation at once; a few annotations come twice.
+        ids = list(range(args.annotations))
+        duplicates = ids[:: max(1, args.annotations // max(1, args.duplicates))][: args.duplicates]
+        deliveries = ids + duplicates
+        sessions = [requests.Session() for _ in range(args.clients)]
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
+            for first in range(0, len(deliveries), args.clients):
+                if time.monotonic() > deadline:
+                    errors.append("stopped at --max-seconds before every annotation was posted")
+                    break
+                burst = deliveries[first : first + args.clients]
+                list(pool.map(post, burst, sessions[: len(burst)]))
+                time.sleep(args.pause)
+        figures["post_seconds"] = round(time.monotonic() - started, 2)
+
+        # Let the refits catch up while /predict keeps running.
+        forecast = {}
+        while time.monotonic() < deadline:
+            response = requests.get(f"{url}/forecast", params={"project": PROJECT}, timeout=30)
+            if response.status_code == 200:
+                forecast = response.json()
+                if forecast.get("n_labels_recorded") == args.annotations and forecast.get("n_labels") == args.annotations:
+                    break
+            time.sleep(0.5)
+        figures["settle_seconds"] = round(time.monotonic() - started - figures["post_seconds"], 2)
+        stop.set()
+        for thread in background:
+            thread.join(timeout=35)
+
+        labels = recorded_labels(env, work)
+        expected = {50_000 + t: ["Effusion" if truth[t] else "No effusion"] for t in ids}
+        figures.update({
+            "deliveries": len(deliveries),
+            "duplicates": len(duplicates),
+            "labels_recorded": len(labels),
+            "labels_lost": len(set(expected) - set(labels)),
+            "labels_wrong": sum(1 for a, c in labels.items() if expected.get(a) != c),
+            "forecast_n_labels": forecast.get("n_labels"),
+            "webhook_p50_ms": round(percentile(webhook_ms, 50), 1),
+            "webhook_p99_ms": round(percentile(webhook_ms, 99), 1),
+            "webhook_max_ms": round(max(webhook_ms, default=float("nan")) * 1000, 1),
+            "predict_calls": len(predict_ms),
+            "predict_p50_ms": round(percentile(predict_ms, 50), 1),
+            "predict_p99_ms": round(percentile(predict_ms, 99), 1),
+            "status_counts": {str(k): v for k, v in sorted(statuses.items())},
+            "http_5xx": sum(v for k, v in statuses.items() if k >= 500),
+            "connection_errors": len(errors),
+            "rss_peak_mb": round(max(rss_samples, default=0.0), 1),
+            "rss_end_mb": round(rss_samples[-1] if rss_samples else 0.0, 1),
+            "errors": errors[:5],
+        })
+        figures["checks"] = {
+            "every label exactly once": figures["labels_recorded"] == args.annotations
+            and figures["labels_lost"] == 0 and figures["labels_wrong"] == 0
+            and figures["forecast_n_labels"] == args.annotations,
+            "no 5xx, no connection error": figures["http_5xx"] == 0 and not errors
+            and set(statuses) <= {200},
+            f"webhook p99 <= {args.p99_ms:g} ms": figures["webhook_p99_ms"] <= args.p99_ms,
+            f"memory <= {args.max_rss_mb:g} MiB": figures["rss_peak_mb"] <= args.max_rss_mb,
+        }
+        return figures
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if image_server is not None:
+            image_server.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def recorded_labels(env: dict, work: pathlib.Path) -> dict[int, list[str]]:
+    """``{annotation_id: choices}`` straight from the store (one row per annotation id)."""
+    if env.get("REDIS_URL"):
+        import redis
+
+        raw = redis.Redis.from_url(env["REDIS_URL"]).hgetall(f"labelcast:project:{PROJECT}:labels")
+        return {int(a): json.loads(v)["choices"] for a, v in raw.items()}
+    import sqlite3
+
+    with sqlite3.connect(work / "model" / "labelcast.sqlite3") as conn:
+        rows = conn.execute("SELECT annotation_id, choices FROM labels WHERE project_id = ?", (PROJECT,))
+        return {int(a): json.loads(c) for a, c in rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("sqlite", "redis"), default="sqlite")
+    parser.add_argument("--annotations", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--duplicates", type=int, default=20, help="annotations delivered twice (default 20)")
+    parser.add_argument("--pause", type=float, default=0.05, help="seconds between bursts (default 0.05)")
+    parser.add_argument("--p99-ms", type=float, default=50.0, help="webhook p99 target (default 50 ms)")
+    parser.add_argument("--max-rss-mb", type=float, default=2048.0, help="memory bound (default 2048 MiB)")
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="hard stop (default 300 s)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    args = parser.parse_args(argv)
+    figures = run(args)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            if key != "checks":
+                print(f"{key:>20}: {value}")
+        for name, ok in figures["checks"].items():
+            print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    return 0 if all(figures["checks"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
