@@ -73,6 +73,9 @@ class Settings:
         addresses, networks, ``*.domain`` or ``*`` (see :mod:`backend.fetch`).
     max_body_bytes : int
         ``MAX_BODY_BYTES``: largest accepted request body.
+    public_url : str or None
+        ``PUBLIC_URL``: this backend's URL as annotators' browsers reach it; the forecast
+        message links to ``<PUBLIC_URL>/report?project=ID``. None: the URL Label Studio uses.
     """
 
     label_studio_url: str | None = None
@@ -89,6 +92,7 @@ class Settings:
     log_level: str = "INFO"
     allowed_image_hosts: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         from backend.fetch import AllowList
@@ -131,6 +135,7 @@ class Settings:
                 h.strip() for h in (get("ALLOWED_IMAGE_HOSTS") or "").split(",") if h.strip()
             ),
             max_body_bytes=_parse_size(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            public_url=_strip_slash(get("PUBLIC_URL")),
         )
 
     def for_project(self, extra_params: Mapping[str, Any] | str | None) -> Settings:

@@ -235,7 +235,8 @@ class Trainer:
             same = previous.get("fingerprint") == fingerprint
             revision = int(previous.get("revision", 1)) + (0 if same else 1)
         version = model_version(self.settings.encoder, n, revision)
-        message = with_report_link(summary_message(config, forecasts, n, min_labels), project, project_id)
+        base_url = self.settings.public_url or project.get("backend_url")
+        message = with_report_link(summary_message(config, forecasts, n, min_labels), base_url, project_id)
         needed = summary_labels_needed(forecasts, min_labels)
         seconds = time.perf_counter() - started
         model = {
@@ -300,9 +301,9 @@ def summary_message(config: LabelingConfig, forecasts: dict[str, Any], n_labels:
     return " | ".join(f"{finding}: {fc.message}" for finding, fc in forecasts.items())
 
 
-def with_report_link(message: str, project: dict[str, Any], project_id: int) -> str:
+def with_report_link(message: str, base_url: str | None, project_id: int) -> str:
     """``message`` plus a link to the project's /report when the backend knows its URL."""
-    base = project.get("backend_url")
+    base = base_url.rstrip("/") if base_url else None
     return f"{message} Details: {base}/report?project={int(project_id)}" if base else message
 
 

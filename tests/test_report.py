@@ -114,3 +114,27 @@ def test_store_keeps_a_history_of_forecast_summaries(store):
         "status": "forecast", "auc": 0.7, "labels_remaining": 75, "labels_needed": None,
         "n_positive": None, "n_negative": None}
     assert [h["version"] for h in store.get_history(2)] == ["w"] and store.get_history(99) == []
+
+
+def test_public_url_setting_wins_over_the_url_label_studio_uses(tmp_path, tiny_encoder_spec, sqlite_store):
+    """PUBLIC_URL (for browsers) replaces the address Label Studio reached /setup at."""
+    from backend.app import create_app
+    from backend.jobs import ThreadJobs
+    from backend.settings import Settings
+
+    settings = Settings(model_dir=tmp_path / "m", encoder=tiny_encoder_spec, min_labels=10,
+                        public_url="https://labelcast.hospital.example/")
+    assert Settings.from_env({"PUBLIC_URL": "https://x.example/"}).public_url == "https://x.example"
+    jobs = ThreadJobs(settings, sqlite_store, isolate=False)
+    app = create_app({"TESTING": True, "LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store,
+                      "LABELCAST_JOBS": jobs})
+    client = app.test_client()
+    try:
+        client.post("/setup", json={"project": 4, "schema": CONFIG})
+        for i in range(12):
+            client.post("/webhook", json=_annotation(4, i, 200 + i, i % 2 == 0))
+        assert jobs.wait_idle(120)
+        message = client.get("/forecast?project=4").json["message"]
+        assert message.endswith(" Details: https://labelcast.hospital.example/report?project=4")
+    finally:
+        jobs.close()
