@@ -24,7 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         :class:`backend.settings.Settings`; default: from the environment), and tests may pass
         ``LABELCAST_STORE`` and ``LABELCAST_JOBS`` to use their own store and queue.
     """
-    from backend.app import auth, errors, forecasts, ml, report
+    from backend.app import auth, errors, forecasts, ml, openapi, report
     from backend.jobs import open_jobs
     from backend.service import Service
     from backend.settings import Settings, configure_logging
@@ -46,4 +46,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ml.blueprint)
     app.register_blueprint(forecasts.blueprint)
     app.register_blueprint(report.blueprint)
+    app.register_blueprint(openapi.blueprint)
     return app

@@ -238,17 +238,21 @@ def _project_id(project: Any) -> int | None:
     return _maybe_int(project)
 
 
+_MAX_ID = 2**63 - 1  # Label Studio's ids are 64-bit; larger ones cannot be stored
+
+
 def _maybe_int(value: Any) -> int | None:
     try:
-        return None if value is None or isinstance(value, bool) else int(value)
-    except (TypeError, ValueError):
+        result = None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return result if result is None or 0 <= result <= _MAX_ID else None
 
 
 def _int(value: Any, name: str) -> int:
     result = _maybe_int(value)
     if result is None:
-        raise RequestError(f"{name} must be an integer, got {value!r}")
+        raise RequestError(f"{name} must be an integer between 0 and 2**63-1, got {str(value)[:50]!r}")
     return result
 
 
