@@ -8,7 +8,8 @@ Regenerate the README screenshot with::
 
     LABELCAST_SCREENSHOT=docs/labeling-interface.png LABEL_STUDIO_BIN=... pytest tests/test_browser.py
 
-Without ``LABELCAST_SCREENSHOT`` the screenshot goes to pytest's tmp folder.
+It also opens the report page the forecast message links to and saves ``report-page.png``
+next to the screenshot. Without ``LABELCAST_SCREENSHOT`` both go to pytest's tmp folder.
 """
 
 from __future__ import annotations
@@ -166,6 +167,14 @@ def test_forecast_is_visible_in_the_labeling_interface(label_studio, backend_for
                 raise
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot))
+
+            # The link in the message: the report page with its learning-curve image.
+            assert f"Details: {backend}/report?project={pid}" in message
+            page.goto(f"{backend}/report?project={pid}")
+            page.get_by_text("History").first.wait_for(state="visible")
+            plot = page.locator("img").first
+            assert plot.evaluate("img => img.complete && img.naturalWidth > 0")
+            page.screenshot(path=str(screenshot.with_name("report-page.png")), full_page=True)
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000

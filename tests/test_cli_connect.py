@@ -13,8 +13,6 @@ import requests
 
 from conftest import PROJECT_ROOT
 
-pytestmark = [pytest.mark.labelstudio]
-
 USER, PASSWORD = "labelcast", "connect-test-pass"
 
 
@@ -61,6 +59,7 @@ def _cli(*argv) -> int:
     return main(list(argv))
 
 
+@pytest.mark.labelstudio
 def test_connect_registers_sets_config_and_authorizes_the_webhook(label_studio, auth_backend, capsys):
     """A fresh project gets the config, the ML backend and a webhook carrying basic auth."""
     pid = _new_project(label_studio, "connect")
@@ -94,6 +93,7 @@ def test_connect_registers_sets_config_and_authorizes_the_webhook(label_studio, 
     assert "lacks the basic-auth header" in out and "labelcast connect" in out, out
 
 
+@pytest.mark.labelstudio
 @pytest.mark.parametrize(
     "key, project, expected",
     [
@@ -120,6 +120,7 @@ def test_connect_to_unreachable_label_studio(capsys):
     assert f"cannot reach Label Studio at {url}" in capsys.readouterr().err
 
 
+@pytest.mark.labelstudio
 def test_connect_reports_a_backend_label_studio_cannot_reach(label_studio, capsys):
     """Registering a backend URL nobody serves fails with the ML_BLOCK_LOCAL_IP hint."""
     from conftest import free_port

@@ -26,7 +26,7 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 .message{background:#f0f6ff;border-left:4px solid #3b7dd8;padding:.6em 1em}
-img{max-width:100%;border:1px solid #ddd}.muted{color:#666;font-size:.9em}
+.kv td{text-align:left}img{max-width:100%;border:1px solid #ddd}.muted{color:#666;font-size:.9em}
 """
 
 
@@ -129,7 +129,7 @@ def _settings_section(settings, project: dict[str, Any], model: dict[str, Any]) 
 
 
 def _table(head: list[str], rows: list[list[Any]], header: bool = True) -> str:
-    out = ["<table>"]
+    out = ["<table>" if header else '<table class="kv">']
     if header:
         out.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>")
     for row in rows:
