@@ -237,3 +237,27 @@ def test_store_keeps_the_newest_annotation_version(request, store_name):
     assert store.get_labels(1) == {70: ["c"]}
     store.put_label(1, 7, 70, ["d"])
     assert store.get_labels(1) == {70: ["d"]}
+
+
+def test_every_documented_path_but_health_needs_basic_auth(service_settings, sqlite_store):
+    """With BASIC_AUTH_USER/PASS set, each path of the OpenAPI document but / and /health
+    answers 401 JSON without credentials or with a wrong password."""
+    import dataclasses
+
+    from backend.app.openapi import document
+    from backend.jobs import ThreadJobs
+
+    settings = dataclasses.replace(service_settings, basic_auth_user="ls", basic_auth_pass="pw")
+    jobs = ThreadJobs(settings, sqlite_store)
+    app = create_app({"LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store, "LABELCAST_JOBS": jobs})
+    client = app.test_client()
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"ls:nope").decode()}
+    for path, operations in document()["paths"].items():
+        for method in operations:
+            for headers in ({}, wrong):
+                response = client.open(path, method=method.upper(), headers=headers, json={})
+                if path in ("/", "/health"):
+                    assert response.status_code == 200
+                else:
+                    _assert_json_4xx(response, 401, "basic auth")
+    jobs.close()

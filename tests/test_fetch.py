@@ -249,3 +249,17 @@ def test_allow_list_parsing():
     assert not allowed.admits("other.example.org")
     with pytest.raises(SettingsError, match="http://x"):
         AllowList.parse("http://x")
+
+
+def test_api_key_is_never_logged_nor_in_messages(server, caplog):
+    """A failing download from Label Studio logs (even at DEBUG) and raises without the API
+    key, and the error message leaves out the URL's query (presigned signatures)."""
+    import logging
+
+    base, _ = server
+    fetcher = SafeFetcher(base, lambda: {"Authorization": "Token sup3r-s3cret-key"})
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(ImageFetchError) as info:
+            fetcher.get(f"{base}/missing.png?X-Amz-Signature=abc")
+    assert "sup3r-s3cret-key" not in str(info.value) and "X-Amz-Signature" not in str(info.value)
+    assert "sup3r-s3cret-key" not in caplog.text
