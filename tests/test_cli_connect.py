@@ -92,6 +92,16 @@ def test_connect_registers_sets_config_and_authorizes_the_webhook(label_studio, 
     out = capsys.readouterr().out
     assert "lacks the basic-auth header" in out and "labelcast connect" in out, out
 
+    # A deleted webhook is created again, with the header.
+    for hook in hooks:
+        requests.delete(f"{label_studio['url']}/api/webhooks/{hook['id']}", headers=headers,
+                        timeout=30).raise_for_status()
+    assert _cli("connect", *common) == 0
+    assert "webhook: FIXED, created" in capsys.readouterr().out
+    hooks = [h for h in _hooks(label_studio, pid) if h["url"].startswith(auth_backend)]
+    assert len(hooks) == 1 and hooks[0]["headers"]["Authorization"].startswith("Basic "), hooks
+    assert _cli("doctor", *common) == 0, capsys.readouterr().out
+
 
 @pytest.mark.labelstudio
 @pytest.mark.parametrize(
@@ -139,6 +149,13 @@ def test_doctor_without_label_studio_reports_the_backend(auth_backend, capsys):
     assert _cli("doctor", "--backend-url", auth_backend) == 0
     out = capsys.readouterr().out
     assert "[ok  ] backend" in out and "[ok  ] encoder" in out and "[skip] Label Studio" in out, out
+
+
+def test_doctor_reports_basic_auth_that_differs_from_the_backend(auth_backend, monkeypatch, capsys):
+    """The backend refuses our credentials: the doctor says they differ and exits 1."""
+    monkeypatch.setenv("BASIC_AUTH_PASS", "not-the-backend-pass")
+    assert _cli("doctor", "--backend-url", auth_backend) == 1
+    assert "differ from the backend's" in capsys.readouterr().out
 
 
 def test_doctor_reports_a_stopped_backend_and_missing_weights(monkeypatch, capsys):

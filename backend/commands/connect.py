@@ -58,8 +58,12 @@ def register(subparsers) -> None:
 def add_label_studio_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
     """--label-studio, --api-key, --project, --backend-url (defaults from the environment)."""
     need = " (required)" if required else ""
-    parser.add_argument("--label-studio", metavar="URL", help=f"Label Studio base URL (default: LABEL_STUDIO_URL){need}")
-    parser.add_argument("--api-key", metavar="KEY", help=f"Label Studio token (default: LABEL_STUDIO_API_KEY){need}")
+    parser.add_argument(
+        "--label-studio", metavar="URL", help=f"Label Studio base URL (default: LABEL_STUDIO_URL){need}"
+    )
+    parser.add_argument(
+        "--api-key", metavar="KEY", help=f"Label Studio token (default: LABEL_STUDIO_API_KEY){need}"
+    )
     parser.add_argument("--project", metavar="ID", type=int, help=f"Label Studio project id{need}")
     parser.add_argument(
         "--backend-url", metavar="URL",
@@ -206,7 +210,9 @@ def check_project(client, project_id: int):
                 f"project {project_id} does not exist in Label Studio at {client.url} (or this "
                 f"key's user cannot see it); the id is the number in the project's URL"
             ) from exc
-        raise LabelStudioError(f"reading project {project_id} from {client.url} failed: {_reason(exc)}") from exc
+        raise LabelStudioError(
+            f"reading project {project_id} from {client.url} failed: {_reason(exc)}"
+        ) from exc
 
 
 def backend_webhooks(client, project_id: int, backend_url: str) -> list:

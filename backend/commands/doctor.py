@@ -55,7 +55,10 @@ def run(args) -> int:
 def diagnose(settings, backend_url: str, label_studio_url: str | None, api_key: str | None,
              project_id: int | None) -> list[Check]:
     """Every check, in order; later Label Studio checks are skipped when an earlier one fails."""
-    checks = [check_backend(backend_url, settings), check_encoder(settings.encoder)]
+    checks = [check_backend(backend_url, settings)]
+    if checks[0].ok:
+        checks.append(check_backend_state(backend_url, settings, project_id))
+    checks.append(check_encoder(settings.encoder))
     if not (label_studio_url and api_key):
         checks.append(Check("Label Studio", None,
                             "not checked: give --label-studio and --api-key (or LABEL_STUDIO_URL / "
@@ -81,6 +84,41 @@ def check_backend(backend_url: str, settings) -> Check:
                      f"is another service on that port?")
     version = response.json().get("version", "?")
     return Check("backend", True, f"LabelCast {version} is up at {backend_url}")
+
+
+def check_backend_state(backend_url: str, settings, project_id: int | None) -> Check:
+    """Basic auth accepted, background jobs, and (with a project) what the backend knows of it."""
+    import requests
+
+    auth = None
+    if settings.basic_auth_user and settings.basic_auth_pass:
+        auth = (settings.basic_auth_user, settings.basic_auth_pass)
+    try:
+        response = requests.get(f"{backend_url}/metrics", auth=auth, timeout=10)
+    except requests.RequestException as exc:
+        return Check("backend state", False, f"{backend_url}/metrics failed: {type(exc).__name__}")
+    if response.status_code == 401:
+        hint = ("set BASIC_AUTH_USER and BASIC_AUTH_PASS here to the backend's values" if auth is None
+                else "BASIC_AUTH_USER/BASIC_AUTH_PASS here differ from the backend's")
+        return Check("backend state", False, f"the backend wants HTTP basic auth: {hint}")
+    if response.status_code != 200:
+        return Check("backend state", False, f"{backend_url}/metrics answered HTTP {response.status_code}")
+    metrics = response.json()
+    jobs = metrics.get("jobs") or {}
+    detail = (f"{metrics.get('store')}, jobs: {jobs.get('queued', 0)} queued, "
+              f"{jobs.get('running', 0)} running, {jobs.get('failed', 0)} failed")
+    if jobs.get("failed"):
+        detail += " (see the backend's or worker's log for why)"
+    if project_id is None:
+        return Check("backend state", True, detail)
+    project = (metrics.get("projects") or {}).get(str(project_id))
+    if project is None:
+        return Check("backend state", False,
+                     f"{detail}; the backend has never been set up for project {project_id}: "
+                     f"Label Studio calls /setup when the ML backend is added (labelcast connect)")
+    return Check("backend state", True,
+                 f"{detail}; project {project_id}: {project.get('n_labels', 0)} labels, "
+                 f"model version {project.get('model_version')}")
 
 
 def _is_labelcast(response) -> bool:
@@ -126,7 +164,8 @@ def check_label_studio(settings, backend_url: str, url: str, key: str, project_i
     from backend.labelstudio.client import LabelStudioClient
 
     client = LabelStudioClient(url, key)
-    fix = f"run `labelcast connect --label-studio {url} --api-key ... --project {project_id} --backend-url {backend_url}`"
+    fix = (f"run `labelcast connect --label-studio {url} --api-key ... --project {project_id} "
+           f"--backend-url {backend_url}`")
     if project_id is None:
         try:
             client.sdk.projects.list(page_size=1)
