@@ -33,6 +33,9 @@ PROBE_MIN_PER_CLASS = 2
 IMAGE_ERRORS_SHOWN = 100
 """Tasks whose image failed listed in a forecast record (all are counted in ``n_image_errors``)."""
 
+PUSH_RETRY_S = 30.0
+"""Seconds before a job retries telling Label Studio a model version it could not be told."""
+
 FORECAST_SEED = 0
 """Seed of the learning curve's resampling, so a refit on the same labels gives the same forecast."""
 
@@ -57,6 +60,7 @@ class Trainer:
         self._encoder = encoder
         self._client_factory = client_factory or LabelStudioClient
         self._clients: dict[tuple[str | None, str | None], Any] = {}
+        self._unpushed: dict[int, float] = {}  # project -> when to retry telling Label Studio
 
     @property
     def encoder(self):
@@ -98,6 +102,7 @@ class Trainer:
         -------
         dict of task id to ndarray of shape (dim,)
         """
+        self.retry_version_pushes()
         project = self._project(project_id)
         tasks = self.store.get_tasks(project_id, list(task_ids))
         encoder_id = self.encoder.id
@@ -268,6 +273,17 @@ class Trainer:
         self._tell_label_studio(project_id, project, version, message)
         return record
 
+    def retry_version_pushes(self) -> None:
+        """Tell Label Studio the latest model version of projects where that failed before
+        (Label Studio was unreachable), at most every PUSH_RETRY_S seconds per project."""
+        now = time.monotonic()
+        for project_id, due in list(self._unpushed.items()):
+            model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
+            project = self.store.get_project(project_id)
+            if due > now or not (model and record and project):
+                continue
+            self._tell_label_studio(project_id, project, model["version"], record.get("message") or "")
+
     def _tell_label_studio(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
         client = self.client(project)
         if not (getattr(client, "url", None) and getattr(client, "api_key", None)):
@@ -279,8 +295,10 @@ class Trainer:
         try:
             backend_id = client.set_model_version(project_id, version, status=message, basic_auth=auth)
         except LabelStudioError as exc:
-            log.warning("project %s: %s", project_id, exc)
+            log.warning("project %s: %s (retried on a later job)", project_id, exc)
+            self._unpushed[project_id] = time.monotonic() + PUSH_RETRY_S
             return
+        self._unpushed.pop(project_id, None)
         if backend_id is None:
             log.info("project %s has no ML backend in Label Studio; model version not pushed", project_id)
             return
