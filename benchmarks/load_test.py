@@ -47,10 +47,10 @@ CONFIG = (ROOT / "plugin_config" / "one_finding.xml").read_text()
 PROJECT = 1
 
 
-def annotation(task_id: int, image_url: str, positive: bool) -> dict:
+def annotation(task_id: int, image_url: str, positive: bool, project: int = PROJECT) -> dict:
     return {
         "action": "ANNOTATION_CREATED",
-        "project": {"id": PROJECT, "label_config": CONFIG},
+        "project": {"id": project, "label_config": CONFIG},
         "task": {"id": task_id, "data": {"image": image_url}},
         "annotation": {"id": 50_000 + task_id, "was_cancelled": False,
                        "updated_at": "2026-01-01T00:00:00Z", "result": [
@@ -113,7 +113,8 @@ def run(args) -> dict:
     work = pathlib.Path(tempfile.mkdtemp(prefix="labelcast-load-"))
     processes: list[subprocess.Popen] = []
     deadline = time.monotonic() + args.max_seconds
-    figures: dict = {"mode": args.mode, "annotations": args.annotations, "clients": args.clients}
+    figures: dict = {"mode": args.mode, "annotations": args.annotations, "clients": args.clients,
+                     "predict_pause_s": args.predict_pause, "warmup_labels": args.warmup}
     image_server = None
     try:
         encoder = str(_save_tiny_clip(work / "tiny-clip"))
@@ -144,6 +145,16 @@ def run(args) -> dict:
         wait_http(url + "/health", 60, processes[-1])
         requests.post(f"{url}/setup", json={"project": PROJECT, "schema": CONFIG}, timeout=30).raise_for_status()
         backend_pids = [p.pid for p in processes if p.args[0] != shutil.which("redis-server")]
+        if args.warmup:  # a backend that has been running: encoder loaded, trainer process up
+            warm = requests.Session()
+            for t in range(args.warmup):
+                body = annotation(t, f"{image_base}/{t}.png", truth[t], project=PROJECT + 1)
+                warm.post(f"{url}/webhook", json=body, timeout=30).raise_for_status()
+            while time.monotonic() < deadline:
+                r = warm.get(f"{url}/forecast", params={"project": PROJECT + 1}, timeout=30)
+                if r.status_code == 200 and r.json().get("n_labels") == args.warmup:
+                    break
+                time.sleep(0.5)
 
         statuses: dict[int, int] = {}
         errors: list[str] = []
@@ -186,6 +197,8 @@ def run(args) -> dict:
                 count(response.status_code)
                 with lock:
                     predict_ms.append(time.perf_counter() - started)
+                if args.predict_pause:
+                    stop.wait(args.predict_pause)
 
         def sampler() -> None:
             while not stop.is_set():
@@ -291,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--duplicates", type=int, default=20, help="annotations delivered twice (default 20)")
     parser.add_argument("--pause", type=float, default=0.05, help="seconds between bursts (default 0.05)")
+    parser.add_argument("--warmup", type=int, default=30,
+                        help="labels posted to another project first, to start the trainer (default 30; 0: none)")
+    parser.add_argument("--predict-pause", type=float, default=0.0,
+                        help="seconds between /predict calls (default 0: back to back)")
     parser.add_argument("--p99-ms", type=float, default=50.0, help="webhook p99 target (default 50 ms)")
     parser.add_argument("--max-rss-mb", type=float, default=2048.0, help="memory bound (default 2048 MiB)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="hard stop (default 300 s)")
