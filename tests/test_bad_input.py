@@ -261,3 +261,35 @@ def test_every_documented_path_but_health_needs_basic_auth(service_settings, sql
                 else:
                     _assert_json_4xx(response, 401, "basic auth")
     jobs.close()
+
+
+def test_oversized_and_chunked_bodies_under_gunicorn(tmp_path):
+    """`labelcast serve` (gunicorn): a body above MAX_BODY_BYTES is a JSON 413 without being
+    read, a chunked body (no Content-Length) a JSON 400 saying so; the server keeps answering."""
+    import os
+    import subprocess
+    import sys
+
+    import requests
+
+    from conftest import free_port, wait_http
+
+    port = free_port()
+    env = {**os.environ, "MODEL_DIR": str(tmp_path), "LOG_LEVEL": "WARNING", "MAX_BODY_BYTES": "100000"}
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1",
+                                "--port", str(port)], cwd=PROJECT_ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/health", 60, process)
+        big = requests.post(f"{url}/webhook", data=b"{" + b" " * 200_000 + b"}",
+                            headers={"Content-Type": "application/json"}, timeout=10)
+        assert big.status_code == 413 and "100000" in big.json()["message"]
+        chunked = requests.post(f"{url}/webhook", data=iter([b"{", b" " * 150_000, b"}"]),
+                                headers={"Content-Type": "application/json"}, timeout=10)
+        assert chunked.status_code in (400, 413) and chunked.json()["message"]
+        assert requests.post(f"{url}/webhook", json={"action": "PING"}, timeout=10).json()["status"] == "ignored"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

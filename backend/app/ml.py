@@ -20,6 +20,9 @@ def service():
 def json_body():
     """The request's JSON body; a 400 with a clear message when it is not JSON."""
     body = request.get_json(silent=True)
+    if body is None and request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", ""):
+        # Without a length the WSGI server may hand over no bytes at all; size limits need one.
+        raise RequestError(f"{request.path} needs a Content-Length: chunked request bodies are not read")
     if body is None:
         raise RequestError(f"{request.path} expects a JSON body (Content-Type: application/json)")
     return body
