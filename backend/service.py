@@ -38,6 +38,26 @@ class Service:
         self.jobs = jobs
         self.started_at = time.time()
 
+    def resume_interrupted(self) -> list[int]:
+        """Request a refit of every project whose labels changed after its last forecast.
+
+        Called when the app starts: a backend killed before or during a refit (``kill -9``,
+        a power cut) runs it again instead of waiting for the next label. Returns the ids.
+        """
+        stale = []
+        try:
+            for pid in self.store.project_ids():
+                record = self.store.get_forecast(pid)
+                n_labels = len(self.store.get_labels(pid))
+                if (record is None and n_labels) or (record and record.get("n_labels_recorded") != n_labels):
+                    stale.append(pid)
+                    self.jobs.request_refit(pid)
+        except Exception as exc:  # the store is not reachable yet (Redis starting): start anyway
+            log.warning("could not check for interrupted refits: %s", exc)
+        if stale:
+            log.warning("projects %s have labels newer than their forecast; refitting", stale)
+        return stale
+
     # --- /setup -----------------------------------------------------------------------------
     def setup(self, body: Any, backend_url: str | None = None) -> dict[str, Any]:
         """Register (or update) a project; a config LabelCast cannot use raises LabelConfigError.

@@ -315,3 +315,48 @@ def test_label_studio_unreachable_does_not_block_and_a_later_job_pushes(service_
     trainer._unpushed[2] = 0.0  # the retry is due (PUSH_RETRY_S later in real life)
     trainer.embed_tasks(2, [0])  # any later job retries the push, no new refit needed
     assert pushes[-1] == ("ok", record["version"]) and not trainer._unpushed
+
+
+def test_embedded_serve_killed_mid_refit_refits_on_restart(tmp_path, tiny_encoder_spec, slow_images):
+    """kill -9 of the whole `labelcast serve` (gunicorn, worker thread, training child) during a
+    refit: the restarted backend finds labels newer than its forecast and refits by itself."""
+    import requests
+
+    from conftest import wait_http
+
+    env = {**os.environ, "MODEL_DIR": str(tmp_path / "model"), "ENCODER": tiny_encoder_spec, "MIN_LABELS": "10",
+           "DEVICE": "cpu", "LOG_LEVEL": "WARNING", "ALLOWED_IMAGE_HOSTS": "127.0.0.1"}
+    for name in ("REDIS_URL", "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
+        env.pop(name, None)
+
+    def serve(port):
+        process = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1",
+                                    "--port", str(port)], cwd=PROJECT_ROOT, env=env, start_new_session=True,
+                                   stdout=open(tmp_path / "serve.log", "ab"), stderr=subprocess.STDOUT)
+        wait_http(f"http://127.0.0.1:{port}/health", 60, process)
+        return process
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = serve(port)
+    try:
+        requests.post(f"{url}/setup", json={"project": 6, "schema": CONFIG}, timeout=10).raise_for_status()
+        for i in range(12):
+            body = _annotation(6, i, 600 + i, image=f"{slow_images}/{i}.png" if i >= 9 else None)
+            requests.post(f"{url}/webhook", json=body, timeout=10).raise_for_status()
+        _wait(lambda: requests.get(f"{url}/metrics", timeout=10).json()["jobs"]["running"] == "refit:6",
+              60, "the refit to run")
+        time.sleep(1.0)
+        os.killpg(process.pid, signal.SIGKILL)  # the server's own process group: master, worker, child
+        process.wait(timeout=10)
+
+        process = serve(port)  # no new label: the restart alone must bring the forecast up to date
+        _wait(lambda: requests.get(f"{url}/forecast", params={"project": 6}, timeout=10).status_code == 200
+              and requests.get(f"{url}/forecast", params={"project": 6}, timeout=10).json()["n_labels"] == 12,
+              60 + 6 * SLOW_S, "the refit after the restart")
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=20)

@@ -40,6 +40,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     store = app.config.get("LABELCAST_STORE") or open_store(settings)
     jobs = app.config.get("LABELCAST_JOBS") or open_jobs(settings, store)
     app.extensions[EXTENSION] = Service(settings, store, jobs)
+    if not app.config.get("TESTING"):
+        app.extensions[EXTENSION].resume_interrupted()  # a refit cut short by a crash runs again
 
     errors.register(app)
     auth.register(app, settings)
