@@ -170,3 +170,17 @@ def test_doctor_reports_a_stopped_backend_and_missing_weights(monkeypatch, capsy
     assert _cli("doctor", "--backend-url", f"http://127.0.0.1:{free_port()}") == 1
     out = capsys.readouterr().out
     assert "labelcast serve" in out and "hf download labelcast-test/not-downloaded" in out, out
+
+
+def test_ssrf_refusal_names_the_label_studio_settings():
+    """Label Studio's 403 'reserved network address' (seen with its defaults, and with only
+    ML_BLOCK_LOCAL_IP=false) is explained with both settings."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    from backend.commands.connect import _registration_hint
+
+    refusal = ApiError(status_code=403, body={
+        "status_code": 403, "detail": "URL resolves to a reserved network address (block: 127.0.0.0/8)"})
+    hint = _registration_hint(refusal, "http://127.0.0.1:9090")
+    assert "HTTP 403: URL resolves to a reserved network address" in hint
+    assert "SSRF_PROTECTION_ENABLED=false" in hint and "ML_BLOCK_LOCAL_IP=false" in hint

@@ -239,15 +239,30 @@ def _call(function, what: str):
         raise LabelStudioError(f"{what} failed: {_reason(exc)}") from exc
 
 
+SSRF_HINT = (
+    "Label Studio's SSRF protection refuses URLs on loopback or private addresses: start Label "
+    "Studio with SSRF_PROTECTION_ENABLED=false and ML_BLOCK_LOCAL_IP=false (or give the backend "
+    "a public address), then run labelcast connect again"
+)
+"""What to do when Label Studio answers 'URL resolves to a reserved network address'."""
+
+
 def _reason(exc: Exception) -> str:
     status = getattr(exc, "status_code", None)
     body = getattr(exc, "body", None)
     if status is not None:
-        return f"HTTP {status}: {str(body)[:300]}"
+        detail = body.get("detail") if isinstance(body, dict) and body.get("detail") else body
+        reason = f"HTTP {status}: {str(detail)[:300]}"
+        if "reserved network address" in str(detail):
+            reason += f". {SSRF_HINT}"
+        return reason
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def _registration_hint(exc: Exception, backend_url: str) -> str:
+    if SSRF_HINT in _reason(exc):
+        return (f"Label Studio refused the ML backend at {backend_url} (it may have registered the "
+                f"backend but not its webhook): {_reason(exc)}")
     return (
         f"Label Studio refused to add the ML backend at {backend_url}: {_reason(exc)}. "
         f"Label Studio itself must reach that URL: check the backend runs (labelcast doctor), "
