@@ -34,7 +34,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 VIEWPORT = {"width": 1400, "height": 1100}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium_path() -> str:
     """Debian's chromium (never a Playwright download)."""
     path = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -96,7 +96,7 @@ def _wait(predicate, timeout: float, what: str):
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
-def test_forecast_is_visible_in_the_labeling_interface(label_studio, backend_for, chromium_path, tmp_path):
+def test_forecast_is_visible_in_the_labeling_interface(chromium_path, label_studio, backend_for, tmp_path):
     """After a refit on 24 labels, an unlabeled task shows the forecast sentence and number."""
     from playwright.sync_api import sync_playwright
 
