@@ -39,3 +39,9 @@ docs-figures: install
 	mkdir -p docs
 	$(BIN)/labelcast simulate --data $(SHARED_DATA)/shenzhen.json --target 0.9 \
 		--checkpoints 50,100,200 --seed 0 --json docs/simulate-shenzhen.json --plot docs/simulate-shenzhen.png
+
+# The screenshots in README.md (docs/labeling-interface.png, docs/report-page.png): a real
+# Label Studio (LABEL_STUDIO_BIN, as .ci/run sets it) driven by headless /usr/bin/chromium.
+.PHONY: docs-screenshot
+docs-screenshot: install-test
+	LABELCAST_SCREENSHOT=docs/labeling-interface.png $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_browser.py
