@@ -241,11 +241,9 @@ def _message(status, curve, plateau, plateau_int, target, remaining, remaining_i
             f"{now}; {ahead}: the curve puts the target {target:.2f} about reached, "
             f"but the current AUC does not confirm it yet."
         )
-    high = "?" if math.isinf(remaining_int[1]) else _round_count(remaining_int[1])
-    return (
-        f"{now}; {ahead}; about {_round_count(remaining)} more labels "
-        f"({_round_count(remaining_int[0])}–{high}) to reach {target:.2f}."
-    )
+    low = _round_count(remaining_int[0])
+    span = f"{low} to no upper bound yet" if math.isinf(remaining_int[1]) else f"{low}–{_round_count(remaining_int[1])}"
+    return f"{now}; {ahead}; about {_round_count(remaining)} more labels ({span}) to reach {target:.2f}."
 
 
 def _round_count(x: float) -> str:

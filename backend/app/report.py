@@ -154,7 +154,7 @@ def _num(value: Any, digits: int) -> str:
 def _num_interval(value: Any, interval: Any, digits: int) -> str:
     text = _num(value, digits)
     if value is not None and isinstance(interval, (list, tuple)) and len(interval) == 2:
-        low, high = (_num(v, digits) if v is not None else "?" for v in interval)
+        low, high = (_num(v, digits) if v is not None else "no bound" for v in interval)
         text += f" ({low} to {high})"
     return text
 
