@@ -63,10 +63,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # clients hang up on purpose (size cap)
+        pass
+
+
 @pytest.fixture(scope="module")
 def server():
     """A threaded HTTP server on 127.0.0.1: ``http://127.0.0.1:<port>``."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = _QuietServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}", httpd.server_port
