@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from backend.curve import DEFAULT_METHOD
 from backend.datasets import LabeledData

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import http.server
 import json
 import os
 import pathlib
@@ -41,7 +40,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from conftest import _save_tiny_clip, free_port, wait_http, xray_png  # noqa: E402
+from conftest import _save_tiny_clip, free_port, serve_folder, wait_http, xray_png  # noqa: E402
 
 CONFIG = (ROOT / "plugin_config" / "one_finding.xml").read_text()
 PROJECT = 1
@@ -57,20 +56,6 @@ def annotation(task_id: int, image_url: str, positive: bool, project: int = PROJ
                            {"from_name": "finding", "to_name": "image", "type": "choices",
                             "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
     }
-
-
-def serve_images(folder: pathlib.Path) -> tuple[str, http.server.ThreadingHTTPServer]:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(folder), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}", server
 
 
 def tree_rss_mb(pids: list[int]) -> float:
@@ -123,7 +108,7 @@ def run(args) -> dict:
         truth = {t: t % 3 == 0 for t in range(args.annotations)}
         for t, positive in truth.items():
             (images / f"{t}.png").write_bytes(xray_png(t, positive, size=64))
-        image_base, image_server = serve_images(images)
+        image_base, image_server = serve_folder(images)
 
         port = free_port()
         env = {**os.environ, "MODEL_DIR": str(work / "model"), "ENCODER": encoder, "DEVICE": "cpu",

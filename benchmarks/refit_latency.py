@@ -39,7 +39,7 @@ def main(argv=None) -> None:
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    print(f"| labels | dim | median s | min s | peak Python heap MB | max RSS MB | status |")
+    print("| labels | dim | median s | min s | peak Python heap MB | max RSS MB | status |")
     print("|---|---|---|---|---|---|---|")
     for n in (int(v) for v in args.sizes.split(",")):
         X, y = embeddings(n, args.dim)

@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import http.server
 import io
 import os
 import pathlib
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -38,7 +35,7 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import _save_tiny_clip, free_port, wait_http  # noqa: E402
+from conftest import _save_tiny_clip, free_port, serve_folder, wait_http  # noqa: E402
 
 CONFIG = (ROOT / "plugin_config" / "one_finding.xml").read_text()
 PROJECT = 1
@@ -56,19 +53,6 @@ def make_png(seed: int, positive: bool, size: int = 128) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8), mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def serve_images(folder: pathlib.Path) -> str:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(folder), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def annotation(task_id: int, image_url: str, positive: bool, project: int = PROJECT) -> dict:
@@ -120,7 +104,7 @@ def main(argv=None) -> int:
         for i in range(n_images):
             truth[i] = bool(i % 3 == 0)
             (images / f"{i:05d}.png").write_bytes(make_png(i, truth[i]))
-        image_base = serve_images(images)
+        image_base, _ = serve_folder(images)
         image_url = lambda i: f"{image_base}/{i:05d}.png"  # noqa: E731
 
         port = free_port()

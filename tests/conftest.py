@@ -123,7 +123,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 
 
@@ -169,6 +168,27 @@ def xray_png(seed: int, positive: bool, size: int = 96) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def serve_folder(folder: pathlib.Path):
+    """Serve ``folder`` over HTTP on a free loopback port from a daemon thread.
+
+    Returns ``(base_url, server)``; call ``server.shutdown()`` when done.
+    """
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
 
 
 def data_uri(png: bytes) -> str:

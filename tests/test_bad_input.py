@@ -5,7 +5,6 @@ task with a reason and do not stop the others."""
 import base64
 import io
 
-import numpy as np
 import pytest
 
 from backend.app import EXTENSION, create_app

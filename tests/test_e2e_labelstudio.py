@@ -7,18 +7,16 @@ first start.
 
 from __future__ import annotations
 
-import http.server
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 import requests
 
-from conftest import PROJECT_ROOT, free_port, wait_http, xray_png
+from conftest import PROJECT_ROOT, free_port, serve_folder, wait_http, xray_png
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -37,16 +35,8 @@ def image_server(tmp_path_factory):
         (folder / f"cxr{i:03d}.png").write_bytes(xray_png(1000 + i, positive))
         truth[f"cxr{i:03d}.png"] = positive
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(folder), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", folder, truth
+    base, server = serve_folder(folder)
+    yield base, folder, truth
     server.shutdown()
 
 
@@ -154,7 +144,7 @@ def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server,
         and r.json()["n_labels"] == n_labels and r.json(),
         timeout=120, what=f"a forecast on {n_labels} labels",
     )
-    assert forecast["version"].startswith(f"labelcast-") and forecast["version"].endswith(f"-n{n_labels}")
+    assert forecast["version"].startswith("labelcast-") and forecast["version"].endswith(f"-n{n_labels}")
     version = forecast["version"]
     assert forecast["message"]
     _wait(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == version, 30,

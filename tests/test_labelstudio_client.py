@@ -2,7 +2,6 @@
 
 import base64
 import dataclasses
-import http.server
 import threading
 import time
 
@@ -11,7 +10,7 @@ import requests
 
 from backend.exceptions import ImageFetchError
 from backend.labelstudio.client import LabelStudioClient
-from conftest import PROJECT_ROOT, free_port, xray_png
+from conftest import PROJECT_ROOT, free_port, serve_folder, xray_png
 
 CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
 
@@ -22,16 +21,8 @@ def file_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("served")
     (folder / "a.png").write_bytes(xray_png(1, True))
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(folder), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    base, server = serve_folder(folder)
+    yield base, folder
     server.shutdown()
 
 
