@@ -40,7 +40,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from conftest import _save_tiny_clip, free_port, serve_folder, wait_http, xray_png  # noqa: E402
+from conftest import _save_tiny_clip, free_port, serve_folder, stop_process, wait_http, xray_png  # noqa: E402
 
 CONFIG = (ROOT / "plugin_config" / "one_finding.xml").read_text()
 PROJECT = 1
@@ -258,11 +258,7 @@ def run(args) -> dict:
         return figures
     finally:
         for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
         if image_server is not None:
             image_server.shutdown()
         shutil.rmtree(work, ignore_errors=True)

@@ -35,7 +35,7 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import _save_tiny_clip, free_port, serve_folder, wait_http  # noqa: E402
+from conftest import _save_tiny_clip, free_port, serve_folder, stop_process, wait_http  # noqa: E402
 
 CONFIG = (ROOT / "plugin_config" / "one_finding.xml").read_text()
 PROJECT = 1
@@ -189,11 +189,7 @@ def main(argv=None) -> int:
         print(session.get(f"{url}/forecast", params={"project": PROJECT}).json()["message"])
     finally:
         for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

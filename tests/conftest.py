@@ -170,6 +170,16 @@ def xray_png(seed: int, positive: bool, size: int = 96) -> bytes:
     return buffer.getvalue()
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Terminate ``process``; kill it when it has not exited after ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def serve_folder(folder: pathlib.Path):
     """Serve ``folder`` over HTTP on a free loopback port from a daemon thread.
 
@@ -243,8 +253,7 @@ def redis_server(tmp_path_factory):
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
     yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(timeout=10)
+    stop_process(process, timeout=10)
 
 
 @pytest.fixture
@@ -332,11 +341,7 @@ def label_studio(tmp_path_factory):
         tail = (folder / "label-studio.log").read_text(errors="replace")[-3000:]
         pytest.fail(f"Label Studio did not start:\n{tail}")
     yield {"url": url, "token": LABEL_STUDIO_TOKEN, "process": process, "log": folder / "label-studio.log"}
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_process(process)
     log.close()
 
 

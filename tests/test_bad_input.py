@@ -271,7 +271,7 @@ def test_oversized_and_chunked_bodies_under_gunicorn(tmp_path):
 
     import requests
 
-    from conftest import free_port, wait_http
+    from conftest import free_port, stop_process, wait_http
 
     port = free_port()
     env = {**os.environ, "MODEL_DIR": str(tmp_path), "LOG_LEVEL": "WARNING", "MAX_BODY_BYTES": "100000"}
@@ -290,5 +290,4 @@ def test_oversized_and_chunked_bodies_under_gunicorn(tmp_path):
         assert chunked.status_code in (400, 413) and chunked.json()["message"]
         assert requests.post(f"{url}/webhook", json={"action": "PING"}, timeout=10).json()["status"] == "ignored"
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop_process(process)

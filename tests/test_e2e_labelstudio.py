@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import PROJECT_ROOT, free_port, serve_folder, wait_http, xray_png
+from conftest import PROJECT_ROOT, free_port, serve_folder, stop_process, wait_http, xray_png
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -68,8 +68,7 @@ def backend_server(label_studio, tmp_path_factory, tiny_encoder_spec):
         wait_http(url + "/health", timeout=60, process=process)
         yield {"url": url, "log": folder / "backend.log"}
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop_process(process)
         log.close()
 
 
