@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import http.client
 import json
 import os
 import pathlib
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 import requests
 
@@ -86,6 +88,42 @@ def tree_rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+class Client:
+    """One keep-alive connection (http.client), like one Label Studio worker sending webhooks.
+
+    It costs the load generator, which shares the cores with the backend, a fraction of the
+    CPU that ``requests`` costs per call, so its own overhead adds less to the latencies it
+    measures. ``post`` returns (status, seconds from sending to the full answer, the app's own
+    seconds from the Server-Timing header) and raises OSError or HTTPException.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+
+    def post(self, path: str, body: dict) -> tuple[int, float, float]:
+        data = json.dumps(body).encode()
+        started = time.perf_counter()
+        try:
+            self.connection.request("POST", path, data, {"Content-Type": "application/json"})
+            response = self.connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):
+            self.connection.close()  # the next call reconnects
+            raise
+        elapsed = time.perf_counter() - started
+        return response.status, elapsed, server_timing_s(response.getheader("Server-Timing", ""))
+
+
+def server_timing_s(header: str) -> float:
+    """The app's own time (seconds) from a ``Server-Timing: app;dur=MS`` header."""
+    for metric in header.split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "app" and params.startswith("dur="):
+            return float(params[4:]) / 1000
+    return float("nan")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -116,6 +154,8 @@ def run(args) -> dict:
         for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "REDIS_URL", "BASIC_AUTH_USER", "BASIC_AUTH_PASS"):
             env.pop(name, None)
         serve = [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        if args.threads:
+            serve += ["--threads", str(args.threads)]
         if args.mode == "redis":
             redis_port = free_port()
             processes.append(subprocess.Popen(
@@ -145,6 +185,7 @@ def run(args) -> dict:
         errors: list[str] = []
         lock = threading.Lock()
         webhook_ms: list[float] = []
+        webhook_app_ms: list[float] = []  # the app's own time, from its Server-Timing header
         predict_ms: list[float] = []
         rss_samples: list[float] = []
         stop = threading.Event()
@@ -153,35 +194,33 @@ def run(args) -> dict:
             with lock:
                 statuses[status] = statuses.get(status, 0) + 1
 
-        def post(task_id: int, session: requests.Session) -> None:
+        def post(task_id: int, client: Client) -> None:
             body = annotation(task_id, f"{image_base}/{task_id}.png", truth[task_id])
-            started = time.perf_counter()
             try:
-                response = session.post(f"{url}/webhook", json=body, timeout=30)
-            except requests.RequestException as exc:
+                status, elapsed, app_s = client.post("/webhook", body)
+            except (OSError, http.client.HTTPException) as exc:
                 with lock:
-                    errors.append(f"webhook {task_id}: {exc}")
+                    errors.append(f"webhook {task_id}: {exc!r}")
                 return
-            elapsed = time.perf_counter() - started
-            count(response.status_code)
+            count(status)
             with lock:
                 webhook_ms.append(elapsed)
+                webhook_app_ms.append(app_s)
 
         def predictor() -> None:
-            session = requests.Session()
+            client = Client(url)
             tasks = [{"id": t, "data": {"image": f"{image_base}/{t}.png"}} for t in range(20)]
             body = {"project": PROJECT, "label_config": CONFIG, "tasks": tasks}
             while not stop.is_set() and time.monotonic() < deadline:
-                started = time.perf_counter()
                 try:
-                    response = session.post(f"{url}/predict", json=body, timeout=30)
-                except requests.RequestException as exc:
+                    status, elapsed, _ = client.post("/predict", body)
+                except (OSError, http.client.HTTPException) as exc:
                     with lock:
-                        errors.append(f"predict: {exc}")
+                        errors.append(f"predict: {exc!r}")
                     continue
-                count(response.status_code)
+                count(status)
                 with lock:
-                    predict_ms.append(time.perf_counter() - started)
+                    predict_ms.append(elapsed)
                 if args.predict_pause:
                     stop.wait(args.predict_pause)
 
@@ -198,7 +237,7 @@ def run(args) -> dict:
         ids = list(range(args.annotations))
         duplicates = ids[:: max(1, args.annotations // max(1, args.duplicates))][: args.duplicates]
         deliveries = ids + duplicates
-        sessions = [requests.Session() for _ in range(args.clients)]
+        clients = [Client(url) for _ in range(args.clients)]
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
             for first in range(0, len(deliveries), args.clients):
@@ -206,7 +245,7 @@ def run(args) -> dict:
                     errors.append("stopped at --max-seconds before every annotation was posted")
                     break
                 burst = deliveries[first : first + args.clients]
-                list(pool.map(post, burst, sessions[: len(burst)]))
+                list(pool.map(post, burst, clients[: len(burst)]))
                 time.sleep(args.pause)
         figures["post_seconds"] = round(time.monotonic() - started, 2)
 
@@ -236,6 +275,8 @@ def run(args) -> dict:
             "webhook_p50_ms": round(percentile(webhook_ms, 50), 1),
             "webhook_p99_ms": round(percentile(webhook_ms, 99), 1),
             "webhook_max_ms": round(max(webhook_ms, default=float("nan")) * 1000, 1),
+            "webhook_app_p50_ms": round(percentile(webhook_app_ms, 50), 1),
+            "webhook_app_p99_ms": round(percentile(webhook_app_ms, 99), 1),
             "predict_calls": len(predict_ms),
             "predict_p50_ms": round(percentile(predict_ms, 50), 1),
             "predict_p99_ms": round(percentile(predict_ms, 99), 1),
@@ -289,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="labels posted to another project first, to start the trainer (default 30; 0: none)")
     parser.add_argument("--predict-pause", type=float, default=0.0,
                         help="seconds between /predict calls (default 0: back to back)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="request threads per web process (default: labelcast serve's own default)")
     parser.add_argument("--p99-ms", type=float, default=50.0, help="webhook p99 target (default 50 ms)")
     parser.add_argument("--max-rss-mb", type=float, default=2048.0, help="memory bound (default 2048 MiB)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="hard stop (default 300 s)")

@@ -37,6 +37,15 @@ def test_health(client):
         assert client.get(path).json["status"] == "UP"
 
 
+def test_every_answer_says_how_long_the_app_took(client):
+    """A Server-Timing header (app;dur=milliseconds) on answers and on errors alike."""
+    import re
+
+    for response in (client.get("/health"), client.post("/webhook", data="not json"), client.get("/nowhere")):
+        match = re.fullmatch(r"app;dur=(\d+\.\d\d)", response.headers.get("Server-Timing", ""))
+        assert match and 0 <= float(match.group(1)) < 60_000, response.headers
+
+
 def test_setup_accepts_the_shipped_config(client):
     """/setup with the one-finding config answers the initial model version."""
     response = client.post("/setup", json={"project": "3.1700000000", "schema": CONFIG,

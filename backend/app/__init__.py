@@ -24,7 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         :class:`backend.settings.Settings`; default: from the environment), and tests may pass
         ``LABELCAST_STORE`` and ``LABELCAST_JOBS`` to use their own store and queue.
     """
-    from backend.app import auth, errors, forecasts, ml, openapi, report
+    from backend.app import auth, errors, forecasts, ml, openapi, report, timing
     from backend.jobs import open_jobs
     from backend.service import Service
     from backend.settings import Settings, configure_logging
@@ -43,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("TESTING"):
         app.extensions[EXTENSION].resume_interrupted()  # a refit cut short by a crash runs again
 
+    timing.register(app)
     errors.register(app)
     auth.register(app, settings)
     app.register_blueprint(ml.blueprint)
