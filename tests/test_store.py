@@ -1,5 +1,7 @@
 """Tests of backend.store: the SQLite and the Redis store pass the same contract tests."""
 
+import sqlite3
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,74 @@ def test_replace_labels_keeps_labels_newer_than_the_read(store):
     store.put_label(1, annotation_id=3, task_id=12, choices=["B"])  # arrived by webhook meanwhile
     store.replace_labels(1, {2: (11, ["B"]), 4: (13, ["A"])}, older_than=started)
     assert store.get_labels(1) == {11: ["B"], 12: ["B"], 13: ["A"]}
+
+
+# --- SQLite only: group commit and waiting for another process's transaction ------------------
+
+
+def test_sqlite_group_commit_fails_only_the_bad_write(sqlite_store):
+    """Writes committed as a group: when one of them fails, the others are still committed
+    (each on its own) and only the failing caller gets the error."""
+    from backend.store import _sqlite
+
+    good = [("INSERT INTO projects (project_id, record) VALUES (?, ?)", (1, "{}"))]
+    bad = [("INSERT INTO no_such_table VALUES (?)", (1,))]
+    also_good = [("INSERT INTO projects (project_id, record) VALUES (?, ?)", (2, "{}"))]
+    sqlite_store.project_ids()  # opens the connection and creates the schema
+    errors = _sqlite._commit_members(sqlite_store._conn(), [good, bad, also_good])
+    assert errors[0] is None and errors[2] is None
+    assert isinstance(errors[1], sqlite3.OperationalError) and "no_such_table" in str(errors[1])
+    assert sqlite_store.project_ids() == [1, 2]
+
+
+def test_sqlite_concurrent_labels_are_each_committed_once(sqlite_store):
+    """Sixteen threads posting labels at once (grouped commits): every label is there, with
+    its task, and an update of the same annotation keeps the newest version."""
+    import threading
+
+    barrier = threading.Barrier(16)
+
+    def post(worker):
+        barrier.wait()
+        for i in range(20):
+            a = worker * 100 + i
+            sqlite_store.put_label(1, a, a, ["Effusion"], image=f"http://x/{a}.png", updated_at=1.0)
+            sqlite_store.put_label(1, a, a, ["No effusion"], updated_at=2.0)
+            sqlite_store.put_label(1, a, a, ["Effusion"], updated_at=0.5)  # late, older: ignored
+
+    threads = [threading.Thread(target=post, args=(w,)) for w in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    labels = sqlite_store.get_labels(1)
+    assert len(labels) == 320 and set(map(tuple, labels.values())) == {("No effusion",)}
+    assert len(sqlite_store.get_tasks(1)) == 320
+
+
+def test_sqlite_writer_waits_for_another_process_transaction(tmp_path):
+    """A write that meets another process's open write transaction waits for it to end
+    (polling) instead of failing with 'database is locked'."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "locked.sqlite3"
+    store = SQLiteStore(path)
+    store.put_project(1, {"label_config": "x"})  # creates the database
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys, time\n"
+         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True)\n"
+         "time.sleep(0.5); c.execute('COMMIT')\n", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    started = time.monotonic()
+    store.put_label(1, 7, 70, ["Effusion"], image="http://x/70.png")
+    waited = time.monotonic() - started
+    holder.wait(timeout=10)
+    assert store.get_labels(1) == {70: ["Effusion"]}
+    assert waited > 0.2  # it did wait for the other transaction
+    store.close()

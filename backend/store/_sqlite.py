@@ -39,6 +39,14 @@ CREATE TABLE IF NOT EXISTS plots (
 # SQLite caps the number of bound parameters per statement; look up hashes in chunks.
 _CHUNK = 500
 
+AUTOCHECKPOINT_PAGES = 10_000
+"""WAL size (pages of 4 KiB) at which a commit folds the log into the database itself.
+
+SQLite's default (1,000) made a webhook's commit run the checkpoint now and then: tens of
+milliseconds with every other writer queued behind it. The trainer's writes (``put_result``,
+``put_many``) checkpoint instead, after their commit; this larger threshold is only a backstop
+for a store that receives labels but never a refit."""
+
 
 class SQLiteStore(Store):
     """The embedded store.
@@ -53,9 +61,11 @@ class SQLiteStore(Store):
         self.path = pathlib.Path(path)
         self._local = threading.local()
         self._init_lock = threading.Lock()
-        # Writers of this process queue here instead of in SQLite's busy handler, whose
-        # sleeps (up to 100 ms each) would dominate webhook latency under concurrent saves.
+        # Writers of this process queue here; writers of other processes (the trainer) are
+        # waited for by polling (_retry_busy), not by SQLite's busy handler.
         self._write_lock = threading.Lock()
+        self._group_lock = threading.Lock()  # guards _group, held only to read or swap it
+        self._group: _Group | None = None  # labels waiting to be committed together
         self._initialised = False
 
     def __reduce__(self):
@@ -66,41 +76,74 @@ class SQLiteStore(Store):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            # timeout=0: no busy handler; _retry_busy polls instead (see BUSY_POLL_S).
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+            _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchall())
             # NORMAL in WAL mode: a committed label survives a crash of the backend; only an
             # OS crash or power cut can lose the last commits. FULL (an fsync per label) made
             # webhook p99 ~10x worse under concurrent saves, and Label Studio keeps every
             # annotation anyway: "Start training" re-reads them all (Trainer.sync_labels).
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             with self._init_lock:
                 if not self._initialised:
-                    conn.executescript(_SCHEMA)
-                    columns = {row[1] for row in conn.execute("PRAGMA table_info(labels)")}
-                    if "source_at" not in columns:  # a store written before out-of-order handling
-                        conn.execute("ALTER TABLE labels ADD COLUMN source_at REAL")
+                    with self._write_lock:
+                        _retry_busy(lambda: _create_schema(conn))
                     self._initialised = True
             self._local.conn = conn
         return conn
 
-    def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query."""
         conn = self._conn()
-        with self._write_lock:
-            return conn.execute(sql, tuple(params))
+        return _retry_busy(lambda: conn.execute(sql, tuple(params)).fetchall())
 
-    def _write_many(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement in its own transaction; returns the rows it changed."""
+        return self._write_many([(sql, tuple(params))])[0]
+
+    def _write_many(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
+        """Run the statements in one transaction; returns the rows each changed."""
         if not statements:
-            return
-        conn = self._conn()
+            return []
+        conn = self._conn()  # before the lock: opening the first connection takes it too
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in statements:
-                    conn.execute(sql, params)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            return _retry_busy(lambda: _transaction(conn, statements))
+
+    def _write_grouped(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Commit the statements as one unit, together with those of concurrent callers.
+
+        Group commit: the first caller of a group waits for the write lock, and callers that
+        come meanwhile join its group instead of queueing for the lock one by one; the group
+        is then one transaction. Under a burst of webhooks this replaces a convoy of
+        transactions (each waiting for the GIL at every statement) with one or two. Returns
+        once this caller's statements are committed; if the group's transaction fails, each
+        caller's statements are committed on their own, so one bad write fails only itself.
+        """
+        with self._group_lock:
+            group = self._group
+            leader = group is None
+            if leader:
+                group = self._group = _Group()
+            index = len(group.members)
+            group.members.append(statements)
+        if leader:
+            conn = self._conn()  # before the lock: opening the first connection takes it too
+            with self._write_lock:
+                with self._group_lock:
+                    self._group = None  # callers from now on start the next group
+                try:
+                    group.errors = _commit_members(conn, group.members)
+                except BaseException as exc:
+                    group.errors = [exc] * len(group.members)
+                    raise
+                finally:
+                    group.done.set()
+        else:
+            group.done.wait()
+        error = group.errors[index] if group.errors else None
+        if error is not None:
+            raise error
 
     # --- projects ---------------------------------------------------------------------------
     def put_project(self, project_id, record):
@@ -110,13 +153,11 @@ class SQLiteStore(Store):
         )
 
     def get_project(self, project_id):
-        row = self._conn().execute(
-            "SELECT record FROM projects WHERE project_id = ?", (int(project_id),)
-        ).fetchone()
-        return json.loads(row[0]) if row else None
+        rows = self._read("SELECT record FROM projects WHERE project_id = ?", (int(project_id),))
+        return json.loads(rows[0][0]) if rows else None
 
     def project_ids(self):
-        return [r[0] for r in self._conn().execute("SELECT project_id FROM projects ORDER BY project_id")]
+        return [r[0] for r in self._read("SELECT project_id FROM projects ORDER BY project_id")]
 
     # --- tasks ------------------------------------------------------------------------------
     def put_tasks(self, project_id, images):
@@ -131,21 +172,18 @@ class SQLiteStore(Store):
         )
 
     def get_tasks(self, project_id, task_ids=None):
-        conn = self._conn()
         if task_ids is None:
-            rows = conn.execute(
-                "SELECT task_id, image, sha FROM tasks WHERE project_id = ?", (int(project_id),)
-            ).fetchall()
+            rows = self._read("SELECT task_id, image, sha FROM tasks WHERE project_id = ?", (int(project_id),))
         else:
             ids = [int(t) for t in task_ids]
             rows = []
             for start in range(0, len(ids), _CHUNK):
                 chunk = ids[start : start + _CHUNK]
-                rows += conn.execute(
+                rows += self._read(
                     f"SELECT task_id, image, sha FROM tasks WHERE project_id = ? "
                     f"AND task_id IN ({','.join('?' * len(chunk))})",
                     (int(project_id), *chunk),
-                ).fetchall()
+                )
         return {t: {"image": image, "sha": sha} for t, image, sha in rows}
 
     # --- labels -----------------------------------------------------------------------------
@@ -163,17 +201,16 @@ class SQLiteStore(Store):
                  source_at),
             )
         )
-        self._write_many(statements)
+        self._write_grouped(statements)
 
     def delete_labels(self, project_id, annotation_ids):
         ids = [int(a) for a in annotation_ids]
         if not ids:
             return 0
-        cur = self._write(
+        return self._write(
             f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({','.join('?' * len(ids))})",
             (int(project_id), *ids),
         )
-        return cur.rowcount
 
     def replace_labels(self, project_id, labels, older_than=None):
         pid = int(project_id)
@@ -191,7 +228,7 @@ class SQLiteStore(Store):
         self._write_many(statements)
 
     def get_labels(self, project_id):
-        rows = self._conn().execute(
+        rows = self._read(
             "SELECT task_id, choices FROM labels WHERE project_id = ? ORDER BY annotation_id",
             (int(project_id),),
         )
@@ -201,10 +238,9 @@ class SQLiteStore(Store):
     def get_many(self, encoder_id, sha256_list):
         shas = list(dict.fromkeys(sha256_list))
         out: dict[str, np.ndarray] = {}
-        conn = self._conn()
         for start in range(0, len(shas), _CHUNK):
             chunk = shas[start : start + _CHUNK]
-            for sha, blob in conn.execute(
+            for sha, blob in self._read(
                 f"SELECT sha, vector FROM embeddings WHERE encoder_id = ? AND sha IN ({','.join('?' * len(chunk))})",
                 (encoder_id, *chunk),
             ):
@@ -221,6 +257,7 @@ class SQLiteStore(Store):
                 for sha, vec in vectors.items()
             ]
         )
+        self.checkpoint()
 
     # --- results ----------------------------------------------------------------------------
     def put_result(self, project_id, model, forecast, plots):
@@ -241,12 +278,11 @@ class SQLiteStore(Store):
             for finding, png in plots.items()
         ]
         self._write_many(statements)
+        self.checkpoint()
 
     def _result(self, project_id: int, column: str) -> dict[str, Any] | None:
-        row = self._conn().execute(
-            f"SELECT {column} FROM results WHERE project_id = ?", (int(project_id),)
-        ).fetchone()
-        return json.loads(row[0]) if row else None
+        rows = self._read(f"SELECT {column} FROM results WHERE project_id = ?", (int(project_id),))
+        return json.loads(rows[0][0]) if rows else None
 
     def get_model(self, project_id):
         return self._result(project_id, "model")
@@ -255,16 +291,18 @@ class SQLiteStore(Store):
         return self._result(project_id, "forecast")
 
     def get_plot(self, project_id, finding):
-        row = self._conn().execute(
+        rows = self._read(
             "SELECT png FROM plots WHERE project_id = ? AND finding = ?", (int(project_id), finding)
-        ).fetchone()
-        return bytes(row[0]) if row else None
+        )
+        return bytes(rows[0][0]) if rows else None
 
     def get_history(self, project_id):
-        rows = self._conn().execute(
-            "SELECT entry FROM history WHERE project_id = ? ORDER BY seq", (int(project_id),)
-        ).fetchall()
+        rows = self._read("SELECT entry FROM history WHERE project_id = ? ORDER BY seq", (int(project_id),))
         return [json.loads(row[0]) for row in rows]
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database without blocking readers or writers."""
+        self._read("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self):
         conn = getattr(self._local, "conn", None)
@@ -284,3 +322,79 @@ def _task_upserts(project_id, images) -> list[tuple[str, tuple[Any, ...]]]:
         )
         for task_id, image in images.items()
     ]
+
+
+BUSY_POLL_S = 0.001
+"""How often a writer checks whether another process's write transaction has ended.
+
+SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms and on: a webhook that found the
+trainer's 10-ms transaction open waited 18 ms, one that found a 34-ms one waited 53 ms, with
+every other writer of the web process queued behind it."""
+
+BUSY_TIMEOUT_S = 30.0
+"""How long a statement waits for another process's write transaction before it fails."""
+
+
+def _transaction(conn: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
+    """Run the statements in one transaction (the caller holds the write lock); the rows
+    each changed."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        counts = [conn.execute(sql, params).rowcount for sql, params in statements]
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def _commit_members(
+    conn: sqlite3.Connection, members: list[list[tuple[str, tuple[Any, ...]]]]
+) -> list[BaseException | None]:
+    """Commit every member's statements, in one transaction if they all succeed, else each
+    on its own (the caller holds the write lock); returns each member's error or None."""
+    try:
+        _retry_busy(lambda: _transaction(conn, [s for member in members for s in member]))
+        return [None] * len(members)
+    except Exception:
+        if len(members) == 1:
+            raise
+    errors: list[BaseException | None] = []
+    for member in members:
+        try:
+            _retry_busy(lambda: _transaction(conn, member))
+            errors.append(None)
+        except Exception as exc:
+            errors.append(exc)
+    return errors
+
+
+class _Group:
+    """Writes of concurrent callers committed in one transaction (SQLiteStore._write_grouped)."""
+
+    def __init__(self) -> None:
+        self.members: list[list[tuple[str, tuple[Any, ...]]]] = []
+        self.done = threading.Event()
+        self.errors: list[BaseException | None] = []
+
+
+def _retry_busy(action):
+    """Run ``action()``, again every BUSY_POLL_S while SQLite answers SQLITE_BUSY (for at
+    most BUSY_TIMEOUT_S); ``action`` must leave no transaction open when it raises."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() > deadline:
+                raise
+        time.sleep(BUSY_POLL_S)
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(labels)")}
+    if "source_at" not in columns:  # a store written before out-of-order handling
+        conn.execute("ALTER TABLE labels ADD COLUMN source_at REAL")
