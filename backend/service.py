@@ -140,7 +140,10 @@ class Service:
         annotation = event.annotation
         choices = None if annotation["was_cancelled"] else protocol.annotation_choices(annotation["result"], config)
         if choices is None:  # a skip, or an annotation without our choices: nothing to learn
-            return bool(self.store.delete_labels(pid, [annotation["id"]])) and self.jobs.request_refit(pid)
+            # Recorded as "no label" (not deleted), with its time: an older version of the
+            # annotation that arrives late cannot bring its label back.
+            self.store.put_label(pid, annotation["id"], event.task["id"], [], updated_at=annotation.get("updated_at"))
+            return self.jobs.request_refit(pid)
         image = event.task["data"].get(config.image_key)
         if not isinstance(image, str) or not image:
             raise RequestError(

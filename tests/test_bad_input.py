@@ -166,6 +166,35 @@ def test_out_of_order_webhooks_keep_the_newest(app, connected, sqlite_store):
     assert sqlite_store.get_labels(PID) == {2: ["Effusion"]}
 
 
+def test_a_late_create_of_a_deleted_annotation_stays_deleted(app, connected, sqlite_store):
+    """Webhooks out of order around a delete: ANNOTATIONS_DELETED first, then the create or an
+    update of that annotation arriving late: the label does not come back, and a delete that
+    comes before the create is remembered too."""
+    assert connected.post("/webhook", json=_annotation(4, 41)).status_code == 200
+    deleted = connected.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": PID},
+                                               "annotations": [{"id": 41}, {"id": 42}]})
+    assert deleted.status_code == 200 and deleted.json["status"] == "ok"
+    for late in (_annotation(4, 41), _annotation(4, 41, action="ANNOTATION_UPDATED", updated_at="2030-01-01T00:00:00Z"),
+                 _annotation(5, 42)):  # 42: deleted before its create ever arrived
+        assert connected.post("/webhook", json=late).status_code == 200
+    assert sqlite_store.get_labels(PID) == {}
+    assert connected.post("/webhook", json=_annotation(4, 43)).status_code == 200  # a new annotation counts
+    assert sqlite_store.get_labels(PID) == {4: ["Effusion"]}
+
+
+def test_a_late_older_version_does_not_undo_a_skip(app, connected, sqlite_store):
+    """An annotation updated to 'skipped' (was_cancelled) counts for nothing; its older version
+    with a choice, delivered after the skip, does not bring the label back."""
+    skipped = _annotation(6, 61, action="ANNOTATION_UPDATED", updated_at="2026-01-01T10:00:05Z")
+    skipped["annotation"]["was_cancelled"] = True
+    older = _annotation(6, 61, updated_at="2026-01-01T10:00:00Z")
+    assert connected.post("/webhook", json=older).status_code == 200
+    assert sqlite_store.get_labels(PID) == {6: ["Effusion"]}
+    assert connected.post("/webhook", json=skipped).status_code == 200
+    assert connected.post("/webhook", json=older).status_code == 200  # re-delivered late
+    assert sqlite_store.get_labels(PID) == {}
+
+
 def _truncated_png():
     return xray_png(3, True)[:200]
 
@@ -236,6 +265,26 @@ def test_store_keeps_the_newest_annotation_version(request, store_name):
     assert store.get_labels(1) == {70: ["c"]}
     store.put_label(1, 7, 70, ["d"])
     assert store.get_labels(1) == {70: ["d"]}
+
+
+@pytest.mark.parametrize("store_name", ["sqlite_store", "redis_store"])
+def test_store_never_brings_back_a_deleted_annotation(request, store_name):
+    """Both stores: a deleted annotation leaves a tombstone that later writes of it (webhook or
+    a sync from Label Studio) respect, also when the delete came first; "no label" records
+    (empty choices) count for nothing and are not counted as deleted labels."""
+    store = request.getfixturevalue(store_name)
+    store.put_label(1, 7, 70, ["a"], updated_at=100.0)
+    store.put_label(1, 8, 71, [], updated_at=100.0)  # skipped
+    store.put_label(1, 9, 72, ["b"], updated_at=100.0)
+    assert store.get_labels(1) == {70: ["a"], 72: ["b"]}
+    assert store.delete_labels(1, [7, 8, 10]) == 1  # 8 had no label, 10 was never seen
+    store.put_label(1, 7, 70, ["a"], updated_at=300.0)
+    store.put_label(1, 10, 73, ["c"], updated_at=300.0)
+    store.put_label(1, 7, 70, ["a"])
+    store.replace_labels(1, {7: (70, ["a"]), 9: (72, ["b"]), 11: (74, ["d"])})
+    assert store.get_labels(1) == {72: ["b"], 74: ["d"]}
+    assert store.delete_labels(2, [9]) == 0  # tombstones are per project
+    assert store.get_labels(1) == {72: ["b"], 74: ["d"]}
 
 
 def test_every_documented_path_but_health_needs_basic_auth(service_settings, sqlite_store):

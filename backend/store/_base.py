@@ -57,12 +57,20 @@ class Store(abc.ABC):
 
         ``updated_at``: the annotation's update time in Label Studio (Unix seconds). When given,
         a record of the same annotation with a later time is kept: webhooks delivered twice or
-        out of order leave the newest version.
+        out of order leave the newest version. Empty ``choices`` record that the annotation
+        has no label (skipped, or its choices cleared): it counts for nothing, but an older
+        version of it arriving late does not come back. An annotation deleted with
+        :meth:`delete_labels` is never recorded again.
         """
 
     @abc.abstractmethod
     def delete_labels(self, project_id: int, annotation_ids: Iterable[int]) -> int:
-        """Forget annotations; returns how many were known."""
+        """Forget annotations deleted in Label Studio; returns how many were labels.
+
+        Each id leaves a tombstone, even an id never seen: a create or update of a deleted
+        annotation that arrives late (webhooks out of order) is ignored, and so is one in a
+        later :meth:`replace_labels`. Label Studio never reuses an annotation id.
+        """
 
     @abc.abstractmethod
     def replace_labels(

@@ -11,8 +11,11 @@ from backend.store._base import HISTORY_LIMIT, Store, bytes_to_vector, history_e
 DEFAULT_PREFIX = "labelcast"
 """Prefix of every key LabelCast writes, so one Redis can hold other data too."""
 
+# Lua scripts run atomically in Redis: a delete cannot slip between a check and a write.
+# KEYS: the project's labels hash, then its set of deleted annotation ids (tombstones).
 
 _PUT_LABEL_IF_NEWER = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and ARGV[3] ~= '' then
   local stored = cjson.decode(current)['source_at']
@@ -20,6 +23,31 @@ if current and ARGV[3] ~= '' then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
+"""
+
+_DELETE_LABELS = """
+local labels = 0
+for _, id in ipairs(ARGV) do
+  local current = redis.call('HGET', KEYS[1], id)
+  if current then
+    if #cjson.decode(current)['choices'] > 0 then labels = labels + 1 end
+    redis.call('HDEL', KEYS[1], id)
+  end
+  redis.call('SADD', KEYS[2], id)
+end
+return labels
+"""
+
+_REPLACE_LABELS = """
+local cutoff = tonumber(ARGV[1])
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if cjson.decode(all[i + 1])['updated_at'] < cutoff then redis.call('HDEL', KEYS[1], all[i]) end
+end
+for i = 2, #ARGV, 2 do
+  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 0
 """
 
 
@@ -106,7 +134,8 @@ class RedisStore(Store):
             record["source_at"] = float(updated_at)
         # One script: the check of the stored annotation's time and the write are atomic.
         self.connection.eval(
-            _PUT_LABEL_IF_NEWER, 1, self.key("project", int(project_id), "labels"),
+            _PUT_LABEL_IF_NEWER, 2, self.key("project", int(project_id), "labels"),
+            self.key("project", int(project_id), "deleted"),
             str(int(annotation_id)), json.dumps(record),
             "" if updated_at is None else repr(float(updated_at)),
         )
@@ -115,32 +144,31 @@ class RedisStore(Store):
         ids = [str(int(a)) for a in annotation_ids]
         if not ids:
             return 0
-        return int(self.connection.hdel(self.key("project", int(project_id), "labels"), *ids))
+        pid = int(project_id)
+        return int(self.connection.eval(
+            _DELETE_LABELS, 2, self.key("project", pid, "labels"), self.key("project", pid, "deleted"), *ids
+        ))
 
     def replace_labels(self, project_id, labels, older_than=None):
-        key = self.key("project", int(project_id), "labels")
+        pid = int(project_id)
         now = time.time()
         cutoff = now if older_than is None else float(older_than)
-        stale = [
-            field for field, raw in self.connection.hgetall(key).items()
-            if json.loads(raw)["updated_at"] < cutoff
+        pairs = [
+            item for a, (t, c) in labels.items()
+            for item in (str(int(a)), json.dumps({"task_id": int(t), "choices": list(c), "updated_at": now}))
         ]
-        pipe = self.connection.pipeline(transaction=True)
-        if stale:
-            pipe.hdel(key, *stale)
-        if labels:
-            pipe.hset(key, mapping={
-                str(int(a)): json.dumps({"task_id": int(t), "choices": list(c), "updated_at": now})
-                for a, (t, c) in labels.items()
-            })
-        pipe.execute()
+        self.connection.eval(
+            _REPLACE_LABELS, 2, self.key("project", pid, "labels"), self.key("project", pid, "deleted"),
+            repr(cutoff), *pairs,
+        )
 
     def get_labels(self, project_id):
         raw = self.connection.hgetall(self.key("project", int(project_id), "labels"))
         out: dict[int, list[str]] = {}
         for _, value in sorted(raw.items(), key=lambda kv: int(kv[0])):
             record = json.loads(value)
-            out[record["task_id"]] = record["choices"]
+            if record["choices"]:  # empty: the annotation has no label (skipped or cleared)
+                out[record["task_id"]] = record["choices"]
         return out
 
     # --- embeddings -------------------------------------------------------------------------

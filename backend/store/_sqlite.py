@@ -24,6 +24,9 @@ CREATE TABLE IF NOT EXISTS labels (
     project_id INTEGER NOT NULL, annotation_id INTEGER NOT NULL, task_id INTEGER NOT NULL,
     choices TEXT NOT NULL, updated_at REAL NOT NULL, source_at REAL,
     PRIMARY KEY (project_id, annotation_id));
+CREATE TABLE IF NOT EXISTS deleted_annotations (
+    project_id INTEGER NOT NULL, annotation_id INTEGER NOT NULL, deleted_at REAL NOT NULL,
+    PRIMARY KEY (project_id, annotation_id));
 CREATE TABLE IF NOT EXISTS embeddings (
     encoder_id TEXT NOT NULL, sha TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (encoder_id, sha));
@@ -35,6 +38,11 @@ CREATE TABLE IF NOT EXISTS plots (
     project_id INTEGER NOT NULL, finding TEXT NOT NULL, png BLOB NOT NULL,
     PRIMARY KEY (project_id, finding));
 """
+
+_NOT_DELETED = (
+    "NOT EXISTS (SELECT 1 FROM deleted_annotations WHERE project_id = ? AND annotation_id = ?)"
+)
+"""SQL condition: the annotation (project_id, annotation_id) has no tombstone."""
 
 # SQLite caps the number of bound parameters per statement; look up hashes in chunks.
 _CHUNK = 500
@@ -192,13 +200,15 @@ class SQLiteStore(Store):
         source_at = None if updated_at is None else float(updated_at)
         statements.append(
             (
+                # Not for a deleted annotation (a tombstone); not over a newer version of it.
                 "INSERT INTO labels (project_id, annotation_id, task_id, choices, updated_at, source_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, annotation_id) DO UPDATE SET "
+                f"SELECT ?, ?, ?, ?, ?, ? WHERE {_NOT_DELETED} "
+                "ON CONFLICT (project_id, annotation_id) DO UPDATE SET "
                 "task_id = excluded.task_id, choices = excluded.choices, updated_at = excluded.updated_at, "
                 "source_at = excluded.source_at WHERE labels.source_at IS NULL "
                 "OR excluded.source_at IS NULL OR excluded.source_at >= labels.source_at",
                 (int(project_id), int(annotation_id), int(task_id), json.dumps(list(choices)), time.time(),
-                 source_at),
+                 source_at, int(project_id), int(annotation_id)),
             )
         )
         self._write_grouped(statements)
@@ -207,10 +217,16 @@ class SQLiteStore(Store):
         ids = [int(a) for a in annotation_ids]
         if not ids:
             return 0
-        return self._write(
-            f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({','.join('?' * len(ids))})",
-            (int(project_id), *ids),
+        pid, now = int(project_id), time.time()
+        counts = self._write_many(
+            [(f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({','.join('?' * len(ids))}) "
+              "AND choices != '[]'", (pid, *ids)),
+             (f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({','.join('?' * len(ids))})",
+              (pid, *ids))]
+            + [("INSERT OR IGNORE INTO deleted_annotations (project_id, annotation_id, deleted_at) "
+                "VALUES (?, ?, ?)", (pid, a, now)) for a in ids]
         )
+        return counts[0]
 
     def replace_labels(self, project_id, labels, older_than=None):
         pid = int(project_id)
@@ -219,9 +235,11 @@ class SQLiteStore(Store):
         now = time.time()
         statements += [
             (
-                "INSERT OR REPLACE INTO labels (project_id, annotation_id, task_id, choices, updated_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (pid, int(a), int(t), json.dumps(list(c)), now),
+                "INSERT INTO labels (project_id, annotation_id, task_id, choices, updated_at, source_at) "
+                f"SELECT ?, ?, ?, ?, ?, NULL WHERE {_NOT_DELETED} "
+                "ON CONFLICT (project_id, annotation_id) DO UPDATE SET task_id = excluded.task_id, "
+                "choices = excluded.choices, updated_at = excluded.updated_at, source_at = NULL",
+                (pid, int(a), int(t), json.dumps(list(c)), now, pid, int(a)),
             )
             for a, (t, c) in labels.items()
         ]
@@ -229,7 +247,7 @@ class SQLiteStore(Store):
 
     def get_labels(self, project_id):
         rows = self._read(
-            "SELECT task_id, choices FROM labels WHERE project_id = ? ORDER BY annotation_id",
+            "SELECT task_id, choices FROM labels WHERE project_id = ? AND choices != '[]' ORDER BY annotation_id",
             (int(project_id),),
         )
         return {task_id: json.loads(choices) for task_id, choices in rows}
