@@ -34,7 +34,7 @@ IMAGE_ERRORS_SHOWN = 100
 """Tasks whose image failed listed in a forecast record (all are counted in ``n_image_errors``)."""
 
 PUSH_RETRY_S = 30.0
-"""Seconds before a job retries telling Label Studio a model version it could not be told."""
+"""Seconds before the worker retries telling Label Studio a model version it could not be told."""
 
 FORECAST_SEED = 0
 """Seed of the learning curve's resampling, so a refit on the same labels gives the same forecast."""
@@ -275,14 +275,30 @@ class Trainer:
 
     def retry_version_pushes(self) -> None:
         """Tell Label Studio the latest model version of projects where that failed before
-        (Label Studio was unreachable), at most every PUSH_RETRY_S seconds per project."""
+        (Label Studio was unreachable), at most every PUSH_RETRY_S seconds per project.
+
+        Every job starts with this; the queues also run it on a timer while
+        :meth:`pending_pushes` is not empty, so a version is reported even when no job comes.
+        """
         now = time.monotonic()
         for project_id, due in list(self._unpushed.items()):
-            model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
-            project = self.store.get_project(project_id)
-            if due > now or not (model and record and project):
-                continue
-            self._tell_label_studio(project_id, project, model["version"], record.get("message") or "")
+            if due <= now:
+                self.push_version(project_id)
+
+    def pending_pushes(self) -> dict[int, float]:
+        """``{project_id: seconds until the next try}`` of versions Label Studio was not told."""
+        now = time.monotonic()
+        return {project_id: max(0.0, due - now) for project_id, due in self._unpushed.items()}
+
+    def push_version(self, project_id: int) -> None:
+        """Tell Label Studio the project's latest saved model version and message (whichever
+        worker saved it); a failure is retried after PUSH_RETRY_S."""
+        model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
+        project = self.store.get_project(project_id)
+        if not (model and record and project):
+            self._unpushed.pop(project_id, None)
+            return
+        self._tell_label_studio(project_id, project, model["version"], record.get("message") or "")
 
     def _tell_label_studio(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
         client = self.client(project)
@@ -295,7 +311,7 @@ class Trainer:
         try:
             backend_id = client.set_model_version(project_id, version, status=message, basic_auth=auth)
         except LabelStudioError as exc:
-            log.warning("project %s: %s (retried on a later job)", project_id, exc)
+            log.warning("project %s: %s (retried in %.0f s)", project_id, exc, PUSH_RETRY_S)
             self._unpushed[project_id] = time.monotonic() + PUSH_RETRY_S
             return
         self._unpushed.pop(project_id, None)

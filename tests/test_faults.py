@@ -288,37 +288,108 @@ def test_sqlite_crash_mid_write_leaves_a_consistent_store(tmp_path):
 # --- Label Studio unreachable when the version is pushed --------------------------------------
 
 
+class _FlakyLabelStudio:
+    """A Label Studio client factory whose first model-version push meets a server that is not
+    there (connection refused, through the real client's code) and whose later pushes work."""
+
+    def __init__(self):
+        from backend.labelstudio.client import LabelStudioClient
+
+        self.pushes = []
+        pushes = self.pushes
+
+        class Client(LabelStudioClient):
+            def set_model_version(self, project_id, version, **kwargs):
+                if not pushes:
+                    pushes.append(("failed", version))
+                    return super().set_model_version(project_id, version, **kwargs)
+                pushes.append(("ok", version))
+                return 1
+
+        self.client = Client
+
+    def settings(self, settings):
+        """``settings`` pointing at a port where nothing listens, like a stopped Label Studio."""
+        return dataclasses.replace(settings, label_studio_url=f"http://127.0.0.1:{free_port()}",
+                                   label_studio_api_key="k")
+
+
+def _labeled_project(store, pid):
+    store.put_project(pid, {"label_config": CONFIG})
+    for i in range(12):
+        store.put_label(pid, 200 + i, i, ["Effusion" if i % 2 else "No effusion"],
+                        image=data_uri(xray_png(i, i % 2 == 1)))
+
+
 def test_label_studio_unreachable_does_not_block_and_a_later_job_pushes(service_settings, sqlite_store):
     """With Label Studio down, a refit still saves its forecast promptly; once Label Studio
     answers, the next job of the worker (here an embed, not a refit) pushes the version."""
-    from backend.labelstudio.client import LabelStudioClient
     from backend.training import Trainer
 
-    port = free_port()  # nothing listens here: connection refused, like a stopped Label Studio
-    pushes = []
-
-    class FlakyClient(LabelStudioClient):
-        def set_model_version(self, project_id, version, **kwargs):
-            if not pushes:  # the first push meets an unreachable server
-                pushes.append(("failed", version))
-                return super().set_model_version(project_id, version, **kwargs)
-            pushes.append(("ok", version))
-            return 1
-
-    settings = dataclasses.replace(service_settings, label_studio_url=f"http://127.0.0.1:{port}",
-                                   label_studio_api_key="k")
-    trainer = Trainer(settings, sqlite_store, client_factory=FlakyClient)
-    sqlite_store.put_project(2, {"label_config": CONFIG})
-    for i in range(12):
-        sqlite_store.put_label(2, 200 + i, i, ["Effusion" if i % 2 else "No effusion"],
-                               image=data_uri(xray_png(i, i % 2 == 1)))
+    flaky = _FlakyLabelStudio()
+    trainer = Trainer(flaky.settings(service_settings), sqlite_store, client_factory=flaky.client)
+    _labeled_project(sqlite_store, 2)
     started = time.monotonic()
     record = trainer.refit(2)
     assert time.monotonic() - started < 20
-    assert sqlite_store.get_forecast(2)["version"] == record["version"] and pushes[0][0] == "failed"
+    assert sqlite_store.get_forecast(2)["version"] == record["version"] and flaky.pushes[0][0] == "failed"
+    assert set(trainer.pending_pushes()) == {2}
     trainer._unpushed[2] = 0.0  # the retry is due (PUSH_RETRY_S later in real life)
     trainer.embed_tasks(2, [0])  # any later job retries the push, no new refit needed
-    assert pushes[-1] == ("ok", record["version"]) and not trainer._unpushed
+    assert flaky.pushes[-1] == ("ok", record["version"]) and not trainer.pending_pushes()
+
+
+def test_embedded_worker_retries_a_missed_push_on_a_timer(service_settings, sqlite_store, monkeypatch):
+    """Embedded worker: a version Label Studio missed is pushed again PUSH_RETRY_S later by
+    the worker thread itself, with no label, refit or embed coming after."""
+    from backend import training
+    from backend.jobs import ThreadJobs
+
+    monkeypatch.setattr(training, "PUSH_RETRY_S", 0.5)
+    flaky = _FlakyLabelStudio()
+    settings = flaky.settings(service_settings)
+    jobs = ThreadJobs(settings, sqlite_store,
+                      trainer_factory=lambda s, st: training.Trainer(s, st, client_factory=flaky.client))
+    try:
+        _labeled_project(sqlite_store, 3)
+        jobs.request_refit(3)
+        _wait(lambda: len(flaky.pushes) >= 2, 60, "the timed retry of the push")
+        version = sqlite_store.get_model(3)["version"]
+        assert flaky.pushes == [("failed", version), ("ok", version)]
+        assert jobs.status()["version_pushes_pending"] == 0 and jobs.status()["failed"] == 0
+    finally:
+        jobs.close()
+
+
+@pytest.mark.redis
+def test_rq_worker_schedules_a_push_for_a_missed_version(service_settings, redis_store, monkeypatch):
+    """Redis mode: a failed push puts a push_job on RQ's schedule; the next worker run (its
+    scheduler) runs it, with no other job, and Label Studio gets the version."""
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from backend import training
+    from backend.jobs import RQJobs
+    from backend.jobs._rq import QUEUE_NAME, run_worker
+
+    monkeypatch.setattr(training, "PUSH_RETRY_S", 0.0)
+    flaky = _FlakyLabelStudio()
+    settings = flaky.settings(service_settings)
+
+    def trainer_factory(s, st):
+        return training.Trainer(s, st, client_factory=flaky.client)
+
+    _labeled_project(redis_store, 4)
+    RQJobs(redis_store.connection).request_refit(4)
+    assert run_worker(settings, redis_store, burst=True, trainer_factory=trainer_factory)
+    registry = ScheduledJobRegistry(queue=Queue(QUEUE_NAME, connection=redis_store.connection))
+    assert [job.func_name for job in map(registry.get_queue().fetch_job, registry.get_job_ids())] == [
+        "backend.jobs._rq.push_job"]
+    time.sleep(0.1)
+    assert run_worker(settings, redis_store, burst=True, trainer_factory=trainer_factory)
+    version = redis_store.get_model(4)["version"]
+    assert flaky.pushes == [("failed", version), ("ok", version)]
+    assert registry.count == 0
 
 
 def test_embedded_serve_killed_mid_refit_refits_on_restart(tmp_path, tiny_encoder_spec, slow_images):

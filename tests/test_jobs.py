@@ -34,6 +34,12 @@ class RecordingTrainer:
     def embed_tasks(self, project_id, task_ids):
         self.embeds.append((project_id, list(task_ids)))
 
+    def retry_version_pushes(self):
+        pass
+
+    def pending_pushes(self):
+        return {}
+
 
 class StoreTrainer:
     """A trainer for the child process: it reports through the (SQLite) store."""
@@ -50,6 +56,12 @@ class StoreTrainer:
 
     def embed_tasks(self, project_id, task_ids):
         self.store.put_tasks(project_id, {t: "done" for t in task_ids})
+
+    def retry_version_pushes(self):
+        pass
+
+    def pending_pushes(self):
+        return {}
 
 
 @pytest.fixture

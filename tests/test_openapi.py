@@ -43,6 +43,12 @@ def server_url(tmp_path_factory):
         def embed_tasks(self, project_id, task_ids):
             pass
 
+        def retry_version_pushes(self):
+            pass
+
+        def pending_pushes(self):
+            return {}
+
     folder = tmp_path_factory.mktemp("openapi")
     settings = Settings(model_dir=folder, max_body_bytes=64 * 1024)
     store = SQLiteStore(folder / "store.sqlite3")

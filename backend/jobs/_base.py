@@ -8,7 +8,11 @@ from collections.abc import Iterable
 from typing import Any
 
 TRAINER_FACTORY = "backend.training:Trainer"
-"""Dotted path of the class that does the work; called as ``Trainer(settings, store)``."""
+"""Dotted path of the class that does the work; called as ``Trainer(settings, store)``.
+
+The queues call its ``refit(project_id, sync=...)``, ``embed_tasks(project_id, task_ids)``,
+``retry_version_pushes()`` and ``pending_pushes()`` (``{project_id: seconds}`` of model
+versions Label Studio has not been told yet, retried on a timer)."""
 
 
 class Jobs(abc.ABC):

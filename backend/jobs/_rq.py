@@ -104,6 +104,7 @@ def refit_job(project_id: int) -> None:
             trainer.refit(project_id, sync=bool(sync))
         finally:
             connection.delete(_key(project_id, "refit-inflight"))
+            _schedule_version_pushes(trainer)
 
 
 def requeue_interrupted(connection, queue_name: str = QUEUE_NAME) -> list[int]:
@@ -159,8 +160,38 @@ def embed_job(project_id: int) -> None:
     pipe.smembers(_key(project_id, "embed-tasks"))
     pipe.delete(_key(project_id, "embed-tasks"))
     members, _ = pipe.execute()
-    if members:
-        trainer.embed_tasks(project_id, sorted(int(t) for t in members))
+    try:
+        if members:
+            trainer.embed_tasks(project_id, sorted(int(t) for t in members))
+    finally:
+        _schedule_version_pushes(trainer)
+
+
+def push_job(project_id: int) -> None:
+    """RQ job (scheduled): tell Label Studio the project's latest model version, which it
+    could not be told before (it was unreachable)."""
+    trainer = _trainer.get()
+    trainer.store.connection.delete(_key(project_id, "push-scheduled"))
+    try:
+        trainer.push_version(project_id)
+    finally:
+        _schedule_version_pushes(trainer)
+
+
+def _schedule_version_pushes(trainer) -> None:
+    """Put a :func:`push_job` on RQ's schedule for each project whose model version Label
+    Studio missed (at most one scheduled per project), so it is told even if no job comes."""
+    from datetime import timedelta
+
+    from rq import Queue, get_current_job
+
+    connection = trainer.store.connection
+    job = get_current_job()
+    queue = Queue(job.origin if job else QUEUE_NAME, connection=connection)
+    for project_id, seconds in trainer.pending_pushes().items():
+        if connection.set(_key(project_id, "push-scheduled"), 1, nx=True, ex=int(seconds) + 60):
+            queue.enqueue_in(timedelta(seconds=seconds), f"{__name__}.push_job", int(project_id),
+                             job_timeout=JOB_TIMEOUT_S, result_ttl=600)
 
 
 def run_worker(settings, store, *, burst: bool = False, queue_name: str = QUEUE_NAME,
@@ -178,6 +209,7 @@ def run_worker(settings, store, *, burst: bool = False, queue_name: str = QUEUE_
         requeue_interrupted(store.connection, queue_name)
         queue = Queue(queue_name, connection=store.connection)
         worker = SimpleWorker([queue], connection=store.connection)
-        return worker.work(burst=burst, logging_level=settings.log_level)
+        # with_scheduler: this worker also moves due scheduled jobs (push_job) to the queue.
+        return worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=True)
     finally:
         _trainer.reset(token)

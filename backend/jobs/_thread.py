@@ -45,6 +45,8 @@ class ThreadJobs(Jobs):
         self._sync: set[int] = set()  # of those, the ones to re-read from Label Studio first
         self._embed: dict[int, set[int]] = {}
         self._running: str | None = None
+        self._push_at: float | None = None  # time.monotonic() of the next version-push retry
+        self._pushes_pending = 0
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._trainer = None
@@ -81,6 +83,7 @@ class ThreadJobs(Jobs):
                 "refits_queued": len(self._refit),
                 "embeds_queued": sum(len(v) for v in self._embed.values()),
                 "running": self._running,
+                "version_pushes_pending": self._pushes_pending,
                 "completed": self.completed,
                 "failed": self.failed,
                 "last_error": self.last_error,
@@ -114,7 +117,15 @@ class ThreadJobs(Jobs):
     def _next(self) -> tuple[str, int, set[int] | bool] | None:
         with self._cond:
             while not (self._refit or self._embed or self._stopped):
-                self._cond.wait()
+                if self._push_at is None:
+                    self._cond.wait()
+                    continue
+                left = self._push_at - time.monotonic()
+                if left <= 0:  # Label Studio missed a model version: tell it again
+                    self._push_at = None
+                    self._running = "push"
+                    return ("push", 0, None)
+                self._cond.wait(left)
             if self._stopped:
                 return None
             if self._embed:
@@ -132,18 +143,22 @@ class ThreadJobs(Jobs):
             _leave_a_core_for_requests()
         while (task := self._next()) is not None:
             kind, project_id, arg = task
+            pending: dict[int, float] | None = None
             try:
                 if self.isolate:
-                    self._run_in_child(task)
+                    pending = self._run_in_child(task)
                 else:
                     if self._trainer is None:
                         self._trainer = load_factory(self.trainer_factory)(self.settings, self.store)
-                    _run(self._trainer, task)
+                    pending = _run(self._trainer, task)
                 outcome = None
             except Exception as exc:  # one bad job must not stop the worker
                 log.exception("%s of project %s failed", kind, project_id)
                 outcome = f"{kind} of project {project_id}: {exc}"
             with self._cond:
+                if pending is not None:
+                    self._pushes_pending = len(pending)
+                    self._push_at = time.monotonic() + min(pending.values()) if pending else None
                 self._running = None
                 if outcome is None:
                     self.completed += 1
@@ -153,7 +168,8 @@ class ThreadJobs(Jobs):
                 self._cond.notify_all()
 
 
-    def _run_in_child(self, task, retried: bool = False) -> None:
+    def _run_in_child(self, task, retried: bool = False) -> dict[int, float]:
+        """Run the task in the training process; returns its :meth:`Trainer.pending_pushes`."""
         if self._child is None or not self._child[0].is_alive():
             import multiprocessing
 
@@ -169,7 +185,7 @@ class ThreadJobs(Jobs):
         process, connection = self._child
         try:
             connection.send(task)
-            error = connection.recv()
+            error, pending = connection.recv()
         except (EOFError, OSError) as exc:
             self._child = None
             process.join(timeout=5)
@@ -180,6 +196,7 @@ class ThreadJobs(Jobs):
             raise RuntimeError(f"the training process exited (code {process.exitcode})") from exc
         if error:
             raise RuntimeError(error)
+        return pending
 
     def _stop_child(self) -> None:
         if self._child is None:
@@ -196,12 +213,16 @@ class ThreadJobs(Jobs):
             process.join(timeout=5)
 
 
-def _run(trainer, task) -> None:
+def _run(trainer, task) -> dict[int, float]:
+    """Do one task; returns the trainer's pending version pushes (project: seconds to retry)."""
     kind, project_id, arg = task
     if kind == "embed":
         trainer.embed_tasks(project_id, sorted(arg))
+    elif kind == "push":
+        trainer.retry_version_pushes()
     else:
         trainer.refit(project_id, sync=arg)
+    return trainer.pending_pushes()
 
 
 def _child_main(connection, settings, store, trainer_factory) -> None:
@@ -219,11 +240,10 @@ def _child_main(connection, settings, store, trainer_factory) -> None:
         if task is None:
             return
         try:
-            _run(trainer, task)
-            connection.send(None)
+            connection.send((None, _run(trainer, task)))
         except Exception as exc:  # reported to the thread, which counts and logs it
             log.exception("%s of project %s failed", task[0], task[1])
-            connection.send(f"{type(exc).__name__}: {exc}")
+            connection.send((f"{type(exc).__name__}: {exc}", trainer.pending_pushes()))
 
 
 def _leave_a_core_for_requests() -> None:
