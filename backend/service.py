@@ -142,7 +142,7 @@ class Service:
         if choices is None:  # a skip, or an annotation without our choices: nothing to learn
             # Recorded as "no label" (not deleted), with its time: an older version of the
             # annotation that arrives late cannot bring its label back.
-            self.store.put_label(pid, annotation["id"], event.task["id"], [], updated_at=annotation.get("updated_at"))
+            self.store.put_label(pid, annotation["id"], event.task["id"], None, updated_at=annotation.get("updated_at"))
             return self.jobs.request_refit(pid)
         image = event.task["data"].get(config.image_key)
         if not isinstance(image, str) or not image:

@@ -271,13 +271,14 @@ def test_store_keeps_the_newest_annotation_version(request, store_name):
 def test_store_never_brings_back_a_deleted_annotation(request, store_name):
     """Both stores: a deleted annotation leaves a tombstone that later writes of it (webhook or
     a sync from Label Studio) respect, also when the delete came first; "no label" records
-    (empty choices) count for nothing and are not counted as deleted labels."""
+    (choices None) count for nothing and are not counted as deleted labels."""
     store = request.getfixturevalue(store_name)
     store.put_label(1, 7, 70, ["a"], updated_at=100.0)
-    store.put_label(1, 8, 71, [], updated_at=100.0)  # skipped
+    store.put_label(1, 8, 71, None, updated_at=100.0)  # skipped: no label
     store.put_label(1, 9, 72, ["b"], updated_at=100.0)
-    assert store.get_labels(1) == {70: ["a"], 72: ["b"]}
-    assert store.delete_labels(1, [7, 8, 10]) == 1  # 8 had no label, 10 was never seen
+    store.put_label(1, 12, 75, [], updated_at=100.0)  # a label: none of the findings
+    assert store.get_labels(1) == {70: ["a"], 72: ["b"], 75: []}
+    assert store.delete_labels(1, [7, 8, 10, 12]) == 2  # 8 had no label, 10 was never seen
     store.put_label(1, 7, 70, ["a"], updated_at=300.0)
     store.put_label(1, 10, 73, ["c"], updated_at=300.0)
     store.put_label(1, 7, 70, ["a"])

@@ -49,7 +49,7 @@ class Store(abc.ABC):
         project_id: int,
         annotation_id: int,
         task_id: int,
-        choices: list[str],
+        choices: list[str] | None,
         image: str | None = None,
         updated_at: float | None = None,
     ) -> None:
@@ -57,9 +57,10 @@ class Store(abc.ABC):
 
         ``updated_at``: the annotation's update time in Label Studio (Unix seconds). When given,
         a record of the same annotation with a later time is kept: webhooks delivered twice or
-        out of order leave the newest version. Empty ``choices`` record that the annotation
-        has no label (skipped, or its choices cleared): it counts for nothing, but an older
-        version of it arriving late does not come back. An annotation deleted with
+        out of order leave the newest version. ``choices=None`` records that the annotation
+        has no label (skipped, or without the project's choices): it counts for nothing, but
+        an older version of it arriving late does not come back. (An empty list is a label:
+        "none of the findings" in a multi-label project.) An annotation deleted with
         :meth:`delete_labels` is never recorded again.
         """
 

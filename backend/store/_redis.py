@@ -30,7 +30,7 @@ local labels = 0
 for _, id in ipairs(ARGV) do
   local current = redis.call('HGET', KEYS[1], id)
   if current then
-    if #cjson.decode(current)['choices'] > 0 then labels = labels + 1 end
+    if type(cjson.decode(current)['choices']) == 'table' then labels = labels + 1 end
     redis.call('HDEL', KEYS[1], id)
   end
   redis.call('SADD', KEYS[2], id)
@@ -129,7 +129,8 @@ class RedisStore(Store):
     def put_label(self, project_id, annotation_id, task_id, choices, image=None, updated_at=None):
         if image is not None:
             self.put_tasks(project_id, {task_id: image})
-        record = {"task_id": int(task_id), "choices": list(choices), "updated_at": time.time()}
+        record = {"task_id": int(task_id), "choices": None if choices is None else list(choices),
+                  "updated_at": time.time()}
         if updated_at is not None:
             record["source_at"] = float(updated_at)
         # One script: the check of the stored annotation's time and the write are atomic.
@@ -167,7 +168,7 @@ class RedisStore(Store):
         out: dict[int, list[str]] = {}
         for _, value in sorted(raw.items(), key=lambda kv: int(kv[0])):
             record = json.loads(value)
-            if record["choices"]:  # empty: the annotation has no label (skipped or cleared)
+            if record["choices"] is not None:  # None: the annotation has no label (a skip)
                 out[record["task_id"]] = record["choices"]
         return out
 

@@ -44,6 +44,9 @@ _NOT_DELETED = (
 )
 """SQL condition: the annotation (project_id, annotation_id) has no tombstone."""
 
+_NO_LABEL = "null"
+"""``labels.choices`` of an annotation that has no label (put_label with choices None)."""
+
 # SQLite caps the number of bound parameters per statement; look up hashes in chunks.
 _CHUNK = 500
 
@@ -207,7 +210,8 @@ class SQLiteStore(Store):
                 "task_id = excluded.task_id, choices = excluded.choices, updated_at = excluded.updated_at, "
                 "source_at = excluded.source_at WHERE labels.source_at IS NULL "
                 "OR excluded.source_at IS NULL OR excluded.source_at >= labels.source_at",
-                (int(project_id), int(annotation_id), int(task_id), json.dumps(list(choices)), time.time(),
+                (int(project_id), int(annotation_id), int(task_id),
+                 json.dumps(None if choices is None else list(choices)), time.time(),
                  source_at, int(project_id), int(annotation_id)),
             )
         )
@@ -220,7 +224,7 @@ class SQLiteStore(Store):
         pid, now = int(project_id), time.time()
         counts = self._write_many(
             [(f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({','.join('?' * len(ids))}) "
-              "AND choices != '[]'", (pid, *ids)),
+              f"AND choices != '{_NO_LABEL}'", (pid, *ids)),
              (f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({','.join('?' * len(ids))})",
               (pid, *ids))]
             + [("INSERT OR IGNORE INTO deleted_annotations (project_id, annotation_id, deleted_at) "
@@ -247,7 +251,8 @@ class SQLiteStore(Store):
 
     def get_labels(self, project_id):
         rows = self._read(
-            "SELECT task_id, choices FROM labels WHERE project_id = ? AND choices != '[]' ORDER BY annotation_id",
+            f"SELECT task_id, choices FROM labels WHERE project_id = ? AND choices != '{_NO_LABEL}' "
+            "ORDER BY annotation_id",
             (int(project_id),),
         )
         return {task_id: json.loads(choices) for task_id, choices in rows}
