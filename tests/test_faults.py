@@ -76,8 +76,18 @@ def _wait(predicate, timeout, what):
 def _start_worker(redis_url, encoder, log_path):
     env = {**os.environ, "REDIS_URL": redis_url, "ENCODER": encoder, "MIN_LABELS": "10", "DEVICE": "cpu",
            "ALLOWED_IMAGE_HOSTS": "127.0.0.1", "LOG_LEVEL": "INFO"}
+    # Its own process group: `kill -9` below takes the worker with its RQ scheduler process,
+    # as stopping a container would; the scheduler would otherwise outlive the test.
     return subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], cwd=PROJECT_ROOT, env=env,
-                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
+                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _kill_worker(worker):
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    worker.wait(timeout=10)
 
 
 @pytest.mark.redis
@@ -102,8 +112,7 @@ def test_rq_worker_killed_mid_refit_reruns_it_on_restart(redis_url, service_sett
             assert web.post("/webhook", json=body).status_code == 200
         _wait(lambda: store.connection.exists("labelcast:project:8:refit-inflight"), 60, "the refit to start")
         time.sleep(0.5)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
+        _kill_worker(worker)
 
         assert len(store.get_labels(8)) == 15  # every label is still recorded
         encoder_id = store.get_model(8)["encoder"]
@@ -116,8 +125,7 @@ def test_rq_worker_killed_mid_refit_reruns_it_on_restart(redis_url, service_sett
         assert not store.connection.exists("labelcast:project:8:refit-inflight")
         assert "interrupted" in log_path.read_text()
     finally:
-        worker.kill()
-        worker.wait(timeout=10)
+        _kill_worker(worker)
         app.extensions[EXTENSION].jobs.close()
 
 
@@ -385,8 +393,9 @@ def test_rq_worker_schedules_a_push_for_a_missed_version(service_settings, redis
     registry = ScheduledJobRegistry(queue=Queue(QUEUE_NAME, connection=redis_store.connection))
     assert [job.func_name for job in map(registry.get_queue().fetch_job, registry.get_job_ids())] == [
         "backend.jobs._rq.push_job"]
-    time.sleep(0.1)
-    assert run_worker(settings, redis_store, burst=True, trainer_factory=trainer_factory)
+    # The next worker run moves the due job to the queue and runs it.
+    _wait(lambda: run_worker(settings, redis_store, burst=True, trainer_factory=trainer_factory), 15,
+          "a worker run that runs the scheduled push_job")
     version = redis_store.get_model(4)["version"]
     assert flaky.pushes == [("failed", version), ("ok", version)]
     assert registry.count == 0
