@@ -3,10 +3,17 @@
 Starts ``labelcast serve`` (``--mode sqlite``, the embedded default; or ``--mode redis`` with a
 private ``redis-server`` started with AOF, one ``labelcast worker`` and two web processes), a
 tiny random CLIP encoder, and a local image server (allow-listed with ALLOWED_IMAGE_HOSTS).
-Then ``--clients`` threads post ``--annotations`` ANNOTATION_CREATED webhooks in bursts (every
-client posts one annotation per burst, all at once), re-delivering ``--duplicates`` of them a
-second time, while one more client calls /predict for 20 tasks in a loop. Bounded: it stops
-after ``--max-seconds`` whatever happens.
+First ``--warmup`` labels of another project arrive in the same bursts (a backend that has
+been running: encoder loaded, training process and request threads up). Then ``--clients``
+threads post ``--annotations`` ANNOTATION_CREATED webhooks in bursts (every client posts one
+annotation per burst, all at once, each on a new connection as Label Studio sends webhooks;
+``--keep-alive`` reuses one per client), re-delivering ``--duplicates`` of them a second time,
+while one more client calls /predict for 20 tasks in a loop. Bounded: it stops after
+``--max-seconds`` whatever happens.
+
+Webhook latency is reported twice: as the client sees it (connect, send, answer) and as the
+app itself took it (its ``Server-Timing`` header), which leaves out the time the request
+spent in the kernel and in gunicorn, and the load generator's own share of the 2 cores.
 
 Checks, each printed with its figure (exit status 1 if one fails):
 - every label recorded exactly once (the store holds exactly the posted annotation ids, each
@@ -97,20 +104,29 @@ class Client:
     seconds from the Server-Timing header) and raises OSError or HTTPException.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keep_alive: bool = True) -> None:
         parts = urllib.parse.urlsplit(url)
-        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        self.address = (parts.hostname, parts.port)
+        self.keep_alive = keep_alive
+        self.connection = http.client.HTTPConnection(*self.address, timeout=30)
 
     def post(self, path: str, body: dict) -> tuple[int, float, float]:
         data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if not self.keep_alive:  # a new connection per request, as Label Studio's webhooks make
+            self.connection = http.client.HTTPConnection(*self.address, timeout=30)
+            headers["Connection"] = "close"
         started = time.perf_counter()
         try:
-            self.connection.request("POST", path, data, {"Content-Type": "application/json"})
+            self.connection.request("POST", path, data, headers)
             response = self.connection.getresponse()
             response.read()
         except (OSError, http.client.HTTPException):
             self.connection.close()  # the next call reconnects
             raise
+        finally:
+            if not self.keep_alive:
+                self.connection.close()
         elapsed = time.perf_counter() - started
         return response.status, elapsed, server_timing_s(response.getheader("Server-Timing", ""))
 
@@ -170,11 +186,18 @@ def run(args) -> dict:
         wait_http(url + "/health", 60, processes[-1])
         requests.post(f"{url}/setup", json={"project": PROJECT, "schema": CONFIG}, timeout=30).raise_for_status()
         backend_pids = [p.pid for p in processes if p.args[0] != shutil.which("redis-server")]
-        if args.warmup:  # a backend that has been running: encoder loaded, trainer process up
+        if args.warmup:
+            # A backend that has been running: encoder loaded, training process up, and request
+            # threads started with their store connections (so the warm-up comes in bursts too).
+            def warm_up(task_id: int) -> None:
+                body = annotation(task_id, f"{image_base}/{task_id}.png", truth[task_id], project=PROJECT + 1)
+                status, _, _ = Client(url, keep_alive=False).post("/webhook", body)
+                if status != 200:
+                    raise RuntimeError(f"warm-up webhook answered {status}")
+
+            with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
+                list(pool.map(warm_up, range(args.warmup)))
             warm = requests.Session()
-            for t in range(args.warmup):
-                body = annotation(t, f"{image_base}/{t}.png", truth[t], project=PROJECT + 1)
-                warm.post(f"{url}/webhook", json=body, timeout=30).raise_for_status()
             while time.monotonic() < deadline:
                 r = warm.get(f"{url}/forecast", params={"project": PROJECT + 1}, timeout=30)
                 if r.status_code == 200 and r.json().get("n_labels") == args.warmup:
@@ -237,7 +260,7 @@ def run(args) -> dict:
         ids = list(range(args.annotations))
         duplicates = ids[:: max(1, args.annotations // max(1, args.duplicates))][: args.duplicates]
         deliveries = ids + duplicates
-        clients = [Client(url) for _ in range(args.clients)]
+        clients = [Client(url, keep_alive=args.keep_alive) for _ in range(args.clients)]
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
             for first in range(0, len(deliveries), args.clients):
@@ -330,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="labels posted to another project first, to start the trainer (default 30; 0: none)")
     parser.add_argument("--predict-pause", type=float, default=0.0,
                         help="seconds between /predict calls (default 0: back to back)")
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="webhook clients reuse one connection each (default: a new connection "
+                        "per webhook, as Label Studio sends them)")
     parser.add_argument("--threads", type=int, default=0,
                         help="request threads per web process (default: labelcast serve's own default)")
     parser.add_argument("--p99-ms", type=float, default=50.0, help="webhook p99 target (default 50 ms)")
