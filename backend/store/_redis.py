@@ -12,9 +12,19 @@ DEFAULT_PREFIX = "labelcast"
 """Prefix of every key LabelCast writes, so one Redis can hold other data too."""
 
 # Lua scripts run atomically in Redis: a delete cannot slip between a check and a write.
-# KEYS: the project's labels hash, then its set of deleted annotation ids (tombstones).
+# KEYS: the project's labels hash, its set of deleted annotation ids (tombstones) and, for
+# _PUT_LABEL_IF_NEWER, its tasks hash (the task's image is recorded in the same step).
 
 _PUT_LABEL_IF_NEWER = """
+if ARGV[5] ~= '' then
+  local previous = redis.call('HGET', KEYS[3], ARGV[4])
+  local sha = cjson.null
+  if previous then
+    local record = cjson.decode(previous)
+    if record['image'] == ARGV[5] then sha = record['sha'] end
+  end
+  redis.call('HSET', KEYS[3], ARGV[4], cjson.encode({image = ARGV[5], sha = sha}))
+end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and ARGV[3] ~= '' then
@@ -68,6 +78,10 @@ class RedisStore(Store):
     def __init__(self, connection, prefix: str = DEFAULT_PREFIX) -> None:
         self.connection = connection
         self.prefix = prefix
+        # Sent by hash (EVALSHA) after the first call, not as the whole script every time.
+        self._put_label = connection.register_script(_PUT_LABEL_IF_NEWER)
+        self._delete_labels = connection.register_script(_DELETE_LABELS)
+        self._replace_labels = connection.register_script(_REPLACE_LABELS)
 
     def key(self, *parts: Any) -> str:
         """The key ``prefix:part1:part2...``."""
@@ -127,18 +141,18 @@ class RedisStore(Store):
 
     # --- labels -----------------------------------------------------------------------------
     def put_label(self, project_id, annotation_id, task_id, choices, image=None, updated_at=None):
-        if image is not None:
-            self.put_tasks(project_id, {task_id: image})
         record = {"task_id": int(task_id), "choices": None if choices is None else list(choices),
                   "updated_at": time.time()}
         if updated_at is not None:
             record["source_at"] = float(updated_at)
-        # One script: the check of the stored annotation's time and the write are atomic.
-        self.connection.eval(
-            _PUT_LABEL_IF_NEWER, 2, self.key("project", int(project_id), "labels"),
-            self.key("project", int(project_id), "deleted"),
-            str(int(annotation_id)), json.dumps(record),
-            "" if updated_at is None else repr(float(updated_at)),
+        # One script, one round trip: the task's image, the checks (tombstone, the stored
+        # annotation's time) and the write of the label happen atomically.
+        pid = int(project_id)
+        self._put_label(
+            keys=[self.key("project", pid, "labels"), self.key("project", pid, "deleted"),
+                  self.key("project", pid, "tasks")],
+            args=[str(int(annotation_id)), json.dumps(record), "" if updated_at is None else repr(float(updated_at)),
+                  str(int(task_id)), "" if image is None else str(image)],
         )
 
     def delete_labels(self, project_id, annotation_ids):
@@ -146,8 +160,8 @@ class RedisStore(Store):
         if not ids:
             return 0
         pid = int(project_id)
-        return int(self.connection.eval(
-            _DELETE_LABELS, 2, self.key("project", pid, "labels"), self.key("project", pid, "deleted"), *ids
+        return int(self._delete_labels(
+            keys=[self.key("project", pid, "labels"), self.key("project", pid, "deleted")], args=ids
         ))
 
     def replace_labels(self, project_id, labels, older_than=None):
@@ -158,9 +172,9 @@ class RedisStore(Store):
             item for a, (t, c) in labels.items()
             for item in (str(int(a)), json.dumps({"task_id": int(t), "choices": list(c), "updated_at": now}))
         ]
-        self.connection.eval(
-            _REPLACE_LABELS, 2, self.key("project", pid, "labels"), self.key("project", pid, "deleted"),
-            repr(cutoff), *pairs,
+        self._replace_labels(
+            keys=[self.key("project", pid, "labels"), self.key("project", pid, "deleted")],
+            args=[repr(cutoff), *pairs],
         )
 
     def get_labels(self, project_id):
