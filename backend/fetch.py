@@ -139,6 +139,44 @@ def is_public_address(address) -> bool:
     return address.is_global and not (address.is_multicast or address.is_reserved)
 
 
+def setup_hostname_refusal(
+    url: str,
+    caller: str | None,
+    allowed: AllowList,
+    resolver: Callable[..., list] | None = None,
+) -> str | None:
+    """Why the Label Studio URL that an unauthenticated ``/setup`` sent is not trusted, or None.
+
+    Without ``LABEL_STUDIO_URL`` the backend takes Label Studio's address from ``/setup``
+    (``hostname``), and that host is trusted at any address and sent the API key. Anyone who
+    can reach ``/setup`` could name the metadata service or a host on the internal network, so
+    the URL is trusted only when its host is in ``ALLOWED_IMAGE_HOSTS`` or resolves to the
+    address that called ``/setup`` (Label Studio's own server calls it). The caller checks
+    basic auth first: an authenticated ``/setup`` is trusted as it is.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{_safe(url)} is not an http(s) URL with a host"
+    host = parts.hostname
+    if allowed.trusts(host):
+        return None
+    try:
+        infos = (resolver or socket.getaddrinfo)(host, parts.port or 80, 0, socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"{host!r} does not resolve ({exc})"
+    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    try:
+        caller_address = ipaddress.ip_address(caller) if caller else None
+    except ValueError:
+        caller_address = None
+    if caller_address is not None and caller_address in addresses:
+        return None
+    return (
+        f"{host!r} resolves to {', '.join(sorted(map(str, addresses)))}, not to the address that "
+        f"called /setup ({caller or 'unknown'})"
+    )
+
+
 class SafeFetcher:
     """Downloads image URLs under the rules of the module docstring.
 

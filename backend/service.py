@@ -59,11 +59,14 @@ class Service:
         return stale
 
     # --- /setup -----------------------------------------------------------------------------
-    def setup(self, body: Any, backend_url: str | None = None) -> dict[str, Any]:
+    def setup(self, body: Any, backend_url: str | None = None, caller: str | None = None) -> dict[str, Any]:
         """Register (or update) a project; a config LabelCast cannot use raises LabelConfigError.
 
         ``backend_url`` is this backend's URL as Label Studio called it; the forecast message
-        links to ``<backend_url>/report?project=ID``.
+        links to ``<backend_url>/report?project=ID``. ``caller`` is the address that called:
+        without ``LABEL_STUDIO_URL`` or basic auth, the ``hostname`` in the body is used as
+        Label Studio's address only if it resolves there (see
+        :func:`backend.fetch.setup_hostname_refusal`).
         """
         body = _object(body, "/setup")
         project_id = protocol.parse_project_id(body.get("project"))
@@ -76,7 +79,7 @@ class Service:
             **previous,
             "label_config": schema,
             "extra_params": extra_params,
-            "hostname": body.get("hostname") or previous.get("hostname"),
+            "hostname": self._trusted_hostname(project_id, body.get("hostname"), caller) or previous.get("hostname"),
             "access_token": body.get("access_token") or previous.get("access_token"),
             "backend_url": backend_url.rstrip("/") if backend_url else previous.get("backend_url"),
             "updated_at": time.time(),
@@ -87,6 +90,23 @@ class Service:
             # annotation webhooks), embed the tasks, and (with basic auth) authorize the webhook.
             self.jobs.request_refit(project_id, sync=True)
         return {"model_version": self.current_version(project_id)}
+
+    def _trusted_hostname(self, project_id: int, hostname: Any, caller: str | None) -> str | None:
+        """The Label Studio URL /setup sent, if it may be trusted (else None, with a warning)."""
+        if not isinstance(hostname, str) or not hostname or self.settings.label_studio_url:
+            return None  # LABEL_STUDIO_URL, when set, is the one used
+        if self.settings.basic_auth_user and self.settings.basic_auth_pass:
+            return hostname  # this /setup passed basic auth
+        from backend.fetch import AllowList, setup_hostname_refusal
+
+        refusal = setup_hostname_refusal(hostname, caller, AllowList.parse(self.settings.allowed_image_hosts))
+        if refusal is None:
+            return hostname
+        log.warning(
+            "project %s: not using the Label Studio URL that /setup sent: %s; set LABEL_STUDIO_URL "
+            "(or BASIC_AUTH_USER/PASS, or that host in ALLOWED_IMAGE_HOSTS)", project_id, refusal,
+        )
+        return None
 
     def current_version(self, project_id: int) -> str:
         """The project's latest model version (``...-n0`` before the first refit)."""

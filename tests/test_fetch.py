@@ -12,6 +12,7 @@ import pytest
 from backend.exceptions import ImageFetchError, SettingsError
 from backend.fetch import AllowList, FetchRefused, SafeFetcher, decode_data_uri, is_public_address
 from backend.labelstudio.client import LabelStudioClient
+from conftest import PROJECT_ROOT
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 100
 
@@ -278,3 +279,51 @@ def test_api_key_is_never_logged_nor_in_messages(server):
         root.setLevel(level)
     assert "sup3r-s3cret-key" not in str(info.value) and "X-Amz-Signature" not in str(info.value)
     assert "sup3r-s3cret-key" not in buffer.getvalue()
+
+
+# --- the Label Studio URL that /setup sends ---------------------------------------------------
+
+
+def test_setup_hostname_is_trusted_only_from_its_own_address_or_the_allow_list():
+    """An unauthenticated /setup's hostname becomes the trusted Label Studio host only when it
+    resolves to the caller's address or is allow-listed; the metadata service never."""
+    from backend.fetch import setup_hostname_refusal
+
+    resolver = _resolver({"ls.example": "10.0.0.5", "metadata.example": "169.254.169.254"})
+    none = AllowList()
+    assert setup_hostname_refusal("http://ls.example:8080", "10.0.0.5", none, resolver) is None
+    assert setup_hostname_refusal("http://localhost:8080", "127.0.0.1", none) is None
+    refusal = setup_hostname_refusal("http://metadata.example", "10.0.0.5", none, resolver)
+    assert "169.254.169.254" in refusal and "10.0.0.5" in refusal
+    assert setup_hostname_refusal("http://169.254.169.254/latest", "10.0.0.5", none) is not None
+    assert setup_hostname_refusal("http://ls.example:8080", None, none, resolver) is not None
+    assert setup_hostname_refusal("http://ls.example:8080", "10.9.9.9", AllowList.parse("ls.example"), resolver) is None
+    assert "http(s)" in setup_hostname_refusal("file:///etc/passwd", "127.0.0.1", none)
+    assert "does not resolve" in setup_hostname_refusal("http://no-such-host.invalid", "127.0.0.1", none)
+
+
+def test_setup_records_a_hostname_only_when_it_is_trusted(app, service_settings, sqlite_store, caplog):
+    """/setup from 10.1.2.3 naming the metadata service as Label Studio: the name is not
+    recorded (a warning says why and what to set); from the host it names, or with basic auth
+    on, it is."""
+    import dataclasses
+
+    from backend.app import EXTENSION, create_app
+
+    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    client = app.test_client()
+    body = {"project": 1, "schema": config, "hostname": "http://169.254.169.254", "access_token": "t"}
+    assert client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
+    assert sqlite_store.get_project(1)["hostname"] is None
+    assert "not using the Label Studio URL" in caplog.text and "LABEL_STUDIO_URL" in caplog.text
+    body = {**body, "project": 2, "hostname": "http://localhost:8080"}
+    assert client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    assert sqlite_store.get_project(2)["hostname"] == "http://localhost:8080"
+
+    settings = dataclasses.replace(service_settings, basic_auth_user="ls", basic_auth_pass="pw")
+    authed = create_app({"TESTING": True, "LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store,
+                         "LABELCAST_JOBS": app.extensions[EXTENSION].jobs})
+    body = {**body, "project": 3, "hostname": "http://ls.internal:8080"}
+    response = authed.test_client().post("/setup", json=body, auth=("ls", "pw"),
+                                         environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert response.status_code == 200 and sqlite_store.get_project(3)["hostname"] == "http://ls.internal:8080"
