@@ -162,6 +162,8 @@ def test_forecast_is_visible_in_the_labeling_interface(chromium_path, label_stud
                 forecast_text.wait_for(state="visible")
                 labels_needed.wait_for(state="visible")
                 assert labels_needed.input_value() == str(number)
+                # maxSubmissions="1": the forecast's text only, no empty input with an "Add" button.
+                assert page.get_by_role("button", name="Add").count() == 0
             except Exception:
                 page.screenshot(path=str(tmp_path / "failure.png"))
                 raise
