@@ -21,6 +21,11 @@ from backend.settings import parse_extra_params
 
 log = logging.getLogger(__name__)
 
+PROJECT_CACHE_S = 5.0
+"""How long a web process reuses a project's record and parsed labeling config. A /setup in
+another web process (Redis mode) reaches this one within that time; recording a label does not
+depend on what it may change (extra_params)."""
+
 
 class Service:
     """The backend's request handlers.
@@ -37,6 +42,7 @@ class Service:
         self.store = store
         self.jobs = jobs
         self.started_at = time.time()
+        self._projects: dict[int, tuple[float, dict[str, Any], LabelingConfig]] = {}  # see _config
 
     def resume_interrupted(self) -> list[int]:
         """Request a refit of every project whose labels changed after its last forecast.
@@ -85,6 +91,7 @@ class Service:
             "updated_at": time.time(),
         }
         self.store.put_project(project_id, record)
+        self._projects.pop(project_id, None)
         if not previous.get("label_config"):
             # First connection: read the labels made so far (imports with annotations send no
             # annotation webhooks), embed the tasks, and (with basic auth) authorize the webhook.
@@ -114,7 +121,18 @@ class Service:
         return model["version"] if model else protocol.model_version(self.settings.encoder, 0)
 
     def _config(self, project_id: int, label_config: str | None = None) -> tuple[dict[str, Any], LabelingConfig]:
-        """The project's record and parsed config, registering/updating it from ``label_config``."""
+        """The project's record and parsed config, registering/updating it from ``label_config``.
+
+        Kept for PROJECT_CACHE_S per process (a /setup here forgets it at once), so a burst of
+        webhooks does not read and parse the same record for each one.
+        """
+        cached = self._projects.get(project_id)
+        if (
+            cached is not None
+            and time.monotonic() - cached[0] < PROJECT_CACHE_S
+            and (not label_config or cached[1].get("label_config") == label_config)
+        ):
+            return cached[1], cached[2]
         project = self.store.get_project(project_id)
         if label_config and (project is None or project.get("label_config") != label_config):
             project = {**(project or {}), "label_config": label_config, "updated_at": time.time()}
@@ -125,7 +143,9 @@ class Service:
                 f"project's Model settings (that calls /setup)"
             )
         settings = self.settings.for_project(project.get("extra_params"))
-        return project, parse_label_config(project["label_config"], settings.positive)
+        config = parse_label_config(project["label_config"], settings.positive)
+        self._projects[project_id] = (time.monotonic(), project, config)
+        return project, config
 
     # --- /webhook ---------------------------------------------------------------------------
     def webhook(self, body: Any) -> dict[str, Any]:

@@ -244,3 +244,62 @@ def test_tasks_created_embeds_ahead_and_project_updated_rereads_the_config(app, 
     client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 11, "label_config": several}})
     assert sqlite_store.get_project(11)["label_config"] == several
     assert _jobs(app).wait_idle(60)
+
+
+def test_a_burst_of_webhooks_reads_the_project_once_and_setup_refreshes_it(service_settings, sqlite_store):
+    """The web process reuses a project's record for a burst of webhooks; a /setup, or a
+    webhook that carries a different labeling config, is taken into account at once."""
+    from backend.jobs import ThreadJobs
+    from backend.service import Service
+
+    reads = []
+
+    class CountingStore(type(sqlite_store)):
+        def get_project(self, project_id):
+            reads.append(project_id)
+            return super().get_project(project_id)
+
+    store = CountingStore(sqlite_store.path)
+    jobs = ThreadJobs(service_settings, store, trainer_factory=_IdleTrainer)
+    service = Service(service_settings, store, jobs)
+    try:
+        service.setup({"project": 4, "schema": CONFIG})
+        reads.clear()
+        for a in range(5):
+            service.webhook(_annotation_event(4, a, "Effusion", CONFIG))
+        assert reads == [4]
+        service.setup({"project": 4, "schema": CONFIG, "extra_params": {"target_auc": 0.8}})
+        reads.clear()
+        service.webhook(_annotation_event(4, 9, "Effusion", CONFIG))
+        assert reads == [4]
+        several = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
+        answer = service.webhook(_annotation_event(4, 10, "Cardiomegaly", several, choices_name="findings"))
+        assert answer["status"] == "ok" and store.get_project(4)["label_config"] == several
+        assert store.get_labels(4)[10] == ["Cardiomegaly"]
+    finally:
+        jobs.close()
+
+
+class _IdleTrainer:
+    def __init__(self, settings, store):
+        pass
+
+    def refit(self, project_id, sync=False):
+        pass
+
+    def embed_tasks(self, project_id, task_ids):
+        pass
+
+    def retry_version_pushes(self):
+        pass
+
+    def pending_pushes(self):
+        return {}
+
+
+def _annotation_event(pid, task_id, choice, config, choices_name="finding"):
+    return {"action": "ANNOTATION_CREATED", "project": {"id": pid, "label_config": config},
+            "task": {"id": task_id, "data": {"image": f"http://x/{task_id}.png"}},
+            "annotation": {"id": 1000 + task_id, "was_cancelled": False, "result": [
+                {"from_name": choices_name, "to_name": "image", "type": "choices",
+                 "value": {"choices": [choice]}}]}}
