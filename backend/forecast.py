@@ -242,7 +242,12 @@ def _message(status, curve, plateau, plateau_int, target, remaining, remaining_i
             f"but the current AUC does not confirm it yet."
         )
     low = _round_count(remaining_int[0])
-    span = f"{low} to no upper bound yet" if math.isinf(remaining_int[1]) else f"{low}–{_round_count(remaining_int[1])}"
+    if not math.isinf(remaining_int[1]):
+        span = f"{low}–{_round_count(remaining_int[1])}"
+    elif remaining_int[0] < 1:
+        span = "maybe none, and no upper bound yet"
+    else:
+        span = f"at least {low}, no upper bound yet"
     return f"{now}; {ahead}; about {_round_count(remaining)} more labels ({span}) to reach {target:.2f}."
 
 

@@ -103,3 +103,19 @@ def test_message_is_one_sentence_with_figures():
     assert fc.message.startswith(f"AUC {fc.auc:.2f} (")
     assert "at 200 labels" in fc.message
     assert fc.message.count(".") >= 1 and "\n" not in fc.message
+
+
+@pytest.mark.parametrize("interval, words", [
+    ((10.0, 90.0), "about 40 more labels (10–90) to reach 0.90."),
+    ((12.0, math.inf), "about 40 more labels (at least 12, no upper bound yet) to reach 0.90."),
+    ((0.0, math.inf), "about 40 more labels (maybe none, and no upper bound yet) to reach 0.90."),
+])
+def test_labels_needed_interval_reads_plainly(interval, words):
+    """The labels-needed interval in the message: a range, an open one, one that starts at 0."""
+    from types import SimpleNamespace
+
+    from backend.forecast import _message
+
+    curve = SimpleNamespace(auc=0.85, auc_low=0.8, auc_high=0.9)
+    message = _message("on_track", curve, 0.95, (0.9, 0.99), 0.9, 40.0, interval, 100)
+    assert message.endswith(words), message
