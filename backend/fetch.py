@@ -151,17 +151,23 @@ def setup_hostname_refusal(
     (``hostname``), and that host is trusted at any address and sent the API key. Anyone who
     can reach ``/setup`` could name the metadata service or a host on the internal network, so
     the URL is trusted only when its host is in ``ALLOWED_IMAGE_HOSTS`` or resolves to the
-    address that called ``/setup`` (Label Studio's own server calls it). The caller checks
-    basic auth first: an authenticated ``/setup`` is trusted as it is.
+    address that called ``/setup`` (Label Studio's own server calls it) and to no other. The
+    caller checks basic auth first: an authenticated ``/setup`` is trusted as it is. (A name
+    whose DNS answer changes after this check is not caught here; the configured
+    ``LABEL_STUDIO_API_KEY`` is never sent to a ``/setup`` hostname, only to LABEL_STUDIO_URL.)
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{_safe(url)} is not an http(s) URL with a host"
     host = parts.hostname
+    try:
+        port = parts.port or 80
+    except ValueError:
+        return f"{_safe(url)} has an invalid port"
     if allowed.trusts(host):
         return None
     try:
-        infos = (resolver or socket.getaddrinfo)(host, parts.port or 80, 0, socket.SOCK_STREAM)
+        infos = (resolver or socket.getaddrinfo)(host, port, 0, socket.SOCK_STREAM)
     except OSError as exc:
         return f"{host!r} does not resolve ({exc})"
     addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
@@ -169,7 +175,12 @@ def setup_hostname_refusal(
         caller_address = ipaddress.ip_address(caller) if caller else None
     except ValueError:
         caller_address = None
-    if caller_address is not None and caller_address in addresses:
+    # Every address must be the caller's (a second A record could be anything), or loopback
+    # when the caller is (``localhost`` is 127.0.0.1 and ::1).
+    if caller_address is not None and addresses and all(
+        address == caller_address or (address.is_loopback and caller_address.is_loopback)
+        for address in addresses
+    ):
         return None
     return (
         f"{host!r} resolves to {', '.join(sorted(map(str, addresses)))}, not to the address that "
@@ -450,7 +461,5 @@ def _reason(exc: requests.RequestException) -> str:
 def _safe(url: str) -> str:
     """The URL without its query (presigned signatures, tokens) and user info, for messages."""
     parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # without user info; the port as written, valid or not
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))[:300]

@@ -74,9 +74,14 @@ class Trainer:
         return self._encoder
 
     def client(self, project: dict[str, Any]):
-        """The Label Studio client for a project (settings first, then what /setup sent)."""
-        url = self.settings.label_studio_url or project.get("hostname")
-        key = self.settings.label_studio_api_key or project.get("access_token")
+        """The Label Studio client for a project: LABEL_STUDIO_URL with LABEL_STUDIO_API_KEY
+        (or the token /setup sent), else the URL and token /setup sent. The configured key
+        never goes to a URL that came from a request."""
+        if self.settings.label_studio_url:
+            url = self.settings.label_studio_url
+            key = self.settings.label_studio_api_key or project.get("access_token")
+        else:
+            url, key = project.get("hostname"), project.get("access_token")
         if (url, key) not in self._clients:
             self._clients[(url, key)] = self._client_factory(
                 url, key, allowed_hosts=self.settings.allowed_image_hosts
@@ -277,7 +282,7 @@ class Trainer:
         """Tell Label Studio the latest model version of projects where that failed before
         (Label Studio was unreachable), at most every PUSH_RETRY_S seconds per project.
 
-        Every job starts with this; the queues also run it on a timer while
+        Every job starts with this; the queues also call :meth:`push_version` on a timer while
         :meth:`pending_pushes` is not empty, so a version is reported even when no job comes.
         """
         now = time.monotonic()

@@ -290,7 +290,7 @@ class _IdleTrainer:
     def embed_tasks(self, project_id, task_ids):
         pass
 
-    def retry_version_pushes(self):
+    def push_version(self, project_id):
         pass
 
     def pending_pushes(self):

@@ -300,6 +300,12 @@ def test_setup_hostname_is_trusted_only_from_its_own_address_or_the_allow_list()
     assert setup_hostname_refusal("http://ls.example:8080", "10.9.9.9", AllowList.parse("ls.example"), resolver) is None
     assert "http(s)" in setup_hostname_refusal("file:///etc/passwd", "127.0.0.1", none)
     assert "does not resolve" in setup_hostname_refusal("http://no-such-host.invalid", "127.0.0.1", none)
+    assert "invalid port" in setup_hostname_refusal("http://ls.example:99999/", "10.0.0.5", none, resolver)
+
+    def two_records(host, port, *args):  # the caller's address and the metadata service
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in ("10.0.0.5", "169.254.169.254")]
+
+    assert "169.254.169.254" in setup_hostname_refusal("http://rebind.example", "10.0.0.5", none, two_records)
 
 
 def test_setup_records_a_hostname_only_when_it_is_trusted(app, service_settings, sqlite_store, caplog):
@@ -327,3 +333,10 @@ def test_setup_records_a_hostname_only_when_it_is_trusted(app, service_settings,
     response = authed.test_client().post("/setup", json=body, auth=("ls", "pw"),
                                          environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert response.status_code == 200 and sqlite_store.get_project(3)["hostname"] == "http://ls.internal:8080"
+
+
+def test_an_invalid_port_is_a_clear_fetch_error():
+    """An image URL with a port out of range fails as an image error naming the URL, not as an
+    unhandled ValueError."""
+    with pytest.raises(ImageFetchError, match=r"example\.org:99999"):
+        SafeFetcher(allowed_hosts="*").get("http://example.org:99999/x.png")

@@ -34,7 +34,7 @@ class RecordingTrainer:
     def embed_tasks(self, project_id, task_ids):
         self.embeds.append((project_id, list(task_ids)))
 
-    def retry_version_pushes(self):
+    def push_version(self, project_id):
         pass
 
     def pending_pushes(self):
@@ -57,7 +57,7 @@ class StoreTrainer:
     def embed_tasks(self, project_id, task_ids):
         self.store.put_tasks(project_id, {t: "done" for t in task_ids})
 
-    def retry_version_pushes(self):
+    def push_version(self, project_id):
         pass
 
     def pending_pushes(self):
@@ -148,3 +148,47 @@ def test_rq_jobs_coalesce_and_run_in_a_worker(redis_store):
     assert trainer.refits == [4] and trainer.syncs == [4]
     assert trainer.embeds == [(4, [1, 2, 3])]
     assert jobs.request_refit(4) is True  # the flag was cleared when the job started
+
+
+class PushTrainer:
+    """A trainer whose refits leave a version Label Studio missed, and whose first push fails."""
+
+    pushes = []
+
+    def __init__(self, settings, store):
+        self.unpushed = {}
+
+    def refit(self, project_id, sync=False):
+        self.unpushed[project_id] = 0.2  # Label Studio was down: try again in 0.2 s
+
+    def embed_tasks(self, project_id, task_ids):
+        pass
+
+    def push_version(self, project_id):
+        PushTrainer.pushes.append(project_id)
+        if len(PushTrainer.pushes) == 1:
+            raise RuntimeError("the store hiccuped")
+        self.unpushed.pop(project_id, None)
+
+    def pending_pushes(self):
+        return dict(self.unpushed)
+
+
+def test_thread_worker_keeps_retrying_a_push_after_a_failed_try(tmp_path):
+    """The timed push retry survives a push job that fails: the worker tries again, and stops
+    once Label Studio has the version (no refit or embed in between)."""
+    PushTrainer.pushes.clear()
+    jobs = ThreadJobs(Settings(model_dir=tmp_path), store=None, trainer_factory=PushTrainer)
+    try:
+        jobs.request_refit(7)
+        deadline = time.monotonic() + 10
+        while len(PushTrainer.pushes) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert PushTrainer.pushes == [7, 7]
+        assert jobs.wait_idle(5)
+        status = jobs.status()
+        assert status["version_pushes_pending"] == 0 and status["failed"] == 1
+        time.sleep(0.5)
+        assert PushTrainer.pushes == [7, 7]  # no more tries once it worked
+    finally:
+        jobs.close()

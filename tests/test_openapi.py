@@ -43,7 +43,7 @@ def server_url(tmp_path_factory):
         def embed_tasks(self, project_id, task_ids):
             pass
 
-        def retry_version_pushes(self):
+        def push_version(self, project_id):
             pass
 
         def pending_pushes(self):

@@ -11,8 +11,8 @@ TRAINER_FACTORY = "backend.training:Trainer"
 """Dotted path of the class that does the work; called as ``Trainer(settings, store)``.
 
 The queues call its ``refit(project_id, sync=...)``, ``embed_tasks(project_id, task_ids)``,
-``retry_version_pushes()`` and ``pending_pushes()`` (``{project_id: seconds}`` of model
-versions Label Studio has not been told yet, retried on a timer)."""
+``push_version(project_id)`` and ``pending_pushes()`` (``{project_id: seconds}`` of model
+versions Label Studio has not been told yet, pushed again on a timer)."""
 
 
 class Jobs(abc.ABC):

@@ -19,6 +19,9 @@ from backend.jobs._base import TRAINER_FACTORY, Jobs, load_factory
 
 log = logging.getLogger(__name__)
 
+PUSH_RETRY_S = 30.0
+"""Seconds before the thread retries version pushes when the last report gave no time."""
+
 
 class ThreadJobs(Jobs):
     """Coalescing in-process queue.
@@ -46,7 +49,7 @@ class ThreadJobs(Jobs):
         self._embed: dict[int, set[int]] = {}
         self._running: str | None = None
         self._push_at: float | None = None  # time.monotonic() of the next version-push retry
-        self._pushes_pending = 0
+        self._unpushed: set[int] = set()  # projects whose model version Label Studio missed
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._trainer = None
@@ -83,7 +86,7 @@ class ThreadJobs(Jobs):
                 "refits_queued": len(self._refit),
                 "embeds_queued": sum(len(v) for v in self._embed.values()),
                 "running": self._running,
-                "version_pushes_pending": self._pushes_pending,
+                "version_pushes_pending": len(self._unpushed),
                 "completed": self.completed,
                 "failed": self.failed,
                 "last_error": self.last_error,
@@ -124,7 +127,7 @@ class ThreadJobs(Jobs):
                 if left <= 0:  # Label Studio missed a model version: tell it again
                     self._push_at = None
                     self._running = "push"
-                    return ("push", 0, None)
+                    return ("push", 0, set(self._unpushed))
                 self._cond.wait(left)
             if self._stopped:
                 return None
@@ -155,10 +158,11 @@ class ThreadJobs(Jobs):
             except Exception as exc:  # one bad job must not stop the worker
                 log.exception("%s of project %s failed", kind, project_id)
                 outcome = f"{kind} of project {project_id}: {exc}"
+                pending = getattr(exc, "pending", None)
+                if not self.isolate and self._trainer is not None:
+                    pending = self._trainer.pending_pushes()
             with self._cond:
-                if pending is not None:
-                    self._pushes_pending = len(pending)
-                    self._push_at = time.monotonic() + min(pending.values()) if pending else None
+                self._note_pushes(task, pending)
                 self._running = None
                 if outcome is None:
                     self.completed += 1
@@ -167,6 +171,22 @@ class ThreadJobs(Jobs):
                     self.last_error = outcome
                 self._cond.notify_all()
 
+
+    def _note_pushes(self, task, pending: dict[int, float] | None) -> None:
+        """Keep track of the model versions Label Studio missed and set the retry timer.
+
+        The thread keeps the project ids itself: a training process started anew after a
+        crash knows nothing of the old one's failed pushes, and a failed job reports none.
+        """
+        if task[0] == "push":
+            self._unpushed -= task[2]
+        self._unpushed |= set(pending or ())
+        if not self._unpushed:
+            self._push_at = None
+        elif pending:
+            self._push_at = time.monotonic() + min(pending.values())
+        elif self._push_at is None:
+            self._push_at = time.monotonic() + PUSH_RETRY_S
 
     def _run_in_child(self, task, retried: bool = False) -> dict[int, float]:
         """Run the task in the training process; returns its :meth:`Trainer.pending_pushes`."""
@@ -195,7 +215,7 @@ class ThreadJobs(Jobs):
                 return self._run_in_child(task, retried=True)
             raise RuntimeError(f"the training process exited (code {process.exitcode})") from exc
         if error:
-            raise RuntimeError(error)
+            raise _JobError(error, pending)
         return pending
 
     def _stop_child(self) -> None:
@@ -213,13 +233,22 @@ class ThreadJobs(Jobs):
             process.join(timeout=5)
 
 
+class _JobError(RuntimeError):
+    """A job failed in the training process; ``pending`` is what it reported."""
+
+    def __init__(self, message: str, pending: dict[int, float] | None) -> None:
+        super().__init__(message)
+        self.pending = pending
+
+
 def _run(trainer, task) -> dict[int, float]:
     """Do one task; returns the trainer's pending version pushes (project: seconds to retry)."""
     kind, project_id, arg = task
     if kind == "embed":
         trainer.embed_tasks(project_id, sorted(arg))
     elif kind == "push":
-        trainer.retry_version_pushes()
+        for pid in sorted(arg):
+            trainer.push_version(pid)
     else:
         trainer.refit(project_id, sync=arg)
     return trainer.pending_pushes()

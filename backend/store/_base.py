@@ -81,8 +81,12 @@ class Store(abc.ABC):
 
         Labels recorded at or after ``older_than`` (a ``time.time()``; default now) are kept
         even when missing from ``labels``: they arrived by webhook while the caller was reading
-        Label Studio.
+        Label Studio. "No label" records (skips) and tombstones are kept too.
         """
+
+    @abc.abstractmethod
+    def has_label(self, project_id: int, annotation_id: int) -> bool:
+        """Whether the annotation is recorded with a label (not deleted, not "no label")."""
 
     @abc.abstractmethod
     def get_labels(self, project_id: int) -> dict[int, list[str]]:

@@ -52,7 +52,8 @@ _REPLACE_LABELS = """
 local cutoff = tonumber(ARGV[1])
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  if cjson.decode(all[i + 1])['updated_at'] < cutoff then redis.call('HDEL', KEYS[1], all[i]) end
+  local record = cjson.decode(all[i + 1])
+  if record['choices'] ~= cjson.null and record['updated_at'] < cutoff then redis.call('HDEL', KEYS[1], all[i]) end
 end
 for i = 2, #ARGV, 2 do
   if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
@@ -176,6 +177,10 @@ class RedisStore(Store):
             keys=[self.key("project", pid, "labels"), self.key("project", pid, "deleted")],
             args=[repr(cutoff), *pairs],
         )
+
+    def has_label(self, project_id, annotation_id):
+        raw = self.connection.hget(self.key("project", int(project_id), "labels"), str(int(annotation_id)))
+        return raw is not None and json.loads(raw)["choices"] is not None
 
     def get_labels(self, project_id):
         raw = self.connection.hgetall(self.key("project", int(project_id), "labels"))

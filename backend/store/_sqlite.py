@@ -131,6 +131,7 @@ class SQLiteStore(Store):
         once this caller's statements are committed; if the group's transaction fails, each
         caller's statements are committed on their own, so one bad write fails only itself.
         """
+        conn = self._conn()  # first: opening it can fail, and it takes the write lock once
         with self._group_lock:
             group = self._group
             leader = group is None
@@ -139,7 +140,6 @@ class SQLiteStore(Store):
             index = len(group.members)
             group.members.append(statements)
         if leader:
-            conn = self._conn()  # before the lock: opening the first connection takes it too
             with self._write_lock:
                 with self._group_lock:
                     self._group = None  # callers from now on start the next group
@@ -235,7 +235,10 @@ class SQLiteStore(Store):
     def replace_labels(self, project_id, labels, older_than=None):
         pid = int(project_id)
         cutoff = time.time() if older_than is None else float(older_than)
-        statements = [("DELETE FROM labels WHERE project_id = ? AND updated_at < ?", (pid, cutoff))]
+        # "No label" records (skips) stay: Label Studio's list does not carry them, and they keep
+        # a late, older version of a skipped annotation from coming back.
+        statements = [(f"DELETE FROM labels WHERE project_id = ? AND updated_at < ? AND choices != '{_NO_LABEL}'",
+                       (pid, cutoff))]
         now = time.time()
         statements += [
             (
@@ -248,6 +251,13 @@ class SQLiteStore(Store):
             for a, (t, c) in labels.items()
         ]
         self._write_many(statements)
+
+    def has_label(self, project_id, annotation_id):
+        rows = self._read(
+            f"SELECT 1 FROM labels WHERE project_id = ? AND annotation_id = ? AND choices != '{_NO_LABEL}'",
+            (int(project_id), int(annotation_id)),
+        )
+        return bool(rows)
 
     def get_labels(self, project_id):
         rows = self._read(
@@ -380,8 +390,8 @@ def _commit_members(
     try:
         _retry_busy(lambda: _transaction(conn, [s for member in members for s in member]))
         return [None] * len(members)
-    except Exception:
-        if len(members) == 1:
+    except Exception as exc:
+        if len(members) == 1 or _is_busy(exc):  # still locked after BUSY_TIMEOUT_S: all fail now
             raise
     errors: list[BaseException | None] = []
     for member in members:
@@ -410,10 +420,15 @@ def _retry_busy(action):
         try:
             return action()
         except sqlite3.OperationalError as exc:
-            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
-            if not busy or time.monotonic() > deadline:
+            if not _is_busy(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(BUSY_POLL_S)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """SQLite answered SQLITE_BUSY: another connection holds the lock."""
+    code = getattr(exc, "sqlite_errorcode", None) or 0
+    return isinstance(exc, sqlite3.OperationalError) and (code & 0xFF) == sqlite3.SQLITE_BUSY
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
