@@ -178,3 +178,27 @@ def test_sqlite_writer_waits_for_another_process_transaction(tmp_path):
     assert store.get_labels(1) == {70: ["Effusion"]}
     assert waited > 0.2  # it did wait for the other transaction
     store.close()
+
+
+def test_sqlite_writer_that_cannot_open_the_store_strands_no_one(tmp_path):
+    """A label write that fails before it commits (here: the store's folder is a file) raises,
+    and the writes after it raise too instead of waiting forever on its group."""
+    import threading
+
+    (tmp_path / "not-a-folder").write_text("")
+    store = SQLiteStore(tmp_path / "not-a-folder" / "store.sqlite3")
+    outcomes = []
+
+    def write(a):
+        try:
+            store.put_label(1, a, a, ["Effusion"])
+            outcomes.append("ok")
+        except OSError:
+            outcomes.append("error")
+
+    threads = [threading.Thread(target=write, args=(a,), daemon=True) for a in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert outcomes == ["error"] * 4
