@@ -277,6 +277,25 @@ def redis_store(redis_url):
     store.close()
 
 
+class IdleTrainer:
+    """A trainer that does nothing (tests of the HTTP side and of the queues' wiring)."""
+
+    def __init__(self, settings, store):
+        pass
+
+    def refit(self, project_id, sync=False):
+        pass
+
+    def embed_tasks(self, project_id, task_ids):
+        pass
+
+    def push_version(self, project_id):
+        pass
+
+    def pending_pushes(self):
+        return {}
+
+
 @pytest.fixture
 def app(service_settings, sqlite_store):
     """The Flask app on the embedded defaults (SQLite store, tiny encoder), training in the

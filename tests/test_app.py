@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from backend.app import EXTENSION, create_app
-from conftest import PROJECT_ROOT, data_uri, xray_png
+from conftest import PROJECT_ROOT, IdleTrainer, data_uri, xray_png
 
 CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
 
@@ -260,7 +260,7 @@ def test_a_burst_of_webhooks_reads_the_project_once_and_setup_refreshes_it(servi
             return super().get_project(project_id)
 
     store = CountingStore(sqlite_store.path)
-    jobs = ThreadJobs(service_settings, store, trainer_factory=_IdleTrainer)
+    jobs = ThreadJobs(service_settings, store, trainer_factory=IdleTrainer)
     service = Service(service_settings, store, jobs)
     try:
         service.setup({"project": 4, "schema": CONFIG})
@@ -278,23 +278,6 @@ def test_a_burst_of_webhooks_reads_the_project_once_and_setup_refreshes_it(servi
         assert store.get_labels(4)[10] == ["Cardiomegaly"]
     finally:
         jobs.close()
-
-
-class _IdleTrainer:
-    def __init__(self, settings, store):
-        pass
-
-    def refit(self, project_id, sync=False):
-        pass
-
-    def embed_tasks(self, project_id, task_ids):
-        pass
-
-    def push_version(self, project_id):
-        pass
-
-    def pending_pushes(self):
-        return {}
 
 
 def _annotation_event(pid, task_id, choice, config, choices_name="finding"):

@@ -33,21 +33,7 @@ def server_url(tmp_path_factory):
     from backend.settings import Settings
     from backend.store import SQLiteStore
 
-    class IdleTrainer:  # the schema check is about HTTP, not training
-        def __init__(self, settings, store):
-            pass
-
-        def refit(self, project_id, sync=False):
-            pass
-
-        def embed_tasks(self, project_id, task_ids):
-            pass
-
-        def push_version(self, project_id):
-            pass
-
-        def pending_pushes(self):
-            return {}
+    from conftest import IdleTrainer  # the schema check is about HTTP, not training
 
     folder = tmp_path_factory.mktemp("openapi")
     settings = Settings(model_dir=folder, max_body_bytes=64 * 1024)
