@@ -20,7 +20,7 @@ import numpy as np
 from backend.exceptions import ImageDecodeError, ImageFetchError, LabelStudioError, ProjectNotFoundError
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.config import LabelingConfig, parse_label_config
-from backend.labelstudio.protocol import annotation_choices, collecting_message, model_version
+from backend.labelstudio.protocol import annotation_choices, collecting_message, model_version, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class Trainer:
                     continue
                 choices = annotation_choices(annotation.get("result"), config)
                 if choices is not None:
-                    labels[int(annotation["id"])] = (int(task["id"]), choices)
+                    labels[int(annotation["id"])] = (int(task["id"]), choices, parse_time(annotation.get("updated_at")))
         self.store.put_tasks(project_id, images)
         self.store.replace_labels(project_id, labels, older_than=started)
         log.info("project %s: synced %d tasks, %d labels from Label Studio", project_id, len(images), len(labels))

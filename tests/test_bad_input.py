@@ -289,6 +289,20 @@ def test_store_never_brings_back_a_deleted_annotation(request, store_name):
 
 
 @pytest.mark.parametrize("store_name", ["sqlite_store", "redis_store"])
+def test_store_sync_with_times_keeps_the_newest_version(request, store_name):
+    """Both stores: labels re-read from Label Studio carry its update times, so a stale webhook
+    after the sync does not replace them, and a sync does not replace a newer webhook's label."""
+    import time
+
+    store = request.getfixturevalue(store_name)
+    started = time.time()  # the sync starts reading Label Studio
+    store.put_label(1, 5, 50, ["new"], updated_at=300.0)  # arrived while the sync was reading
+    store.replace_labels(1, {5: (50, ["old"], 200.0), 6: (60, ["b"], 200.0)}, older_than=started)
+    store.put_label(1, 6, 60, ["stale"], updated_at=100.0)  # a late, older delivery
+    assert store.get_labels(1) == {50: ["new"], 60: ["b"]}
+
+
+@pytest.mark.parametrize("store_name", ["sqlite_store", "redis_store"])
 def test_store_keeps_a_skip_through_a_sync(request, store_name):
     """Both stores: a skip outlives a re-read from Label Studio (which lists no skips), so an
     older, labeled version of the annotation delivered afterwards still does not come back."""

@@ -79,6 +79,10 @@ class Store(abc.ABC):
     ) -> None:
         """Make ``{annotation_id: (task_id, choices)}`` the project's labels.
 
+        A value may carry Label Studio's update time as a third item, ``(task_id, choices,
+        updated_at)``: then, as in :meth:`put_label`, a stored version with a later time is
+        kept, and an older one arriving by webhook afterwards does not replace it.
+
         Labels recorded at or after ``older_than`` (a ``time.time()``; default now) are kept
         even when missing from ``labels``: they arrived by webhook while the caller was reading
         Label Studio. "No label" records (skips) and tombstones are kept too.

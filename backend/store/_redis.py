@@ -56,7 +56,16 @@ for i = 1, #all, 2 do
   if record['choices'] ~= cjson.null and record['updated_at'] < cutoff then redis.call('HDEL', KEYS[1], all[i]) end
 end
 for i = 2, #ARGV, 2 do
-  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then
+    local current = redis.call('HGET', KEYS[1], ARGV[i])
+    local newer = true
+    if current then
+      local stored = cjson.decode(current)['source_at']
+      local given = cjson.decode(ARGV[i + 1])['source_at']
+      if type(stored) == 'number' and type(given) == 'number' and given < stored then newer = false end
+    end
+    if newer then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  end
 end
 return 0
 """
@@ -169,10 +178,12 @@ class RedisStore(Store):
         pid = int(project_id)
         now = time.time()
         cutoff = now if older_than is None else float(older_than)
-        pairs = [
-            item for a, (t, c) in labels.items()
-            for item in (str(int(a)), json.dumps({"task_id": int(t), "choices": list(c), "updated_at": now}))
-        ]
+        pairs = []
+        for a, (t, c, *rest) in labels.items():
+            record = {"task_id": int(t), "choices": list(c), "updated_at": now}
+            if rest and rest[0] is not None:
+                record["source_at"] = float(rest[0])
+            pairs += [str(int(a)), json.dumps(record)]
         self._replace_labels(
             keys=[self.key("project", pid, "labels"), self.key("project", pid, "deleted")],
             args=[repr(cutoff), *pairs],

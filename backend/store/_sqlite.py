@@ -243,12 +243,14 @@ class SQLiteStore(Store):
         statements += [
             (
                 "INSERT INTO labels (project_id, annotation_id, task_id, choices, updated_at, source_at) "
-                f"SELECT ?, ?, ?, ?, ?, NULL WHERE {_NOT_DELETED} "
+                f"SELECT ?, ?, ?, ?, ?, ? WHERE {_NOT_DELETED} "
                 "ON CONFLICT (project_id, annotation_id) DO UPDATE SET task_id = excluded.task_id, "
-                "choices = excluded.choices, updated_at = excluded.updated_at, source_at = NULL",
-                (pid, int(a), int(t), json.dumps(list(c)), now, pid, int(a)),
+                "choices = excluded.choices, updated_at = excluded.updated_at, source_at = excluded.source_at "
+                "WHERE labels.source_at IS NULL OR excluded.source_at IS NULL "
+                "OR excluded.source_at >= labels.source_at",
+                (pid, int(a), task_id, json.dumps(list(choices)), now, source_at, pid, int(a)),
             )
-            for a, (t, c) in labels.items()
+            for a, (task_id, choices, source_at) in map(_label_entry, labels.items())
         ]
         self._write_many(statements)
 
@@ -366,6 +368,12 @@ every other writer of the web process queued behind it."""
 
 BUSY_TIMEOUT_S = 30.0
 """How long a statement waits for another process's write transaction before it fails."""
+
+
+def _label_entry(item) -> tuple[int, tuple[int, list[str], float | None]]:
+    """``(annotation_id, (task_id, choices[, updated_at]))`` as ``(id, (task_id, choices, time))``."""
+    annotation_id, (task_id, choices, *rest) = item
+    return annotation_id, (int(task_id), choices, float(rest[0]) if rest and rest[0] is not None else None)
 
 
 def _transaction(conn: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
