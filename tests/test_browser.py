@@ -158,7 +158,7 @@ def test_forecast_is_visible_in_the_labeling_interface(chromium_path, label_stud
                 forecast_text = page.get_by_text(message, exact=True).first
                 forecast_text.wait_for(state="attached", timeout=60_000)
                 labels_needed = page.locator("input[type=number]").first
-                labels_needed.scroll_into_view_if_needed()
+                _scroll_into_view(page, labels_needed)
                 forecast_text.wait_for(state="visible")
                 labels_needed.wait_for(state="visible")
                 assert labels_needed.input_value() == str(number)
@@ -180,3 +180,18 @@ def test_forecast_is_visible_in_the_labeling_interface(chromium_path, label_stud
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
+
+
+def _scroll_into_view(page, locator, tries=5):
+    """Scroll to the element; Label Studio re-renders the panel while the prediction loads, so
+    the element found first can be replaced mid-scroll ('not attached'): find it again."""
+    from playwright.sync_api import Error
+
+    for attempt in range(tries):
+        try:
+            locator.scroll_into_view_if_needed()
+            return
+        except Error as exc:
+            if "not attached" not in str(exc) or attempt == tries - 1:
+                raise
+            page.wait_for_timeout(500)
