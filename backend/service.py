@@ -181,11 +181,11 @@ class Service:
         choices = None if annotation["was_cancelled"] else protocol.annotation_choices(annotation["result"], config)
         if choices is None:  # a skip, or an annotation without our choices: nothing to learn
             # Recorded as "no label" (not deleted), with its time: an older version of the
-            # annotation that arrives late cannot bring its label back. A refit only if this
-            # took a label away.
+            # annotation that arrives late cannot bring its label back. A refit only if there
+            # was a label to take away.
             had_label = self.store.has_label(pid, annotation["id"])
             self.store.put_label(pid, annotation["id"], event.task["id"], None, updated_at=annotation.get("updated_at"))
-            return had_label and not self.store.has_label(pid, annotation["id"]) and self.jobs.request_refit(pid)
+            return had_label and self.jobs.request_refit(pid)
         image = event.task["data"].get(config.image_key)
         if not isinstance(image, str) or not image:
             raise RequestError(

@@ -213,37 +213,35 @@ def run(args) -> dict:
         rss_samples: list[float] = []
         stop = threading.Event()
 
-        def count(status: int) -> None:
+        def call(client: Client, path: str, body: dict, what: str) -> tuple[float, float] | None:
+            """Post; count the status; (seconds, app seconds), or None after a connection error."""
+            try:
+                status, elapsed, app_s = client.post(path, body)
+            except (OSError, http.client.HTTPException) as exc:
+                with lock:
+                    errors.append(f"{what}: {exc!r}")
+                return None
             with lock:
                 statuses[status] = statuses.get(status, 0) + 1
+            return elapsed, app_s
 
         def post(task_id: int, client: Client) -> None:
             body = annotation(task_id, f"{image_base}/{task_id}.png", truth[task_id])
-            try:
-                status, elapsed, app_s = client.post("/webhook", body)
-            except (OSError, http.client.HTTPException) as exc:
+            timing = call(client, "/webhook", body, f"webhook {task_id}")
+            if timing:
                 with lock:
-                    errors.append(f"webhook {task_id}: {exc!r}")
-                return
-            count(status)
-            with lock:
-                webhook_ms.append(elapsed)
-                webhook_app_ms.append(app_s)
+                    webhook_ms.append(timing[0])
+                    webhook_app_ms.append(timing[1])
 
         def predictor() -> None:
             client = Client(url)
             tasks = [{"id": t, "data": {"image": f"{image_base}/{t}.png"}} for t in range(20)]
             body = {"project": PROJECT, "label_config": CONFIG, "tasks": tasks}
             while not stop.is_set() and time.monotonic() < deadline:
-                try:
-                    status, elapsed, _ = client.post("/predict", body)
-                except (OSError, http.client.HTTPException) as exc:
+                timing = call(client, "/predict", body, "predict")
+                if timing:
                     with lock:
-                        errors.append(f"predict: {exc!r}")
-                    continue
-                count(status)
-                with lock:
-                    predict_ms.append(elapsed)
+                        predict_ms.append(timing[0])
                 if args.predict_pause:
                     stop.wait(args.predict_pause)
 

@@ -133,6 +133,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    """Poll ``predicate()`` until it returns something true, and return that; fail the test
+    naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
 def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
     """Poll ``url`` until it answers 200; fail with the process's exit code if it died."""
     import requests

@@ -18,12 +18,11 @@ import os
 import pathlib
 import shutil
 import threading
-import time
 
 import pytest
 import requests
 
-from conftest import LABEL_STUDIO_PASSWORD, LABEL_STUDIO_USER, PROJECT_ROOT, data_uri
+from conftest import LABEL_STUDIO_PASSWORD, LABEL_STUDIO_USER, PROJECT_ROOT, data_uri, wait_until
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -86,16 +85,6 @@ def subtle_xray_png(seed: int, positive: bool, size: int = 256) -> bytes:
     return buffer.getvalue()
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_forecast_is_visible_in_the_labeling_interface(chromium_path, label_studio, backend_for, tmp_path):
     """After a refit on 24 labels, an unlabeled task shows the forecast sentence and number."""
     from playwright.sync_api import sync_playwright
@@ -120,18 +109,18 @@ def test_forecast_is_visible_in_the_labeling_interface(chromium_path, label_stud
     ])
     # Connecting reads the imported labels, refits, embeds every task, moves the model version.
     api("POST", "/api/ml", json={"project": pid, "url": backend, "title": "LabelCast"})
-    forecast = _wait(
+    forecast = wait_until(
         lambda: (r := requests.get(f"{backend}/forecast", params={"project": pid}, timeout=10)).ok
         and r.json()["n_labels"] == N_LABELED and r.json(),
         120, f"a forecast on {N_LABELED} labels",
     )
     version = forecast["version"]
-    _wait(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == version, 60, "the model version")
+    wait_until(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == version, 60, "the model version")
     tasks = api("GET", f"/api/tasks?project={pid}&page_size=100&fields=all")["tasks"]
     task = next(t for t in sorted(tasks, key=lambda t: t["id"]) if not t["annotations"])
     api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
         json={"project": str(pid), "selectedItems": {"all": False, "included": [task["id"]]}})
-    prediction = _wait(
+    prediction = wait_until(
         lambda: [p for p in api("GET", f"/api/predictions?task={task['id']}") if p["model_version"] == version],
         60, "the task's prediction",
     )[0]

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import PROJECT_ROOT, free_port, serve_folder, stop_process, wait_http, xray_png
+from conftest import PROJECT_ROOT, free_port, serve_folder, stop_process, wait_http, wait_until, xray_png
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -90,16 +90,6 @@ def _choice(positive: bool):
              "value": {"choices": ["Effusion" if positive else "No effusion"]}}]
 
 
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server, image_server):
     """Annotations in Label Studio retrain the backend, move the model version, fill predictions."""
     api = _api(label_studio)
@@ -138,7 +128,7 @@ def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server,
         api("POST", f"/api/tasks/{task['id']}/annotations", json={"result": _choice(positive(task))})
         save_seconds.append(time.perf_counter() - started)
 
-    forecast = _wait(
+    forecast = wait_until(
         lambda: (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
         and r.json()["n_labels"] == n_labels and r.json(),
         timeout=120, what=f"a forecast on {n_labels} labels",
@@ -146,14 +136,14 @@ def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server,
     assert forecast["version"].startswith("labelcast-") and forecast["version"].endswith(f"-n{n_labels}")
     version = forecast["version"]
     assert forecast["message"]
-    _wait(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == version, 30,
+    wait_until(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == version, 30,
           f"the project's model_version to become {version}")
     assert api("GET", f"/api/ml/{ml['id']}")["title"] == version
 
     # Data Manager → Retrieve predictions, then read them back.
     api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
         json={"project": str(pid), "selectedItems": {"all": True, "excluded": []}})
-    predictions = _wait(
+    predictions = wait_until(
         lambda: [p for p in api("GET", f"/api/predictions?project={pid}") if p["model_version"] == version],
         60, "predictions of the new model version",
     )
@@ -174,7 +164,7 @@ def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server,
     print(f"annotation save: median {statistics.median(save_seconds) * 1000:.0f} ms, "
           f"max {max(save_seconds) * 1000:.0f} ms; while training: max {max(busy_saves) * 1000:.0f} ms")
     assert max(busy_saves) < 1.0, busy_saves
-    _wait(
+    wait_until(
         lambda: requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)
         .json()["n_labels"] == n_labels + 6,
         120, "the refit with the labels saved during training",
@@ -195,17 +185,17 @@ def test_several_findings_project(label_studio, backend_server, image_server):
         chosen = [f for f, on in (("Effusion", i % 2 == 0), ("Cardiomegaly", i % 3 == 0)) if on]
         api("POST", f"/api/tasks/{task['id']}/annotations", json={"result": [
             {"from_name": "findings", "to_name": "image", "type": "choices", "value": {"choices": chosen}}]})
-    forecast = _wait(
+    forecast = wait_until(
         lambda: (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
         and r.json()["n_labels"] == 24 and r.json(),
         timeout=120, what="the multi-finding forecast",
     )
     assert set(forecast["findings"]) == {"Effusion", "Cardiomegaly", "Consolidation", "Pneumothorax"}
-    _wait(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == forecast["version"], 30, "model version")
+    wait_until(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == forecast["version"], 30, "model version")
     # Task 0 is labeled, so its embedding is cached and the probes can score it.
     api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
         json={"project": str(pid), "selectedItems": {"all": False, "included": [tasks[0]["id"]]}})
-    prediction = _wait(
+    prediction = wait_until(
         lambda: [p for p in api("GET", f"/api/predictions?task={tasks[0]['id']}") if p["model_version"] == forecast["version"]],
         60, "a prediction",
     )[0]
@@ -230,9 +220,9 @@ def test_labels_imported_with_the_tasks_are_read_on_connect(label_studio, backen
         for i, name in enumerate(names)
     ])
     api("POST", "/api/ml", json={"project": pid, "url": backend_server["url"], "title": "LabelCast"})
-    forecast = _wait(
+    forecast = wait_until(
         lambda: (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
         and r.json()["n_labels"] == 24 and r.json(),
         timeout=120, what="a forecast on the 24 imported labels",
     )
-    _wait(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == forecast["version"], 30, "model version")
+    wait_until(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == forecast["version"], 30, "model version")

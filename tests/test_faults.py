@@ -15,7 +15,7 @@ import time
 import pytest
 
 from backend.app import EXTENSION, create_app
-from conftest import PROJECT_ROOT, data_uri, free_port, xray_png
+from conftest import PROJECT_ROOT, data_uri, free_port, wait_until, xray_png
 
 CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
 SLOW_S = 1.5  # seconds the slow image server takes per image: a refit is surely running then
@@ -61,15 +61,6 @@ def slow_images():
     server.shutdown()
 
 
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 # --- kill -9 of the worker in the middle of a refit ------------------------------------------
 
 
@@ -103,14 +94,14 @@ def test_rq_worker_killed_mid_refit_reruns_it_on_restart(redis_url, service_sett
         assert web.post("/setup", json={"project": 8, "schema": CONFIG}).status_code == 200
         for i in range(12):
             assert web.post("/webhook", json=_annotation(8, i, 800 + i)).status_code == 200
-        _wait(lambda: (store.get_forecast(8) or {}).get("n_labels") == 12, 120, "the first refit")
+        wait_until(lambda: (store.get_forecast(8) or {}).get("n_labels") == 12, 120, "the first refit")
         first_version = store.get_model(8)["version"]
         embedded = len(store.connection.hkeys(store.key("embeddings", store.get_model(8)["encoder"])))
 
         for i in range(12, 15):  # images behind the slow server: the refit takes >= 3 x SLOW_S
             body = _annotation(8, i, 800 + i, image=f"{slow_images}/{i}.png")
             assert web.post("/webhook", json=body).status_code == 200
-        _wait(lambda: store.connection.exists("labelcast:project:8:refit-inflight"), 60, "the refit to start")
+        wait_until(lambda: store.connection.exists("labelcast:project:8:refit-inflight"), 60, "the refit to start")
         time.sleep(0.5)
         _kill_worker(worker)
 
@@ -120,7 +111,7 @@ def test_rq_worker_killed_mid_refit_reruns_it_on_restart(redis_url, service_sett
         assert store.get_model(8)["version"] == first_version  # the killed refit saved nothing
 
         worker = _start_worker(redis_url, settings.encoder, log_path)
-        _wait(lambda: (store.get_forecast(8) or {}).get("n_labels") == 15, 120 + 6 * SLOW_S, "the rerun refit")
+        wait_until(lambda: (store.get_forecast(8) or {}).get("n_labels") == 15, 120 + 6 * SLOW_S, "the rerun refit")
         assert store.get_model(8)["version"] != first_version and store.get_model(8)["version"].endswith("-n15")
         assert not store.connection.exists("labelcast:project:8:refit-inflight")
         assert "interrupted" in log_path.read_text()
@@ -146,7 +137,7 @@ def test_embedded_training_process_killed_mid_refit_reruns_it(service_settings, 
         assert sqlite_store.get_forecast(9)["n_labels"] == 12
         for i in range(12, 15):
             web.post("/webhook", json=_annotation(9, i, 900 + i, image=f"{slow_images}/{i}.png"))
-        _wait(lambda: jobs.status()["running"] == "refit:9" and jobs._child is not None, 30, "the refit")
+        wait_until(lambda: jobs.status()["running"] == "refit:9" and jobs._child is not None, 30, "the refit")
         time.sleep(1.0)
         os.kill(jobs._child[0].pid, signal.SIGKILL)
         assert jobs.wait_idle(180)
@@ -168,7 +159,7 @@ def _start_redis(port, folder):
     )
     import redis
 
-    _wait(lambda: _pings(redis.Redis(port=port)), 10, "redis-server")
+    wait_until(lambda: _pings(redis.Redis(port=port)), 10, "redis-server")
     return process
 
 
@@ -361,7 +352,7 @@ def test_embedded_worker_retries_a_missed_push_on_a_timer(service_settings, sqli
     try:
         _labeled_project(sqlite_store, 3)
         jobs.request_refit(3)
-        _wait(lambda: len(flaky.pushes) >= 2, 60, "the timed retry of the push")
+        wait_until(lambda: len(flaky.pushes) >= 2, 60, "the timed retry of the push")
         version = sqlite_store.get_model(3)["version"]
         assert flaky.pushes == [("failed", version), ("ok", version)]
         assert jobs.status()["version_pushes_pending"] == 0 and jobs.status()["failed"] == 0
@@ -394,7 +385,7 @@ def test_rq_worker_schedules_a_push_for_a_missed_version(service_settings, redis
     assert [job.func_name for job in map(registry.get_queue().fetch_job, registry.get_job_ids())] == [
         "backend.jobs._rq.push_job"]
     # The next worker run moves the due job to the queue and runs it.
-    _wait(lambda: run_worker(settings, redis_store, burst=True, trainer_factory=trainer_factory), 15,
+    wait_until(lambda: run_worker(settings, redis_store, burst=True, trainer_factory=trainer_factory), 15,
           "a worker run that runs the scheduled push_job")
     version = redis_store.get_model(4)["version"]
     assert flaky.pushes == [("failed", version), ("ok", version)]
@@ -428,14 +419,14 @@ def test_embedded_serve_killed_mid_refit_refits_on_restart(tmp_path, tiny_encode
         for i in range(12):
             body = _annotation(6, i, 600 + i, image=f"{slow_images}/{i}.png" if i >= 9 else None)
             requests.post(f"{url}/webhook", json=body, timeout=10).raise_for_status()
-        _wait(lambda: requests.get(f"{url}/metrics", timeout=10).json()["jobs"]["running"] == "refit:6",
+        wait_until(lambda: requests.get(f"{url}/metrics", timeout=10).json()["jobs"]["running"] == "refit:6",
               60, "the refit to run")
         time.sleep(1.0)
         os.killpg(process.pid, signal.SIGKILL)  # the server's own process group: master, worker, child
         process.wait(timeout=10)
 
         process = serve(port)  # no new label: the restart alone must bring the forecast up to date
-        _wait(lambda: requests.get(f"{url}/forecast", params={"project": 6}, timeout=10).status_code == 200
+        wait_until(lambda: requests.get(f"{url}/forecast", params={"project": 6}, timeout=10).status_code == 200
               and requests.get(f"{url}/forecast", params={"project": 6}, timeout=10).json()["n_labels"] == 12,
               60 + 6 * SLOW_S, "the refit after the restart")
     finally:
