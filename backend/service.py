@@ -7,7 +7,9 @@ never imports torch; the Flask routes in :mod:`backend.app` only translate HTTP 
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -303,6 +305,11 @@ class Service:
             "store": type(self.store).__name__,
             "jobs": self.jobs.status(),
             "projects": projects,
+            "python": {  # this web process (labelcast serve tunes them, see backend.commands.serve)
+                "gc_frozen_objects": gc.get_freeze_count(),
+                "gc_collections": [generation["collections"] for generation in gc.get_stats()],
+                "switch_interval_s": sys.getswitchinterval(),
+            },
         }
 
 

@@ -280,6 +280,10 @@ def run(args) -> dict:
                     break
             time.sleep(0.5)
         figures["settle_seconds"] = round(time.monotonic() - started - figures["post_seconds"], 2)
+        # What `labelcast serve` tuned in its web worker: the objects it froze at start, the
+        # collections of each generation since (a full one walks everything not frozen), the
+        # GIL switch interval.
+        figures["web_python"] = requests.get(f"{url}/metrics", timeout=30).json().get("python")
         stop.set()
         for thread in background:
             thread.join(timeout=35)

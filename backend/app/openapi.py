@@ -98,7 +98,11 @@ def document() -> dict:
     doc["paths"]["/metrics"] = {"get": {"summary": "Queue state and one line per project",
         "responses": {"200": json_resp({"type": "object", "required": ["jobs", "projects"], "properties": {
             "uptime_s": {"type": "number"}, "store": {"type": "string"}, "jobs": {"type": "object"},
-            "projects": {"type": "object"}}}), **errors(401, 503)}}}
+            "projects": {"type": "object"},
+            "python": {"type": "object", "description": "this web process: gc_frozen_objects (loaded at "
+                       "start, never walked by the garbage collector), gc_collections (per generation), "
+                       "switch_interval_s (the GIL's)"}}}),
+            **errors(401, 503)}}}
     project_q = [{"name": "project", "in": "query", "required": True, "schema": {"type": "string"},
                   "description": "Label Studio project id"}]
     doc["paths"]["/forecast"] = {"get": {"summary": "The latest forecast record of a project",
