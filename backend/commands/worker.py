@@ -14,7 +14,7 @@ from backend.exceptions import CommandError
 
 NICE_INCREMENT = 10
 """Added to the worker's niceness (0 is normal, 19 the lowest priority), as the embedded mode's
-training process leaves a core to requests. On idle cores a refit runs as fast as before. On
+training process leaves a core to requests. It changes nothing where the cores are idle. On
 the 2 shared cores of ``benchmarks/load_test.py --mode redis`` the webhook p99 was 29–59 ms in
 9 runs with it and 32–45 ms in 3 without: no change that the run-to-run spread lets us see."""
 
