@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
+import time
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -71,6 +73,7 @@ class SQLiteEmbeddingCache:
         self.path = os.fspath(path)
         self.timeout = float(timeout)
         self._ready = False
+        self._setup_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SQLiteEmbeddingCache({self.path!r})"
@@ -78,11 +81,27 @@ class SQLiteEmbeddingCache:
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         if not self._ready:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(_SCHEMA)
-            self._ready = True
+            with self._setup_lock:  # one thread of this process sets the file up
+                if not self._ready:
+                    self._set_up(connection)
+                    self._ready = True
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
+
+    def _set_up(self, connection: sqlite3.Connection) -> None:
+        """WAL mode and the table. Switching to WAL needs the file to itself, and SQLite answers
+        "database is locked" at once, without its busy timeout, while another process (or
+        connection) has it open: so retry until ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def get_many(self, encoder_id: str, sha256_hexes: list[str]) -> dict[str, np.ndarray]:
         """The cached embeddings among ``sha256_hexes``.
