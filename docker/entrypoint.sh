@@ -2,8 +2,9 @@
 # Entry point of the LabelCast image: one image, three ways to run it.
 #
 #   (no arguments) | web [GUNICORN ARGS...]   the web process: gunicorn serving
-#                                             backend.app:create_app(); extra arguments go to
-#                                             gunicorn before the app
+#                                             backend.app:create_app() with the hooks of
+#                                             backend/gunicorn_config.py; extra arguments go
+#                                             to gunicorn before the app
 #   worker [ARGS...]                          `labelcast worker ARGS...`, the GPU process
 #   anything else                             run as given, e.g. `labelcast doctor`, `bash`
 #
@@ -18,6 +19,7 @@ set -euo pipefail
 
 web() {
     exec gunicorn \
+        --config python:backend.gunicorn_config \
         --bind "0.0.0.0:${PORT:-9090}" \
         --workers "${GUNICORN_WORKERS:-2}" \
         --threads "${GUNICORN_THREADS:-4}" \

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 import yaml
@@ -388,7 +389,7 @@ def _run_entrypoint(fake_bin: pathlib.Path, args: list[str], env: dict[str, str]
 
 
 GUNICORN_DEFAULTS = [
-    "gunicorn", "--bind", "0.0.0.0:9090", "--workers", "2", "--threads", "4", "--timeout", "60",
+    "gunicorn", "--config", "python:backend.gunicorn_config", "--bind", "0.0.0.0:9090", "--workers", "2", "--threads", "4", "--timeout", "60",
     "--log-level", "info", "--access-logfile", "-", "--worker-tmp-dir", "/dev/shm",
 ]
 
@@ -407,7 +408,7 @@ GUNICORN_DEFAULTS = [
             [],
             {"PORT": "8000", "GUNICORN_WORKERS": "5", "GUNICORN_THREADS": "16",
              "GUNICORN_TIMEOUT": "120", "LOG_LEVEL": "DEBUG"},
-            ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "5", "--threads", "16",
+            ["gunicorn", "--config", "python:backend.gunicorn_config", "--bind", "0.0.0.0:8000", "--workers", "5", "--threads", "16",
              "--timeout", "120", "--log-level", "DEBUG", "--access-logfile", "-",
              "--worker-tmp-dir", "/dev/shm", "backend.app:create_app()"],
             id="web-settings-from-environment",
@@ -454,7 +455,10 @@ def test_gunicorn_app_factory_exists_and_serves_health(tmp_path, monkeypatch):
 
 
 def test_entrypoint_serves_health_with_the_real_gunicorn(tmp_path):
-    """The web command, run with the real gunicorn and app, passes the image's health check."""
+    """The web command, run with the real gunicorn and app, passes the image's health check and
+    runs LabelCast's gunicorn hooks."""
+    from backend.gunicorn_config import SWITCH_INTERVAL_S
+
     if importlib.util.find_spec("backend.app") is None:
         pytest.skip("backend.app is not written yet (the Flask app factory, issue 4)")
     gunicorn = _tool("gunicorn")
@@ -475,6 +479,10 @@ def test_entrypoint_serves_health_with_the_real_gunicorn(tmp_path):
                 break
             time.sleep(0.5)
         assert result.returncode == 0, result.stderr
+        # backend/gunicorn_config.py's hook ran in the worker (GC freeze, GIL switch interval).
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            python = json.load(response)["python"]
+        assert python["gc_frozen_objects"] > 10_000 and python["switch_interval_s"] == SWITCH_INTERVAL_S, python
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=30)

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+from backend.gunicorn_config import SWITCH_INTERVAL_S
 from conftest import PROJECT_ROOT
 
 
@@ -25,5 +26,5 @@ def test_small_load_records_every_label_once():
     # `labelcast serve` froze what its worker loaded at start (numpy, scipy, Flask, the app)
     # and shortened the GIL switch interval.
     python = figures["web_python"]
-    assert python["gc_frozen_objects"] > 10_000 and python["switch_interval_s"] == 0.001, python
+    assert python["gc_frozen_objects"] > 10_000 and python["switch_interval_s"] == SWITCH_INTERVAL_S, python
     assert result.returncode == 0, figures["checks"]

@@ -18,14 +18,6 @@ DEFAULT_THREADS = 8
 DEFAULT_TIMEOUT_S = 120
 """Gunicorn's worker timeout (seconds); requests themselves finish in milliseconds."""
 
-SWITCH_INTERVAL_S = 0.001
-"""Python's GIL switch interval in a web worker (seconds; Python's default is 0.005): how long
-a thread that wants the GIL waits before it asks a busy thread to hand it over."""
-
-LAZY_MODULES = ("backend.fetch", "backend.forecast", "backend.probe")
-"""Modules the request path imports on first use (scipy comes with ``backend.probe``); a
-worker imports them at start, before it freezes what it has loaded."""
-
 
 def register(subparsers) -> None:
     from backend.settings import DEFAULT_PORT
@@ -49,6 +41,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from gunicorn.app.base import BaseApplication
 
+    from backend import gunicorn_config
     from backend.settings import Settings
 
     settings = Settings.from_env()
@@ -68,7 +61,7 @@ def run(args) -> int:
             self.cfg.set("timeout", DEFAULT_TIMEOUT_S)
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("accesslog", "-" if settings.log_level == "DEBUG" else None)
-            self.cfg.set("post_worker_init", tune_worker)
+            self.cfg.set("post_worker_init", gunicorn_config.post_worker_init)
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24: no shared ctl file
                 self.cfg.set("control_socket_disable", True)
 
@@ -83,28 +76,3 @@ def run(args) -> int:
     _Server().run()
     return 0
 
-
-def tune_worker(worker=None) -> None:
-    """Gunicorn's ``post_worker_init`` hook: keep a burst of webhooks from waiting on the GIL.
-
-    Two pauses made the webhooks of a burst wait in ``benchmarks/load_test.py`` (2 cores, the
-    load generator and the trainer on them too):
-
-    - A full (generation 2) garbage collection walks every tracked object while it holds the
-      GIL: 60–80 ms in a worker that has loaded Flask, numpy and scipy. What is loaded at start
-      lives as long as the process, so the worker imports what requests would import later,
-      collects once and moves everything left into the permanent generation (``gc.freeze``,
-      meant for servers); later collections walk only what requests create.
-    - Gunicorn's accepting thread gives up the GIL at every accept, and waited up to Python's
-      switch interval (5 ms) each time to get it back from a thread busy with a request.
-      :data:`SWITCH_INTERVAL_S` shortens that wait.
-    """
-    import gc
-    import importlib
-    import sys
-
-    for name in LAZY_MODULES:
-        importlib.import_module(name)
-    gc.collect()
-    gc.freeze()
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
