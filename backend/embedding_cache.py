@@ -89,9 +89,10 @@ class SQLiteEmbeddingCache:
         return connection
 
     def _set_up(self, connection: sqlite3.Connection) -> None:
-        """WAL mode and the table. Switching to WAL needs the file to itself, and SQLite answers
-        "database is locked" at once, without its busy timeout, while another process (or
-        connection) has it open: so retry until ``timeout``."""
+        """WAL mode and the table. Switching a new file to WAL needs it to itself, and SQLite
+        can answer "database is locked" at once, without waiting its busy timeout, while another
+        connection has it open (seen with eight threads opening a new file together): so retry
+        until ``timeout``."""
         deadline = time.monotonic() + self.timeout
         while True:
             try:
