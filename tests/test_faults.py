@@ -15,7 +15,7 @@ import time
 import pytest
 
 from backend.app import EXTENSION, create_app
-from backend.commands.worker import NICE_INCREMENT
+from backend.jobs import TRAINING_NICE_INCREMENT
 from conftest import PROJECT_ROOT, data_uri, free_port, wait_until, xray_png
 
 CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
@@ -98,7 +98,7 @@ def test_rq_worker_killed_mid_refit_reruns_it_on_restart(redis_url, service_sett
         wait_until(lambda: (store.get_forecast(8) or {}).get("n_labels") == 12, 120, "the first refit")
         first_version = store.get_model(8)["version"]
         # The worker lowered its own CPU priority: web requests and Redis go first on shared cores.
-        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE_INCREMENT)
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICE_INCREMENT)
         embedded = len(store.connection.hkeys(store.key("embeddings", store.get_model(8)["encoder"])))
 
         for i in range(12, 15):  # images behind the slow server: the refit takes >= 3 x SLOW_S

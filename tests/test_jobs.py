@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from backend.jobs import RQJobs, ThreadJobs
+from backend.jobs import TRAINING_NICE_INCREMENT, RQJobs, ThreadJobs
 from backend.jobs._rq import run_worker
 from backend.settings import Settings
 
@@ -52,7 +52,8 @@ class StoreTrainer:
 
         if project_id == 666:
             os._exit(3)  # the training process dies
-        self.store.put_project(project_id, {"pid": os.getpid(), "sync": sync})
+        self.store.put_project(project_id, {"pid": os.getpid(), "sync": sync,
+                                            "niceness": os.getpriority(os.PRIO_PROCESS, 0)})
 
     def embed_tasks(self, project_id, task_ids):
         self.store.put_tasks(project_id, {t: "done" for t in task_ids})
@@ -105,8 +106,8 @@ def test_thread_jobs_merge_embeds_and_survive_a_failing_job(thread_jobs):
 
 
 def test_isolated_jobs_run_in_a_child_process_that_is_restarted(sqlite_store, tmp_path):
-    """isolate=True: jobs run in another process; if it dies the job fails and the next one
-    starts a fresh process."""
+    """isolate=True: jobs run in another process, at a lower CPU priority; if it dies the job
+    fails and the next one starts a fresh process."""
     import os
 
     jobs = ThreadJobs(Settings(model_dir=tmp_path), sqlite_store, trainer_factory=StoreTrainer, isolate=True)
@@ -116,6 +117,7 @@ def test_isolated_jobs_run_in_a_child_process_that_is_restarted(sqlite_store, tm
         assert jobs.wait_idle(60)
         record = sqlite_store.get_project(1)
         assert record["sync"] is True and record["pid"] != os.getpid()
+        assert record["niceness"] == min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICE_INCREMENT)
         assert set(sqlite_store.get_tasks(2)) == {5, 6}
         jobs.request_refit(666)
         assert jobs.wait_idle(60)

@@ -1,8 +1,8 @@
 """``labelcast worker``: process refit and embedding jobs from the Redis queue (needs REDIS_URL).
 
 Run one per GPU. The encoder is loaded once and stays warm across jobs (RQ SimpleWorker).
-The worker lowers its own CPU priority (:data:`NICE_INCREMENT`): where it shares cores with
-the web processes and Redis, their requests go first and a refit takes what is left.
+The worker lowers its own CPU priority (``backend.jobs.TRAINING_NICE_INCREMENT``): where it
+shares cores with the web processes and Redis, their requests go first.
 """
 
 from __future__ import annotations
@@ -11,12 +11,6 @@ import argparse
 import os
 
 from backend.exceptions import CommandError
-
-NICE_INCREMENT = 10
-"""Added to the worker's niceness (0 is normal, 19 the lowest priority), as the embedded mode's
-training process leaves a core to requests. It changes nothing where the cores are idle. On
-the 2 shared cores of ``benchmarks/load_test.py --mode redis`` the webhook p99 was 29–59 ms in
-9 runs with it and 32–45 ms in 3 without: no change that the run-to-run spread lets us see."""
 
 
 def register(subparsers) -> None:
@@ -31,7 +25,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from backend.jobs import run_worker
+    from backend.jobs import TRAINING_NICE_INCREMENT, run_worker
     from backend.settings import Settings, configure_logging
     from backend.store import open_store
 
@@ -39,6 +33,6 @@ def run(args) -> int:
     if not settings.redis_url:
         raise CommandError("labelcast worker needs REDIS_URL (without it, `labelcast serve` trains on its own)")
     configure_logging(settings.log_level)
-    os.nice(NICE_INCREMENT)
+    os.nice(TRAINING_NICE_INCREMENT)
     run_worker(settings, open_store(settings), burst=args.burst)
     return 0

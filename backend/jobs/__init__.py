@@ -8,11 +8,11 @@ worker, never by the web code.
 
 from __future__ import annotations
 
-from backend.jobs._base import TRAINER_FACTORY, Jobs
+from backend.jobs._base import TRAINER_FACTORY, TRAINING_NICE_INCREMENT, Jobs
 from backend.jobs._rq import RQJobs, run_worker
 from backend.jobs._thread import ThreadJobs
 
-__all__ = ["Jobs", "ThreadJobs", "RQJobs", "open_jobs", "run_worker", "TRAINER_FACTORY"]
+__all__ = ["Jobs", "ThreadJobs", "RQJobs", "open_jobs", "run_worker", "TRAINER_FACTORY", "TRAINING_NICE_INCREMENT"]
 
 
 def open_jobs(settings, store) -> Jobs:

@@ -10,12 +10,13 @@ runs, and the web process never imports torch.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from backend.jobs._base import TRAINER_FACTORY, Jobs, load_factory
+from backend.jobs._base import TRAINER_FACTORY, TRAINING_NICE_INCREMENT, Jobs, load_factory
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ def _child_main(connection, settings, store, trainer_factory) -> None:
     from backend.settings import configure_logging
 
     configure_logging(settings.log_level)
+    os.nice(TRAINING_NICE_INCREMENT)  # this process only: requests go first on shared cores
     _leave_a_core_for_requests()
     trainer = load_factory(trainer_factory)(settings, store)
     while True:
