@@ -89,6 +89,20 @@ def test_open_store_follows_the_settings(tmp_path):
     assert isinstance(open_store(Settings(redis_url="redis://127.0.0.1:1/0")), RedisStore)
 
 
+
+@pytest.mark.redis
+def test_redis_replies_are_parsed_by_hiredis(redis_store):
+    """The Redis store's connections parse replies with hiredis (C), a dependency: the pure
+    Python parser costs every webhook CPU on its two round trips."""
+    from redis._parsers import _HiredisParser
+
+    connection = redis_store.connection.connection_pool.get_connection()
+    try:
+        assert isinstance(connection._parser, _HiredisParser), type(connection._parser)
+    finally:
+        redis_store.connection.connection_pool.release(connection)
+
+
 def test_label_with_image_records_the_task(store):
     """put_label(image=...) records the task's image in the same write."""
     store.put_label(1, annotation_id=3, task_id=30, choices=["A"], image="http://x/30.png")
