@@ -17,10 +17,11 @@ import hashlib
 import os
 import sqlite3
 import threading
-import time
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from backend.sqlite_busy import retry_busy
 
 BUSY_TIMEOUT_S = 30.0
 """Seconds a writer waits for another process's write to finish before giving up."""
@@ -91,18 +92,10 @@ class SQLiteEmbeddingCache:
     def _set_up(self, connection: sqlite3.Connection) -> None:
         """WAL mode and the table. Switching a new file to WAL needs it to itself, and SQLite
         can answer "database is locked" at once, without waiting its busy timeout, while another
-        connection has it open (seen with eight threads opening a new file together): so retry
+        connection has it open (seen with eight threads opening a new file together): so poll
         until ``timeout``."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute(_SCHEMA)
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+        retry_busy(lambda: connection.execute("PRAGMA journal_mode=WAL").fetchall(), self.timeout)
+        connection.execute(_SCHEMA)
 
     def get_many(self, encoder_id: str, sha256_hexes: list[str]) -> dict[str, np.ndarray]:
         """The cached embeddings among ``sha256_hexes``.

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from backend.exceptions import ImageDecodeError, ImageFetchError, LabelStudioError, ProjectNotFoundError
+from backend.jobs._base import PUSH_RETRY_S
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.config import LabelingConfig, parse_label_config
 from backend.labelstudio.protocol import annotation_choices, collecting_message, model_version, parse_time
@@ -32,9 +33,6 @@ PROBE_MIN_PER_CLASS = 2
 
 IMAGE_ERRORS_SHOWN = 100
 """Tasks whose image failed listed in a forecast record (all are counted in ``n_image_errors``)."""
-
-PUSH_RETRY_S = 30.0
-"""Seconds before the worker retries telling Label Studio a model version it could not be told."""
 
 FORECAST_SEED = 0
 """Seed of the learning curve's resampling, so a refit on the same labels gives the same forecast."""
@@ -297,13 +295,17 @@ class Trainer:
 
     def push_version(self, project_id: int) -> None:
         """Tell Label Studio the project's latest saved model version and message (whichever
-        worker saved it); a failure is retried after PUSH_RETRY_S."""
-        model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
-        project = self.store.get_project(project_id)
-        if not (model and record and project):
-            self._unpushed.pop(project_id, None)
-            return
-        self._tell_label_studio(project_id, project, model["version"], record.get("message") or "")
+        worker saved it); a failure of any kind is retried after PUSH_RETRY_S, never at once."""
+        try:
+            model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
+            project = self.store.get_project(project_id)
+            if not (model and record and project):
+                self._unpushed.pop(project_id, None)
+                return
+            self._tell_label_studio(project_id, project, model["version"], record.get("message") or "")
+        except Exception:  # the store, or the client beyond LabelStudioError: the queues log it
+            self._unpushed[project_id] = time.monotonic() + PUSH_RETRY_S
+            raise
 
     def _tell_label_studio(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
         client = self.client(project)

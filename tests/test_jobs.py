@@ -8,6 +8,7 @@ import pytest
 from backend.jobs import TRAINING_NICE_INCREMENT, RQJobs, ThreadJobs
 from backend.jobs._rq import run_worker
 from backend.settings import Settings
+from conftest import wait_until
 
 
 class RecordingTrainer:
@@ -183,9 +184,7 @@ def test_thread_worker_keeps_retrying_a_push_after_a_failed_try(tmp_path):
     jobs = ThreadJobs(Settings(model_dir=tmp_path), store=None, trainer_factory=PushTrainer)
     try:
         jobs.request_refit(7)
-        deadline = time.monotonic() + 10
-        while len(PushTrainer.pushes) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(PushTrainer.pushes) >= 2, 10, "the retried push", interval=0.05)
         assert PushTrainer.pushes == [7, 7]
         assert jobs.wait_idle(5)
         status = jobs.status()

@@ -44,6 +44,26 @@ def trainer(service_settings, sqlite_store):
     return Trainer(settings, sqlite_store, client_factory=RecordingClient)
 
 
+def test_a_push_that_fails_unexpectedly_is_retried_later_not_at_once(trainer, sqlite_store):
+    """A push that fails with something other than LabelStudioError (here a TypeError from the
+    client) is raised to the queue and retried PUSH_RETRY_S later: a due time of 0 made the
+    worker thread push again at once, in a loop."""
+    from backend.jobs import _base
+
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 24)
+    trainer.refit(1)
+    client = next(iter(trainer._clients.values()))
+
+    def broken(*args, **kwargs):
+        raise TypeError("unexpected answer")
+
+    client.set_model_version = broken
+    with pytest.raises(TypeError):
+        trainer.push_version(1)
+    assert trainer.pending_pushes()[1] > _base.PUSH_RETRY_S - 5
+
+
 def test_refit_saves_model_forecast_and_tells_label_studio(trainer, sqlite_store):
     """Twenty-four labels: probe, forecast, plot and a new model version pushed to Label Studio."""
     sqlite_store.put_project(1, {"label_config": CONFIG})

@@ -14,6 +14,10 @@ The queues call its ``refit(project_id, sync=...)``, ``embed_tasks(project_id, t
 ``push_version(project_id)`` and ``pending_pushes()`` (``{project_id: seconds}`` of model
 versions Label Studio has not been told yet, pushed again on a timer)."""
 
+PUSH_RETRY_S = 30.0
+"""Seconds before a model version that Label Studio could not be told is pushed again (the
+trainer's retry time, and the queues' timer when a failed job reported none)."""
+
 TRAINING_NICE_INCREMENT = 10
 """Added to the niceness (0 is normal, 19 the lowest CPU priority) of the processes that train:
 the embedded mode's training process and ``labelcast worker``. Where they share cores with the

@@ -16,13 +16,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from backend.jobs._base import TRAINER_FACTORY, TRAINING_NICE_INCREMENT, Jobs, load_factory
+from backend.jobs._base import PUSH_RETRY_S, TRAINER_FACTORY, TRAINING_NICE_INCREMENT, Jobs, load_factory
 
 log = logging.getLogger(__name__)
-
-PUSH_RETRY_S = 30.0
-"""Seconds before the thread retries version pushes when the last report gave no time."""
-
 
 class ThreadJobs(Jobs):
     """Coalescing in-process queue.

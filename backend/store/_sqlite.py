@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from backend.sqlite_busy import is_busy, retry_busy
 from backend.store._base import HISTORY_LIMIT, Store, bytes_to_vector, history_entry, vector_to_bytes
 
 _SCHEMA = """
@@ -73,7 +74,7 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._init_lock = threading.Lock()
         # Writers of this process queue here; writers of other processes (the trainer) are
-        # waited for by polling (_retry_busy), not by SQLite's busy handler.
+        # waited for by polling (retry_busy), not by SQLite's busy handler.
         self._write_lock = threading.Lock()
         self._group_lock = threading.Lock()  # guards _group, held only to read or swap it
         self._group: _Group | None = None  # labels waiting to be committed together
@@ -87,9 +88,9 @@ class SQLiteStore(Store):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # timeout=0: no busy handler; _retry_busy polls instead (see BUSY_POLL_S).
+            # timeout=0: no busy handler; retry_busy polls instead (see BUSY_POLL_S).
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
-            _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchall())
+            retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchall())
             # NORMAL in WAL mode: a committed label survives a crash of the backend; only an
             # OS crash or power cut can lose the last commits. FULL (an fsync per label) made
             # webhook p99 ~10x worse under concurrent saves, and Label Studio keeps every
@@ -99,7 +100,7 @@ class SQLiteStore(Store):
             with self._init_lock:
                 if not self._initialised:
                     with self._write_lock:
-                        _retry_busy(lambda: _create_schema(conn))
+                        retry_busy(lambda: _create_schema(conn))
                     self._initialised = True
             self._local.conn = conn
         return conn
@@ -107,7 +108,7 @@ class SQLiteStore(Store):
     def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one query."""
         conn = self._conn()
-        return _retry_busy(lambda: conn.execute(sql, tuple(params)).fetchall())
+        return retry_busy(lambda: conn.execute(sql, tuple(params)).fetchall())
 
     def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one statement in its own transaction; returns the rows it changed."""
@@ -119,7 +120,7 @@ class SQLiteStore(Store):
             return []
         conn = self._conn()  # before the lock: opening the first connection takes it too
         with self._write_lock:
-            return _retry_busy(lambda: _transaction(conn, statements))
+            return retry_busy(lambda: _transaction(conn, statements))
 
     def _write_grouped(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Commit the statements as one unit, together with those of concurrent callers.
@@ -359,17 +360,6 @@ def _task_upserts(project_id, images) -> list[tuple[str, tuple[Any, ...]]]:
     ]
 
 
-BUSY_POLL_S = 0.001
-"""How often a writer checks whether another process's write transaction has ended.
-
-SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms and on: a webhook that found the
-trainer's 10-ms transaction open waited 18 ms, one that found a 34-ms one waited 53 ms, with
-every other writer of the web process queued behind it."""
-
-BUSY_TIMEOUT_S = 30.0
-"""How long a statement waits for another process's write transaction before it fails."""
-
-
 def _label_entry(item) -> tuple[int, tuple[int, list[str], float | None]]:
     """``(annotation_id, (task_id, choices[, updated_at]))`` as ``(id, (task_id, choices, time))``."""
     annotation_id, (task_id, choices, *rest) = item
@@ -396,15 +386,15 @@ def _commit_members(
     """Commit every member's statements, in one transaction if they all succeed, else each
     on its own (the caller holds the write lock); returns each member's error or None."""
     try:
-        _retry_busy(lambda: _transaction(conn, [s for member in members for s in member]))
+        retry_busy(lambda: _transaction(conn, [s for member in members for s in member]))
         return [None] * len(members)
     except Exception as exc:
-        if len(members) == 1 or _is_busy(exc):  # still locked after BUSY_TIMEOUT_S: all fail now
+        if len(members) == 1 or is_busy(exc):  # still locked after BUSY_TIMEOUT_S: all fail now
             raise
     errors: list[BaseException | None] = []
     for member in members:
         try:
-            _retry_busy(lambda: _transaction(conn, member))
+            retry_busy(lambda: _transaction(conn, member))
             errors.append(None)
         except Exception as exc:
             errors.append(exc)
@@ -418,25 +408,6 @@ class _Group:
         self.members: list[list[tuple[str, tuple[Any, ...]]]] = []
         self.done = threading.Event()
         self.errors: list[BaseException | None] = []
-
-
-def _retry_busy(action):
-    """Run ``action()``, again every BUSY_POLL_S while SQLite answers SQLITE_BUSY (for at
-    most BUSY_TIMEOUT_S); ``action`` must leave no transaction open when it raises."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(BUSY_POLL_S)
-
-
-def _is_busy(exc: BaseException) -> bool:
-    """SQLite answered SQLITE_BUSY: another connection holds the lock."""
-    code = getattr(exc, "sqlite_errorcode", None) or 0
-    return isinstance(exc, sqlite3.OperationalError) and (code & 0xFF) == sqlite3.SQLITE_BUSY
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
