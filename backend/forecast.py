@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.curve import DEFAULT_METHOD, LearningCurveFit, fit_learning_curve
+from backend.curve import DEFAULT_METHOD, AnalogCurveFit, LearningCurveFit, fit_learning_curve
 from backend.learning_curve import EmpiricalCurve, empirical_learning_curve, minimum_labels
 from backend.probe import check_embeddings
 
@@ -64,7 +64,7 @@ class Forecast:
     method: str = DEFAULT_METHOD
     level: float = LEVEL
     curve: EmpiricalCurve | None = None
-    fit: LearningCurveFit | None = None
+    fit: AnalogCurveFit | LearningCurveFit | None = None
 
     def predict_auc(self, n: float) -> float | None:
         """Predicted AUC of a probe trained on ``n`` labels (``None`` while collecting)."""
@@ -91,13 +91,7 @@ class Forecast:
         if self.curve is not None:
             out["points"] = {"sizes": self.curve.sizes.tolist(), "scores": self.curve.scores.tolist()}
         if self.fit is not None:
-            out["curve"] = {
-                "method": self.fit.method,
-                "plateau": self.fit.plateau,
-                "exponent": self.fit.exponent,
-                "params": self.fit.params.tolist(),
-                "weights": self.fit.weights.tolist(),
-            }
+            out["curve"] = self.fit.describe()
         return out
 
 

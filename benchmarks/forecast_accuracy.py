@@ -1,4 +1,16 @@
-"""How well does the forecast from the first 50 / 100 labels predict the AUC at full size?
+"""How well does the forecast predict the AUC and the labels needed? Every method side by side.
+
+``--lcdb PATH`` (the LCDB 0.1.0 sdist or its database-auc.csv): real learning curves of linear
+learners on OpenML binary tasks, **even OpenML ids only** (the odd ids are held out; the reader
+drops them). Grouped 5-fold cross-validation over datasets: the analog method's library is
+rebuilt for each fold from the other folds' datasets, so no dataset is scored by a prior that
+its own curves helped make. Each curve is forecast from its points at n <= 64 (and <= 128) and
+judged at the largest size <= 4,096 (the mean over its 25 splits): AUC error, labels-needed
+error for two targets per curve (the AUC half-way and 80 % of the way from the last observed
+mean to the truth; the true labels needed is where the measured mean curve, as a running
+maximum, first reaches the target, interpolated in log-size) and 90 % interval coverage.
+
+Then the product's own curves (subsets of the labels collected), as before:
 
 For each data set and each of ``--orders`` random annotation orders, the learning curve is built
 from the first k labels (k in ``--from``), every curve method is fitted to the same points, and
@@ -32,6 +44,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.curve import METHODS, fit_learning_curve  # noqa: E402
+from backend.curve_library import build_prior  # noqa: E402
+from backend.lcdb import LINEAR_LEARNERS, read_lcdb_curves  # noqa: E402
 from backend.datasets import load_labeled_data  # noqa: E402
 from backend.learning_curve import empirical_learning_curve  # noqa: E402
 from backend.metrics import roc_auc  # noqa: E402
@@ -126,6 +140,84 @@ def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curv
                   f"{np.sqrt(np.mean(e ** 2)):.4f} | {cov_s} |")
 
 
+def lcdb_true_labels(sizes, means, horizon, target):
+    """Labels where the measured mean curve (running maximum) first reaches target."""
+    keep = sizes <= horizon
+    s, m = sizes[keep], np.maximum.accumulate(means[keep])
+    above = np.flatnonzero(m >= target)
+    if above.size == 0:
+        return math.inf
+    i = above[0]
+    if i == 0:
+        return float(s[0])
+    f = (target - m[i - 1]) / (m[i] - m[i - 1])
+    return float(np.exp(np.log(s[i - 1]) + f * (np.log(s[i]) - np.log(s[i - 1]))))
+
+
+def lcdb_grouped_cv(curves, observe_up_to, n_draws, n_refits, folds=5, settings=None, methods=("naive", *METHODS)):
+    """Per method: AUC errors, |log2 labels ratio|, and interval coverage on even-id LCDB curves."""
+    ids = sorted({c.openml_id for c in curves})
+    fold_of = {d: i % folds for i, d in enumerate(ids)}
+    out = {m: {"err": [], "log2": [], "cover_auc": [], "cover_labels": []} for m in methods}
+    for fold in range(folds):
+        library = [(c.sizes, c.means) for c in curves if fold_of[c.openml_id] != fold]
+        prior = build_prior(library, **(settings or {}))
+        for c in curves:
+            if fold_of[c.openml_id] != fold or c.sizes.max() < 2 * observe_up_to:
+                continue
+            seen = np.flatnonzero(c.sizes <= observe_up_to)
+            if len(seen) < 3:
+                continue
+            horizon_i = np.flatnonzero(c.sizes <= 4096)[-1]
+            horizon, truth = c.sizes[horizon_i], c.means[horizon_i]
+            sizes = np.concatenate([np.full(len(c.scores[i]), c.sizes[i]) for i in seen])
+            scores = np.concatenate([c.scores[i] for i in seen])
+            now = c.means[seen[-1]]
+            gain = truth - now
+            targets = [now + f * gain for f in (0.5, 0.8)] if gain >= 0.01 else []
+            for m in methods:
+                rec = out[m]
+                if m == "naive":
+                    rec["err"].append(now - truth)
+                    for t in targets:
+                        if math.isfinite(lcdb_true_labels(c.sizes, c.means, horizon, t)):
+                            rec["log2"].append(math.inf)
+                    continue
+                n_boot = n_draws if m == "analog" else n_refits
+                fit = fit_learning_curve(sizes, scores, method=m, n_boot=n_boot, seed=fold, prior=prior)
+                rec["err"].append(float(fit.predict([horizon])[0]) - truth)
+                lo, hi = fit.interval([horizon], 0.9)
+                rec["cover_auc"].append(bool(lo[0] <= truth <= hi[0]))
+                for t in targets:
+                    true_n = lcdb_true_labels(c.sizes, c.means, horizon, t)
+                    if not math.isfinite(true_n):
+                        continue
+                    pred_n = fit.labels_for(t)
+                    rec["log2"].append(abs(math.log2(pred_n / true_n)) if math.isfinite(pred_n) else math.inf)
+                    lo_n, hi_n = fit.labels_interval(t, 0.9)
+                    rec["cover_labels"].append(bool(lo_n <= true_n <= hi_n))
+    return out
+
+
+def print_lcdb(path, args):
+    print(f"\n## LCDB 0.1.0, even OpenML ids, linear learners ({', '.join(l.split('.')[-1] for l in LINEAR_LEARNERS)}); "
+          "grouped 5-fold CV over datasets, judged at the largest size <= 4,096")
+    print("| from | method | curves | AUC MAE | bias | labels within 2x | median labels error | "
+          "AUC 90% interval covers | labels 90% interval covers |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    curves = read_lcdb_curves(path, LINEAR_LEARNERS)
+    for up_to in args.lcdb_from:
+        res = lcdb_grouped_cv(curves, up_to, 200, args.lcdb_boot)
+        for m, rec in res.items():
+            e, l2 = np.array(rec["err"]), np.array(rec["log2"])
+            within = f"{np.mean(l2 <= 1):.0%} of {len(l2)}" if l2.size else "—"
+            med = np.median(l2) if l2.size else math.nan
+            med_s = "never reaches" if math.isinf(med) else f"x{2 ** med:.1f}"
+            cov = lambda v: f"{np.mean(v):.0%}" if v else "—"  # noqa: E731
+            print(f"| <= {up_to} | {m} | {len(e)} | {np.mean(np.abs(e)):.4f} | {np.mean(e):+.4f} | {within} | {med_s} | "
+                  f"{cov(rec['cover_auc'])} | {cov(rec['cover_labels'])} |", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=30, help="annotation orders per data set")
@@ -135,10 +227,17 @@ def main(argv=None):
     parser.add_argument("--boot", type=int, default=100)
     parser.add_argument("--sets", default="shenzhen,montgomery,synthetic")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lcdb", type=pathlib.Path, default=None,
+                        help="LCDB 0.1.0 sdist or database-auc.csv: add the grouped cross-validation on its even ids")
+    parser.add_argument("--lcdb-from", type=lambda s: [int(v) for v in s.split(",")], default=[64, 128])
+    parser.add_argument("--lcdb-boot", type=int, default=20,
+                        help="bootstrap refits of the power laws in the LCDB section (the analog method draws 200)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
-    for name in args.sets.split(","):
+    if args.lcdb is not None:
+        print_lcdb(args.lcdb, args)
+    for name in filter(None, args.sets.split(",")):
         if name == "synthetic":
             draw = synthetic(1000, 64, rng)
             X, y = draw(1000)

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--target", type=float, default=0.9, help="target AUC (default 0.90)")
     p.add_argument("--checkpoints", default="50,100,200", help="comma-separated label counts (default 50,100,200)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (JSON input) and forecast seed")
-    p.add_argument("--method", default=None, help="curve-fitting method: pow3-bma (default) or pow3")
+    p.add_argument("--method", default=None, help="curve-fitting method: analog (default: the prior learned from real curves), pow3-bma or pow3")
     p.add_argument("--json", type=pathlib.Path, help="write the checkpoints and the final AUC here")
     p.add_argument("--plot", type=pathlib.Path, help="write a PNG of the last checkpoint's learning curve here")
     p.set_defaults(func=run)
