@@ -100,6 +100,97 @@ def test_dinov2_embedding_is_the_cls_token(tiny_hf_encoder_dirs):
     np.testing.assert_allclose(encoder.embed(_images()), cls, atol=1e-5)
 
 
+def _normalised(array) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float32)
+    return array / np.linalg.norm(array, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    "kind, model_type, dim",
+    [
+        pytest.param("clip_with_projection", "clip_vision_model", 16, id="CLIPVisionModelWithProjection"),
+        pytest.param("clip", "clip_vision_model", 32, id="CLIPVisionModel"),
+        pytest.param("siglip", "siglip_vision_model", 32, id="SiglipVisionModel"),
+        pytest.param("dinov2_classifier", "dinov2", 32, id="Dinov2ForImageClassification"),
+        pytest.param("dinov2_with_registers", "dinov2_with_registers", 32, id="Dinov2WithRegistersModel"),
+    ],
+)
+def test_hf_vision_folder_loads_and_embeds(tiny_hf_vision_dirs, kind, model_type, dim):
+    """A vision model saved alone with save_pretrained loads as a plain folder and embeds."""
+    encoder = load_encoder(str(tiny_hf_vision_dirs[kind]), device="cpu")
+    assert encoder.dim == dim and encoder.id.startswith(f"hf-{model_type}@")
+    _check_embeddings(encoder)
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip"])
+def test_vision_tower_alone_embeds_as_the_full_model(tiny_hf_encoder_dirs, tiny_hf_vision_dirs, kind):
+    """CLIPVisionModelWithProjection / SiglipVisionModel saved alone give the full model's
+    embedding of the same image (the CLIP projection applied)."""
+    alone = "clip_with_projection" if kind == "clip" else kind
+    full = load_encoder(str(tiny_hf_encoder_dirs[kind]), device="cpu")
+    tower = load_encoder(str(tiny_hf_vision_dirs[alone]), device="cpu")
+    assert tower.dim == full.dim and tower.id != full.id
+    np.testing.assert_allclose(tower.embed(_images()), full.embed(_images()), atol=1e-6)
+
+
+def test_clip_vision_model_without_projection_embeds_the_pooled_output(tiny_hf_encoder_dirs, tiny_hf_vision_dirs):
+    """CLIPVisionModel saved alone has no projection: its embedding is the full model's pooled
+    CLS token (pooler_output), not the projected image feature."""
+    from transformers import CLIPModel
+
+    encoder = load_encoder(str(tiny_hf_vision_dirs["clip"]), device="cpu")
+    pixels = torch.from_numpy(encoder.preprocess.batch(_images()))
+    with torch.inference_mode():
+        pooled = CLIPModel.from_pretrained(tiny_hf_encoder_dirs["clip"]).eval().vision_model(pixel_values=pixels)
+    np.testing.assert_allclose(encoder.embed(_images()), _normalised(pooled.pooler_output), atol=1e-5)
+
+
+def test_dinov2_classifier_folder_embeds_as_its_backbone(tiny_hf_encoder_dirs, tiny_hf_vision_dirs):
+    """A Dinov2ForImageClassification folder embeds with its DINOv2 backbone (the head unused)."""
+    backbone = load_encoder(str(tiny_hf_encoder_dirs["dinov2"]), device="cpu")
+    classifier = load_encoder(str(tiny_hf_vision_dirs["dinov2_classifier"]), device="cpu")
+    np.testing.assert_allclose(classifier.embed(_images()), backbone.embed(_images()), atol=1e-6)
+
+
+def test_vision_folder_with_a_pytorch_model_bin_loads(tiny_hf_vision_dirs, tmp_path):
+    """A vision folder whose weights are an older pytorch_model.bin embeds as its safetensors twin."""
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "bin"
+    shutil.copytree(tiny_hf_vision_dirs["clip_with_projection"], folder)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    encoder = load_encoder(str(folder), device="cpu")
+    twin = load_encoder(str(tiny_hf_vision_dirs["clip_with_projection"]), device="cpu")
+    assert encoder.dim == 16
+    np.testing.assert_allclose(encoder.embed(_images()), twin.embed(_images()), atol=1e-6)
+
+
+def test_vision_folder_missing_a_tower_tensor_is_refused(tiny_hf_vision_dirs, tmp_path):
+    """A vision tensor missing from the weights is an error naming it, never a random init."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "partial"
+    shutil.copytree(tiny_hf_vision_dirs["siglip"], folder)
+    tensors = load_file(folder / "model.safetensors")
+    del tensors["vision_model.post_layernorm.weight"]
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(EncoderLoadError, match="lack 1 tensor.*post_layernorm.weight"):
+        load_encoder(str(folder))
+
+
+def test_siglip_tower_without_its_pooling_head_is_refused(tiny_hf_vision_dirs, tmp_path):
+    """A SiglipVisionModel saved with vision_use_head false has no image embedding: refused."""
+    import json
+
+    folder = tmp_path / "headless"
+    shutil.copytree(tiny_hf_vision_dirs["siglip"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "vision_use_head": False}))
+    with pytest.raises(EncoderLoadError, match="vision_use_head false"):
+        load_encoder(str(folder))
+
+
 def test_hf_repo_loads_offline_from_the_hub_cache(tiny_hf_encoder_dirs, make_hf_cache):
     """A preset resolves to its repo and loads offline from a hub cache snapshot."""
     repo = PRESETS["xrayclip"].spec.removeprefix("hf:")

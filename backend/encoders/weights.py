@@ -100,6 +100,69 @@ def hf_weight_paths(folder: str | os.PathLike, names: Iterable[str] = HF_WEIGHT_
     return []
 
 
+def checkpoint_keys(paths: Iterable[str | os.PathLike], spec_text: str) -> frozenset[str]:
+    """The tensor names held by weight files, read without loading the tensors.
+
+    ``*.safetensors``: the file's JSON header; ``*.index.json``: its ``weight_map`` (the shards
+    that follow it in ``paths`` are skipped); anything else: a torch file opened with
+    ``mmap=True`` (tensors stay on disk), falling back to a full read for the legacy format.
+    A ``state_dict`` (or ``model``) entry wrapping the tensors and a ``module.`` prefix are
+    unwrapped, as the loaders do.
+
+    Raises
+    ------
+    EncoderLoadError
+        If a file is unreadable or holds no tensors; the message names the file.
+    """
+    import json
+
+    keys: set[str] = set()
+    shards: set[str] = set()
+    for path in map(str, paths):
+        if path in shards:
+            continue
+        try:
+            if path.endswith(".index.json"):
+                weight_map = json.loads(pathlib.Path(path).read_text())["weight_map"]
+                keys.update(weight_map)
+                shards.update(str(pathlib.Path(path).parent / name) for name in weight_map.values())
+            elif path.endswith(".safetensors"):
+                from safetensors import safe_open
+
+                with safe_open(path, framework="pt") as handle:
+                    keys.update(handle.keys())
+            else:
+                keys.update(_torch_file_keys(path))
+        except Exception as exc:  # any parse failure of a file we did not write: say which
+            raise EncoderLoadError(
+                f"cannot load encoder {spec_text!r}: weights file {path} is unreadable "
+                f"({type(exc).__name__}: {_first_line(str(exc))}); it is truncated, corrupt or "
+                "not a weights file: copy or download it again"
+            ) from None
+    if not keys:
+        raise EncoderLoadError(
+            f"cannot load encoder {spec_text!r}: {', '.join(map(str, paths))} holds no tensors"
+        )
+    return frozenset(key.removeprefix("module.") for key in keys)
+
+
+def _torch_file_keys(path: str) -> list[str]:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        state = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) file
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"it holds a {type(state).__name__}, not a state dict")
+    return [str(key) for key in state]
+
+
 def missing_hf_weights(
     spec_text: str, repo: str, cache: str, offline: bool, reason: str
 ) -> EncoderLoadError:
