@@ -343,6 +343,90 @@ def test_open_clip_name_with_checkpoint_file(tiny_open_clip_dir, tmp_path):
     _check_embeddings(encoder)
 
 
+def _register_open_clip_config(name: str, model_cfg: dict, folder) -> str:
+    """Add ``model_cfg`` to open_clip's registry as ``name`` (a built-in model name)."""
+    import json
+
+    import open_clip
+
+    (folder / f"{name}.json").write_text(json.dumps(model_cfg))
+    open_clip.add_model_config(folder / f"{name}.json")
+    return name
+
+
+def _tiny_open_clip_model(tiny_open_clip_dir):
+    import open_clip
+
+    return open_clip.create_model(f"local-dir:{tiny_open_clip_dir}").eval()
+
+
+def _save_state(state: dict, path) -> None:
+    from safetensors.torch import save_file
+
+    if str(path).endswith(".safetensors"):
+        save_file({key: value.detach().clone().contiguous() for key, value in state.items()}, path)
+    else:
+        torch.save(state, path)
+
+
+@pytest.mark.parametrize(
+    "prefix, filename",
+    [
+        pytest.param("visual.", "visual.bin", id="visual-keys-torch"),
+        pytest.param("visual.", "visual.safetensors", id="visual-keys-safetensors"),
+        pytest.param("", "tower.pt", id="tower-own-keys-torch"),
+        pytest.param("", "tower.safetensors", id="tower-own-keys-safetensors"),
+    ],
+)
+def test_open_clip_visual_only_checkpoint_embeds_as_the_full_model(tiny_open_clip_dir, tmp_path, prefix, filename):
+    """A checkpoint holding only the image tower (keys under visual., or the tower's own keys)
+    loads into a named model and embeds exactly as the whole-model checkpoint."""
+    import json
+
+    config = json.loads((tiny_open_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    name = _register_open_clip_config("labelcast-tiny-visual", config, tmp_path)
+    visual = _tiny_open_clip_model(tiny_open_clip_dir).visual.state_dict()
+    _save_state({prefix + key: value for key, value in visual.items()}, tmp_path / filename)
+    tower = load_encoder(f"open_clip:{name}:{tmp_path / filename}", device="cpu")
+    whole = load_encoder(f"open_clip:{name}:{tiny_open_clip_dir / 'open_clip_pytorch_model.bin'}", device="cpu")
+    assert tower.dim == whole.dim == 16 and tower.id != whole.id
+    np.testing.assert_allclose(tower.embed(_images()), whole.embed(_images()), atol=1e-6)
+
+
+def test_open_clip_folder_with_visual_only_weights_loads(tiny_open_clip_dir, tmp_path):
+    """An open_clip folder (local-dir:, and so hf-hub:) whose weights file holds only visual.*
+    keys embeds as the folder with the whole model."""
+    folder = tmp_path / "visual-only"
+    folder.mkdir()
+    shutil.copy(tiny_open_clip_dir / "open_clip_config.json", folder)
+    visual = _tiny_open_clip_model(tiny_open_clip_dir).visual.state_dict()
+    _save_state({"visual." + key: value for key, value in visual.items()}, folder / "open_clip_model.safetensors")
+    encoder = load_encoder(str(folder), device="cpu")
+    whole = load_encoder(str(tiny_open_clip_dir), device="cpu")
+    assert encoder.preprocess == whole.preprocess
+    np.testing.assert_allclose(encoder.embed(_images()), whole.embed(_images()), atol=1e-6)
+
+
+def test_open_clip_visual_only_checkpoint_of_another_model_is_refused(tiny_open_clip_dir, tmp_path):
+    """An image tower of another width, or one missing a tensor, is refused naming the keys."""
+    import json
+
+    import open_clip
+
+    config = json.loads((tiny_open_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    name = _register_open_clip_config("labelcast-tiny-visual-refused", config, tmp_path)
+    wider = {**config, "vision_cfg": {**config["vision_cfg"], "width": 48}}
+    other = _register_open_clip_config("labelcast-tiny-visual-wider", wider, tmp_path)
+    _save_state(open_clip.create_model(other).visual.state_dict(), tmp_path / "wider.pt")
+    with pytest.raises(EncoderLoadError, match="image tower in .*wider.pt does not fit labelcast-tiny-visual-refused"):
+        load_encoder(f"open_clip:{name}:{tmp_path / 'wider.pt'}")
+    partial = _tiny_open_clip_model(tiny_open_clip_dir).visual.state_dict()
+    del partial["ln_post.weight"]
+    _save_state({"visual." + key: value for key, value in partial.items()}, tmp_path / "partial.pt")
+    with pytest.raises(EncoderLoadError, match=r"1 missing keys, e.g. \['ln_post.weight'\]"):
+        load_encoder(f"open_clip:{name}:{tmp_path / 'partial.pt'}")
+
+
 @pytest.mark.parametrize(
     "spec, fragment",
     [
