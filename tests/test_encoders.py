@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.encoders import PRESETS, load_encoder
+from backend.encoders import PRESETS, check_encoder, load_encoder
 from backend.exceptions import EncoderLoadError
 
 torch = pytest.importorskip("torch")
@@ -449,6 +449,98 @@ def test_open_clip_tag_missing_offline(tmp_path):
     """A real pretrained tag that is not cached, offline, names the hub repo to download."""
     with pytest.raises(EncoderLoadError, match="laion/CLIP-ViT-B-16-laion2B-s34B-b88K"):
         load_encoder("open_clip:ViT-B-16:laion2b_s34b_b88k", cache_dir=str(tmp_path), offline=True)
+
+
+# --- start-up check (check_encoder) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind, fragment",
+    [
+        pytest.param("hf-clip", "transformers clip in ", id="hf-clip"),
+        pytest.param("hf-clip-vision", "transformers clip_vision_model in ", id="hf-clip-vision"),
+        pytest.param("hf-siglip-vision", "transformers siglip_vision_model in ", id="hf-siglip-vision"),
+        pytest.param("open-clip-folder", "(the whole model)", id="open-clip-folder"),
+        pytest.param("open-clip-visual", "(the image tower alone)", id="open-clip-visual"),
+        pytest.param("torchvision", "torchvision mobilenet_v2, ", id="torchvision"),
+    ],
+)
+def test_check_encoder_resolves_every_format(
+    tiny_hf_encoder_dirs, tiny_hf_vision_dirs, tiny_open_clip_dir, mobilenet_v2_weights_file, tmp_path, kind, fragment
+):
+    """check_encoder accepts every format load_encoder loads and says what it found."""
+    import json
+
+    config = json.loads((tiny_open_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    name = _register_open_clip_config("labelcast-tiny-check", config, tmp_path)
+    visual = tmp_path / "visual.pt"
+    torch.save({"visual." + k: v for k, v in _tiny_open_clip_model(tiny_open_clip_dir).visual.state_dict().items()},
+               visual)
+    specs = {
+        "hf-clip": str(tiny_hf_encoder_dirs["clip"]),
+        "hf-clip-vision": str(tiny_hf_vision_dirs["clip"]),
+        "hf-siglip-vision": f"hf:{tiny_hf_vision_dirs['siglip']}",
+        "open-clip-folder": str(tiny_open_clip_dir),
+        "open-clip-visual": f"open_clip:{name}:{visual}",
+        "torchvision": f"torchvision:mobilenet_v2:{mobilenet_v2_weights_file}",
+    }
+    assert fragment in check_encoder(specs[kind], offline=True)
+
+
+def test_check_encoder_reads_no_tensor_of_a_safetensors_folder(tiny_hf_vision_dirs):
+    """Checking a safetensors folder imports neither torch nor transformers (header only)."""
+    code = (
+        "import sys; from backend.encoders import check_encoder; "
+        f"print(check_encoder({str(tiny_hf_vision_dirs['clip_with_projection'])!r}, offline=True)); "
+        "print(sorted(m for m in ('torch', 'transformers', 'safetensors') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "clip_vision_model" in result.stdout and result.stdout.strip().endswith("[]"), result.stdout
+
+
+def test_truncated_weights_are_refused_by_the_check_and_the_load(tiny_hf_vision_dirs, tmp_path):
+    """A safetensors file cut short (an interrupted copy) fails the check and the load alike,
+    naming the file and saying to copy it again."""
+    folder = tmp_path / "cut"
+    shutil.copytree(tiny_hf_vision_dirs["siglip"], folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    for call in (check_encoder, load_encoder):
+        with pytest.raises(EncoderLoadError, match=r"model.safetensors is unreadable .*the file has .*copy or download it again"):
+            call(str(folder))
+
+
+def test_missing_shard_is_refused_by_the_check(tiny_hf_encoder_dirs, tmp_path):
+    """A sharded checkpoint whose index lists a shard that is not there fails the check."""
+    from transformers import Dinov2Model
+
+    folder = tmp_path / "sharded"
+    Dinov2Model.from_pretrained(tiny_hf_encoder_dirs["dinov2"]).save_pretrained(folder, max_shard_size="20KB")
+    shutil.copy(tiny_hf_encoder_dirs["dinov2"] / "preprocessor_config.json", folder)
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) > 1 and "transformers dinov2" in check_encoder(str(folder))
+    shards[-1].unlink()
+    with pytest.raises(EncoderLoadError, match=f"{shards[-1].name} is missing"):
+        check_encoder(str(folder))
+
+
+def test_weights_of_another_model_are_refused_by_the_check(tiny_hf_encoder_dirs, tiny_hf_vision_dirs, tmp_path):
+    """config.json of a CLIP vision tower over DINOv2 weights fails the check, saying so."""
+    folder = tmp_path / "mixed"
+    shutil.copytree(tiny_hf_vision_dirs["clip"], folder)
+    shutil.copy(tiny_hf_encoder_dirs["dinov2"] / "model.safetensors", folder / "model.safetensors")
+    with pytest.raises(EncoderLoadError, match="hold no clip_vision_model vision tower"):
+        check_encoder(str(folder))
+
+
+def test_check_encoder_missing_hub_weights_offline_says_how_to_provide_them(tmp_path):
+    """The default preset, not cached and offline, fails the check with load_encoder's message."""
+    with pytest.raises(EncoderLoadError) as checked:
+        check_encoder("xrayclip", cache_dir=str(tmp_path), offline=True)
+    with pytest.raises(EncoderLoadError) as loaded:
+        load_encoder("xrayclip", cache_dir=str(tmp_path), offline=True)
+    assert str(checked.value) == str(loaded.value) and "hf download StanfordAIMI/" in str(checked.value)
 
 
 # --- torchvision ----------------------------------------------------------------------------

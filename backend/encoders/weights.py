@@ -103,8 +103,8 @@ def hf_weight_paths(folder: str | os.PathLike, names: Iterable[str] = HF_WEIGHT_
 def checkpoint_keys(paths: Iterable[str | os.PathLike], spec_text: str) -> frozenset[str]:
     """The tensor names held by weight files, read without loading the tensors.
 
-    ``*.safetensors``: the file's JSON header; ``*.index.json``: its ``weight_map`` (the shards
-    that follow it in ``paths`` are skipped); anything else: a torch file opened with
+    ``*.safetensors``: the file's JSON header, checked against the file size (a truncated copy
+    fails here); ``*.index.json``: its ``weight_map``; anything else: a torch file opened with
     ``mmap=True`` (tensors stay on disk), falling back to a full read for the legacy format.
     A ``state_dict`` (or ``model``) entry wrapping the tensors and a ``module.`` prefix are
     unwrapped, as the loaders do.
@@ -115,25 +115,24 @@ def checkpoint_keys(paths: Iterable[str | os.PathLike], spec_text: str) -> froze
         If a file is unreadable or holds no tensors; the message names the file.
     """
     import json
+    import pickle
 
     keys: set[str] = set()
-    shards: set[str] = set()
     for path in map(str, paths):
-        if path in shards:
-            continue
+        if not os.path.isfile(path):
+            raise EncoderLoadError(
+                f"cannot load encoder {spec_text!r}: weights file {path} is missing (its index "
+                "lists it); copy or download the checkpoint again"
+            )
         try:
             if path.endswith(".index.json"):
-                weight_map = json.loads(pathlib.Path(path).read_text())["weight_map"]
-                keys.update(weight_map)
-                shards.update(str(pathlib.Path(path).parent / name) for name in weight_map.values())
+                keys.update(json.loads(pathlib.Path(path).read_text())["weight_map"])
             elif path.endswith(".safetensors"):
-                from safetensors import safe_open
-
-                with safe_open(path, framework="pt") as handle:
-                    keys.update(handle.keys())
+                keys.update(_safetensors_keys(path))
             else:
                 keys.update(_torch_file_keys(path))
-        except Exception as exc:  # any parse failure of a file we did not write: say which
+        except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError,
+                pickle.UnpicklingError) as exc:  # what parsing a file we did not write raises
             raise EncoderLoadError(
                 f"cannot load encoder {spec_text!r}: weights file {path} is unreadable "
                 f"({type(exc).__name__}: {_first_line(str(exc))}); it is truncated, corrupt or "
@@ -144,6 +143,25 @@ def checkpoint_keys(paths: Iterable[str | os.PathLike], spec_text: str) -> froze
             f"cannot load encoder {spec_text!r}: {', '.join(map(str, paths))} holds no tensors"
         )
     return frozenset(key.removeprefix("module.") for key in keys)
+
+
+def _safetensors_keys(path: str) -> list[str]:
+    """Tensor names from a safetensors header (8-byte little-endian length, then JSON); no torch."""
+    import json
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        if not 2 <= length <= min(size - 8, 100 << 20):
+            raise ValueError(f"header length {length} does not fit a file of {size} bytes")
+        header = json.loads(handle.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    tensors = {key: value for key, value in header.items() if key != "__metadata__"}
+    end = max((int(value["data_offsets"][1]) for value in tensors.values()), default=0)
+    if 8 + length + end != size:
+        raise ValueError(f"the header describes {8 + length + end} bytes, the file has {size}")
+    return list(tensors)
 
 
 def _torch_file_keys(path: str) -> list[str]:
