@@ -179,6 +179,19 @@ def test_vision_folder_missing_a_tower_tensor_is_refused(tiny_hf_vision_dirs, tm
         load_encoder(str(folder))
 
 
+def test_vision_folder_whose_config_does_not_fit_its_weights_is_refused(tiny_hf_vision_dirs, tmp_path):
+    """A projection_dim in config.json other than the saved projection's is refused naming the
+    tensor and both shapes, never loaded with a re-initialised projection."""
+    import json
+
+    folder = tmp_path / "other-dim"
+    shutil.copytree(tiny_hf_vision_dirs["clip_with_projection"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "projection_dim": 24}))
+    with pytest.raises(EncoderLoadError, match=r"visual_projection.weight \(weights \[16, 32\], config \[24, 32\]\)"):
+        load_encoder(str(folder))
+
+
 def test_siglip_tower_without_its_pooling_head_is_refused(tiny_hf_vision_dirs, tmp_path):
     """A SiglipVisionModel saved with vision_use_head false has no image embedding: refused."""
     import json

@@ -278,7 +278,11 @@ def _vision_model(spec: EncoderSpec, checkpoint: HFCheckpoint):
         config = transformers.AutoConfig.from_pretrained(folder)
         model_class, config, output, dim = _vision_class(checkpoint, config, transformers)
         model, info = model_class.from_pretrained(
-            folder, config=config, dtype=torch.float32, output_loading_info=True
+            folder,
+            config=config,
+            dtype=torch.float32,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # reported below, naming the tensors
         )
     except Exception as exc:
         raise EncoderLoadError(
@@ -289,12 +293,23 @@ def _vision_model(spec: EncoderSpec, checkpoint: HFCheckpoint):
         transformers.logging.set_verbosity(verbosity)
         if progress:
             transformers.logging.enable_progress_bar()
-    missing = sorted(info.get("missing_keys") or ()) + sorted(info.get("mismatched_keys") or ())
+    missing = sorted(info.get("missing_keys") or ())
     if missing:
         raise EncoderLoadError(
             f"cannot load encoder {spec.text!r}: the weights in {folder} lack {len(missing)} "
             f"tensor(s) of the {model_class.__name__} that config.json describes, e.g. "
-            f"{', '.join(map(str, missing[:3]))}; save the model again with save_pretrained"
+            f"{', '.join(missing[:3])}; save the model again with save_pretrained"
+        )
+    mismatched = sorted(info.get("mismatched_keys") or (), key=str)
+    if mismatched:
+        shapes = ", ".join(
+            f"{name} (weights {list(saved)}, config {list(expected)})"
+            for name, saved, expected in mismatched[:3]
+        )
+        raise EncoderLoadError(
+            f"cannot load encoder {spec.text!r}: {len(mismatched)} tensor(s) in {folder} have "
+            f"another shape than config.json describes: {shapes}; the config belongs to another "
+            "model: save the model and its config again with save_pretrained"
         )
     return model, output, dim
 
