@@ -121,7 +121,11 @@ def check_encoder(
         from backend.encoders.openclip import resolve_open_clip_checkpoint
 
         found = resolve_open_clip_checkpoint(parsed, cache_dir=cache_dir, offline=offline)
-        what = "the whole model" if found.layout == "model" else "the image tower alone"
+        what = {
+            "model": "the whole model",
+            "visual": "the image tower alone",
+            "tower": "no visual.* keys: the image tower's own, or a format open_clip converts",
+        }[found.layout]
         return f"open_clip {found.model_name}, {found.path} ({what})"
     from backend.encoders.tvmodels import resolve_torchvision_checkpoint
 
