@@ -47,8 +47,7 @@ def _exit_of(env, *options) -> tuple[int, str, str]:
 
 
 def test_serve_stops_with_the_fix_when_the_encoder_does_not_resolve(serve_env):
-    """With the default preset's weights missing, serve exits 2 before listening, with one
-    paragraph naming the encoder, how to provide the weights and --lazy-encoder."""
+    """Default preset not on disk: exit 2 before listening, one paragraph with the fix."""
     code, out, err = _exit_of(serve_env)
     assert code == 2, (out, err)
     assert "serving on" not in out

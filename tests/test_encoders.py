@@ -124,8 +124,7 @@ def test_hf_vision_folder_loads_and_embeds(tiny_hf_vision_dirs, kind, model_type
 
 @pytest.mark.parametrize("kind", ["clip", "siglip"])
 def test_vision_tower_alone_embeds_as_the_full_model(tiny_hf_encoder_dirs, tiny_hf_vision_dirs, kind):
-    """CLIPVisionModelWithProjection / SiglipVisionModel saved alone give the full model's
-    embedding of the same image (the CLIP projection applied)."""
+    """A CLIP (with projection) or SigLIP vision tower saved alone embeds as its full model."""
     alone = "clip_with_projection" if kind == "clip" else kind
     full = load_encoder(str(tiny_hf_encoder_dirs[kind]), device="cpu")
     tower = load_encoder(str(tiny_hf_vision_dirs[alone]), device="cpu")
@@ -134,8 +133,7 @@ def test_vision_tower_alone_embeds_as_the_full_model(tiny_hf_encoder_dirs, tiny_
 
 
 def test_clip_vision_model_without_projection_embeds_the_pooled_output(tiny_hf_encoder_dirs, tiny_hf_vision_dirs):
-    """CLIPVisionModel saved alone has no projection: its embedding is the full model's pooled
-    CLS token (pooler_output), not the projected image feature."""
+    """CLIPVisionModel (no projection saved) embeds the full model's pooled CLS token."""
     from transformers import CLIPModel
 
     encoder = load_encoder(str(tiny_hf_vision_dirs["clip"]), device="cpu")
@@ -180,8 +178,7 @@ def test_vision_folder_missing_a_tower_tensor_is_refused(tiny_hf_vision_dirs, tm
 
 
 def test_vision_folder_whose_config_does_not_fit_its_weights_is_refused(tiny_hf_vision_dirs, tmp_path):
-    """A projection_dim in config.json other than the saved projection's is refused naming the
-    tensor and both shapes, never loaded with a re-initialised projection."""
+    """A config.json projection_dim unlike the saved projection's is refused with both shapes."""
     import json
 
     folder = tmp_path / "other-dim"
@@ -392,8 +389,7 @@ def _save_state(state: dict, path) -> None:
     ],
 )
 def test_open_clip_visual_only_checkpoint_embeds_as_the_full_model(tiny_open_clip_dir, tmp_path, prefix, filename):
-    """A checkpoint holding only the image tower (keys under visual., or the tower's own keys)
-    loads into a named model and embeds exactly as the whole-model checkpoint."""
+    """An image-tower-only checkpoint (visual.* or own keys) embeds as the whole checkpoint."""
     import json
 
     config = json.loads((tiny_open_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
@@ -407,8 +403,7 @@ def test_open_clip_visual_only_checkpoint_embeds_as_the_full_model(tiny_open_cli
 
 
 def test_open_clip_folder_with_visual_only_weights_loads(tiny_open_clip_dir, tmp_path):
-    """An open_clip folder (local-dir:, and so hf-hub:) whose weights file holds only visual.*
-    keys embeds as the folder with the whole model."""
+    """An open_clip folder whose weights hold only visual.* keys embeds as the whole folder."""
     folder = tmp_path / "visual-only"
     folder.mkdir()
     shutil.copy(tiny_open_clip_dir / "open_clip_config.json", folder)
@@ -513,8 +508,7 @@ def test_check_encoder_reads_no_tensor_of_a_safetensors_folder(tiny_hf_vision_di
 
 
 def test_truncated_weights_are_refused_by_the_check_and_the_load(tiny_hf_vision_dirs, tmp_path):
-    """A safetensors file cut short (an interrupted copy) fails the check and the load alike,
-    naming the file and saying to copy it again."""
+    """A safetensors file cut short fails the check and the load alike, naming the file."""
     folder = tmp_path / "cut"
     shutil.copytree(tiny_hf_vision_dirs["siglip"], folder)
     weights = folder / "model.safetensors"
