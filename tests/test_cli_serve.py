@@ -91,3 +91,12 @@ def test_serve_checks_a_resolving_encoder_and_serves(serve_env, tiny_hf_vision_d
         stop_process(process)
     out = process.stdout.read()
     assert f"labelcast: encoder {folder}: transformers siglip_vision_model in {folder}" in out, out
+
+
+def test_serve_with_redis_leaves_the_encoder_to_the_workers(serve_env, redis_url):
+    """With REDIS_URL the web process loads no encoder, so a missing one does not stop it."""
+    process, url = _serve({**serve_env, "REDIS_URL": redis_url})
+    try:
+        wait_http(url + "/health", 60, process)
+    finally:
+        stop_process(process)
