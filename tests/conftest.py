@@ -94,6 +94,38 @@ def tiny_hf_encoder_dirs(tmp_path_factory) -> dict[str, pathlib.Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_hf_vision_dirs(tiny_hf_encoder_dirs, tmp_path_factory) -> dict[str, pathlib.Path]:
+    """Vision towers saved alone with save_pretrained, each taken from a full model of
+    ``tiny_hf_encoder_dirs`` (same weights) with that model's preprocessor_config.json:
+    ``clip_with_projection`` (CLIPVisionModelWithProjection), ``clip`` (CLIPVisionModel),
+    ``siglip`` (SiglipVisionModel), ``dinov2_classifier`` (Dinov2ForImageClassification) and
+    ``dinov2_with_registers`` (Dinov2WithRegistersModel, random)."""
+    import shutil
+
+    import torch
+    import transformers
+
+    root = tmp_path_factory.mktemp("tiny-hf-vision")
+    sources = {
+        "clip_with_projection": ("clip", transformers.CLIPVisionModelWithProjection, {"projection_dim": 16}),
+        "clip": ("clip", transformers.CLIPVisionModel, {}),
+        "siglip": ("siglip", transformers.SiglipVisionModel, {}),
+        "dinov2_classifier": ("dinov2", transformers.Dinov2ForImageClassification, {"num_labels": 3}),
+    }
+    folders = {}
+    for name, (full, model_class, overrides) in sources.items():
+        folders[name] = root / name
+        model_class.from_pretrained(tiny_hf_encoder_dirs[full], **overrides).save_pretrained(folders[name])
+        shutil.copy(tiny_hf_encoder_dirs[full] / "preprocessor_config.json", folders[name])
+    torch.manual_seed(0)
+    config = transformers.Dinov2WithRegistersConfig(**_tiny_vit_kwargs(), mlp_ratio=2, num_register_tokens=2)
+    folders["dinov2_with_registers"] = root / "dinov2_with_registers"
+    transformers.Dinov2WithRegistersModel(config).eval().save_pretrained(folders["dinov2_with_registers"])
+    shutil.copy(tiny_hf_encoder_dirs["dinov2"] / "preprocessor_config.json", folders["dinov2_with_registers"])
+    return folders
+
+
+@pytest.fixture(scope="session")
 def tiny_encoder_spec(tmp_path_factory) -> str:
     """A `load_encoder` spec (a folder path) of a tiny random CLIP that loads in well under 1 s."""
     return str(_save_tiny_clip(tmp_path_factory.mktemp("tiny-encoder") / "clip"))

@@ -353,7 +353,7 @@ def test_oversized_and_chunked_bodies_under_gunicorn(tmp_path):
     env = {**os.environ, "MODEL_DIR": str(tmp_path), "LOG_LEVEL": "WARNING", "MAX_BODY_BYTES": "100000"}
     env.pop("REDIS_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1",
-                                "--port", str(port)], cwd=PROJECT_ROOT, env=env,
+                                "--port", str(port), "--lazy-encoder"], cwd=PROJECT_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"

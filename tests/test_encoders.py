@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.encoders import PRESETS, load_encoder
+from backend.encoders import PRESETS, check_encoder, load_encoder
 from backend.exceptions import EncoderLoadError
 
 torch = pytest.importorskip("torch")
@@ -98,6 +98,107 @@ def test_dinov2_embedding_is_the_cls_token(tiny_hf_encoder_dirs):
     cls = hidden[:, 0].numpy()
     cls /= np.linalg.norm(cls, axis=1, keepdims=True)
     np.testing.assert_allclose(encoder.embed(_images()), cls, atol=1e-5)
+
+
+def _normalised(array) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float32)
+    return array / np.linalg.norm(array, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    "kind, model_type, dim",
+    [
+        pytest.param("clip_with_projection", "clip_vision_model", 16, id="CLIPVisionModelWithProjection"),
+        pytest.param("clip", "clip_vision_model", 32, id="CLIPVisionModel"),
+        pytest.param("siglip", "siglip_vision_model", 32, id="SiglipVisionModel"),
+        pytest.param("dinov2_classifier", "dinov2", 32, id="Dinov2ForImageClassification"),
+        pytest.param("dinov2_with_registers", "dinov2_with_registers", 32, id="Dinov2WithRegistersModel"),
+    ],
+)
+def test_hf_vision_folder_loads_and_embeds(tiny_hf_vision_dirs, kind, model_type, dim):
+    """A vision model saved alone with save_pretrained loads as a plain folder and embeds."""
+    encoder = load_encoder(str(tiny_hf_vision_dirs[kind]), device="cpu")
+    assert encoder.dim == dim and encoder.id.startswith(f"hf-{model_type}@")
+    _check_embeddings(encoder)
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip"])
+def test_vision_tower_alone_embeds_as_the_full_model(tiny_hf_encoder_dirs, tiny_hf_vision_dirs, kind):
+    """A CLIP (with projection) or SigLIP vision tower saved alone embeds as its full model."""
+    alone = "clip_with_projection" if kind == "clip" else kind
+    full = load_encoder(str(tiny_hf_encoder_dirs[kind]), device="cpu")
+    tower = load_encoder(str(tiny_hf_vision_dirs[alone]), device="cpu")
+    assert tower.dim == full.dim and tower.id != full.id
+    np.testing.assert_allclose(tower.embed(_images()), full.embed(_images()), atol=1e-6)
+
+
+def test_clip_vision_model_without_projection_embeds_the_pooled_output(tiny_hf_encoder_dirs, tiny_hf_vision_dirs):
+    """CLIPVisionModel (no projection saved) embeds the full model's pooled CLS token."""
+    from transformers import CLIPModel
+
+    encoder = load_encoder(str(tiny_hf_vision_dirs["clip"]), device="cpu")
+    pixels = torch.from_numpy(encoder.preprocess.batch(_images()))
+    with torch.inference_mode():
+        pooled = CLIPModel.from_pretrained(tiny_hf_encoder_dirs["clip"]).eval().vision_model(pixel_values=pixels)
+    np.testing.assert_allclose(encoder.embed(_images()), _normalised(pooled.pooler_output), atol=1e-5)
+
+
+def test_dinov2_classifier_folder_embeds_as_its_backbone(tiny_hf_encoder_dirs, tiny_hf_vision_dirs):
+    """A Dinov2ForImageClassification folder embeds with its DINOv2 backbone (the head unused)."""
+    backbone = load_encoder(str(tiny_hf_encoder_dirs["dinov2"]), device="cpu")
+    classifier = load_encoder(str(tiny_hf_vision_dirs["dinov2_classifier"]), device="cpu")
+    np.testing.assert_allclose(classifier.embed(_images()), backbone.embed(_images()), atol=1e-6)
+
+
+def test_vision_folder_with_a_pytorch_model_bin_loads(tiny_hf_vision_dirs, tmp_path):
+    """A vision folder whose weights are an older pytorch_model.bin embeds as its safetensors twin."""
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "bin"
+    shutil.copytree(tiny_hf_vision_dirs["clip_with_projection"], folder)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    encoder = load_encoder(str(folder), device="cpu")
+    twin = load_encoder(str(tiny_hf_vision_dirs["clip_with_projection"]), device="cpu")
+    assert encoder.dim == 16
+    np.testing.assert_allclose(encoder.embed(_images()), twin.embed(_images()), atol=1e-6)
+
+
+def test_vision_folder_missing_a_tower_tensor_is_refused(tiny_hf_vision_dirs, tmp_path):
+    """A vision tensor missing from the weights is an error naming it, never a random init."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "partial"
+    shutil.copytree(tiny_hf_vision_dirs["siglip"], folder)
+    tensors = load_file(folder / "model.safetensors")
+    del tensors["vision_model.post_layernorm.weight"]
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(EncoderLoadError, match="lack 1 tensor.*post_layernorm.weight"):
+        load_encoder(str(folder))
+
+
+def test_vision_folder_whose_config_does_not_fit_its_weights_is_refused(tiny_hf_vision_dirs, tmp_path):
+    """A config.json projection_dim unlike the saved projection's is refused with both shapes."""
+    import json
+
+    folder = tmp_path / "other-dim"
+    shutil.copytree(tiny_hf_vision_dirs["clip_with_projection"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "projection_dim": 24}))
+    with pytest.raises(EncoderLoadError, match=r"visual_projection.weight \(weights \[16, 32\], config \[24, 32\]\)"):
+        load_encoder(str(folder))
+
+
+def test_siglip_tower_without_its_pooling_head_is_refused(tiny_hf_vision_dirs, tmp_path):
+    """A SiglipVisionModel saved with vision_use_head false has no image embedding: refused."""
+    import json
+
+    folder = tmp_path / "headless"
+    shutil.copytree(tiny_hf_vision_dirs["siglip"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "vision_use_head": False}))
+    with pytest.raises(EncoderLoadError, match="vision_use_head false"):
+        load_encoder(str(folder))
 
 
 def test_hf_repo_loads_offline_from_the_hub_cache(tiny_hf_encoder_dirs, make_hf_cache):
@@ -252,6 +353,88 @@ def test_open_clip_name_with_checkpoint_file(tiny_open_clip_dir, tmp_path):
     _check_embeddings(encoder)
 
 
+def _register_open_clip_config(name: str, model_cfg: dict, folder) -> str:
+    """Add ``model_cfg`` to open_clip's registry as ``name`` (a built-in model name)."""
+    import json
+
+    import open_clip
+
+    (folder / f"{name}.json").write_text(json.dumps(model_cfg))
+    open_clip.add_model_config(folder / f"{name}.json")
+    return name
+
+
+def _tiny_open_clip_model(tiny_open_clip_dir):
+    import open_clip
+
+    return open_clip.create_model(f"local-dir:{tiny_open_clip_dir}").eval()
+
+
+def _save_state(state: dict, path) -> None:
+    from safetensors.torch import save_file
+
+    if str(path).endswith(".safetensors"):
+        save_file({key: value.detach().clone().contiguous() for key, value in state.items()}, path)
+    else:
+        torch.save(state, path)
+
+
+@pytest.mark.parametrize(
+    "prefix, filename",
+    [
+        pytest.param("visual.", "visual.bin", id="visual-keys-torch"),
+        pytest.param("visual.", "visual.safetensors", id="visual-keys-safetensors"),
+        pytest.param("", "tower.pt", id="tower-own-keys-torch"),
+        pytest.param("", "tower.safetensors", id="tower-own-keys-safetensors"),
+    ],
+)
+def test_open_clip_visual_only_checkpoint_embeds_as_the_full_model(tiny_open_clip_dir, tmp_path, prefix, filename):
+    """An image-tower-only checkpoint (visual.* or own keys) embeds as the whole checkpoint."""
+    import json
+
+    config = json.loads((tiny_open_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    name = _register_open_clip_config("labelcast-tiny-visual", config, tmp_path)
+    visual = _tiny_open_clip_model(tiny_open_clip_dir).visual.state_dict()
+    _save_state({prefix + key: value for key, value in visual.items()}, tmp_path / filename)
+    tower = load_encoder(f"open_clip:{name}:{tmp_path / filename}", device="cpu")
+    whole = load_encoder(f"open_clip:{name}:{tiny_open_clip_dir / 'open_clip_pytorch_model.bin'}", device="cpu")
+    assert tower.dim == whole.dim == 16 and tower.id != whole.id
+    np.testing.assert_allclose(tower.embed(_images()), whole.embed(_images()), atol=1e-6)
+
+
+def test_open_clip_folder_with_visual_only_weights_loads(tiny_open_clip_dir, tmp_path):
+    """An open_clip folder whose weights hold only visual.* keys embeds as the whole folder."""
+    folder = tmp_path / "visual-only"
+    folder.mkdir()
+    shutil.copy(tiny_open_clip_dir / "open_clip_config.json", folder)
+    visual = _tiny_open_clip_model(tiny_open_clip_dir).visual.state_dict()
+    _save_state({"visual." + key: value for key, value in visual.items()}, folder / "open_clip_model.safetensors")
+    encoder = load_encoder(str(folder), device="cpu")
+    whole = load_encoder(str(tiny_open_clip_dir), device="cpu")
+    assert encoder.preprocess == whole.preprocess
+    np.testing.assert_allclose(encoder.embed(_images()), whole.embed(_images()), atol=1e-6)
+
+
+def test_open_clip_visual_only_checkpoint_of_another_model_is_refused(tiny_open_clip_dir, tmp_path):
+    """An image tower of another width, or one missing a tensor, is refused naming the keys."""
+    import json
+
+    import open_clip
+
+    config = json.loads((tiny_open_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    name = _register_open_clip_config("labelcast-tiny-visual-refused", config, tmp_path)
+    wider = {**config, "vision_cfg": {**config["vision_cfg"], "width": 48}}
+    other = _register_open_clip_config("labelcast-tiny-visual-wider", wider, tmp_path)
+    _save_state(open_clip.create_model(other).visual.state_dict(), tmp_path / "wider.pt")
+    with pytest.raises(EncoderLoadError, match="image tower in .*wider.pt does not fit labelcast-tiny-visual-refused"):
+        load_encoder(f"open_clip:{name}:{tmp_path / 'wider.pt'}")
+    partial = _tiny_open_clip_model(tiny_open_clip_dir).visual.state_dict()
+    del partial["ln_post.weight"]
+    _save_state({"visual." + key: value for key, value in partial.items()}, tmp_path / "partial.pt")
+    with pytest.raises(EncoderLoadError, match=r"1 missing keys, e.g. \['ln_post.weight'\]"):
+        load_encoder(f"open_clip:{name}:{tmp_path / 'partial.pt'}")
+
+
 @pytest.mark.parametrize(
     "spec, fragment",
     [
@@ -274,6 +457,97 @@ def test_open_clip_tag_missing_offline(tmp_path):
     """A real pretrained tag that is not cached, offline, names the hub repo to download."""
     with pytest.raises(EncoderLoadError, match="laion/CLIP-ViT-B-16-laion2B-s34B-b88K"):
         load_encoder("open_clip:ViT-B-16:laion2b_s34b_b88k", cache_dir=str(tmp_path), offline=True)
+
+
+# --- start-up check (check_encoder) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind, fragment",
+    [
+        pytest.param("hf-clip", "transformers clip in ", id="hf-clip"),
+        pytest.param("hf-clip-vision", "transformers clip_vision_model in ", id="hf-clip-vision"),
+        pytest.param("hf-siglip-vision", "transformers siglip_vision_model in ", id="hf-siglip-vision"),
+        pytest.param("open-clip-folder", "(the whole model)", id="open-clip-folder"),
+        pytest.param("open-clip-visual", "(the image tower alone)", id="open-clip-visual"),
+        pytest.param("torchvision", "torchvision mobilenet_v2, ", id="torchvision"),
+    ],
+)
+def test_check_encoder_resolves_every_format(
+    tiny_hf_encoder_dirs, tiny_hf_vision_dirs, tiny_open_clip_dir, mobilenet_v2_weights_file, tmp_path, kind, fragment
+):
+    """check_encoder accepts every format load_encoder loads and says what it found."""
+    import json
+
+    config = json.loads((tiny_open_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    name = _register_open_clip_config("labelcast-tiny-check", config, tmp_path)
+    visual = tmp_path / "visual.pt"
+    torch.save({"visual." + k: v for k, v in _tiny_open_clip_model(tiny_open_clip_dir).visual.state_dict().items()},
+               visual)
+    specs = {
+        "hf-clip": str(tiny_hf_encoder_dirs["clip"]),
+        "hf-clip-vision": str(tiny_hf_vision_dirs["clip"]),
+        "hf-siglip-vision": f"hf:{tiny_hf_vision_dirs['siglip']}",
+        "open-clip-folder": str(tiny_open_clip_dir),
+        "open-clip-visual": f"open_clip:{name}:{visual}",
+        "torchvision": f"torchvision:mobilenet_v2:{mobilenet_v2_weights_file}",
+    }
+    assert fragment in check_encoder(specs[kind], offline=True)
+
+
+def test_check_encoder_reads_no_tensor_of_a_safetensors_folder(tiny_hf_vision_dirs):
+    """Checking a safetensors folder imports neither torch nor transformers (header only)."""
+    code = (
+        "import sys; from backend.encoders import check_encoder; "
+        f"print(check_encoder({str(tiny_hf_vision_dirs['clip_with_projection'])!r}, offline=True)); "
+        "print(sorted(m for m in ('torch', 'transformers', 'safetensors') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "clip_vision_model" in result.stdout and result.stdout.strip().endswith("[]"), result.stdout
+
+
+def test_truncated_weights_are_refused_by_the_check_and_the_load(tiny_hf_vision_dirs, tmp_path):
+    """A safetensors file cut short fails the check and the load alike, naming the file."""
+    folder = tmp_path / "cut"
+    shutil.copytree(tiny_hf_vision_dirs["siglip"], folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    for call in (check_encoder, load_encoder):
+        with pytest.raises(EncoderLoadError, match=r"model.safetensors is unreadable .*the file has .*copy or download it again"):
+            call(str(folder))
+
+
+def test_missing_shard_is_refused_by_the_check(tiny_hf_encoder_dirs, tmp_path):
+    """A sharded checkpoint whose index lists a shard that is not there fails the check."""
+    from transformers import Dinov2Model
+
+    folder = tmp_path / "sharded"
+    Dinov2Model.from_pretrained(tiny_hf_encoder_dirs["dinov2"]).save_pretrained(folder, max_shard_size="20KB")
+    shutil.copy(tiny_hf_encoder_dirs["dinov2"] / "preprocessor_config.json", folder)
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) > 1 and "transformers dinov2" in check_encoder(str(folder))
+    shards[-1].unlink()
+    with pytest.raises(EncoderLoadError, match=f"{shards[-1].name} is missing"):
+        check_encoder(str(folder))
+
+
+def test_weights_of_another_model_are_refused_by_the_check(tiny_hf_encoder_dirs, tiny_hf_vision_dirs, tmp_path):
+    """config.json of a CLIP vision tower over DINOv2 weights fails the check, saying so."""
+    folder = tmp_path / "mixed"
+    shutil.copytree(tiny_hf_vision_dirs["clip"], folder)
+    shutil.copy(tiny_hf_encoder_dirs["dinov2"] / "model.safetensors", folder / "model.safetensors")
+    with pytest.raises(EncoderLoadError, match="hold no clip_vision_model vision tower"):
+        check_encoder(str(folder))
+
+
+def test_check_encoder_missing_hub_weights_offline_says_how_to_provide_them(tmp_path):
+    """The default preset, not cached and offline, fails the check with load_encoder's message."""
+    with pytest.raises(EncoderLoadError) as checked:
+        check_encoder("xrayclip", cache_dir=str(tmp_path), offline=True)
+    with pytest.raises(EncoderLoadError) as loaded:
+        load_encoder("xrayclip", cache_dir=str(tmp_path), offline=True)
+    assert str(checked.value) == str(loaded.value) and "hf download StanfordAIMI/" in str(checked.value)
 
 
 # --- torchvision ----------------------------------------------------------------------------

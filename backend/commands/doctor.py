@@ -1,7 +1,7 @@
 """``labelcast doctor``: check a running setup and say in plain words what is wrong.
 
-Checks, in order: the backend answers /health; the encoder's weights are on this machine (no
-model is loaded); Label Studio answers with the API key; the project exists, has this backend
+Checks, in order: the backend answers /health; the encoder resolves offline, as `labelcast
+serve` checks it (weights on this machine, headers readable; no model is loaded); Label Studio answers with the API key; the project exists, has this backend
 as its ML backend, and has a webhook to it (with the basic-auth header when BASIC_AUTH_USER /
 BASIC_AUTH_PASS are set). Checks that lack their inputs are skipped. Exits 1 when a check fails.
 """
@@ -129,33 +129,19 @@ def _is_labelcast(response) -> bool:
 
 
 def check_encoder(spec: str) -> Check:
-    """The encoder spec parses and its weights are on disk (nothing is loaded or downloaded)."""
-    import pathlib
-
+    """The encoder resolves offline: weights on disk, config and weight headers readable
+    (:func:`backend.encoders.check_encoder`, what `labelcast serve` checks; nothing is loaded
+    or downloaded)."""
     try:
-        from backend.commands.encoders import weights_on_disk
-        from backend.encoders import parse_spec
-
-        parsed = parse_spec(spec)
-    except LabelCastError as exc:
-        return Check("encoder", False, f"{exc} (set ENCODER; `labelcast encoders` lists the presets)")
+        from backend.encoders import check_encoder as resolve
     except ImportError as exc:
         return Check("encoder", False, f"cannot import the encoder code: {exc}")
     name = f"ENCODER={spec}"
-    if pathlib.Path(spec).is_dir():
-        return Check("encoder", True, f"{name}: weights folder present")
-    if parsed.family in ("hf", "torchvision"):
-        try:
-            found = weights_on_disk(spec)
-        except Exception as exc:  # a broken cache must not crash the doctor
-            return Check("encoder", False, f"{name}: cannot check its weights ({type(exc).__name__}: {exc})")
-        if found:
-            return Check("encoder", True, f"{name}: weights found in the local cache")
-        return Check("encoder", False,
-                     f"{name}: weights not on this machine; where there is internet run "
-                     f"`hf download {parsed.name}` and copy the cache (HF_HUB_CACHE), or point "
-                     f"ENCODER at a folder saved with save_pretrained (`labelcast encoders`)")
-    return Check("encoder", None, f"{name}: {parsed.family} weights are only checked when loaded")
+    try:
+        found = resolve(spec, offline=True)
+    except LabelCastError as exc:
+        return Check("encoder", False, f"{name}: {exc} (`labelcast encoders` lists the presets)")
+    return Check("encoder", True, f"{name}: {found}")
 
 
 def check_label_studio(settings, backend_url: str, url: str, key: str, project_id: int | None) -> list[Check]:

@@ -4,6 +4,12 @@ Without ``REDIS_URL`` it is a complete backend on its own: a SQLite store in ``M
 an in-process worker thread that feeds one training child process, so it runs exactly one
 gunicorn worker process. With ``REDIS_URL`` it only serves requests (``--workers`` of them) and
 ``labelcast worker`` processes do the work.
+
+Before it listens, the embedded mode checks that the encoder (``ENCODER``) resolves: its
+weights are on this machine (or downloadable) and their config and tensor names are readable.
+If not, it stops with the fix instead of answering /health while no refit can run;
+``--lazy-encoder`` skips the check and loads the encoder at the first refit. With
+``REDIS_URL`` the encoder is the workers' concern and is not checked here.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ def register(subparsers) -> None:
         help="gunicorn worker processes; more than 1 needs REDIS_URL (default 1)",
     )
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help=f"threads per worker (default {DEFAULT_THREADS})")
+    parser.add_argument(
+        "--lazy-encoder", action="store_true",
+        help="start even if the encoder does not resolve; it is loaded at the first refit",
+    )
     parser.set_defaults(func=run)
 
 
@@ -51,6 +61,8 @@ def run(args) -> int:
         raise CommandError(
             "--workers > 1 needs REDIS_URL: the embedded SQLite mode trains in the one web process"
         )
+    if not args.lazy_encoder and not settings.redis_url:
+        _check_encoder(settings.encoder)
 
     class _Server(BaseApplication):
         def load_config(self):
@@ -76,3 +88,21 @@ def run(args) -> int:
     _Server().run()
     return 0
 
+
+
+def _check_encoder(spec: str) -> None:
+    """Stop with the fix when the encoder spec does not resolve (see the module docstring)."""
+    from backend.encoders import check_encoder
+    from backend.exceptions import EncoderLoadError
+
+    try:
+        found = check_encoder(spec)
+    except EncoderLoadError as exc:
+        raise CommandError(
+            f"the encoder ENCODER={spec!r} does not resolve, so no refit could run: "
+            f"{str(exc).rstrip('.')}. Fix ENCODER (`labelcast encoders` lists the presets and "
+            "spec forms) or provide the weights as said, then start again; or start with "
+            "--lazy-encoder to serve now and load the encoder at the first refit (refits fail "
+            "until it resolves)."
+        ) from None
+    print(f"labelcast: encoder {spec}: {found}", flush=True)

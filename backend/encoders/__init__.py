@@ -9,14 +9,14 @@ Modules, each importing only the ones above it in this list:
 - ``weights`` — offline mode, cache folders, weight digests, helpful errors;
 - ``encoder`` — the :class:`Encoder` (batches, device, autocast, decode overlap);
 - ``hf``, ``openclip``, ``tvmodels`` — one loader per library;
-- ``loader`` — :func:`load_encoder`; ``lazy`` — :class:`LazyEncoder`.
+- ``loader`` — :func:`load_encoder`, :func:`check_encoder`; ``lazy`` — :class:`LazyEncoder`.
 
 Importing this package imports neither torch nor any model library.
 """
 
 from backend.encoders.encoder import Encoder, l2_normalise
 from backend.encoders.lazy import LazyEncoder
-from backend.encoders.loader import load_encoder
+from backend.encoders.loader import check_encoder, load_encoder
 from backend.encoders.preprocess import Preprocess
 from backend.encoders.presets import DEFAULT_ENCODER, PRESETS, Preset
 from backend.encoders.spec import EncoderSpec, parse_spec
@@ -29,6 +29,7 @@ __all__ = [
     "LazyEncoder",
     "Preprocess",
     "Preset",
+    "check_encoder",
     "l2_normalise",
     "load_encoder",
     "parse_spec",

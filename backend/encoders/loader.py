@@ -1,4 +1,5 @@
-"""``load_encoder``: one spec string in, one ready :class:`Encoder` out."""
+"""``load_encoder``: one spec string in, one ready :class:`Encoder` out; ``check_encoder``:
+whether a spec resolves, without building the model (for a start-up check)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,55 @@ def load_encoder(
     from backend.encoders.tvmodels import load_torchvision_encoder
 
     return load_torchvision_encoder(parsed, **options)
+
+
+def check_encoder(
+    spec: str = DEFAULT_ENCODER,
+    *,
+    cache_dir: str | None = None,
+    offline: bool | None = None,
+) -> str:
+    """Check that an encoder spec resolves, without building the model or reading its tensors.
+
+    Finds the weights exactly as :func:`load_encoder` does (the same functions), then reads
+    the configs and the weight files' tensor names: a safetensors header (no torch import), a
+    torch file memory-mapped. Weights that are not on disk are downloaded unless offline, as
+    the load would.
+
+    Parameters
+    ----------
+    spec, cache_dir, offline
+        As for :func:`load_encoder`.
+
+    Returns
+    -------
+    str
+        One line saying what was found and where.
+
+    Raises
+    ------
+    EncoderLoadError
+        What :func:`load_encoder` would raise for a bad spec, missing or unreadable weights,
+        or an unsupported model type; the message says how to provide the weights.
+    """
+    parsed = parse_spec(spec)
+    offline = offline_mode(offline)
+    if parsed.family == "hf":
+        from backend.encoders.hf import resolve_hf_checkpoint
+
+        found = resolve_hf_checkpoint(parsed, cache_dir=cache_dir, offline=offline)
+        return f"transformers {found.model_type} in {found.folder} ({len(found.keys)} tensors)"
+    if parsed.family == "open_clip":
+        from backend.encoders.openclip import resolve_open_clip_checkpoint
+
+        found = resolve_open_clip_checkpoint(parsed, cache_dir=cache_dir, offline=offline)
+        what = {
+            "model": "the whole model",
+            "visual": "the image tower alone",
+            "tower": "no visual.* keys: the image tower's own, or a format open_clip converts",
+        }[found.layout]
+        return f"open_clip {found.model_name}, {found.path} ({what})"
+    from backend.encoders.tvmodels import resolve_torchvision_checkpoint
+
+    found = resolve_torchvision_checkpoint(parsed, cache_dir=cache_dir, offline=offline)
+    return f"torchvision {parsed.name}, {found.path}"

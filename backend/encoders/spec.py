@@ -3,7 +3,8 @@
 Accepted forms (first match wins):
 
 - a preset name from :data:`backend.encoders.presets.PRESETS` (``xrayclip``, ``resnet50``, ...);
-- ``hf:<repo id or folder>``: a transformers CLIP, SigLIP or DINOv2 checkpoint;
+- ``hf:<repo id or folder>``: a transformers CLIP, SigLIP or DINOv2 checkpoint (the whole
+  model or its vision tower saved alone);
 - ``open_clip:<model name>[:<pretrained tag or checkpoint file>]``,
   ``open_clip:hf-hub:<repo id>`` and ``open_clip:local-dir:<folder>``;
 - ``torchvision:<architecture>[:<weights enum name or file>]``;

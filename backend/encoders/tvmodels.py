@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import pathlib
+from dataclasses import dataclass
 
 from backend.encoders.encoder import Encoder
 from backend.encoders.preprocess import Preprocess
 from backend.encoders.spec import EncoderSpec
-from backend.encoders.weights import file_digest, missing_file
+from backend.encoders.weights import checkpoint_keys, file_digest, missing_file
 from backend.exceptions import EncoderLoadError
 
 CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "heads", "head")
@@ -54,15 +55,60 @@ def load_torchvision_encoder(
     import torch
     import torchvision
 
+    checkpoint = resolve_torchvision_checkpoint(spec, cache_dir=cache_dir, offline=offline)
+    model = torchvision.models.get_model_builder(spec.name)(weights=None)
+    _load_state_dict(spec, model, checkpoint.path, torch)
+    dim = _strip_classifier(spec, model, torch)
+    preprocess = Preprocess.from_torchvision(checkpoint.release.transforms())
+    digest = file_digest([checkpoint.path], extra=preprocess.fingerprint() + spec.name)
+    return Encoder(
+        id=f"torchvision-{spec.name}@{digest[:16]}",
+        dim=dim,
+        model=model,
+        preprocess=preprocess,
+        description=spec.text,
+        **encoder_options,
+    )
+
+
+@dataclass(frozen=True)
+class TorchvisionCheckpoint:
+    """A torchvision weights file found and its tensor names read, before any model is built.
+
+    Attributes
+    ----------
+    path : str
+        The state-dict file.
+    release : torchvision.models.WeightsEnum
+        The release whose preprocessing applies (the file's own, else the default one).
+    """
+
+    path: str
+    release: object
+
+
+def resolve_torchvision_checkpoint(
+    spec: EncoderSpec, *, cache_dir: str | None, offline: bool
+) -> TorchvisionCheckpoint:
+    """Find a torchvision architecture's weights file and read its tensor names (no tensors).
+
+    A release not in the checkpoint folder is downloaded unless ``offline``.
+
+    Raises
+    ------
+    EncoderLoadError
+        Unknown architecture or weights name, missing or unreadable file.
+    """
+    import torchvision
+
     try:
-        builder = torchvision.models.get_model_builder(spec.name)
+        torchvision.models.get_model_builder(spec.name)
         weights_enum = torchvision.models.get_model_weights(spec.name)
     except (ValueError, KeyError):
         raise EncoderLoadError(
             f"cannot load encoder {spec.text!r}: torchvision has no classification model "
             f"{spec.name!r}; expected one of torchvision.models.list_models(), e.g. resnet50"
         ) from None
-    model = builder(weights=None)
     if spec.weights and (
         os.path.isfile(spec.weights)
         or os.sep in spec.weights
@@ -75,18 +121,8 @@ def load_torchvision_encoder(
     else:
         release = _release(spec, weights_enum)
         path = _release_file(spec, release, cache_dir, offline)
-    _load_state_dict(spec, model, path, torch)
-    dim = _strip_classifier(spec, model, torch)
-    preprocess = Preprocess.from_torchvision(release.transforms())
-    digest = file_digest([path], extra=preprocess.fingerprint() + spec.name)
-    return Encoder(
-        id=f"torchvision-{spec.name}@{digest[:16]}",
-        dim=dim,
-        model=model,
-        preprocess=preprocess,
-        description=spec.text,
-        **encoder_options,
-    )
+    checkpoint_keys([path], spec.text)
+    return TorchvisionCheckpoint(path, release)
 
 
 def _release(spec: EncoderSpec, weights_enum):

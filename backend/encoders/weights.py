@@ -100,6 +100,87 @@ def hf_weight_paths(folder: str | os.PathLike, names: Iterable[str] = HF_WEIGHT_
     return []
 
 
+def checkpoint_keys(paths: Iterable[str | os.PathLike], spec_text: str) -> frozenset[str]:
+    """The tensor names held by weight files, read without loading the tensors.
+
+    ``*.safetensors``: the file's JSON header, checked against the file size (a truncated copy
+    fails here); ``*.index.json``: its ``weight_map``; anything else: a torch file opened with
+    ``mmap=True`` (tensors stay on disk), falling back to a full read for the legacy format.
+    A ``state_dict`` (or ``model``) entry wrapping the tensors and a ``module.`` prefix are
+    unwrapped, as the loaders do.
+
+    Raises
+    ------
+    EncoderLoadError
+        If a file is unreadable or holds no tensors; the message names the file.
+    """
+    import json
+    import pickle
+
+    keys: set[str] = set()
+    for path in map(str, paths):
+        if not os.path.isfile(path):
+            raise EncoderLoadError(
+                f"cannot load encoder {spec_text!r}: weights file {path} is missing (its index "
+                "lists it); copy or download the checkpoint again"
+            )
+        try:
+            if path.endswith(".index.json"):
+                keys.update(json.loads(pathlib.Path(path).read_text())["weight_map"])
+            elif path.endswith(".safetensors"):
+                keys.update(_safetensors_keys(path))
+            else:
+                keys.update(_torch_file_keys(path))
+        except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError,
+                pickle.UnpicklingError) as exc:  # what parsing a file we did not write raises
+            raise EncoderLoadError(
+                f"cannot load encoder {spec_text!r}: weights file {path} is unreadable "
+                f"({type(exc).__name__}: {_first_line(str(exc))}); it is truncated, corrupt or "
+                "not a weights file: copy or download it again"
+            ) from None
+    if not keys:
+        raise EncoderLoadError(
+            f"cannot load encoder {spec_text!r}: {', '.join(map(str, paths))} holds no tensors"
+        )
+    return frozenset(key.removeprefix("module.") for key in keys)
+
+
+def _safetensors_keys(path: str) -> list[str]:
+    """Tensor names from a safetensors header (8-byte little-endian length, then JSON); no torch."""
+    import json
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        if not 2 <= length <= min(size - 8, 100 << 20):
+            raise ValueError(f"header length {length} does not fit a file of {size} bytes")
+        header = json.loads(handle.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    tensors = {key: value for key, value in header.items() if key != "__metadata__"}
+    end = max((int(value["data_offsets"][1]) for value in tensors.values()), default=0)
+    if 8 + length + end != size:
+        raise ValueError(f"the header describes {8 + length + end} bytes, the file has {size}")
+    return list(tensors)
+
+
+def _torch_file_keys(path: str) -> list[str]:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        state = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) file
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"it holds a {type(state).__name__}, not a state dict")
+    return [str(key) for key in state]
+
+
 def missing_hf_weights(
     spec_text: str, repo: str, cache: str, offline: bool, reason: str
 ) -> EncoderLoadError:
