@@ -445,10 +445,17 @@ def _fit_bma(sizes: np.ndarray, groups, sds: np.ndarray, start=None) -> tuple[np
 
 
 def _fit_analog(sizes: np.ndarray, groups, sds: np.ndarray, prior: CurvePrior, n_draws: int, seed: int) -> AnalogCurveFit:
-    """Weight and shift the prior's library curves by the observed means (variance sd**2 / count)."""
+    """Weight and shift the prior's library curves by the observed means (variance sd**2 / count).
+
+    Points below the library's smallest measured size are left out of the match when at least
+    two sizes lie above it: there the library holds extrapolations, not measurements.
+    """
     counts = np.array([len(g) for g in groups])
     means = np.array([g.mean() for g in groups])
-    post = posterior(prior, sizes, means, sds**2 / counts)
+    match = sizes >= prior.measured_from
+    if match.sum() < 2:
+        match = np.ones(len(sizes), dtype=bool)
+    post = posterior(prior, sizes[match], means[match], sds[match] ** 2 / counts[match])
     values = post.mean_curve()
     rng = np.random.default_rng(seed)
     draws = post.sample(n_draws, prior.spread, rng, prior.draw_temperature) if n_draws > 0 else values[None, :]

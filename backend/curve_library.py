@@ -66,7 +66,12 @@ def build_prior(curves: Iterable[tuple[Any, Any]], source: dict | None = None, *
     Curves with fewer than :data:`MIN_SIZES` sizes are left out. ``settings`` override
     :data:`~backend.curve_prior.SETTINGS`.
     """
-    table = [tabulate_curve(s, m) for s, m in curves if len(s) >= MIN_SIZES]
-    if not table:
+    kept = [(np.asarray(s, dtype=np.float64), m) for s, m in curves if len(s) >= MIN_SIZES]
+    if not kept:
         raise ValueError(f"no curve with at least {MIN_SIZES} sizes to build a prior from")
-    return CurvePrior(curves=np.stack(table), source=dict(source or {}), **(SETTINGS | settings))
+    return CurvePrior(
+        curves=np.stack([tabulate_curve(s, m) for s, m in kept]),
+        measured_from=float(min(s.min() for s, _ in kept)),
+        source=dict(source or {}),
+        **(SETTINGS | settings),
+    )

@@ -63,6 +63,10 @@ class CurvePrior:
     draw_temperature : float
         Interval draws pick library curves with weights ``w ** (1 / draw_temperature)``:
         above 1 the intervals allow more shapes than the point forecast leans on.
+    measured_from : float
+        The smallest training size measured in the library (LCDB: 16). Below it the library
+        curves are extrapolations, so observed points there are matched only when fewer than
+        two sizes lie above it.
     source : dict
         How the prior was made (data, learners, ids, settings); informational.
     """
@@ -73,6 +77,7 @@ class CurvePrior:
     temperature: float = SETTINGS["temperature"]
     spread: float = SETTINGS["spread"]
     draw_temperature: float = SETTINGS["draw_temperature"]
+    measured_from: float = 1.0
     source: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -83,7 +88,7 @@ class CurvePrior:
             raise ValueError("library curves must be finite AUCs in [0, 1]")
         if np.any(np.diff(curves, axis=1) < 0):
             raise ValueError("library curves must be non-decreasing in the training size")
-        for name in SETTINGS:
+        for name in (*SETTINGS, "measured_from"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -95,7 +100,7 @@ class CurvePrior:
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}; expected some of {sorted(SETTINGS)}")
         values = {name: getattr(self, name) for name in SETTINGS} | settings
-        return CurvePrior(curves=self.curves, source=self.source, **values)
+        return CurvePrior(curves=self.curves, measured_from=self.measured_from, source=self.source, **values)
 
     def to_json(self) -> str:
         """Deterministic JSON text (AUCs to 5 decimals): the shipped file's exact bytes."""
@@ -103,6 +108,7 @@ class CurvePrior:
             "format": FORMAT,
             "grid": [float(f"{g:.6g}") for g in GRID],
             "settings": {name: float(getattr(self, name)) for name in SETTINGS},
+            "measured_from": float(self.measured_from),
             "source": self.source,
             "curves": [[round(v, 5) for v in row] for row in self.curves.tolist()],
         }
@@ -117,7 +123,12 @@ class CurvePrior:
             raise ValueError(f"not a LabelCast curve prior: format {found!r}, expected {FORMAT!r}")
         if not np.allclose(doc.get("grid", []), GRID, rtol=1e-5):
             raise ValueError("curve prior tabulated on another grid of sizes than this code's GRID")
-        return cls(curves=np.array(doc["curves"], dtype=np.float64), source=doc.get("source", {}), **doc["settings"])
+        return cls(
+            curves=np.array(doc["curves"], dtype=np.float64),
+            measured_from=float(doc.get("measured_from", 1.0)),
+            source=doc.get("source", {}),
+            **doc["settings"],
+        )
 
 
 @functools.lru_cache(maxsize=1)

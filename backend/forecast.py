@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from backend.curve import DEFAULT_METHOD, AnalogCurveFit, LearningCurveFit, fit_learning_curve
-from backend.learning_curve import EmpiricalCurve, empirical_learning_curve, minimum_labels
+from backend.learning_curve import MIN_CLASS_LABELS, EmpiricalCurve, empirical_learning_curve, minimum_labels
 from backend.probe import check_embeddings
 
 __all__ = ["Forecast", "forecast", "STATUSES", "MIN_LABELS"]
@@ -103,6 +103,7 @@ def forecast(
     *,
     method: str = DEFAULT_METHOD,
     min_labels: int = MIN_LABELS,
+    min_class_labels: int = MIN_CLASS_LABELS,
     level: float = LEVEL,
     n_boot: int = 200,
     positive_name: str = "positive",
@@ -123,6 +124,8 @@ def forecast(
         Curve-fitting method (see :mod:`backend.curve`).
     min_labels : int
         Fewest labels before forecasting.
+    min_class_labels : int
+        Fewest labels of each class before forecasting (>= 4).
     positive_name : str
         Name of the positive class in messages (e.g. the finding, "Effusion").
 
@@ -139,7 +142,7 @@ def forecast(
     n = len(y)
     n_pos = int(y.sum()) if n else 0
     n_neg = n - n_pos
-    need_pos, need_neg = minimum_labels(n_pos, n_neg)
+    need_pos, need_neg = minimum_labels(n_pos, n_neg, min_class_labels)
     need_total = max(0, int(min_labels) - n)
     base = dict(n_labels=n, n_positive=n_pos, n_negative=n_neg, target_auc=target_auc, method=method, level=level)
     if need_pos or need_neg or need_total:

@@ -33,7 +33,10 @@ from threadpoolctl import threadpool_limits
 from backend.metrics import auc_interval, roc_auc
 from backend.probe import check_embeddings, default_C, fit_probe
 
-__all__ = ["EmpiricalCurve", "CrossValidatedAUC", "empirical_learning_curve", "cross_validated_auc", "minimum_labels"]
+__all__ = [
+    "EmpiricalCurve", "CrossValidatedAUC", "empirical_learning_curve", "cross_validated_auc", "minimum_labels",
+    "MIN_CLASS_LABELS",
+]
 
 # Defaults, each documented in the module docstring.
 N_SIZES = 6  # distinct training sizes, the cross-validation size included
@@ -41,6 +44,9 @@ N_REPEATS = 8  # random subsets per smaller size
 N_FOLDS = 5  # cross-validation folds at full size
 CV_REPEATS = 2  # repetitions of the cross-validation
 MIN_PER_CLASS = 3  # labels of each class in the smallest subset
+# Labels of each class before a forecast is made (chosen from measured error:
+# benchmarks/min_per_class.py, synthetic embeddings; README "How far to trust it").
+MIN_CLASS_LABELS = 12
 LARGE_SIZE = 2000  # above this many labels: one cross-validation, half the subset repeats
 
 
@@ -78,17 +84,22 @@ class EmpiricalCurve:
         return int(len(np.unique(self.sizes)))
 
 
-def minimum_labels(n_positive: int, n_negative: int, min_per_class: int = MIN_PER_CLASS) -> tuple[int, int]:
-    """Labels of each class needed before a learning curve of 3+ sizes can be built.
+def minimum_labels(n_positive: int, n_negative: int, per_class: int = MIN_CLASS_LABELS) -> tuple[int, int]:
+    """Labels of each class needed before a forecast is made.
+
+    Parameters
+    ----------
+    per_class : int
+        Labels required of each class (>= 4: the smallest subset holds ``MIN_PER_CLASS`` of
+        each class and one more must stay outside it to score it).
 
     Returns
     -------
     (positives_needed, negatives_needed) : tuple of int
         How many *more* positive and negative labels are needed (0 when enough).
     """
-    # Each class needs min_per_class in the smallest subset plus at least two cross-validation
-    # folds' worth beyond it; 4 * min_per_class per class gives three distinct sizes.
-    per_class = 4 * min_per_class
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < MIN_PER_CLASS + 1:
+        raise ValueError(f"per_class must be an integer >= {MIN_PER_CLASS + 1}, got {per_class!r}")
     return max(0, per_class - n_positive), max(0, per_class - n_negative)
 
 
@@ -125,12 +136,13 @@ def empirical_learning_curve(
     Raises
     ------
     ValueError
-        When a class has fewer labels than :func:`minimum_labels` asks for.
+        When a class has ``min_per_class`` labels or fewer (the curve may still have fewer
+        than 3 distinct sizes when one class is very rare; check ``n_distinct_sizes``).
     """
     X, y = check_embeddings(X, y)
     n = len(y)
     n_pos = int(y.sum())
-    need_pos, need_neg = minimum_labels(n_pos, n - n_pos, min_per_class)
+    need_pos, need_neg = minimum_labels(n_pos, n - n_pos, min_per_class + 1)
     if need_pos or need_neg:
         raise ValueError(
             f"too few labels for a learning curve: {n_pos} positive and {n - n_pos} negative; "

@@ -65,6 +65,7 @@ def test_too_few_of_a_class_raises():
 def test_minimum_labels_counts_missing_per_class():
     """minimum_labels reports the shortfall per class and zero when enough."""
     assert minimum_labels(3, 20) == (9, 0)
+    assert minimum_labels(3, 20, per_class=8) == (5, 0)
     assert minimum_labels(12, 12) == (0, 0)
 
 
