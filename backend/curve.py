@@ -245,6 +245,7 @@ def fit_learning_curve(
     seed: int = 0,
     *,
     prior: CurvePrior | None = None,
+    pooled: bool = False,
 ) -> LearningCurveFit | AnalogCurveFit:
     """Fit a learning curve to (size, AUC) points.
 
@@ -263,6 +264,11 @@ def fit_learning_curve(
         Seed of the bootstrap or the draws.
     prior : CurvePrior, optional
         The library of the analog method (default: the shipped prior).
+    pooled : bool
+        The repeats are subsets of one labeled pool (the product's own curve), not independent
+        samples: their mean still moves with the pool's luck by about one repeat's spread.
+        The analog intervals then add that spread (the largest size's) to every draw's level;
+        the power-law bootstrap always does.
 
     Returns
     -------
@@ -283,7 +289,7 @@ def fit_learning_curve(
     groups = [scores[sizes == n] for n in uniq]
     sds = _spreads(groups)
     if method == "analog":
-        return _fit_analog(uniq, groups, sds, prior or load_default_prior(), int(n_boot), seed)
+        return _fit_analog(uniq, groups, sds, prior or load_default_prior(), int(n_boot), seed, pooled)
     fit_one = _fit_pow3 if method == "pow3" else _fit_bma
     params, weights = fit_one(uniq, groups, sds, start=None)
 
@@ -444,7 +450,9 @@ def _fit_bma(sizes: np.ndarray, groups, sds: np.ndarray, start=None) -> tuple[np
     return np.column_stack([a, b, _C_GRID]), w / w.sum()
 
 
-def _fit_analog(sizes: np.ndarray, groups, sds: np.ndarray, prior: CurvePrior, n_draws: int, seed: int) -> AnalogCurveFit:
+def _fit_analog(
+    sizes: np.ndarray, groups, sds: np.ndarray, prior: CurvePrior, n_draws: int, seed: int, pooled: bool
+) -> AnalogCurveFit:
     """Weight and shift the prior's library curves by the observed means (variance sd**2 / count).
 
     Points below the library's smallest measured size are left out of the match when at least
@@ -458,7 +466,12 @@ def _fit_analog(sizes: np.ndarray, groups, sds: np.ndarray, prior: CurvePrior, n
     post = posterior(prior, sizes[match], means[match], sds[match] ** 2 / counts[match])
     values = post.mean_curve()
     rng = np.random.default_rng(seed)
-    draws = post.sample(n_draws, prior.spread, rng, prior.draw_temperature) if n_draws > 0 else values[None, :]
+    if n_draws > 0:
+        draws = post.sample(n_draws, prior.spread, rng, prior.draw_temperature)
+        if pooled:
+            draws = np.clip(draws + rng.normal(0.0, sds[-1], (n_draws, 1)), 0.0, 1.0)
+    else:
+        draws = values[None, :]
     return AnalogCurveFit(
         method="analog",
         grid=GRID.copy(),

@@ -121,7 +121,8 @@ class CurvePrior:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
             raise ValueError(f"not a LabelCast curve prior: format {found!r}, expected {FORMAT!r}")
-        if not np.allclose(doc.get("grid", []), GRID, rtol=1e-5):
+        grid = np.asarray(doc.get("grid", []), dtype=np.float64)
+        if grid.shape != GRID.shape or not np.allclose(grid, GRID, rtol=1e-5):
             raise ValueError("curve prior tabulated on another grid of sizes than this code's GRID")
         return cls(
             curves=np.array(doc["curves"], dtype=np.float64),

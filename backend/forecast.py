@@ -169,7 +169,7 @@ def forecast(
             **base,
         )
 
-    fit = fit_learning_curve(curve.sizes, curve.scores, method=method, n_boot=n_boot, seed=seed)
+    fit = fit_learning_curve(curve.sizes, curve.scores, method=method, n_boot=n_boot, seed=seed, pooled=True)
     auc_int = (curve.auc_low, curve.auc_high)
     plateau_int = fit.plateau_interval(level)
     needed = fit.labels_for(target_auc)

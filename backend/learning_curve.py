@@ -46,7 +46,7 @@ CV_REPEATS = 2  # repetitions of the cross-validation
 MIN_PER_CLASS = 3  # labels of each class in the smallest subset
 # Labels of each class before a forecast is made (chosen from measured error:
 # benchmarks/min_per_class.py, synthetic embeddings; README "How far to trust it").
-MIN_CLASS_LABELS = 12
+MIN_CLASS_LABELS = 8
 LARGE_SIZE = 2000  # above this many labels: one cross-validation, half the subset repeats
 
 

@@ -106,6 +106,7 @@ def labels_needed_from_dense(sizes, curve, target):
 def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curve, args, rng):
     rows = {(k, m): [] for k in args.from_ for m in (*METHODS, "naive")}
     cover = {(k, m): [] for k in args.from_ for m in METHODS}
+    cover_auc = {(k, m): [] for k in args.from_ for m in METHODS}
     # The coverage target: what the true curve reaches at 40 % of the full size, so that the
     # true labels-needed lies inside the range a user would be forecasting.
     target = args.target or round(float(np.interp(0.4 * len(y_full), dense_sizes, dense_curve)), 3)
@@ -120,15 +121,17 @@ def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curv
             curve = empirical_learning_curve(X, y, seed=order)
             rows[(k, "naive")].append(curve.auc - truth_at)
             for method in METHODS:
-                fit = fit_learning_curve(curve.sizes, curve.scores, method=method, n_boot=args.boot, seed=order)
+                fit = fit_learning_curve(curve.sizes, curve.scores, method=method, n_boot=args.boot, seed=order, pooled=True)
                 rows[(k, method)].append(float(fit.predict([truth_size])[0]) - truth_at)
+                lo_a, hi_a = fit.interval([truth_size], 0.9)
+                cover_auc[(k, method)].append(bool(lo_a[0] <= truth_at <= hi_a[0]))
                 if math.isfinite(true_needed):
                     lo, hi = fit.labels_interval(target)
                     cover[(k, method)].append(lo <= true_needed <= hi)
     print(f"\n## {name}: n={n}, d={X_full.shape[1]}, true AUC at {truth_size} labels = {truth_at:.3f}, "
           f"true labels for AUC {target} = {true_needed:g}")
-    print("| from | method | MAE | bias | RMSE | labels-needed 90% interval covers truth |")
-    print("|---|---|---|---|---|---|")
+    print("| from | method | MAE | bias | RMSE | AUC 90% interval covers truth | labels-needed 90% interval covers truth |")
+    print("|---|---|---|---|---|---|---|")
     for k in args.from_:
         for m in (*METHODS, "naive"):
             e = np.array(rows[(k, m)])
@@ -136,8 +139,10 @@ def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curv
                 continue
             cov = cover.get((k, m), [])
             cov_s = f"{np.mean(cov):.0%} of {len(cov)}" if cov else "—"
+            cov_a = cover_auc.get((k, m), [])
+            cov_a_s = f"{np.mean(cov_a):.0%}" if cov_a else "—"
             print(f"| {k} | {m} | {np.mean(np.abs(e)):.4f} | {np.mean(e):+.4f} | "
-                  f"{np.sqrt(np.mean(e ** 2)):.4f} | {cov_s} |")
+                  f"{np.sqrt(np.mean(e ** 2)):.4f} | {cov_a_s} | {cov_s} |")
 
 
 def lcdb_true_labels(sizes, means, horizon, target):

@@ -7,7 +7,7 @@ pools of 50 are drawn with exactly ``k`` positives; the forecast made from them 
 class lowered to 4 so that every pool is forecast) predicts the AUC at 400 labels of the same
 prevalence, against the truth measured on 20,000 held-out rows (10 probes trained on fresh
 400-label samples). Prints the error per ``k``; ``MIN_CLASS_LABELS`` in
-``backend/learning_curve.py`` is the smallest ``k`` whose error is within 1.25x of the error
+``backend/learning_curve.py`` is the smallest ``k`` whose error is within 1.5x of the error
 with plenty of both classes (25 of 50).
 
     python benchmarks/min_per_class.py --reps 30

@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from backend.curve import METHODS  # noqa: E402
 from backend.forecast import forecast  # noqa: E402
 
 
@@ -38,21 +39,22 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--methods", default="analog,pow3-bma", help=f"curve methods, side by side (of {', '.join(METHODS)})")
     args = parser.parse_args(argv)
-    print("| labels | dim | median s | min s | peak Python heap MB | max RSS MB | status |")
-    print("|---|---|---|---|---|---|---|")
-    for n in (int(v) for v in args.sizes.split(",")):
+    print("| method | labels | dim | median s | min s | peak Python heap MB | max RSS MB | status |")
+    print("|---|---|---|---|---|---|---|---|")
+    for method, n in ((m, int(v)) for v in args.sizes.split(",") for m in args.methods.split(",")):
         X, y = embeddings(n, args.dim)
         times = []
         tracemalloc.start()
         for r in range(args.repeats):
             t0 = time.perf_counter()
-            fc = forecast(X, y, 0.9, seed=r)
+            fc = forecast(X, y, 0.9, seed=r, method=method)
             times.append(time.perf_counter() - t0)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"| {n:,} | {args.dim} | {np.median(times):.2f} | {min(times):.2f} | {peak / 2**20:.0f} | "
+        print(f"| {method} | {n:,} | {args.dim} | {np.median(times):.2f} | {min(times):.2f} | {peak / 2**20:.0f} | "
               f"{rss:.0f} | {fc.status} |", flush=True)
 
 

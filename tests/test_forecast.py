@@ -27,9 +27,18 @@ def test_collecting_with_few_labels_says_what_is_missing():
     y[:4] = 1
     fc = forecast(X, y, 0.9)
     assert fc.status == "collecting"
-    assert fc.positives_needed == 8 and fc.negatives_needed == 0
-    assert "8 more positive" in fc.message and "10 more labels" in fc.message
+    assert fc.positives_needed == 4 and fc.negatives_needed == 0
+    assert "4 more positive" in fc.message and "10 more labels" in fc.message
     assert fc.auc is None and fc.labels_needed is None
+
+
+def test_eleven_positives_in_fifty_are_forecast():
+    """Eleven positives among the first 50 labels are enough for a forecast (MIN_CLASS_LABELS = 8)."""
+    X, y = _data(50, 1.0)
+    y[:] = 0
+    y[:11] = 1
+    fc = forecast(X, y, 0.9, n_boot=20)
+    assert fc.status != "collecting" and fc.fit is not None
 
 
 def test_collecting_names_the_finding():

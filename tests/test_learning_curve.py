@@ -54,19 +54,29 @@ def test_rare_class_moves_smallest_size_up():
 
 
 def test_too_few_of_a_class_raises():
-    """A learning curve with 5 positives is refused with how many more are needed."""
+    """A learning curve with 3 positives (the smallest subset's share alone) is refused with how many more are needed."""
+    X, y = _data(60)
+    y[:] = 0
+    y[:3] = 1
+    with pytest.raises(ValueError, match="need 1 more positive"):
+        empirical_learning_curve(X, y)
+
+
+def test_five_positives_make_a_curve():
+    """Five positives among 60 labels are enough for a curve of at least 3 sizes."""
     X, y = _data(60)
     y[:] = 0
     y[:5] = 1
-    with pytest.raises(ValueError, match="need 7 more positive"):
-        empirical_learning_curve(X, y)
+    assert empirical_learning_curve(X, y).n_distinct_sizes >= 3
 
 
 def test_minimum_labels_counts_missing_per_class():
     """minimum_labels reports the shortfall per class and zero when enough."""
-    assert minimum_labels(3, 20) == (9, 0)
-    assert minimum_labels(3, 20, per_class=8) == (5, 0)
-    assert minimum_labels(12, 12) == (0, 0)
+    assert minimum_labels(3, 20) == (5, 0)
+    assert minimum_labels(3, 20, per_class=12) == (9, 0)
+    assert minimum_labels(8, 8) == (0, 0)
+    with pytest.raises(ValueError, match="per_class must be an integer >= 4"):
+        minimum_labels(3, 20, per_class=3)
 
 
 def test_cross_validated_auc_uses_fewer_folds_for_rare_class():
