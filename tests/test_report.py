@@ -39,7 +39,8 @@ class _Tags(html.parser.HTMLParser):
 
 def test_report_shows_forecast_plot_history_and_settings(app, client):
     """After two refits the page has the message, an inline PNG, two history rows, the encoder."""
-    client.post("/setup", json={"project": 7, "schema": CONFIG})
+    # Label Studio (on this machine: its hostname resolves to the caller) connects the project.
+    client.post("/setup", json={"project": 7, "schema": CONFIG, "hostname": "http://localhost:8080"})
     jobs = app.extensions[EXTENSION].jobs
     for i in range(20):
         client.post("/webhook", json=_annotation(7, i, 100 + i, i % 2 == 0))

@@ -21,8 +21,8 @@ class RecordingClient:
         self.real = LabelStudioClient(None, None)
         self.versions = []
 
-    def fetch_image(self, ref, task_id=None):
-        return self.real.fetch_image(ref, task_id)
+    def fetch_image(self, ref, task_id=None, deadline=None):
+        return self.real.fetch_image(ref, task_id, deadline=deadline)
 
     def set_model_version(self, project_id, version, status=None, backend_url=None, basic_auth=None):
         self.versions.append((project_id, version, status))
@@ -128,6 +128,33 @@ def test_broken_images_are_skipped(trainer, sqlite_store):
     sqlite_store.put_tasks(1, {99: "data:image/png;base64,bm90IGFuIGltYWdl"})
     sqlite_store.put_label(1, 5000, 99, ["Effusion"])
     assert trainer.refit(1)["n_labels"] == 12
+
+
+class LabelStudioAtLoopback(RecordingClient):
+    """The real client with LABEL_STUDIO_URL on a loopback port nothing listens on, ``*`` allowed."""
+
+    def __init__(self, url, api_key, **_):
+        from backend.labelstudio.client import LabelStudioClient
+
+        super().__init__(url, api_key)
+        self.real = LabelStudioClient("http://127.0.0.1:1", None, allowed_hosts="*")
+
+
+@pytest.mark.parametrize("ref", ["http://[::1/x", "http://example.org:99999/x", "http://h:1\\@evil/x"])
+def test_a_malformed_reference_is_one_image_error_not_a_failed_refit(service_settings, sqlite_store, ref):
+    """A label whose image reference is malformed is listed in image_errors; the refit, and
+    every later one, goes on (an uncaught ValueError stopped them all)."""
+    import dataclasses
+
+    settings = dataclasses.replace(service_settings, label_studio_url="http://127.0.0.1:1", label_studio_api_key="k")
+    trainer = Trainer(settings, sqlite_store, client_factory=LabelStudioAtLoopback)
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 12)
+    sqlite_store.put_tasks(1, {99: ref})
+    sqlite_store.put_label(1, 5000, 99, ["Effusion"])
+    for _ in range(2):
+        record = trainer.refit(1)
+        assert record["n_labels"] == 12 and list(record["image_errors"]) == ["99"]
 
 
 def test_unknown_project(trainer):
