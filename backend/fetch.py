@@ -333,6 +333,8 @@ class SafeFetcher:
         ends = time.monotonic() + self.total_timeout
         if deadline is not None:
             ends = min(ends, deadline)
+            if ends <= time.monotonic():
+                raise self._too_slow(url)
         watchdog = _Watchdog(ends - time.monotonic())
         self._local.watchdog = watchdog
         try:

@@ -19,7 +19,8 @@ from backend.jobs import TRAINING_NICE_INCREMENT
 from conftest import PROJECT_ROOT, data_uri, free_port, wait_until, xray_png
 
 CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
-SLOW_S = 1.5  # seconds the slow image server takes per image: a refit is surely running then
+SLOW_S = 3.0  # seconds the slow image server takes per image (a batch fetches them side by side):
+# a refit is surely running then
 
 
 def _annotation(pid, task_id, annotation_id, image=None):
@@ -101,7 +102,7 @@ def test_rq_worker_killed_mid_refit_reruns_it_on_restart(redis_url, service_sett
         assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICE_INCREMENT)
         embedded = len(store.connection.hkeys(store.key("embeddings", store.get_model(8)["encoder"])))
 
-        for i in range(12, 15):  # images behind the slow server: the refit takes >= 3 x SLOW_S
+        for i in range(12, 15):  # images behind the slow server: the refit takes >= SLOW_S
             body = _annotation(8, i, 800 + i, image=f"{slow_images}/{i}.png")
             assert web.post("/webhook", json=body).status_code == 200
         wait_until(lambda: store.connection.exists("labelcast:project:8:refit-inflight"), 60, "the refit to start")

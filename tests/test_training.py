@@ -183,3 +183,108 @@ def test_summary_labels_needed_is_the_slowest_finding():
     assert summary_labels_needed({"a": F("on_track", 80.0), "b": F("target_reached")}, 30) == 80.0
     assert summary_labels_needed({"a": F("on_track", float("inf"))}, 30) is None
     assert summary_labels_needed({"a": F("collecting", None, 12)}, 30) == 18.0
+
+
+# --- round 2 (issue 13) ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def trickling_images():
+    """An HTTP server on 127.0.0.1 whose ``/trickle`` sends a byte every 0.25 s for 8 s (never
+    idle for a read timeout) and whose ``/<seed>.png`` answers at once."""
+    import http.server
+    import threading
+    import time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if self.path == "/trickle":
+                self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\n")
+                for _ in range(32):
+                    self.wfile.write(b"\x89")
+                    self.wfile.flush()
+                    time.sleep(0.25)
+                return
+            seed = int(self.path.strip("/").split(".")[0])
+            body = xray_png(seed, seed % 2 == 0)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    class Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass
+
+    server = Quiet(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_trickling_images_hold_a_refit_for_the_fetch_budget_only(service_settings, sqlite_store, trickling_images, monkeypatch):
+    """Three images from a server that trickles a byte every 0.25 s: the refit gives up on them
+    when its download budget is spent (they are fetched side by side, each cut off at the
+    deadline) and goes on with the rest; so a refit of another project waits that long at most."""
+    import dataclasses
+    import time
+
+    from backend import training
+
+    monkeypatch.setattr(training, "FETCH_BUDGET_S", 1.5, raising=False)
+    settings = dataclasses.replace(service_settings, allowed_image_hosts=("127.0.0.1",))
+    trainer = Trainer(settings, sqlite_store)
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 12)
+    for task in (90, 91, 92):
+        sqlite_store.put_tasks(1, {task: f"{trickling_images}/trickle"})
+        sqlite_store.put_label(1, 5000 + task, task, ["Effusion"])
+    trainer.encoder  # loaded before the clock starts
+    started = time.monotonic()
+    record = trainer.refit(1)
+    assert time.monotonic() - started < 5.0
+    assert record["n_labels"] == 12 and sorted(record["image_errors"]) == ["90", "91", "92"]
+    assert all("not downloaded within" in reason for reason in record["image_errors"].values())
+
+
+class _CountingEncoder:
+    """Wraps an encoder and records the decoded pixels handed to each ``embed`` call."""
+
+    def __init__(self, inner):
+        self.inner, self.id, self.dim, self.calls = inner, inner.id, inner.dim, []
+
+    def embed(self, images):
+        self.calls.append(sum(image.width * image.height for image in images))
+        return self.inner.embed(images)
+
+
+def test_a_batch_never_holds_more_decoded_pixels_than_the_budget(trainer, sqlite_store, monkeypatch):
+    """Eight 120 x 120 images under a 30,000-pixel budget are embedded two at a time, never all
+    eight together (eight 7,000 x 7,000 PNGs held 1.8 GB)."""
+    from backend import training
+
+    monkeypatch.setattr(training, "EMBED_BATCH_PIXELS", 30_000, raising=False)
+    trainer._encoder = _CountingEncoder(trainer.encoder)
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    sqlite_store.put_tasks(1, {i: data_uri(xray_png(i, i % 2 == 0, size=120)) for i in range(8)})
+    vectors = trainer.embed_tasks(1, range(8))
+    assert len(vectors) == 8
+    assert trainer._encoder.calls == [28_800] * 4
+
+
+def test_many_bad_images_log_one_warning(trainer, sqlite_store, caplog):
+    """Forty tasks with broken images log one warning that counts them, not forty lines."""
+    import logging
+
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    sqlite_store.put_tasks(1, {i: "data:image/png;base64,bm90IGFuIGltYWdl" if i % 2 else f"ftp://u:p@h/{i}"
+                               for i in range(40)})
+    with caplog.at_level(logging.WARNING, logger="backend.training"):
+        trainer.embed_tasks(1, range(40))
+    warnings = [r for r in caplog.records if r.name == "backend.training" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "40 image(s)" in warnings[0].getMessage()
+    assert "u:p@" not in caplog.text
