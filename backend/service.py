@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.exceptions import ProjectNotFoundError, RequestError
+from backend.exceptions import LabelConfigError, ProjectNotFoundError, RequestError
 from backend.labelstudio import protocol
 from backend.labelstudio.config import MULTILABEL, LabelingConfig, parse_label_config
 from backend.settings import parse_extra_params
@@ -165,11 +165,17 @@ class Service:
         model = self.store.get_model(project_id)
         return model["version"] if model else protocol.model_version(self.settings.encoder, 0)
 
-    def _config(self, project_id: int, label_config: str | None = None) -> tuple[dict[str, Any], LabelingConfig]:
-        """The project's record and parsed config, registering/updating it from ``label_config``.
+    def _config(
+        self, project_id: int, label_config: str | None = None, strict: bool = True
+    ) -> tuple[dict[str, Any], LabelingConfig]:
+        """The project's record and parsed config, updating it from ``label_config``.
 
-        Kept for PROJECT_CACHE_S per process (a /setup here forgets it at once), so a burst of
-        webhooks does not read and parse the same record for each one.
+        Only a project set up with /setup has a config; a request carrying one does not create
+        a project. A new ``label_config`` is parsed before it is stored: one LabelCast cannot
+        use raises LabelConfigError (``strict``) or is ignored with a warning, and either way
+        the last good config stays. Kept for PROJECT_CACHE_S per process (a /setup here
+        forgets it at once), so a burst of webhooks does not read and parse the same record
+        for each one.
         """
         cached = self._projects.get(project_id)
         if (
@@ -179,15 +185,25 @@ class Service:
         ):
             return cached[1], cached[2]
         project = self.store.get_project(project_id)
-        if label_config and (project is None or project.get("label_config") != label_config):
-            project = {**(project or {}), "label_config": label_config, "updated_at": time.time()}
-            self.store.put_project(project_id, project)
         if project is None or not project.get("label_config"):
             raise ProjectNotFoundError(
                 f"project {project_id} is not connected to this backend; add the backend in the "
                 f"project's Model settings (that calls /setup)"
             )
         settings = self.settings.for_project(project.get("extra_params"))
+        if label_config and project.get("label_config") != label_config:
+            try:
+                config = parse_label_config(label_config, settings.positive)
+            except LabelConfigError as exc:
+                if strict:
+                    raise
+                log.warning("project %s: kept the last good labeling config; the one sent is "
+                            "not usable: %s", project_id, exc)
+            else:
+                project = {**project, "label_config": label_config, "updated_at": time.time()}
+                self.store.put_project(project_id, project)
+                self._projects[project_id] = (time.monotonic(), project, config)
+                return project, config
         config = parse_label_config(project["label_config"], settings.positive)
         self._projects[project_id] = (time.monotonic(), project, config)
         return project, config
@@ -201,7 +217,9 @@ class Service:
         if event.project_id is None:
             raise RequestError(f"{event.action} webhook has no project id")
         pid = event.project_id
-        _, config = self._config(pid, event.label_config)
+        # A label is never refused for the config it came with: it is recorded under the last
+        # good config. PROJECT_UPDATED exists to change the config: an unusable one is a 400.
+        _, config = self._config(pid, event.label_config, strict=event.action == protocol.PROJECT_UPDATED)
         queued = False
         if event.action in (protocol.ANNOTATION_CREATED, protocol.ANNOTATION_UPDATED):
             unknown = _unknown_choices(event.annotation, config)

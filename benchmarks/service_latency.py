@@ -62,7 +62,8 @@ def annotation(task_id: int, image_url: str, positive: bool, project: int = PROJ
         "action": "ANNOTATION_CREATED",
         "project": {"id": project, "label_config": CONFIG},
         "task": {"id": task_id, "data": {"image": image_url}},
-        "annotation": {"id": 10_000 + task_id, "was_cancelled": False, "result": [
+        "annotation": {"id": 10_000 + task_id, "was_cancelled": False,
+                       "updated_at": "2026-01-01T00:00:00Z", "result": [
             {"from_name": "finding", "to_name": "image", "type": "choices",
              "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
     }

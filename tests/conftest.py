@@ -213,6 +213,13 @@ def serve_folder(folder: pathlib.Path):
     return f"http://127.0.0.1:{server.server_address[1]}", server
 
 
+def iso_now() -> str:
+    """The current time as Label Studio writes an annotation's ``updated_at``."""
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def data_uri(png: bytes) -> str:
     """``data:image/png;base64,...`` for PNG bytes."""
     import base64

@@ -16,7 +16,7 @@ import pytest
 
 from backend.app import EXTENSION, create_app
 from backend.jobs import TRAINING_NICE_INCREMENT
-from conftest import PROJECT_ROOT, data_uri, free_port, wait_until, xray_png
+from conftest import PROJECT_ROOT, data_uri, free_port, iso_now, wait_until, xray_png
 
 CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
 SLOW_S = 3.0  # seconds the slow image server takes per image (a batch fetches them side by side):
@@ -29,7 +29,7 @@ def _annotation(pid, task_id, annotation_id, image=None):
         "action": "ANNOTATION_CREATED",
         "project": {"id": pid},
         "task": {"id": task_id, "data": {"image": image or data_uri(xray_png(task_id, positive))}},
-        "annotation": {"id": annotation_id, "was_cancelled": False, "result": [
+        "annotation": {"id": annotation_id, "was_cancelled": False, "updated_at": iso_now(), "result": [
             {"from_name": "finding", "to_name": "image", "type": "choices",
              "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
     }
