@@ -63,7 +63,7 @@ def test_report_shows_forecast_plot_history_and_settings(app, client):
     history = app.extensions[EXTENSION].store.get_history(7)
     assert [h["n_labels"] for h in history][-1] == 26 and len(history) >= 2
     assert "History" in text and forecast["version"] in text
-    assert app.extensions[EXTENSION].settings.encoder in text
+    assert "…/" + app.extensions[EXTENSION].settings.encoder.rstrip("/").rpartition("/")[2] in text
 
 
 def test_report_escapes_what_it_shows(app, client):
@@ -139,3 +139,15 @@ def test_public_url_setting_wins_over_the_url_label_studio_uses(tmp_path, tiny_e
         assert message.endswith(" Details: https://labelcast.hospital.example/report?project=4")
     finally:
         jobs.close()
+
+
+def test_report_does_not_show_the_servers_folders(app, client, tiny_encoder_spec):
+    """The encoder spec on the page keeps the model's name but not the folder it is in."""
+    from backend.app.report import public_spec
+
+    client.post("/setup", json={"project": 9, "schema": CONFIG})
+    page = client.get("/report?project=9").get_data(as_text=True)
+    assert tiny_encoder_spec.rstrip("/") not in page and "…/clip" in page
+    assert public_spec("open_clip:ViT-B-16:/srv/ckpt/b16.pt") == "open_clip:ViT-B-16:…/b16.pt"
+    assert public_spec("StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k") == (
+        "StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k")
