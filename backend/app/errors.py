@@ -31,6 +31,8 @@ def handle(exc: Exception):
         return jsonify(error="Bad Request", message=str(exc)), 400
     if isinstance(exc, RecursionError):  # only input nested deeper than Python recurses makes one
         return jsonify(error="Bad Request", message="the request's JSON is nested too deeply"), 400
+    if isinstance(exc, TimeoutError):  # backend.http_worker: a body that did not arrive in time
+        return jsonify(error="Request Timeout", message=str(exc)), 408
     if _store_unreachable(exc):
         log.warning("store unreachable: %s", exc)
         response = jsonify(
