@@ -134,7 +134,7 @@ def parse_http_url(url: str) -> HttpUrl:
         raise FetchRefused(f"URL {redact(url)}: scheme {scheme or '(none)'!r} is not fetched")
     if not parts.host:
         raise FetchRefused(f"URL {redact(url)} has no host")
-    if parts.auth is not None or "@" in url.partition("://")[2].split("/", 1)[0]:
+    if parts.auth is not None or "@" in re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]:
         raise FetchRefused(f"URL {redact(url)} carries user info (user:password@); refused")
     port = parts.port or (443 if scheme == "https" else 80)
     return HttpUrl(scheme, parts.host.lower().strip("[]").rstrip("."), int(port), parts.path or "")
@@ -395,8 +395,8 @@ class SafeFetcher:
 
     def _too_slow(self, url: str) -> ImageFetchError:
         return ImageFetchError(
-            f"image {redact(url)} was not downloaded within {self.total_timeout:.0f} s (or the "
-            f"refit's time for downloads ran out)"
+            f"image {redact(url)} was not downloaded within {self.total_timeout:.0f} s (or before the "
+            f"job's time for downloads ran out)"
         )
 
     def _check_url(self, url: str, trusted_redirect: bool, presign_call: bool = False) -> bool:
