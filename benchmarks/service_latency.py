@@ -130,7 +130,8 @@ def main(argv=None) -> int:
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/health", 60, processes[-1])
         session = requests.Session()
-        session.post(f"{url}/setup", json={"project": PROJECT, "schema": CONFIG}).raise_for_status()
+        for project in (PROJECT, PROJECT + 1):  # the measured project and the load one
+            session.post(f"{url}/setup", json={"project": project, "schema": CONFIG}).raise_for_status()
 
         # Warm up on project 2: the encoder loads on the first job.
         load_project = PROJECT + 1
