@@ -116,6 +116,7 @@ class Service:
         hostname is not trusted changes neither.
         """
         token = body.get("access_token") if isinstance(body.get("access_token"), str) else None
+        token = token or None
         if self.settings.label_studio_url:
             return None, token or previous.get("access_token")
         hostname = self._trusted_hostname(project_id, body.get("hostname"), caller)
