@@ -481,6 +481,22 @@ def decode_data_uri(ref: str, task_id: int | None = None) -> bytes:
         raise ImageFetchError(f"task {task_id}: data: URI is not valid base64 ({exc})") from None
 
 
+def redact(ref: Any, limit: int = 300) -> str:
+    """An image reference fit for messages and logs: without user info (``user:pass@``) and
+    query (tokens, presigned signatures), whatever the scheme; never raises.
+
+    ``data:`` URIs keep only their media type.
+    """
+    text = str(ref)
+    if text.startswith("data:"):
+        return text.partition(",")[0][:60] + ",..."
+    text = text.split("#", 1)[0].split("?", 1)[0]
+    scheme, sep, rest = text.partition("://")
+    if sep and "@" in rest:  # a password may hold '/' or ':': hide everything up to the last '@'
+        rest = "***@" + rest.rpartition("@")[2]
+    return (scheme + sep + rest if sep else text)[:limit]
+
+
 # --- connection-level address check ------------------------------------------------------------
 
 
@@ -627,19 +643,3 @@ def _reason(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectionError):
         return "no data within the read timeout" if "timed out" in str(exc) else "connection failed"
     return type(exc).__name__
-
-
-def redact(ref: Any, limit: int = 300) -> str:
-    """An image reference fit for messages and logs: without user info (``user:pass@``) and
-    query (tokens, presigned signatures), whatever the scheme; never raises.
-
-    ``data:`` URIs keep only their media type.
-    """
-    text = str(ref)
-    if text.startswith("data:"):
-        return text.partition(",")[0][:60] + ",..."
-    text = text.split("#", 1)[0].split("?", 1)[0]
-    scheme, sep, rest = text.partition("://")
-    if sep and "@" in rest:  # a password may hold '/' or ':': hide everything up to the last '@'
-        rest = "***@" + rest.rpartition("@")[2]
-    return (scheme + sep + rest if sep else text)[:limit]
