@@ -3,15 +3,17 @@
 A task's image URL may point anywhere: the cloud metadata service (169.254.169.254), a database
 on the hospital network, the backend itself. :class:`SafeFetcher` downloads only from
 
-- the Label Studio host (the only host that gets the API key),
+- the Label Studio host, its scheme, host and port (the only host that gets the API key, and
+  only for its media paths ``/data/...`` and the presign call),
 - hosts in the ``ALLOWED_IMAGE_HOSTS`` allow-list, and
 - presigned cloud URLs that Label Studio's presign endpoint redirects to,
 
 and refuses loopback, link-local, private and other non-global addresses unless allow-listed.
 The address check runs on the resolved address of every connection (after DNS, so a public
 name that resolves to 10.0.0.1 is refused, and the checked address is the one connected to),
-and every redirect hop is checked again. Downloads have a size cap, connect and read timeouts,
-an overall deadline and a redirect limit. Proxies from the environment are not used: a proxy
+and every redirect hop is checked again. Every URL is parsed by :func:`parse_http_url`, with
+the parser that connects. Downloads have a size cap, connect and read timeouts, an overall
+deadline (kept by a watchdog that shuts the socket down) and a redirect limit. Proxies from the environment are not used: a proxy
 would connect on the backend's behalf, past the address check.
 
 Allow-list entries (comma separated): a host name (``pacs.example.org``), an IP address or a
