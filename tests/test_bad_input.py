@@ -471,3 +471,21 @@ def test_predict_refuses_project_ids_that_are_not_ids(connected, project):
     """/predict's project is an integer, digits, or "<id>.<timestamp>"; nothing else."""
     _assert_json_4xx(connected.post("/predict", json={"project": project, "tasks": []}), 400, "project must be")
     assert connected.post("/predict", json={"project": f"{PID}.1767225600", "tasks": []}).status_code == 200
+
+
+def test_credentials_in_image_references_stay_out_of_forecast_and_log(app, connected, caplog):
+    """References carrying user info or a token, in any scheme, are listed in /forecast's
+    image_errors and the log without them."""
+    refs = {201: "ftp://alice:hunter2@files.example/x.png", 202: "http://bob:hunter2@10.0.0.9/x.png",
+            203: "https://cdn.example/x.png?token=hunter2", 204: "s3://AKIA:hunter2@bucket/x.png",
+            205: "/data/upload/1/x.png?token=hunter2"}
+    for i in range(12):
+        body = _annotation(i, 700 + i, choices=("Effusion" if i % 2 else "No effusion",),
+                           image=data_uri(xray_png(i, i % 2 == 1)))
+        assert connected.post("/webhook", json=body).status_code == 200
+    for task_id, ref in refs.items():
+        assert connected.post("/webhook", json=_annotation(task_id, 800 + task_id, image=ref)).status_code == 200
+    assert app.extensions[EXTENSION].jobs.wait_idle(120)
+    response = connected.get(f"/forecast?project={PID}")
+    assert set(map(int, response.json["image_errors"])) == set(refs)
+    assert "hunter2" not in response.get_data(as_text=True) and "hunter2" not in caplog.text
