@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import select
 import socket
 import statistics
 import subprocess
@@ -108,8 +109,24 @@ def _slow_client(port: int, interval: float, stop: threading.Event, held: list[f
                 except OSError:
                     held.append(time.monotonic() - opened)
                     break
-                if stop.wait(interval):
+                if _closed_within(sock, interval, stop):
+                    held.append(time.monotonic() - opened)
+                    break
+                if stop.is_set():
                     return
+
+
+def _closed_within(sock: socket.socket, seconds: float, stop: threading.Event) -> bool:
+    """Wait ``seconds`` (less if ``stop`` is set); True as soon as the server closes ``sock``."""
+    ends = time.monotonic() + seconds
+    while not stop.is_set() and (left := ends - time.monotonic()) > 0:
+        readable, _, _ = select.select([sock], [], [], min(left, 0.2))
+        if readable:
+            try:
+                return sock.recv(1) == b""
+            except OSError:
+                return True
+    return False
 
 
 def _health(port: int) -> float | None:
