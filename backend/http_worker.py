@@ -43,6 +43,7 @@ MAX_HEAD_BYTES = 64 * 1024
 """A request head larger than this is answered 431 and the connection closed."""
 
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]{1,12})[ \t]*(?=\r\n|$)", re.IGNORECASE)
+_EXPECT_CONTINUE = re.compile(rb"\r\nexpect[ \t]*:[ \t]*100-continue", re.IGNORECASE)
 _HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -153,7 +154,9 @@ def _request_state(buffer: bytearray) -> str:
     if end < 0:
         return "too-large" if len(buffer) > MAX_HEAD_BYTES else "partial"
     match = _CONTENT_LENGTH.search(buffer, 0, end)
-    wanted = min(int(match.group(1)), PREREAD_BODY_BYTES) if match else 0
+    if match is None or _EXPECT_CONTINUE.search(buffer, 0, end):  # it waits for "100 Continue"
+        return "ready"
+    wanted = min(int(match.group(1)), PREREAD_BODY_BYTES)
     return "ready" if len(buffer) >= end + 4 + wanted else "partial"
 
 

@@ -117,3 +117,19 @@ def test_a_request_thread_reads_a_body_for_a_bounded_time():
         sender.join(timeout=2)
         ours.close()
         theirs.close()
+
+
+def test_a_client_waiting_for_100_continue_is_not_kept_waiting(served):
+    """A request with ``Expect: 100-continue`` goes to a thread after its head (gunicorn then
+    answers "100 Continue"), instead of the event loop waiting for a body the client holds back."""
+    _, port = served
+    body = b'{"action": "PING"}'
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        sock.settimeout(3)
+        assert sock.recv(100).startswith(b"HTTP/1.1 100")
+        sock.sendall(body)
+        answer = b""
+        while b"ignored" not in answer:
+            answer += sock.recv(65536)
