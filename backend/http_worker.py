@@ -44,6 +44,7 @@ MAX_HEAD_BYTES = 64 * 1024
 
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]{1,12})[ \t]*(?=\r\n|$)", re.IGNORECASE)
 _EXPECT_CONTINUE = re.compile(rb"\r\nexpect[ \t]*:[ \t]*100-continue", re.IGNORECASE)
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -107,6 +108,12 @@ class RequestReadingWorker(ThreadWorker):
             return
         conn.preread += data
         state = _request_state(conn.preread)
+        if state == "continue":
+            try:  # gunicorn sends its own later; a client reads any number of 1xx answers
+                conn.sock.send(_CONTINUE)
+            except OSError:
+                pass
+            return
         if state == "partial":
             return
         self._stop_reading(conn)
@@ -149,15 +156,20 @@ class RequestReadingWorker(ThreadWorker):
 
 
 def _request_state(buffer: bytearray) -> str:
-    """``"partial"``, ``"ready"`` (the head and enough of the body), or ``"too-large"``."""
+    """``"partial"``, ``"ready"`` (the head and enough of the body), ``"continue"`` (the head
+    of a request that waits for "100 Continue" before its body), or ``"too-large"``."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
         return "too-large" if len(buffer) > MAX_HEAD_BYTES else "partial"
     match = _CONTENT_LENGTH.search(buffer, 0, end)
-    if match is None or _EXPECT_CONTINUE.search(buffer, 0, end):  # it waits for "100 Continue"
+    if match is None:  # no body, or a chunked one (which the app refuses unread)
         return "ready"
     wanted = min(int(match.group(1)), PREREAD_BODY_BYTES)
-    return "ready" if len(buffer) >= end + 4 + wanted else "partial"
+    if len(buffer) >= end + 4 + wanted:
+        return "ready"
+    if len(buffer) == end + 4 and _EXPECT_CONTINUE.search(buffer, 0, end):
+        return "continue"  # the client holds its body back until it hears "100 Continue"
+    return "partial"
 
 
 class _DeadlineSocket:
@@ -166,12 +178,19 @@ class _DeadlineSocket:
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self._sock = sock
         self._deadline = deadline
+        self._timeout: float | None = None  # one a caller set (gunicorn's drain of a body)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
 
     def recv(self, size: int) -> bytes:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError(f"the request body did not arrive within {BODY_READ_TIMEOUT_S:.0f} s")
-        self._sock.settimeout(left)
+        self._sock.settimeout(left if self._timeout is None else min(left, self._timeout))
         try:
             return self._sock.recv(size)
         except socket.timeout:

@@ -120,8 +120,9 @@ def test_a_request_thread_reads_a_body_for_a_bounded_time():
 
 
 def test_a_client_waiting_for_100_continue_is_not_kept_waiting(served):
-    """A request with ``Expect: 100-continue`` goes to a thread after its head (gunicorn then
-    answers "100 Continue"), instead of the event loop waiting for a body the client holds back."""
+    """A request with ``Expect: 100-continue`` hears "100 Continue" from the event loop, which
+    then reads its body, instead of waiting for a body the client holds back (or handing a
+    thread a body that may trickle)."""
     _, port = served
     body = b'{"action": "PING"}'
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -133,3 +134,20 @@ def test_a_client_waiting_for_100_continue_is_not_kept_waiting(served):
         answer = b""
         while b"ignored" not in answer:
             answer += sock.recv(65536)
+
+
+def test_a_shorter_timeout_set_on_the_body_socket_is_kept():
+    """gunicorn's drain of an unread body sets its own (shorter) timeout: it applies."""
+    from backend.http_worker import _DeadlineSocket
+
+    ours, theirs = socket.socketpair()
+    try:
+        reader = _DeadlineSocket(ours, time.monotonic() + 30)
+        reader.settimeout(0.2)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            reader.recv(10)
+        assert time.monotonic() - started < 1.0 and reader.gettimeout() == 0.2
+    finally:
+        ours.close()
+        theirs.close()
