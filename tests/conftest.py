@@ -255,6 +255,7 @@ def trickling_images():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    server.server_close()
 
 
 def data_uri(png: bytes) -> str:

@@ -90,6 +90,7 @@ def server():
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}", httpd.server_port
     httpd.shutdown()
+    httpd.server_close()
 
 
 def _resolver(mapping):
@@ -379,6 +380,7 @@ def two_label_studios():
     yield servers
     for httpd in servers:
         httpd.shutdown()
+        httpd.server_close()
 
 
 def test_the_token_never_goes_to_a_host_a_later_setup_names(app, sqlite_store, two_label_studios):
