@@ -294,7 +294,10 @@ class SafeFetcher:
         max_redirects: int = MAX_REDIRECTS,
         resolver: Callable[..., list] | None = None,
     ) -> None:
-        self.label_studio = parse_http_url(label_studio_url) if label_studio_url else None
+        try:  # a bad URL (a project record from before) fails its downloads, not the worker
+            self.label_studio = parse_http_url(label_studio_url) if label_studio_url else None
+        except FetchRefused:
+            self.label_studio = None
         self.auth_headers = auth_headers or dict
         self.allowed = allowed_hosts if isinstance(allowed_hosts, AllowList) else AllowList.parse(allowed_hosts)
         self.max_bytes = int(max_bytes)
