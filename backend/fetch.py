@@ -3,15 +3,17 @@
 A task's image URL may point anywhere: the cloud metadata service (169.254.169.254), a database
 on the hospital network, the backend itself. :class:`SafeFetcher` downloads only from
 
-- the Label Studio host (the only host that gets the API key),
+- the Label Studio host, its scheme, host and port (the only host that gets the API key, and
+  only for its media paths ``/data/...`` and the presign call),
 - hosts in the ``ALLOWED_IMAGE_HOSTS`` allow-list, and
 - presigned cloud URLs that Label Studio's presign endpoint redirects to,
 
 and refuses loopback, link-local, private and other non-global addresses unless allow-listed.
 The address check runs on the resolved address of every connection (after DNS, so a public
 name that resolves to 10.0.0.1 is refused, and the checked address is the one connected to),
-and every redirect hop is checked again. Downloads have a size cap, connect and read timeouts,
-an overall deadline and a redirect limit. Proxies from the environment are not used: a proxy
+and every redirect hop is checked again. Every URL is parsed by :func:`parse_http_url`, with
+the parser that connects. Downloads have a size cap, connect and read timeouts, an overall
+deadline (kept by a watchdog that shuts the socket down) and a redirect limit. Proxies from the environment are not used: a proxy
 would connect on the backend's behalf, past the address check.
 
 Allow-list entries (comma separated): a host name (``pacs.example.org``), an IP address or a
@@ -26,15 +28,20 @@ import binascii
 import dataclasses
 import ipaddress
 import logging
+import re
 import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from backend.exceptions import ImageFetchError, SettingsError
 
@@ -50,8 +57,9 @@ READ_TIMEOUT_S = 30.0
 """Seconds to wait for the next bytes of an image download."""
 
 TOTAL_TIMEOUT_S = 120.0
-"""Longest one image download may take in all, redirects included (seconds); stops a server
-that trickles one byte per read timeout."""
+"""Longest one image download may take in all, from the first connection to the last byte,
+redirects included (seconds): a watchdog shuts the connection down when it passes, so a server
+that trickles its headers or body a byte at a time is cut off on time."""
 
 MAX_REDIRECTS = 5
 """Redirects followed per image; a longer chain (or a loop) is refused."""
@@ -60,8 +68,78 @@ _CHUNK = 64 * 1024
 _REDIRECT_CODES = (301, 302, 303, 307, 308)
 
 
+LABEL_STUDIO_MEDIA_PREFIX = "/data/"
+"""Paths of Label Studio (below its base URL) that are fetched with its API key: uploads
+(``/data/upload/...``) and local files (``/data/local-files/?d=...``). Its API is not an image
+source; only the presign endpoint, which the backend builds itself, is called besides."""
+
+_PRESIGN_PATH = re.compile(r"/api/tasks/[0-9]+/presign/?")
+_UNSAFE_CHARACTERS = re.compile(r"[\\\x00-\x20\x7f]")
+
+
 class FetchRefused(ImageFetchError):
     """An image URL points to a scheme, host or address the backend must not fetch from."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpUrl:
+    """An http(s) URL as the connection sees it (see :func:`parse_http_url`).
+
+    Attributes
+    ----------
+    scheme : str
+        ``"http"`` or ``"https"``.
+    host : str
+        Lower case, without the brackets of an IPv6 address.
+    port : int
+        The port written, or the scheme's default.
+    path : str
+        The path (``""`` when none).
+    """
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        """``(scheme, host, port)``: what must match for two URLs to be the same server."""
+        return self.scheme, self.host, self.port
+
+
+def parse_http_url(url: str) -> HttpUrl:
+    """Parse an http(s) URL with the parser that the request is made with (urllib3's).
+
+    Checking a URL with one parser and connecting with another lets a URL mean two hosts
+    (``http://inside:8080\\@outside/``: urllib.parse sees ``outside``, urllib3 connects to
+    ``inside``). So the checks use urllib3's own parse, and what parsers disagree on is refused
+    outright: user info (``user:password@``), backslashes, whitespace and control characters.
+
+    Raises
+    ------
+    FetchRefused
+        Naming the URL (redacted) and what is wrong with it.
+    """
+    if not isinstance(url, str) or not url:
+        raise FetchRefused(f"image reference {str(url)[:50]!r} is not a URL")
+    if _UNSAFE_CHARACTERS.search(url):
+        raise FetchRefused(
+            f"URL {redact(url)} contains a backslash, whitespace or a control character; refused"
+        )
+    try:
+        parts = parse_url(url)
+    except (LocationParseError, ValueError):
+        raise FetchRefused(f"URL {redact(url)} is not a valid URL (invalid host or port)") from None
+    scheme = (parts.scheme or "").lower()
+    if scheme not in ("http", "https"):
+        raise FetchRefused(f"URL {redact(url)}: scheme {scheme or '(none)'!r} is not fetched")
+    if not parts.host:
+        raise FetchRefused(f"URL {redact(url)} has no host")
+    if parts.auth is not None or "@" in re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]:
+        raise FetchRefused(f"URL {redact(url)} carries user info (user:password@); refused")
+    port = parts.port or (443 if scheme == "https" else 80)
+    return HttpUrl(scheme, parts.host.lower().strip("[]").rstrip("."), int(port), parts.path or "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,14 +234,11 @@ def setup_hostname_refusal(
     whose DNS answer changes after this check is not caught here; the configured
     ``LABEL_STUDIO_API_KEY`` is never sent to a ``/setup`` hostname, only to LABEL_STUDIO_URL.)
     """
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{_safe(url)} is not an http(s) URL with a host"
-    host = parts.hostname
     try:
-        port = parts.port or 80
-    except ValueError:
-        return f"{_safe(url)} has an invalid port"
+        parts = parse_http_url(url)
+    except FetchRefused as exc:
+        return f"{exc} (expected an http(s) URL with a host)"
+    host, port = parts.host, parts.port
     if allowed.trusts(host):
         return None
     try:
@@ -194,7 +269,8 @@ class SafeFetcher:
     Parameters
     ----------
     label_studio_url : str or None
-        Base URL of Label Studio; its host is trusted and gets ``auth_headers()``.
+        Base URL of Label Studio; its media paths (:data:`LABEL_STUDIO_MEDIA_PREFIX`) are
+        fetched with ``auth_headers()``.
     auth_headers : callable, optional
         ``() -> {"Authorization": ...}`` for Label Studio, called only for that host.
     allowed_hosts : str, iterable of str or AllowList, optional
@@ -218,7 +294,10 @@ class SafeFetcher:
         max_redirects: int = MAX_REDIRECTS,
         resolver: Callable[..., list] | None = None,
     ) -> None:
-        self.label_studio = _origin(label_studio_url) if label_studio_url else None
+        try:  # a bad URL (a project record from before) fails its downloads, not the worker
+            self.label_studio = parse_http_url(label_studio_url) if label_studio_url else None
+        except FetchRefused:
+            self.label_studio = None
         self.auth_headers = auth_headers or dict
         self.allowed = allowed_hosts if isinstance(allowed_hosts, AllowList) else AllowList.parse(allowed_hosts)
         self.max_bytes = int(max_bytes)
@@ -226,33 +305,63 @@ class SafeFetcher:
         self.total_timeout = float(total_timeout)
         self.max_redirects = int(max_redirects)
         self.resolver = resolver or socket.getaddrinfo
+        self._local = threading.local()  # .watchdog: the deadline of this thread's download
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies from the environment: they skip the address check
-        adapter = _GuardedAdapter(self._connect_address)
+        adapter = _GuardedAdapter(self._connect_address, self._watch)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
     def is_label_studio(self, url: str) -> bool:
         """The URL is on the Label Studio host (scheme, host and port equal)."""
-        return self.label_studio is not None and _origin(url) == self.label_studio
+        try:
+            return self.label_studio is not None and parse_http_url(url).origin == self.label_studio.origin
+        except FetchRefused:
+            return False
 
-    def get(self, url: str, *, presigned: bool = False) -> bytes:
+    def get(self, url: str, *, presigned: bool = False, deadline: float | None = None) -> bytes:
         """The body of ``url``, following allowed redirects.
 
         ``presigned``: the URL is Label Studio's presign endpoint, whose redirect target (a
         presigned cloud URL) is admitted at global addresses without being allow-listed.
+        ``deadline``: a ``time.monotonic()`` after which to give up, when sooner than
+        ``total_timeout`` from now.
 
         Raises
         ------
         FetchRefused
-            Scheme, host or address not allowed, or too many redirects.
+            Scheme, host, address or Label Studio path not allowed, a malformed URL, or too
+            many redirects.
         ImageFetchError
             HTTP error, timeout, connection failure, body above the size cap.
         """
-        deadline = time.monotonic() + self.total_timeout
+        ends = time.monotonic() + self.total_timeout
+        if deadline is not None:
+            ends = min(ends, deadline)
+            if ends <= time.monotonic():
+                raise self._too_slow(url)
+        watchdog = _Watchdog(ends - time.monotonic())
+        self._local.watchdog = watchdog
+        try:
+            data = self._get(url, presigned, ends)
+        except (ImageFetchError, requests.RequestException) as exc:
+            if watchdog.expired:
+                raise self._too_slow(url) from None
+            if isinstance(exc, ImageFetchError):
+                raise
+            raise ImageFetchError(f"cannot download image {redact(url)}: {_reason(exc)}") from None
+        finally:
+            watchdog.stop()
+            self._local.watchdog = None
+        if watchdog.expired:  # a body without a length ends at the shutdown: it is cut short
+            raise self._too_slow(url)
+        return data
+
+    # --- private ----------------------------------------------------------------------------
+    def _get(self, url: str, presigned: bool, deadline: float) -> bytes:
         trusted_redirect = False
         for hop in range(self.max_redirects + 1):
-            on_label_studio = self._check_url(url, trusted_redirect)
+            on_label_studio = self._check_url(url, trusted_redirect, presigned and hop == 0)
             headers = dict(self.auth_headers()) if on_label_studio else {}
             try:
                 response = self.session.get(
@@ -264,51 +373,65 @@ class SafeFetcher:
                 refused = _refusal_in(exc)
                 if refused is not None:
                     raise refused from None
-                raise ImageFetchError(f"cannot download image {_safe(url)}: {_reason(exc)}") from None
+                raise
             with response:
                 if response.status_code in _REDIRECT_CODES and "location" in response.headers:
                     if on_label_studio and not presigned:
                         # Label Studio sends requests without a valid key to its login page.
                         raise ImageFetchError(
-                            f"downloading image {_safe(url)} answered HTTP {response.status_code} "
+                            f"downloading image {redact(url)} answered HTTP {response.status_code} "
                             f"(a redirect to the login page: check LABEL_STUDIO_API_KEY)"
                         )
                     trusted_redirect = presigned and on_label_studio
-                    url = urllib.parse.urljoin(url, response.headers["location"])
+                    try:
+                        url = urllib.parse.urljoin(url, response.headers["location"])
+                    except ValueError:
+                        raise FetchRefused(f"image {redact(url)} redirects to a malformed URL") from None
                     continue
                 if response.status_code != 200:
                     hint = " (check LABEL_STUDIO_API_KEY)" if on_label_studio and response.status_code in (401, 403) else ""
                     raise ImageFetchError(
-                        f"downloading image {_safe(url)} answered HTTP {response.status_code}{hint}"
+                        f"downloading image {redact(url)} answered HTTP {response.status_code}{hint}"
                     )
                 return self._read(response, url, deadline)
         raise FetchRefused(
-            f"image {_safe(url)}: more than {self.max_redirects} redirects (a redirect loop?)"
+            f"image {redact(url)}: more than {self.max_redirects} redirects (a redirect loop?)"
         )
 
-    # --- private ----------------------------------------------------------------------------
-    def _check_url(self, url: str, trusted_redirect: bool) -> bool:
-        """Refuse schemes and hosts that are not allowed; True when the URL is Label Studio's."""
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise FetchRefused(f"image {_safe(url)}: scheme {parts.scheme or '(none)'!r} is not fetched")
-        host = parts.hostname
-        if not host:
-            raise FetchRefused(f"image {_safe(url)} has no host")
-        if self.is_label_studio(url):
-            return True
-        if trusted_redirect or self.allowed.admits(host):
+    def _too_slow(self, url: str) -> ImageFetchError:
+        return ImageFetchError(
+            f"image {redact(url)} was not downloaded within {self.total_timeout:.0f} s (or before the "
+            f"job's time for downloads ran out)"
+        )
+
+    def _check_url(self, url: str, trusted_redirect: bool, presign_call: bool = False) -> bool:
+        """Refuse URLs, schemes and hosts that are not allowed; True when the URL is one of
+        Label Studio's media paths (or the presign call), which get the API key."""
+        parts = parse_http_url(url)
+        if self.label_studio is not None and parts.origin == self.label_studio.origin:
+            path = parts.path
+            base = self.label_studio.path.rstrip("/")
+            if path.startswith(base + LABEL_STUDIO_MEDIA_PREFIX) or (
+                presign_call and _PRESIGN_PATH.fullmatch(path[len(base):]) and path.startswith(base)
+            ):
+                return True
+            raise FetchRefused(
+                f"image {redact(url)} is on Label Studio but not one of its media paths "
+                f"({base}{LABEL_STUDIO_MEDIA_PREFIX}...); its API is not fetched"
+            )
+        if trusted_redirect or self.allowed.admits(parts.host):
             return False
         raise FetchRefused(
-            f"image host {host!r} is not allowed: images are fetched from Label Studio, "
+            f"image host {parts.host!r} is not allowed: images are fetched from Label Studio, "
             f"presigned cloud URLs and hosts in ALLOWED_IMAGE_HOSTS"
         )
 
-    def _connect_address(self, host: str, port: int) -> str:
+    def _connect_address(self, scheme: str, host: str, port: int) -> str:
         """The address to connect to for ``host``: resolved once, checked, then used."""
         host = host.strip("[]")
         trusted = self.allowed.trusts(host) or (
-            self.label_studio is not None and host.lower() == self.label_studio[1]
+            # Label Studio is trusted at its own scheme, host and port, not at every port of it.
+            self.label_studio is not None and (scheme, host.lower(), int(port)) == self.label_studio.origin
         )
         try:
             infos = self.resolver(host, port, 0, socket.SOCK_STREAM)
@@ -327,25 +450,26 @@ class SafeFetcher:
                     )
         return str(addresses[0])
 
+    def _watch(self, sock) -> None:
+        """Put a connection's socket under this thread's download deadline."""
+        watchdog = getattr(self._local, "watchdog", None)
+        if watchdog is not None and sock is not None:
+            watchdog.watch(sock)
+
     def _read(self, response: requests.Response, url: str, deadline: float) -> bytes:
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             raise ImageFetchError(
-                f"image {_safe(url)} is {int(declared):,} bytes, above the {self.max_bytes:,}-byte cap"
+                f"image {redact(url)} is {int(declared):,} bytes, above the {self.max_bytes:,}-byte cap"
             )
         chunks, size = [], 0
-        try:
-            for chunk in response.iter_content(_CHUNK):
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise ImageFetchError(f"image {_safe(url)} is above the {self.max_bytes:,}-byte cap")
-                if time.monotonic() > deadline:
-                    raise ImageFetchError(
-                        f"image {_safe(url)} took longer than {self.total_timeout:.0f} s to download"
-                    )
-                chunks.append(chunk)
-        except requests.RequestException as exc:
-            raise ImageFetchError(f"cannot download image {_safe(url)}: {_reason(exc)}") from None
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise ImageFetchError(f"image {redact(url)} is above the {self.max_bytes:,}-byte cap")
+            if time.monotonic() > deadline:
+                raise self._too_slow(url)
+            chunks.append(chunk)
         return b"".join(chunks)
 
 
@@ -362,25 +486,47 @@ def decode_data_uri(ref: str, task_id: int | None = None) -> bytes:
         raise ImageFetchError(f"task {task_id}: data: URI is not valid base64 ({exc})") from None
 
 
+def redact(ref: Any, limit: int = 300) -> str:
+    """An image reference fit for messages and logs: without user info (``user:pass@``) and
+    query (tokens, presigned signatures), whatever the scheme; never raises.
+
+    ``data:`` URIs keep only their media type.
+    """
+    text = str(ref)
+    if text.startswith("data:"):
+        return text.partition(",")[0][:60] + ",..."
+    text = text.split("#", 1)[0].split("?", 1)[0]
+    scheme, sep, rest = text.partition("://")
+    if sep and "@" in rest:  # a password may hold '/' or ':': hide everything up to the last '@'
+        rest = "***@" + rest.rpartition("@")[2]
+    return (scheme + sep + rest if sep else text)[:limit]
+
+
 # --- connection-level address check ------------------------------------------------------------
 
 
 class _GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose connections connect only to checked addresses."""
+    """A requests adapter whose connections connect only to checked addresses, and whose
+    sockets are put under the download's deadline."""
 
-    def __init__(self, connect_address: Callable[[str, int], str]) -> None:
+    def __init__(self, connect_address: Callable[[str, str, int], str], watch: Callable[[Any], None]) -> None:
         self._connect_address = connect_address
+        self._watch = watch
         super().__init__(max_retries=0)
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        check = self._connect_address
+        check, watch = self._connect_address, self._watch
 
         class Http(_GuardedMixin, HTTPConnection):
+            scheme = "http"
             connect_address = staticmethod(check)
+            watch_socket = staticmethod(watch)
 
         class Https(_GuardedMixin, HTTPSConnection):
+            scheme = "https"
             connect_address = staticmethod(check)
+            watch_socket = staticmethod(watch)
 
         class HttpPool(HTTPConnectionPool):
             ConnectionCls = Http
@@ -393,26 +539,72 @@ class _GuardedAdapter(HTTPAdapter):
 
 class _GuardedMixin:
     """Resolve and check the host, then connect to that very address (no DNS rebinding);
-    TLS still verifies the certificate against the host name."""
+    TLS still verifies the certificate against the host name. Each response is read under
+    the download's watchdog (a pooled connection too)."""
 
-    connect_address: Callable[[str, int], str]
+    scheme: str
+    connect_address: Callable[[str, str, int], str]
+    watch_socket: Callable[[Any], None]
 
     def _new_conn(self):
         name = self._dns_host
-        self._dns_host = self.connect_address(name, self.port)
+        self._dns_host = self.connect_address(self.scheme, name, self.port)
         try:
             return super()._new_conn()
         finally:
             self._dns_host = name
 
+    def getresponse(self, *args, **kwargs):
+        self.watch_socket(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _Watchdog:
+    """Shuts down the sockets of one download when its deadline passes.
+
+    A read timeout bounds each wait for bytes, not the download: a server that sends one byte
+    every few seconds never trips it. Shutting the socket down from this timer's thread ends
+    the blocked read at once, wherever it is (status line, headers or body).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list = []
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shutdown(sock)
+
+    def stop(self) -> None:
+        """The download is over: never touch its sockets again (they may go back to the pool)."""
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock) -> None:
+    try:  # the TCP socket itself, under TLS too: the reader sees the end of the stream
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urllib.parse.urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 def _is_network(entry: str) -> bool:
@@ -456,10 +648,3 @@ def _reason(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectionError):
         return "no data within the read timeout" if "timed out" in str(exc) else "connection failed"
     return type(exc).__name__
-
-
-def _safe(url: str) -> str:
-    """The URL without its query (presigned signatures, tokens) and user info, for messages."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]  # without user info; the port as written, valid or not
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))[:300]

@@ -6,6 +6,10 @@ Gunicorn reads the lower-case names that are its settings; the rest is ignored.
 
 from __future__ import annotations
 
+worker_class = "backend.http_worker.RequestReadingWorker"
+"""gthread, except that a request thread gets a connection only once its request has arrived
+(see :mod:`backend.http_worker`): slow clients cannot hold the threads."""
+
 SWITCH_INTERVAL_S = 0.001
 """Python's GIL switch interval in a web worker (seconds; Python's default is 0.005): how long
 a thread that wants the GIL waits before it asks a busy thread to hand it over."""

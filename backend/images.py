@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import io
 import pathlib
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -30,6 +32,16 @@ from backend.exceptions import ImageDecodeError
 DEFAULT_MAX_PIXELS = 50_000_000
 """Largest accepted image, in pixels per frame (width × height). A 4,300 × 3,500 chest
 radiograph has 15 million; anything above 50 million is treated as a decompression bomb."""
+
+MAX_INFLATED_BYTES = 128 * 1024 * 1024
+"""Largest dataset a deflate-compressed DICOM (Deflated Explicit VR Little Endian) may inflate
+to, in bytes: as large as the largest image download (``backend.fetch.MAX_IMAGE_BYTES``), so
+a deflated file costs no more than an uncompressed one. pydicom inflates the whole dataset
+before reading any of it (a 1.4 MB file held 2 GB), so the size is measured first, by
+inflating in chunks that are thrown away."""
+
+DEFLATED_TRANSFER_SYNTAX = "1.2.840.10008.1.2.1.99"
+"""Deflated Explicit VR Little Endian: everything after the file meta group is deflated."""
 
 PIL_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 """Pillow formats that :func:`decode_image` opens; others (GIF, PSD, ...) are refused."""
@@ -133,11 +145,11 @@ def read_size(
     if not data:
         raise ImageDecodeError(f"{name}: empty (0 bytes)")
     if image_format(data, filename) == "dicom":
-        import pydicom
-
         try:
-            ds = pydicom.dcmread(io.BytesIO(bytes(data)), force=True, stop_before_pixels=True)
+            ds = _read_dicom(bytes(data), name, stop_before_pixels=True)
             width, height = int(ds.Columns), int(ds.Rows)
+        except ImageDecodeError:
+            raise
         except Exception as exc:
             raise ImageDecodeError(f"{name}: unreadable DICOM header: {exc}") from None
     else:
@@ -228,11 +240,12 @@ def _unit_to_uint8(values: np.ndarray) -> np.ndarray:
 
 
 def _decode_dicom(data: bytes, name: str, max_pixels: int) -> Image.Image:
-    import pydicom
     from pydicom.pixels import pixel_array
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        ds = _read_dicom(data, name)
+    except ImageDecodeError:
+        raise
     except Exception as exc:
         raise ImageDecodeError(f"{name}: corrupt DICOM header: {exc}") from None
     if "PixelData" not in ds:
@@ -270,6 +283,68 @@ def _decode_dicom(data: bytes, name: str, max_pixels: int) -> Image.Image:
         f"{name}: unsupported DICOM photometric interpretation {photometric!r}; expected "
         "MONOCHROME1, MONOCHROME2 or RGB"
     )
+
+
+def _read_dicom(data: bytes, name: str, **kwargs):
+    """``pydicom.dcmread`` of the bytes, once a deflated dataset is known to inflate to at most
+    :data:`MAX_INFLATED_BYTES` (pydicom would inflate it all first)."""
+    import pydicom
+
+    if DEFLATED_TRANSFER_SYNTAX.encode() in data[:4096]:
+        start = _deflated_dataset_start(data)
+        if start is None:  # pydicom might still see it deflated, and inflate it all
+            raise ImageDecodeError(
+                f"{name}: names the deflated transfer syntax, but not in a readable file meta group"
+            )
+        _check_inflated_size(data[start:], name)
+    return pydicom.dcmread(io.BytesIO(data), force=True, **kwargs)
+
+
+_LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
+def _deflated_dataset_start(data: bytes) -> int | None:
+    """Where the deflated dataset begins when the file meta group (always Explicit VR Little
+    Endian, PS3.10 7.1) names the deflated transfer syntax; None otherwise."""
+    offset = 132 if data[128:132] == b"DICM" else 0
+    syntax = None
+    while offset + 8 <= len(data):
+        group, element = struct.unpack_from("<HH", data, offset)
+        if group != 0x0002:
+            break
+        vr = data[offset + 4 : offset + 6]
+        try:
+            if vr in _LONG_LENGTH_VRS:
+                (length,) = struct.unpack_from("<I", data, offset + 8)
+                header = 12
+            else:
+                (length,) = struct.unpack_from("<H", data, offset + 6)
+                header = 8
+        except struct.error:  # cut off inside the group
+            return None
+        if element == 0x0010:
+            syntax = data[offset + header : offset + header + length].rstrip(b"\0 ").decode("ascii", "replace")
+        offset += header + length
+    return offset if syntax == DEFLATED_TRANSFER_SYNTAX else None
+
+
+def _check_inflated_size(deflated: bytes, name: str, limit: int = MAX_INFLATED_BYTES) -> None:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    size, pending = 0, deflated
+    try:
+        while True:
+            out = inflater.decompress(pending, 1 << 20)
+            size += len(out)
+            if size > limit:
+                raise ImageDecodeError(
+                    f"{name}: deflated DICOM inflates to more than {limit:,} bytes "
+                    f"({len(deflated):,} compressed; possible decompression bomb); refusing to read it"
+                )
+            pending = inflater.unconsumed_tail
+            if inflater.eof or not (out or pending):
+                return
+    except zlib.error as exc:
+        raise ImageDecodeError(f"{name}: corrupt deflated DICOM dataset: {exc}") from None
 
 
 def _dicom_gray_to_unit(frame: np.ndarray, ds) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.exceptions import ProjectNotFoundError, RequestError
+from backend.exceptions import LabelConfigError, ProjectNotFoundError, RequestError
 from backend.labelstudio import protocol
 from backend.labelstudio.config import MULTILABEL, LabelingConfig, parse_label_config
 from backend.settings import parse_extra_params
@@ -70,11 +70,14 @@ class Service:
     def setup(self, body: Any, backend_url: str | None = None, caller: str | None = None) -> dict[str, Any]:
         """Register (or update) a project; a config LabelCast cannot use raises LabelConfigError.
 
-        ``backend_url`` is this backend's URL as Label Studio called it; the forecast message
-        links to ``<backend_url>/report?project=ID``. ``caller`` is the address that called:
-        without ``LABEL_STUDIO_URL`` or basic auth, the ``hostname`` in the body is used as
-        Label Studio's address only if it resolves there (see
-        :func:`backend.fetch.setup_hostname_refusal`).
+        ``backend_url`` is this backend's URL as the caller named it (its ``Host`` header); the
+        forecast message links to ``<backend_url>/report?project=ID`` unless ``PUBLIC_URL`` is
+        set. It is recorded only from a /setup that Label Studio sent (see
+        :meth:`_from_label_studio`): anyone else could point every link at their own server.
+        ``caller`` is the address that called: without ``LABEL_STUDIO_URL`` or basic auth, the
+        ``hostname`` in the body is used as Label Studio's address only if it resolves there
+        (see :func:`backend.fetch.setup_hostname_refusal`), and ``access_token`` is recorded
+        with the hostname it came with: a token never goes to another host than its own.
         """
         body = _object(body, "/setup")
         project_id = protocol.parse_project_id(body.get("project"))
@@ -83,13 +86,15 @@ class Service:
         settings = self.settings.for_project(extra_params)
         parse_label_config(schema, settings.positive)  # fail now, where Label Studio shows it
         previous = self.store.get_project(project_id) or {}
+        hostname, access_token = self._label_studio_of(project_id, body, caller, previous)
+        from_label_studio = self._from_label_studio(caller, hostname)
         record = {
             **previous,
             "label_config": schema,
             "extra_params": extra_params,
-            "hostname": self._trusted_hostname(project_id, body.get("hostname"), caller) or previous.get("hostname"),
-            "access_token": body.get("access_token") or previous.get("access_token"),
-            "backend_url": backend_url.rstrip("/") if backend_url else previous.get("backend_url"),
+            "hostname": hostname,
+            "access_token": access_token,
+            "backend_url": backend_url.rstrip("/") if backend_url and from_label_studio else previous.get("backend_url"),
             "updated_at": time.time(),
         }
         self.store.put_project(project_id, record)
@@ -100,15 +105,54 @@ class Service:
             self.jobs.request_refit(project_id, sync=True)
         return {"model_version": self.current_version(project_id)}
 
-    def _trusted_hostname(self, project_id: int, hostname: Any, caller: str | None) -> str | None:
-        """The Label Studio URL /setup sent, if it may be trusted (else None, with a warning)."""
-        if not isinstance(hostname, str) or not hostname or self.settings.label_studio_url:
-            return None  # LABEL_STUDIO_URL, when set, is the one used
+    def _label_studio_of(
+        self, project_id: int, body: Mapping[str, Any], caller: str | None, previous: Mapping[str, Any]
+    ) -> tuple[str | None, str | None]:
+        """The (hostname, access_token) to record from a /setup.
+
+        With ``LABEL_STUDIO_URL`` the token is for that URL (the hostname is not used).
+        Otherwise the two are recorded together, from a /setup whose hostname is trusted; a
+        new hostname never inherits the token given for the previous one, and a /setup whose
+        hostname is not trusted changes neither.
+        """
+        token = body.get("access_token") if isinstance(body.get("access_token"), str) else None
+        token = token or None
+        if self.settings.label_studio_url:
+            return None, token or previous.get("access_token")
+        hostname = self._trusted_hostname(project_id, body.get("hostname"), caller)
+        if hostname is None:
+            return previous.get("hostname"), previous.get("access_token")
+        if token is None and _same_origin(hostname, previous.get("hostname")):
+            token = previous.get("access_token")
+        return hostname, token
+
+    def _from_label_studio(self, caller: str | None, hostname: str | None) -> bool:
+        """Whether this /setup came from Label Studio: it passed basic auth, or it came from
+        the address that Label Studio's URL (LABEL_STUDIO_URL, or the trusted hostname)
+        resolves to."""
         if self.settings.basic_auth_user and self.settings.basic_auth_pass:
-            return hostname  # this /setup passed basic auth
+            return True
+        url = self.settings.label_studio_url or hostname
+        if not url:
+            return False
         from backend.fetch import AllowList, setup_hostname_refusal
 
-        refusal = setup_hostname_refusal(hostname, caller, AllowList.parse(self.settings.allowed_image_hosts))
+        return setup_hostname_refusal(url, caller, AllowList()) is None
+
+    def _trusted_hostname(self, project_id: int, hostname: Any, caller: str | None) -> str | None:
+        """The Label Studio URL /setup sent, if it may be trusted (else None, with a warning)."""
+        if not isinstance(hostname, str) or not hostname:
+            return None
+        from backend.fetch import AllowList, FetchRefused, parse_http_url, setup_hostname_refusal
+
+        if self.settings.basic_auth_user and self.settings.basic_auth_pass:
+            try:  # this /setup passed basic auth; the URL must still mean one host
+                parse_http_url(hostname)
+                return hostname
+            except FetchRefused as exc:
+                refusal = str(exc)
+        else:
+            refusal = setup_hostname_refusal(hostname, caller, AllowList.parse(self.settings.allowed_image_hosts))
         if refusal is None:
             return hostname
         log.warning(
@@ -122,11 +166,17 @@ class Service:
         model = self.store.get_model(project_id)
         return model["version"] if model else protocol.model_version(self.settings.encoder, 0)
 
-    def _config(self, project_id: int, label_config: str | None = None) -> tuple[dict[str, Any], LabelingConfig]:
-        """The project's record and parsed config, registering/updating it from ``label_config``.
+    def _config(
+        self, project_id: int, label_config: str | None = None, strict: bool = True
+    ) -> tuple[dict[str, Any], LabelingConfig]:
+        """The project's record and parsed config, updating it from ``label_config``.
 
-        Kept for PROJECT_CACHE_S per process (a /setup here forgets it at once), so a burst of
-        webhooks does not read and parse the same record for each one.
+        Only a project set up with /setup has a config; a request carrying one does not create
+        a project. A new ``label_config`` is parsed before it is stored: one LabelCast cannot
+        use raises LabelConfigError (``strict``) or is ignored with a warning, and either way
+        the last good config stays. Kept for PROJECT_CACHE_S per process (a /setup here
+        forgets it at once), so a burst of webhooks does not read and parse the same record
+        for each one.
         """
         cached = self._projects.get(project_id)
         if (
@@ -136,15 +186,25 @@ class Service:
         ):
             return cached[1], cached[2]
         project = self.store.get_project(project_id)
-        if label_config and (project is None or project.get("label_config") != label_config):
-            project = {**(project or {}), "label_config": label_config, "updated_at": time.time()}
-            self.store.put_project(project_id, project)
         if project is None or not project.get("label_config"):
             raise ProjectNotFoundError(
                 f"project {project_id} is not connected to this backend; add the backend in the "
                 f"project's Model settings (that calls /setup)"
             )
         settings = self.settings.for_project(project.get("extra_params"))
+        if label_config and project.get("label_config") != label_config:
+            try:
+                config = parse_label_config(label_config, settings.positive)
+            except LabelConfigError as exc:
+                if strict:
+                    raise
+                log.warning("project %s: kept the last good labeling config; the one sent is "
+                            "not usable: %s", project_id, exc)
+            else:
+                project = {**project, "label_config": label_config, "updated_at": time.time()}
+                self.store.put_project(project_id, project)
+                self._projects[project_id] = (time.monotonic(), project, config)
+                return project, config
         config = parse_label_config(project["label_config"], settings.positive)
         self._projects[project_id] = (time.monotonic(), project, config)
         return project, config
@@ -158,7 +218,9 @@ class Service:
         if event.project_id is None:
             raise RequestError(f"{event.action} webhook has no project id")
         pid = event.project_id
-        _, config = self._config(pid, event.label_config)
+        # A label is never refused for the config it came with: it is recorded under the last
+        # good config. PROJECT_UPDATED exists to change the config: an unusable one is a 400.
+        _, config = self._config(pid, event.label_config, strict=event.action == protocol.PROJECT_UPDATED)
         queued = False
         if event.action in (protocol.ANNOTATION_CREATED, protocol.ANNOTATION_UPDATED):
             unknown = _unknown_choices(event.annotation, config)
@@ -311,6 +373,15 @@ class Service:
                 "switch_interval_s": sys.getswitchinterval(),
             },
         }
+
+
+def _same_origin(url: str, other: str | None) -> bool:
+    from backend.fetch import FetchRefused, parse_http_url
+
+    try:
+        return other is not None and parse_http_url(url).origin == parse_http_url(other).origin
+    except FetchRefused:
+        return False
 
 
 def _object(body: Any, where: str) -> Mapping[str, Any]:

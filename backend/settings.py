@@ -95,9 +95,14 @@ class Settings:
     public_url: str | None = None
 
     def __post_init__(self) -> None:
-        from backend.fetch import AllowList
+        from backend.fetch import AllowList, FetchRefused, parse_http_url
 
         AllowList.parse(self.allowed_image_hosts)  # a bad entry fails at start, naming it
+        if self.label_studio_url:
+            try:  # parsed as the requests to it will be (no user info, no backslash)
+                parse_http_url(self.label_studio_url)
+            except FetchRefused as exc:
+                raise SettingsError(f"LABEL_STUDIO_URL: {exc}") from None
         if self.max_body_bytes < 1024:
             raise SettingsError(f"MAX_BODY_BYTES must be an integer >= 1024, got {self.max_body_bytes}")
         _check_target_auc(self.target_auc, "TARGET_AUC")

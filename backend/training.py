@@ -26,7 +26,24 @@ from backend.labelstudio.protocol import annotation_choices, collecting_message,
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 32
-"""Images decoded and embedded per encoder call."""
+"""Images fetched, decoded and embedded per batch."""
+
+EMBED_BATCH_PIXELS = 50_000_000
+"""Most decoded pixels held at once (width × height, summed over a batch's images): a batch
+whose images add up to more is embedded in parts. One image may have as many
+(``backend.images.DEFAULT_MAX_PIXELS``); eight 7,000 × 7,000 PNGs of 150 KB each held 1.8 GB."""
+
+FETCH_WORKERS = 8
+"""Images of a batch downloaded at the same time: slow hosts are waited for side by side."""
+
+FETCH_BUDGET_S = 120.0
+"""Longest one job (a refit, or embedding ahead) spends downloading images, all batches
+together (seconds). Images not downloaded by then are image errors of this job and are tried
+again by the next one, so a slow or trickling image host holds the worker, and with it other
+projects' refits, for at most this long."""
+
+IMAGE_ERRORS_LOGGED = 5
+"""Image errors quoted in the one warning a job logs about them (all are counted)."""
 
 PROBE_MIN_PER_CLASS = 2
 """A probe is fitted once each class of a finding has at least this many labels."""
@@ -98,8 +115,9 @@ class Trainer:
     ) -> dict[int, np.ndarray]:
         """Embeddings of the given tasks, fetching and embedding only what the cache lacks.
 
-        Images that cannot be fetched or decoded are logged and left out; ``errors``, when
-        given, receives ``{task_id: reason}`` for each of them.
+        Images that cannot be fetched (within FETCH_BUDGET_S for the whole call) or decoded
+        are left out, with one warning in the log for all of them; ``errors``, when given,
+        receives ``{task_id: reason}`` for each.
 
         Returns
         -------
@@ -113,23 +131,29 @@ class Trainer:
         cached = self.store.get_many(encoder_id, set(known.values()))
         out = {t: cached[sha] for t, sha in known.items() if sha in cached}
         missing = [t for t in tasks if t not in out]
+        deadline = time.monotonic() + FETCH_BUDGET_S
+        failed: dict[int, str] = {}
         for start in range(0, len(missing), EMBED_BATCH):
-            out.update(self._embed_batch(project_id, project, {t: tasks[t]["image"] for t in missing[start : start + EMBED_BATCH]}, errors))
+            batch = {t: tasks[t]["image"] for t in missing[start : start + EMBED_BATCH]}
+            out.update(self._embed_batch(project_id, project, batch, failed, deadline))
+        if failed:
+            quoted = "; ".join(f"task {t}: {reason}" for t, reason in list(failed.items())[:IMAGE_ERRORS_LOGGED])
+            log.warning("project %s: %d image(s) left out (/forecast lists them): %s%s", project_id,
+                        len(failed), quoted, " ..." if len(failed) > IMAGE_ERRORS_LOGGED else "")
+        if errors is not None:
+            errors.update(failed)
         return out
 
     def _embed_batch(
-        self, project_id: int, project: dict[str, Any], images: dict[int, str], errors: dict[int, str] | None = None
+        self, project_id: int, project: dict[str, Any], images: dict[int, str], errors: dict[int, str],
+        deadline: float | None = None,
     ) -> dict[int, np.ndarray]:
-        errors = {} if errors is None else errors
         client = self.client(project)
         hashes: dict[int, str] = {}
         raw: dict[str, bytes] = {}
-        for task_id, ref in images.items():
-            try:
-                data = client.fetch_image(ref, task_id)
-            except ImageFetchError as exc:
-                log.warning("project %s task %s: %s", project_id, task_id, exc)
-                errors[task_id] = f"image not fetched: {exc}"
+        for task_id, data in _fetch_all(client, images, deadline).items():
+            if isinstance(data, ImageFetchError):
+                errors[task_id] = f"image not fetched: {data}"
                 continue
             sha = hashlib.sha256(data).hexdigest()
             hashes[task_id] = sha
@@ -139,22 +163,29 @@ class Trainer:
         vectors = self.store.get_many(encoder_id, raw)
         todo = [sha for sha in raw if sha not in vectors]
         if todo:
-            from backend.images import decode_image
+            from backend.images import decode_image, read_size
 
-            decoded, ok = [], []
+            decoded, ok, pixels = [], [], 0
             for sha in todo:
                 try:
-                    decoded.append(decode_image(raw[sha]))
+                    width, height = read_size(raw[sha])
+                    if decoded and pixels + width * height > EMBED_BATCH_PIXELS:
+                        vectors.update(self._embed_decoded(encoder_id, ok, decoded))
+                        decoded, ok, pixels = [], [], 0
+                    decoded.append(decode_image(raw.pop(sha)))
                     ok.append(sha)
+                    pixels += width * height
                 except ImageDecodeError as exc:
-                    log.warning("project %s: image %s… cannot be decoded: %s", project_id, sha[:12], exc)
                     errors.update({t: f"image not decoded: {exc}" for t, h in hashes.items() if h == sha})
             if decoded:
-                embedded = np.asarray(self.encoder.embed(decoded), dtype=np.float32)
-                new = dict(zip(ok, embedded))
-                self.store.put_many(encoder_id, new)
-                vectors.update(new)
+                vectors.update(self._embed_decoded(encoder_id, ok, decoded))
         return {t: vectors[sha] for t, sha in hashes.items() if sha in vectors}
+
+    def _embed_decoded(self, encoder_id: str, shas: list[str], images: list) -> dict[str, np.ndarray]:
+        embedded = np.asarray(self.encoder.embed(images), dtype=np.float32)
+        new = dict(zip(shas, embedded))
+        self.store.put_many(encoder_id, new)
+        return new
 
     # --- refit ------------------------------------------------------------------------------
     def sync_labels(self, project_id: int) -> tuple[int, int]:
@@ -365,6 +396,21 @@ def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float |
         else:
             values.append(float(fc.labels_remaining))
     return max(values) if values else float(min_labels)
+
+
+def _fetch_all(client, images: dict[int, str], deadline: float | None) -> dict[int, bytes | ImageFetchError]:
+    """``{task_id: bytes or the ImageFetchError}``, FETCH_WORKERS downloads at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch(item: tuple[int, str]) -> bytes | ImageFetchError:
+        task_id, ref = item
+        try:
+            return client.fetch_image(ref, task_id, deadline=deadline)
+        except ImageFetchError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, max(len(images), 1))) as pool:
+        return dict(zip(images, pool.map(fetch, images.items())))
 
 
 def _fingerprint(labels: dict[int, list[str]], findings) -> str:

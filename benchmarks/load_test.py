@@ -184,7 +184,8 @@ def run(args) -> dict:
         processes.append(subprocess.Popen(serve, cwd=ROOT, env=env))
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/health", 60, processes[-1])
-        requests.post(f"{url}/setup", json={"project": PROJECT, "schema": CONFIG}, timeout=30).raise_for_status()
+        for project in (PROJECT, PROJECT + 1):  # the measured project and the warm-up one
+            requests.post(f"{url}/setup", json={"project": project, "schema": CONFIG}, timeout=30).raise_for_status()
         backend_pids = [p.pid for p in processes if p.args[0] != shutil.which("redis-server")]
         if args.warmup:
             # A backend that has been running: encoder loaded, training process up, and request

@@ -62,7 +62,8 @@ def annotation(task_id: int, image_url: str, positive: bool, project: int = PROJ
         "action": "ANNOTATION_CREATED",
         "project": {"id": project, "label_config": CONFIG},
         "task": {"id": task_id, "data": {"image": image_url}},
-        "annotation": {"id": 10_000 + task_id, "was_cancelled": False, "result": [
+        "annotation": {"id": 10_000 + task_id, "was_cancelled": False,
+                       "updated_at": "2026-01-01T00:00:00Z", "result": [
             {"from_name": "finding", "to_name": "image", "type": "choices",
              "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
     }
@@ -129,7 +130,8 @@ def main(argv=None) -> int:
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/health", 60, processes[-1])
         session = requests.Session()
-        session.post(f"{url}/setup", json={"project": PROJECT, "schema": CONFIG}).raise_for_status()
+        for project in (PROJECT, PROJECT + 1):  # the measured project and the load one
+            session.post(f"{url}/setup", json={"project": project, "schema": CONFIG}).raise_for_status()
 
         # Warm up on project 2: the encoder loads on the first job.
         load_project = PROJECT + 1

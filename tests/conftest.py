@@ -245,6 +245,51 @@ def serve_folder(folder: pathlib.Path):
     return f"http://127.0.0.1:{server.server_address[1]}", server
 
 
+def iso_now() -> str:
+    """The current time as Label Studio writes an annotation's ``updated_at``."""
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.fixture
+def trickling_images():
+    """An HTTP server on 127.0.0.1 whose ``/trickle`` sends a byte every 0.25 s for 8 s (never
+    idle for a read timeout) and whose ``/<seed>.png`` answers at once."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if self.path == "/trickle":
+                self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\n")
+                for _ in range(32):
+                    self.wfile.write(b"\x89")
+                    self.wfile.flush()
+                    time.sleep(0.25)
+                return
+            seed = int(self.path.strip("/").split(".")[0])
+            body = xray_png(seed, seed % 2 == 0)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    class Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass
+
+    server = Quiet(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
 def data_uri(png: bytes) -> str:
     """``data:image/png;base64,...`` for PNG bytes."""
     import base64

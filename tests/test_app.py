@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from backend.app import EXTENSION, create_app
-from conftest import PROJECT_ROOT, IdleTrainer, data_uri, xray_png
+from conftest import IdleTrainer, PROJECT_ROOT, data_uri, iso_now, xray_png
 
 CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
 
@@ -17,7 +17,7 @@ def _annotation(pid, task_id, annotation_id, positive, cancelled=False, action="
         "action": action,
         "project": {"id": pid, "label_config": CONFIG},
         "task": {"id": task_id, "data": {"image": data_uri(xray_png(task_id, positive))}},
-        "annotation": {"id": annotation_id, "was_cancelled": cancelled, "result": [
+        "annotation": {"id": annotation_id, "was_cancelled": cancelled, "updated_at": iso_now(), "result": [
             {"from_name": "finding", "to_name": "image", "type": "choices",
              "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
     }
@@ -136,6 +136,7 @@ def test_default_app_trains_in_a_child_process(service_settings, sqlite_store):
     try:
         assert jobs.isolate
         client = app.test_client()
+        assert client.post("/setup", json={"project": 9, "schema": CONFIG}).status_code == 200
         for i in range(3):
             client.post("/webhook", json=_annotation(9, i, 900 + i, i % 2 == 0))
         assert jobs.wait_idle(120)
@@ -147,6 +148,7 @@ def test_default_app_trains_in_a_child_process(service_settings, sqlite_store):
 
 def test_deleting_annotations_refits_without_them(app, client):
     """ANNOTATIONS_DELETED forgets the labels and triggers a refit on the rest."""
+    assert client.post("/setup", json={"project": 8, "schema": CONFIG}).status_code == 200
     for i in range(12):
         client.post("/webhook", json=_annotation(8, i, 200 + i, i % 2 == 0))
     assert _jobs(app).wait_idle(120)
@@ -283,6 +285,6 @@ def test_a_burst_of_webhooks_reads_the_project_once_and_setup_refreshes_it(servi
 def _annotation_event(pid, task_id, choice, config, choices_name="finding"):
     return {"action": "ANNOTATION_CREATED", "project": {"id": pid, "label_config": config},
             "task": {"id": task_id, "data": {"image": f"http://x/{task_id}.png"}},
-            "annotation": {"id": 1000 + task_id, "was_cancelled": False, "result": [
+            "annotation": {"id": 1000 + task_id, "was_cancelled": False, "updated_at": iso_now(), "result": [
                 {"from_name": choices_name, "to_name": "image", "type": "choices",
                  "value": {"choices": [choice]}}]}}

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from backend.app import EXTENSION, create_app
-from conftest import PROJECT_ROOT, data_uri, xray_png
+from conftest import PROJECT_ROOT, data_uri, iso_now, xray_png
 
 CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
 PID = 5
@@ -16,10 +16,8 @@ PID = 5
 
 def _annotation(task_id, annotation_id, choices=("Effusion",), image=None, action="ANNOTATION_CREATED",
                 updated_at=None):
-    annotation = {"id": annotation_id, "was_cancelled": False, "result": [
+    annotation = {"id": annotation_id, "was_cancelled": False, "updated_at": updated_at or iso_now(), "result": [
         {"from_name": "finding", "to_name": "image", "type": "choices", "value": {"choices": list(choices)}}]}
-    if updated_at:
-        annotation["updated_at"] = updated_at
     return {
         "action": action,
         "project": {"id": PID},
@@ -174,7 +172,7 @@ def test_a_late_create_of_a_deleted_annotation_stays_deleted(app, connected, sql
     deleted = connected.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": PID},
                                                "annotations": [{"id": 41}, {"id": 42}]})
     assert deleted.status_code == 200 and deleted.json["status"] == "ok"
-    for late in (_annotation(4, 41), _annotation(4, 41, action="ANNOTATION_UPDATED", updated_at="2030-01-01T00:00:00Z"),
+    for late in (_annotation(4, 41), _annotation(4, 41, action="ANNOTATION_UPDATED", updated_at=iso_now()),
                  _annotation(5, 42)):  # 42: deleted before its create ever arrived
         assert connected.post("/webhook", json=late).status_code == 200
     assert sqlite_store.get_labels(PID) == {}
@@ -367,3 +365,127 @@ def test_oversized_and_chunked_bodies_under_gunicorn(tmp_path):
         assert requests.post(f"{url}/webhook", json={"action": "PING"}, timeout=10).json()["status"] == "ignored"
     finally:
         stop_process(process)
+
+
+# --- round 2 (issue 13) ------------------------------------------------------------------------
+
+
+def test_a_broken_config_is_not_stored_and_labels_still_count(app, connected, sqlite_store):
+    """PROJECT_UPDATED with a broken config answers 400 and keeps the last good config: later
+    labels and predictions work; an annotation carrying a broken config is recorded under the
+    last good one."""
+    broken = "<View><broken"
+    response = connected.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": PID, "label_config": broken}})
+    _assert_json_4xx(response, 400, "")
+    assert sqlite_store.get_project(PID)["label_config"] == CONFIG
+    assert connected.post("/webhook", json=_annotation(1, 11)).status_code == 200
+    carrying = _annotation(2, 12)
+    carrying["project"]["label_config"] = broken
+    assert connected.post("/webhook", json=carrying).status_code == 200
+    assert sqlite_store.get_labels(PID) == {1: ["Effusion"], 2: ["Effusion"]}
+    _assert_json_4xx(connected.post("/predict", json={"project": PID, "tasks": [], "label_config": broken}), 400, "")
+    assert connected.post("/predict", json={"project": PID, "tasks": []}).status_code == 200
+    assert sqlite_store.get_project(PID)["label_config"] == CONFIG
+
+
+def test_a_config_in_a_webhook_does_not_create_a_project(connected, sqlite_store):
+    """A webhook or /predict carrying a config for a project never set up is a 404 and stores nothing."""
+    body = _annotation(1, 11)
+    body["project"] = {"id": 77, "label_config": CONFIG}
+    _assert_json_4xx(connected.post("/webhook", json=body), 404, "not connected")
+    _assert_json_4xx(connected.post("/predict", json={"project": 78, "tasks": [], "label_config": CONFIG}),
+                     404, "not connected")
+    assert sqlite_store.get_project(77) is None and sqlite_store.get_project(78) is None
+
+
+@pytest.mark.parametrize("path", ["/setup", "/predict", "/webhook"])
+def test_deeply_nested_bodies_are_400(connected, path):
+    """A 2 KB body nested ~990 levels deep is a 400, not a 500 (RecursionError)."""
+    body = '{"project": 5, "action": "PING", "schema": ' + "[" * 990 + "]" * 990 + "}"
+    _assert_json_4xx(connected.post(path, data=body, content_type="application/json"), 400, "nested too deeply")
+
+
+def test_deleting_260000_annotations_at_once(app, connected, sqlite_store):
+    """ANNOTATIONS_DELETED with 260,000 ids (SQLite allows 32,766 bound variables per
+    statement) deletes what it names."""
+    for task_id in (1, 2):
+        assert connected.post("/webhook", json=_annotation(task_id, 100 + task_id)).status_code == 200
+    ids = [{"id": i} for i in range(260_000)]
+    response = connected.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": PID},
+                                                "annotations": ids})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert sqlite_store.get_labels(PID) == {}
+
+
+def test_401_asks_the_browser_for_credentials(service_settings, sqlite_store):
+    """A 401 carries WWW-Authenticate, so a browser opening /report asks for the password."""
+    import dataclasses
+
+    from backend.jobs import ThreadJobs
+
+    settings = dataclasses.replace(service_settings, basic_auth_user="u", basic_auth_pass="p")
+    jobs = ThreadJobs(settings, sqlite_store)
+    app = create_app({"LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store, "LABELCAST_JOBS": jobs})
+    try:
+        response = app.test_client().get("/report?project=1")
+        assert response.status_code == 401 and response.is_json
+        assert response.headers["WWW-Authenticate"].replace('"', "") == "Basic realm=LabelCast"
+    finally:
+        jobs.close()
+
+
+def _with_annotation(body, **fields):
+    body["annotation"].update(fields)
+    return body
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        pytest.param(_with_annotation(_annotation(1, 1), id=7.2), "annotation.id", id="float-annotation-id"),
+        pytest.param({**_annotation(1, 1), "task": {"id": 7.8, "data": {"image": "x"}}}, "task.id", id="float-task-id"),
+        pytest.param({**_annotation(1, 1), "project": {"id": "5_0"}}, "project id", id="project-7_0"),
+        pytest.param({**_annotation(1, 1), "project": {"id": "٥"}}, "project id", id="project-arabic-digits"),
+        pytest.param({**_annotation(1, 1), "project": {"id": 5.9}}, "project id", id="project-float"),
+        pytest.param({**_annotation(1, 1), "project": {"id": "5.abc"}}, "project id", id="project-5.abc"),
+        pytest.param(_with_annotation(_annotation(1, 1), updated_at=None), "updated_at", id="no-updated-at"),
+        pytest.param(_with_annotation(_annotation(1, 1), updated_at="yesterday"), "updated_at", id="updated-at-yesterday"),
+        pytest.param(_with_annotation(_annotation(1, 1), updated_at="9999-01-01T00:00:00Z"), "ahead",
+                     id="updated-at-year-9999"),
+        pytest.param(_with_annotation(_annotation(1, 1), updated_at=1767225600), "updated_at",
+                     id="updated-at-number"),
+    ],
+)
+def test_only_what_label_studio_sends_is_accepted(connected, sqlite_store, body, fragment):
+    """Integer ids and ISO times only: a float id was truncated (7.2 and 7.8 became 7), "7_0",
+    Arabic-Indic digits, 70.9 and "70.abc" all meant project 70, and an annotation without a
+    readable time (or from year 9999) replaced, or froze, a newer label. Each is a 400, and
+    the label recorded before stays."""
+    assert connected.post("/webhook", json=_annotation(1, 1, choices=("No effusion",))).status_code == 200
+    _assert_json_4xx(connected.post("/webhook", json=body), 400, fragment)
+    assert sqlite_store.get_labels(PID) == {1: ["No effusion"]}
+
+
+@pytest.mark.parametrize("project", [5.9, "5_0", "٥", "5.abc"])
+def test_predict_refuses_project_ids_that_are_not_ids(connected, project):
+    """/predict's project is an integer, digits, or "<id>.<timestamp>"; nothing else."""
+    _assert_json_4xx(connected.post("/predict", json={"project": project, "tasks": []}), 400, "project must be")
+    assert connected.post("/predict", json={"project": f"{PID}.1767225600", "tasks": []}).status_code == 200
+
+
+def test_credentials_in_image_references_stay_out_of_forecast_and_log(app, connected, caplog):
+    """References carrying user info or a token, in any scheme, are listed in /forecast's
+    image_errors and the log without them."""
+    refs = {201: "ftp://alice:hunter2@files.example/x.png", 202: "http://bob:hunter2@10.0.0.9/x.png",
+            203: "https://cdn.example/x.png?token=hunter2", 204: "s3://AKIA:hunter2@bucket/x.png",
+            205: "/data/upload/1/x.png?token=hunter2"}
+    for i in range(12):
+        body = _annotation(i, 700 + i, choices=("Effusion" if i % 2 else "No effusion",),
+                           image=data_uri(xray_png(i, i % 2 == 1)))
+        assert connected.post("/webhook", json=body).status_code == 200
+    for task_id, ref in refs.items():
+        assert connected.post("/webhook", json=_annotation(task_id, 800 + task_id, image=ref)).status_code == 200
+    assert app.extensions[EXTENSION].jobs.wait_idle(120)
+    response = connected.get(f"/forecast?project={PID}")
+    assert set(map(int, response.json["image_errors"])) == set(refs)
+    assert "hunter2" not in response.get_data(as_text=True) and "hunter2" not in caplog.text

@@ -16,10 +16,11 @@ import pytest
 
 from backend.app import EXTENSION, create_app
 from backend.jobs import TRAINING_NICE_INCREMENT
-from conftest import PROJECT_ROOT, data_uri, free_port, wait_until, xray_png
+from conftest import PROJECT_ROOT, data_uri, free_port, iso_now, wait_until, xray_png
 
 CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
-SLOW_S = 1.5  # seconds the slow image server takes per image: a refit is surely running then
+SLOW_S = 3.0  # seconds the slow image server takes per image (a batch fetches them side by side):
+# a refit is surely running then
 
 
 def _annotation(pid, task_id, annotation_id, image=None):
@@ -28,7 +29,7 @@ def _annotation(pid, task_id, annotation_id, image=None):
         "action": "ANNOTATION_CREATED",
         "project": {"id": pid},
         "task": {"id": task_id, "data": {"image": image or data_uri(xray_png(task_id, positive))}},
-        "annotation": {"id": annotation_id, "was_cancelled": False, "result": [
+        "annotation": {"id": annotation_id, "was_cancelled": False, "updated_at": iso_now(), "result": [
             {"from_name": "finding", "to_name": "image", "type": "choices",
              "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
     }
@@ -101,7 +102,7 @@ def test_rq_worker_killed_mid_refit_reruns_it_on_restart(redis_url, service_sett
         assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICE_INCREMENT)
         embedded = len(store.connection.hkeys(store.key("embeddings", store.get_model(8)["encoder"])))
 
-        for i in range(12, 15):  # images behind the slow server: the refit takes >= 3 x SLOW_S
+        for i in range(12, 15):  # images behind the slow server: the refit takes >= SLOW_S
             body = _annotation(8, i, 800 + i, image=f"{slow_images}/{i}.png")
             assert web.post("/webhook", json=body).status_code == 200
         wait_until(lambda: store.connection.exists("labelcast:project:8:refit-inflight"), 60, "the refit to start")
@@ -438,3 +439,42 @@ def test_embedded_serve_killed_mid_refit_refits_on_restart(tmp_path, tiny_encode
         except ProcessLookupError:
             pass
         process.wait(timeout=20)
+
+
+# --- a trickling image host (issue 13, item 5) -------------------------------------------------
+
+
+def test_a_trickling_image_host_holds_other_projects_for_the_fetch_budget_only(
+    service_settings, sqlite_store, trickling_images, monkeypatch
+):
+    """Project 1's labels point at a server that trickles a byte every 0.25 s; project 2's
+    labels, arriving while project 1 refits, get their forecast after project 1's download
+    budget (2 s here), not after each trickling download in turn (8 s each)."""
+    from backend import training
+    from backend.jobs import ThreadJobs
+
+    monkeypatch.setattr(training, "FETCH_BUDGET_S", 2.0, raising=False)
+    settings = dataclasses.replace(service_settings, allowed_image_hosts=("127.0.0.1",))
+    jobs = ThreadJobs(settings, sqlite_store, isolate=False)
+    app = create_app({"LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store, "LABELCAST_JOBS": jobs})
+    web = app.test_client()
+    try:
+        for pid in (1, 2):
+            assert web.post("/setup", json={"project": pid, "schema": CONFIG}).status_code == 200
+        assert jobs.wait_idle(60)
+        for i in range(3):
+            body = _annotation(1, 90 + i, 190 + i, image=f"{trickling_images}/trickle")
+            assert web.post("/webhook", json=body).status_code == 200
+        for i in range(12):
+            assert web.post("/webhook", json=_annotation(1, i, 100 + i)).status_code == 200
+        wait_until(lambda: jobs.status()["running"] == "refit:1", 30, "project 1's refit")
+        started = time.monotonic()
+        for i in range(12):
+            assert web.post("/webhook", json=_annotation(2, i, 200 + i)).status_code == 200
+        wait_until(lambda: (sqlite_store.get_forecast(2) or {}).get("n_labels") == 12, 60, "project 2's forecast")
+        assert time.monotonic() - started < 12.0
+        assert jobs.wait_idle(60)
+        record = sqlite_store.get_forecast(1)
+        assert record["n_labels"] == 12 and sorted(record["image_errors"]) == ["90", "91", "92"]
+    finally:
+        jobs.close()

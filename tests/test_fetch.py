@@ -18,7 +18,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 100
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """Paths: /img, /big, /slow, /loop, /to?u=URL, /auth (echoes Authorization)."""
+    """Paths: /img, /big, /slow, /loop, /to?u=URL, /auth (echoes Authorization); each also
+    under /data/upload (Label Studio's media path)."""
 
     seen_auth: list = []
 
@@ -27,6 +28,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         type(self).seen_auth.append(self.headers.get("Authorization"))
+        self.path = self.path.removeprefix("/data/upload")
         if self.path == "/img":
             return self._send(200, PNG)
         if self.path == "/big":
@@ -45,8 +47,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return None
         if self.path == "/loop":
             return self._redirect("/loop")
-        if self.path.startswith("/to?u="):
-            return self._redirect(self.path[len("/to?u="):])
+        if self.path.startswith(("/to?u=", "/api/tasks/1/presign/?u=")):
+            return self._redirect(self.path.partition("?u=")[2])
+        if self.path in ("/trickle-body", "/trickle-head"):  # one byte every 0.1 s for 6 s
+            head = b"HTTP/1.0 200 OK\r\n\r\n"
+            body = head if self.path == "/trickle-head" else b""
+            if self.path == "/trickle-body":
+                self.wfile.write(head)
+            for byte in (body or b"z" * 60)[:60]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.1)
+            self.close_connection = True
+            return None
         if self.path == "/login":
             return self._redirect("/user/login/")
         return self._send(404, b"missing")
@@ -77,6 +90,7 @@ def server():
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}", httpd.server_port
     httpd.shutdown()
+    httpd.server_close()
 
 
 def _resolver(mapping):
@@ -113,11 +127,11 @@ def test_label_studio_host_gets_the_key_and_others_do_not(server):
     base, port = server
     fetcher = SafeFetcher(base, lambda: {"Authorization": "Token secret"}, allowed_hosts="localhost")
     _Handler.seen_auth.clear()
-    assert fetcher.get(f"{base}/img") == PNG
+    assert fetcher.get(f"{base}/data/upload/img") == PNG
     assert _Handler.seen_auth == ["Token secret"]
     _Handler.seen_auth.clear()
     # "localhost" is allow-listed but is another origin than Label Studio's 127.0.0.1: no key.
-    assert fetcher.get(f"http://localhost:{port}/img") == PNG
+    assert fetcher.get(f"http://localhost:{port}/data/upload/img") == PNG
     assert _Handler.seen_auth == [None]
 
 
@@ -125,7 +139,7 @@ def test_label_studio_login_redirect_names_the_key(server):
     """Label Studio redirecting to its login page is reported as a key problem, not followed."""
     base, _ = server
     with pytest.raises(ImageFetchError, match="LABEL_STUDIO_API_KEY"):
-        SafeFetcher(base).get(f"{base}/login")
+        SafeFetcher(base).get(f"{base}/data/upload/login")
 
 
 # --- refused ---------------------------------------------------------------------------------
@@ -189,7 +203,7 @@ def test_presigned_redirect_is_followed_but_address_checked(server):
     base, port = server
     fetcher = SafeFetcher(base, resolver=_resolver({"bucket.example": "127.0.0.1"}))
     with pytest.raises(FetchRefused, match="non-public"):
-        fetcher.get(f"{base}/to?u=http://bucket.example:{port}/img", presigned=True)
+        fetcher.get(f"{base}/api/tasks/1/presign/?u=http://bucket.example:{port}/img", presigned=True)
 
 
 def test_redirect_loop_is_cut(server):
@@ -273,7 +287,7 @@ def test_api_key_is_never_logged_nor_in_messages(server):
     root.setLevel(logging.DEBUG)
     try:
         with pytest.raises(ImageFetchError) as info:
-            fetcher.get(f"{base}/missing.png?X-Amz-Signature=abc")
+            fetcher.get(f"{base}/data/upload/missing.png?X-Amz-Signature=abc")
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
@@ -300,7 +314,7 @@ def test_setup_hostname_is_trusted_only_from_its_own_address_or_the_allow_list()
     assert setup_hostname_refusal("http://ls.example:8080", "10.9.9.9", AllowList.parse("ls.example"), resolver) is None
     assert "http(s)" in setup_hostname_refusal("file:///etc/passwd", "127.0.0.1", none)
     assert "does not resolve" in setup_hostname_refusal("http://no-such-host.invalid", "127.0.0.1", none)
-    assert "invalid port" in setup_hostname_refusal("http://ls.example:99999/", "10.0.0.5", none, resolver)
+    assert "invalid host or port" in setup_hostname_refusal("http://ls.example:99999/", "10.0.0.5", none, resolver)
 
     def two_records(host, port, *args):  # the caller's address and the metadata service
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in ("10.0.0.5", "169.254.169.254")]
@@ -335,8 +349,215 @@ def test_setup_records_a_hostname_only_when_it_is_trusted(app, service_settings,
     assert response.status_code == 200 and sqlite_store.get_project(3)["hostname"] == "http://ls.internal:8080"
 
 
+class _LabelStudioStandIn(http.server.BaseHTTPRequestHandler):
+    """Answers every path with an empty JSON list and records the Authorization headers."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.seen_auth.append((self.path, self.headers.get("Authorization")))
+        body = b"[]"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_PATCH = do_POST = do_GET
+
+
+@pytest.fixture
+def two_label_studios():
+    """Two stand-ins: the real Label Studio on 127.0.0.1 and an attacker's on 127.0.0.2."""
+    servers = []
+    for address in ("127.0.0.1", "127.0.0.2"):
+        httpd = _QuietServer((address, 0), _LabelStudioStandIn)
+        httpd.daemon_threads = True
+        httpd.seen_auth = []
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+    yield servers
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_the_token_never_goes_to_a_host_a_later_setup_names(app, sqlite_store, two_label_studios):
+    """Label Studio connects project 10 with its token; an attacker at another address sends
+    /setup naming its own server and no token, then START_TRAINING: the attacker's server
+    never sees the token (the token is recorded with the host it was given for)."""
+    from backend.app import EXTENSION
+
+    real, evil = two_label_studios
+    real_url, evil_url = (f"http://{h.server_address[0]}:{h.server_address[1]}" for h in (real, evil))
+    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    client = app.test_client()
+    jobs = app.extensions[EXTENSION].jobs
+    body = {"project": 10, "schema": config, "hostname": real_url, "access_token": "the-real-token"}
+    assert client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    assert jobs.wait_idle(60)
+    assert ("/api/tasks?project=10&fields=all&page=1&page_size=500", "Token the-real-token") in real.seen_auth
+
+    attack = {"project": 10, "schema": config, "hostname": evil_url}
+    assert client.post("/setup", json=attack, environ_base={"REMOTE_ADDR": "127.0.0.2"}).status_code == 200
+    webhook = {"action": "START_TRAINING", "project": {"id": 10}}
+    assert client.post("/webhook", json=webhook, environ_base={"REMOTE_ADDR": "127.0.0.2"}).status_code == 200
+    assert jobs.wait_idle(60)
+    assert not any("the-real-token" in (auth or "") for _, auth in evil.seen_auth), evil.seen_auth
+    assert sqlite_store.get_project(10)["access_token"] is None
+
+    # Label Studio's own /setup again, same host, without a token: its token is kept.
+    again = {"project": 10, "schema": config, "hostname": real_url, "access_token": "the-real-token"}
+    client.post("/setup", json=again, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    client.post("/setup", json={**again, "access_token": None}, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert sqlite_store.get_project(10)["access_token"] == "the-real-token"
+
+
+def test_report_links_follow_only_label_studio_or_public_url(app, sqlite_store):
+    """The Host header of a /setup from another address than Label Studio's does not become
+    the report link's address; Label Studio's own /setup's does."""
+    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    client = app.test_client()
+    body = {"project": 12, "schema": config, "hostname": "http://127.0.0.1:8080"}
+    client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                headers={"Host": "labelcast.internal:9090"})
+    assert sqlite_store.get_project(12)["backend_url"] == "http://labelcast.internal:9090"
+    client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "10.9.9.9"},
+                headers={"Host": "evil.example:1337"})
+    assert sqlite_store.get_project(12)["backend_url"] == "http://labelcast.internal:9090"
+    client.post("/setup", json={"project": 13, "schema": config}, environ_base={"REMOTE_ADDR": "10.9.9.9"},
+                headers={"Host": "evil.example:1337"})
+    assert sqlite_store.get_project(13).get("backend_url") is None
+
+
 def test_an_invalid_port_is_a_clear_fetch_error():
     """An image URL with a port out of range fails as an image error naming the URL, not as an
     unhandled ValueError."""
     with pytest.raises(ImageFetchError, match=r"example\.org:99999"):
         SafeFetcher(allowed_hosts="*").get("http://example.org:99999/x.png")
+
+
+# --- round 2 (issue 13) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://127.0.0.1:8080\\@evil.example:9000/api/tasks", id="backslash-userinfo"),
+        pytest.param("http://user:pw@evil.example/x.png", id="userinfo"),
+        pytest.param("http://evil.example /x.png", id="space"),
+        pytest.param("http://evil.example\t/x.png", id="tab"),
+    ],
+)
+def test_urls_that_parsers_disagree_on_are_refused(url):
+    """User info, backslashes and whitespace are refused before any check: urllib.parse and
+    urllib3 (which connects) read ``http://a:8080\\@b/`` as two different hosts."""
+    from backend.fetch import parse_http_url
+
+    with pytest.raises(FetchRefused, match="user info|backslash"):
+        parse_http_url(url)
+    with pytest.raises(FetchRefused):
+        SafeFetcher(allowed_hosts="*").get(url)
+
+
+def test_setup_hostname_with_a_parser_differential_is_refused():
+    """``http://<internal>\\@<caller>`` looked like the caller's own address to the /setup check
+    while requests would connect to the internal host: refused, whatever the caller."""
+    from backend.fetch import setup_hostname_refusal
+
+    refusal = setup_hostname_refusal("http://10.0.0.7:8080\\@127.0.0.1:9000", "127.0.0.1", AllowList())
+    assert refusal is not None and "backslash" in refusal
+    refusal = setup_hostname_refusal("http://x@127.0.0.1:9000", "127.0.0.1", AllowList())
+    assert refusal is not None and "user info" in refusal
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://[::1/x", id="broken-ipv6"),
+        pytest.param("http://example.org:99999/x", id="port-out-of-range"),
+        pytest.param("http://example.org:abc/x", id="port-not-a-number"),
+    ],
+)
+def test_malformed_urls_are_image_errors_with_label_studio_set(url):
+    """A malformed image URL is a FetchRefused (an image error), also when LABEL_STUDIO_URL is
+    set (its comparison raised ValueError before)."""
+    with pytest.raises(FetchRefused):
+        SafeFetcher("http://127.0.0.1:18081", allowed_hosts="*").get(url)
+
+
+@pytest.mark.parametrize("target", ["http://[::1/x", "http://example.org:99999/x"])
+def test_a_redirect_to_a_malformed_url_is_an_image_error(server, target):
+    """A redirect to a malformed URL is refused as an image error, not a ValueError."""
+    base, _ = server
+    with pytest.raises(FetchRefused):
+        SafeFetcher("http://127.0.0.1:1", allowed_hosts="127.0.0.1").get(f"{base}/to?u={target}")
+
+
+def test_star_does_not_trust_other_ports_of_the_label_studio_host(server):
+    """With LABEL_STUDIO_URL on one loopback port and ALLOWED_IMAGE_HOSTS=*, another port of
+    the same host is a non-public address like any other: refused (only the name was compared)."""
+    base, port = server
+    fetcher = SafeFetcher(f"http://127.0.0.1:{port + 1}", allowed_hosts="*")
+    with pytest.raises(FetchRefused, match="non-public"):
+        fetcher.get(f"{base}/img")
+    assert SafeFetcher(base, allowed_hosts="*").get(f"{base}/data/upload/img") == PNG
+
+
+@pytest.mark.parametrize("path", ["/trickle-body", "/trickle-head"])
+def test_a_trickling_server_is_cut_off_at_the_deadline(server, path):
+    """A server that sends a byte every 0.1 s (never idle for the read timeout) is cut off at
+    the total deadline, in the headers as in the body, and no partial body is returned."""
+    base, _ = server
+    fetcher = SafeFetcher(allowed_hosts="127.0.0.1", read_timeout=5, total_timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(ImageFetchError, match="within 1 s"):
+        fetcher.get(base + path)
+    assert time.monotonic() - started < 2.5
+
+
+def test_the_deadline_of_a_download_spares_the_next_one(server):
+    """After a download that beat its deadline, the pooled connection still works."""
+    base, _ = server
+    fetcher = SafeFetcher(allowed_hosts="127.0.0.1", total_timeout=0.5)
+    for _ in range(3):
+        assert fetcher.get(f"{base}/img") == PNG
+    time.sleep(0.7)  # past every deadline: no watchdog may shut the pooled connection now
+    assert fetcher.get(f"{base}/img") == PNG
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "ftp://alice:hunter2@files.example/x.png",
+        "s3://AKIA:hunter2@bucket/x.png",
+        "https://cdn.example/x.png?token=hunter2",
+        "/data/upload/1/x.png?token=hunter2",
+        "gopher://u:hunter2@h/x",
+    ],
+)
+def test_credentials_in_references_are_redacted_in_errors(ref):
+    """User info and queries never appear in an image error, whatever the scheme."""
+    from backend.fetch import redact
+
+    assert "hunter2" not in redact(ref)
+    with pytest.raises(ImageFetchError) as info:
+        LabelStudioClient(None, None).fetch_image(ref, 1)
+    assert "hunter2" not in str(info.value)
+
+
+def test_only_media_paths_of_label_studio_get_the_key(server):
+    """A task reference to Label Studio's API (``/api/users/``, or its full URL) is refused
+    instead of being fetched with the API key; media paths get it."""
+    base, _ = server
+    client = LabelStudioClient(base, None)
+    client.auth_headers = lambda: {"Authorization": "Token secret"}
+    client.fetcher.auth_headers = client.auth_headers
+    _Handler.seen_auth.clear()
+    for ref in ("/api/users/", f"{base}/api/users/", "/img"):
+        with pytest.raises(ImageFetchError):
+            client.fetch_image(ref, 1)
+    assert _Handler.seen_auth == []
+    assert client.fetch_image("/data/upload/img", 1) == PNG
+    assert _Handler.seen_auth == ["Token secret"]

@@ -404,3 +404,57 @@ def test_chest_xray_png_fixture_is_a_real_radiograph(chest_xray_png_bytes):
     image = decode_image(chest_xray_png_bytes, "chest.png")
     assert image_format(chest_xray_png_bytes) == "png"
     assert image.mode == "L" and max(image.size) == 320
+
+
+# --- round 2 (issue 13) ------------------------------------------------------------------------
+
+
+def _deflated_dicom(private_bytes: int) -> bytes:
+    """A Deflated Explicit VR Little Endian DICOM: an 8 × 8 image and a private element of
+    ``private_bytes`` zeros (which deflate to almost nothing)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows = ds.Columns = 8
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = np.arange(64, dtype=np.uint8).tobytes()
+    if private_bytes:
+        ds.private_block(0x0009, "LabelCast test", create=True).add_new(0x01, "OB", b"\0" * private_bytes)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_deflated_dicom_bomb_is_refused_before_inflating_it():
+    """A deflated DICOM whose dataset inflates past MAX_INFLATED_BYTES (a 200 MB private element
+    in a 200 KB file) is refused, by the header check and the decoder, without holding it."""
+    import tracemalloc
+
+    from backend.images import MAX_INFLATED_BYTES, read_size
+
+    bomb = _deflated_dicom(MAX_INFLATED_BYTES + 64 * 1024 * 1024)
+    assert len(bomb) < 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageDecodeError, match="inflates to more than"):
+            decode_image(bomb, "bomb.dcm")
+        with pytest.raises(ImageDecodeError, match="inflates to more than"):
+            read_size(bomb, "bomb.dcm")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, f"{peak:,} bytes held while refusing"
+
+
+def test_small_deflated_dicom_still_decodes():
+    """An ordinary deflated DICOM decodes as before."""
+    image = decode_image(_deflated_dicom(1000), "small.dcm")
+    assert image.size == (8, 8) and image.mode == "L"

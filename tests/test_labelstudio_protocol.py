@@ -19,7 +19,7 @@ def _annotation_payload(action="ANNOTATION_CREATED", cancelled=False):
         "action": action,
         "project": {"id": 3, "label_config": "<View/>"},
         "task": {"id": 11, "data": {"image": "http://x/1.png"}, "project": 3},
-        "annotation": {"id": 21, "task": 11, "was_cancelled": cancelled, "result": [
+        "annotation": {"id": 21, "task": 11, "was_cancelled": cancelled, "updated_at": "2026-01-01T10:00:00Z", "result": [
             {"from_name": "finding", "to_name": "image", "type": "choices", "value": {"choices": ["Effusion"]}}]},
     }
 

@@ -7,7 +7,7 @@ import html.parser
 import pytest
 
 from backend.app import EXTENSION
-from conftest import PROJECT_ROOT, data_uri, xray_png
+from conftest import PROJECT_ROOT, data_uri, iso_now, xray_png
 
 CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
 
@@ -17,7 +17,7 @@ def _annotation(pid, task_id, annotation_id, positive):
         "action": "ANNOTATION_CREATED",
         "project": {"id": pid, "label_config": CONFIG},
         "task": {"id": task_id, "data": {"image": data_uri(xray_png(task_id, positive))}},
-        "annotation": {"id": annotation_id, "was_cancelled": False, "result": [
+        "annotation": {"id": annotation_id, "was_cancelled": False, "updated_at": iso_now(), "result": [
             {"from_name": "finding", "to_name": "image", "type": "choices",
              "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
     }
@@ -39,7 +39,8 @@ class _Tags(html.parser.HTMLParser):
 
 def test_report_shows_forecast_plot_history_and_settings(app, client):
     """After two refits the page has the message, an inline PNG, two history rows, the encoder."""
-    client.post("/setup", json={"project": 7, "schema": CONFIG})
+    # Label Studio (on this machine: its hostname resolves to the caller) connects the project.
+    client.post("/setup", json={"project": 7, "schema": CONFIG, "hostname": "http://localhost:8080"})
     jobs = app.extensions[EXTENSION].jobs
     for i in range(20):
         client.post("/webhook", json=_annotation(7, i, 100 + i, i % 2 == 0))
@@ -62,7 +63,7 @@ def test_report_shows_forecast_plot_history_and_settings(app, client):
     history = app.extensions[EXTENSION].store.get_history(7)
     assert [h["n_labels"] for h in history][-1] == 26 and len(history) >= 2
     assert "History" in text and forecast["version"] in text
-    assert app.extensions[EXTENSION].settings.encoder in text
+    assert "…/" + app.extensions[EXTENSION].settings.encoder.rstrip("/").rpartition("/")[2] in text
 
 
 def test_report_escapes_what_it_shows(app, client):
@@ -138,3 +139,15 @@ def test_public_url_setting_wins_over_the_url_label_studio_uses(tmp_path, tiny_e
         assert message.endswith(" Details: https://labelcast.hospital.example/report?project=4")
     finally:
         jobs.close()
+
+
+def test_report_does_not_show_the_servers_folders(app, client, tiny_encoder_spec):
+    """The encoder spec on the page keeps the model's name but not the folder it is in."""
+    from backend.app.report import public_spec
+
+    client.post("/setup", json={"project": 9, "schema": CONFIG})
+    page = client.get("/report?project=9").get_data(as_text=True)
+    assert tiny_encoder_spec.rstrip("/") not in page and "…/clip" in page
+    assert public_spec("open_clip:ViT-B-16:/srv/ckpt/b16.pt") == "open_clip:ViT-B-16:…/b16.pt"
+    assert public_spec("StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k") == (
+        "StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k")

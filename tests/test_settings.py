@@ -67,3 +67,21 @@ def test_redacted_hides_secrets():
                  redis_url="redis://user:pw@host:6379/0")
     text = str(s.redacted())
     assert "secret" not in text and "pw@" not in text and "'pw'" not in text
+
+
+def test_a_label_studio_url_that_parsers_disagree_on_fails_at_start():
+    """LABEL_STUDIO_URL with user info or a backslash is refused when the settings are read."""
+    for url in ("http://user:pw@ls:8080", "http://ls:8080\\@other:9000", "http://ls:99999"):
+        with pytest.raises(SettingsError, match="LABEL_STUDIO_URL"):
+            Settings.from_env({"LABEL_STUDIO_URL": url})
+
+
+def test_a_bad_label_studio_url_of_a_project_fails_its_downloads_only():
+    """A client for an unusable Label Studio URL (a project record from before) is built; its
+    media downloads are image errors."""
+    from backend.exceptions import ImageFetchError
+    from backend.labelstudio.client import LabelStudioClient
+
+    client = LabelStudioClient("http://ls:8080\\@other:9000", None)
+    with pytest.raises(ImageFetchError, match="backslash"):
+        client.fetch_image("/data/upload/1/x.png", 1)

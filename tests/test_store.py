@@ -216,3 +216,15 @@ def test_sqlite_writer_that_cannot_open_the_store_strands_no_one(tmp_path):
     for thread in threads:
         thread.join(timeout=10)
     assert outcomes == ["error"] * 4
+
+
+def test_deleting_more_annotations_than_sqlite_binds_in_one_statement(store):
+    """delete_labels with 260,000 ids (above SQLite's 32,766 bound variables) deletes the named
+    labels, counts them, and leaves a tombstone for each id."""
+    store.put_label(1, 7, 70, ["a"], updated_at=100.0)
+    store.put_label(1, 259_999, 71, ["b"], updated_at=100.0)
+    store.put_label(1, 300_000, 72, ["c"], updated_at=100.0)
+    assert store.delete_labels(1, range(260_000)) == 2
+    assert store.get_labels(1) == {72: ["c"]}
+    store.put_label(1, 123_456, 73, ["d"], updated_at=200.0)  # deleted before it ever arrived
+    assert store.get_labels(1) == {72: ["c"]}

@@ -21,8 +21,8 @@ class RecordingClient:
         self.real = LabelStudioClient(None, None)
         self.versions = []
 
-    def fetch_image(self, ref, task_id=None):
-        return self.real.fetch_image(ref, task_id)
+    def fetch_image(self, ref, task_id=None, deadline=None):
+        return self.real.fetch_image(ref, task_id, deadline=deadline)
 
     def set_model_version(self, project_id, version, status=None, backend_url=None, basic_auth=None):
         self.versions.append((project_id, version, status))
@@ -130,6 +130,33 @@ def test_broken_images_are_skipped(trainer, sqlite_store):
     assert trainer.refit(1)["n_labels"] == 12
 
 
+class LabelStudioAtLoopback(RecordingClient):
+    """The real client with LABEL_STUDIO_URL on a loopback port nothing listens on, ``*`` allowed."""
+
+    def __init__(self, url, api_key, **_):
+        from backend.labelstudio.client import LabelStudioClient
+
+        super().__init__(url, api_key)
+        self.real = LabelStudioClient("http://127.0.0.1:1", None, allowed_hosts="*")
+
+
+@pytest.mark.parametrize("ref", ["http://[::1/x", "http://example.org:99999/x", "http://h:1\\@evil/x"])
+def test_a_malformed_reference_is_one_image_error_not_a_failed_refit(service_settings, sqlite_store, ref):
+    """A label whose image reference is malformed is listed in image_errors; the refit, and
+    every later one, goes on (an uncaught ValueError stopped them all)."""
+    import dataclasses
+
+    settings = dataclasses.replace(service_settings, label_studio_url="http://127.0.0.1:1", label_studio_api_key="k")
+    trainer = Trainer(settings, sqlite_store, client_factory=LabelStudioAtLoopback)
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 12)
+    sqlite_store.put_tasks(1, {99: ref})
+    sqlite_store.put_label(1, 5000, 99, ["Effusion"])
+    for _ in range(2):
+        record = trainer.refit(1)
+        assert record["n_labels"] == 12 and list(record["image_errors"]) == ["99"]
+
+
 def test_unknown_project(trainer):
     """Refitting a project that was never set up raises ProjectNotFoundError."""
     with pytest.raises(ProjectNotFoundError, match="project 42"):
@@ -156,3 +183,70 @@ def test_summary_labels_needed_is_the_slowest_finding():
     assert summary_labels_needed({"a": F("on_track", 80.0), "b": F("target_reached")}, 30) == 80.0
     assert summary_labels_needed({"a": F("on_track", float("inf"))}, 30) is None
     assert summary_labels_needed({"a": F("collecting", None, 12)}, 30) == 18.0
+
+
+# --- round 2 (issue 13) ------------------------------------------------------------------------
+
+
+def test_trickling_images_hold_a_refit_for_the_fetch_budget_only(service_settings, sqlite_store, trickling_images, monkeypatch):
+    """Three images from a server that trickles a byte every 0.25 s: the refit gives up on them
+    when its download budget is spent (they are fetched side by side, each cut off at the
+    deadline) and goes on with the rest; so a refit of another project waits that long at most."""
+    import dataclasses
+    import time
+
+    from backend import training
+
+    monkeypatch.setattr(training, "FETCH_BUDGET_S", 1.5, raising=False)
+    settings = dataclasses.replace(service_settings, allowed_image_hosts=("127.0.0.1",))
+    trainer = Trainer(settings, sqlite_store)
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 12)
+    for task in (90, 91, 92):
+        sqlite_store.put_tasks(1, {task: f"{trickling_images}/trickle"})
+        sqlite_store.put_label(1, 5000 + task, task, ["Effusion"])
+    trainer.encoder  # loaded before the clock starts
+    started = time.monotonic()
+    record = trainer.refit(1)
+    assert time.monotonic() - started < 5.0
+    assert record["n_labels"] == 12 and sorted(record["image_errors"]) == ["90", "91", "92"]
+    assert all("not downloaded within" in reason for reason in record["image_errors"].values())
+
+
+class _CountingEncoder:
+    """Wraps an encoder and records the decoded pixels handed to each ``embed`` call."""
+
+    def __init__(self, inner):
+        self.inner, self.id, self.dim, self.calls = inner, inner.id, inner.dim, []
+
+    def embed(self, images):
+        self.calls.append(sum(image.width * image.height for image in images))
+        return self.inner.embed(images)
+
+
+def test_a_batch_never_holds_more_decoded_pixels_than_the_budget(trainer, sqlite_store, monkeypatch):
+    """Eight 120 x 120 images under a 30,000-pixel budget are embedded two at a time, never all
+    eight together (eight 7,000 x 7,000 PNGs held 1.8 GB)."""
+    from backend import training
+
+    monkeypatch.setattr(training, "EMBED_BATCH_PIXELS", 30_000, raising=False)
+    trainer._encoder = _CountingEncoder(trainer.encoder)
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    sqlite_store.put_tasks(1, {i: data_uri(xray_png(i, i % 2 == 0, size=120)) for i in range(8)})
+    vectors = trainer.embed_tasks(1, range(8))
+    assert len(vectors) == 8
+    assert trainer._encoder.calls == [28_800] * 4
+
+
+def test_many_bad_images_log_one_warning(trainer, sqlite_store, caplog):
+    """Forty tasks with broken images log one warning that counts them, not forty lines."""
+    import logging
+
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    sqlite_store.put_tasks(1, {i: "data:image/png;base64,bm90IGFuIGltYWdl" if i % 2 else f"ftp://u:p@h/{i}"
+                               for i in range(40)})
+    with caplog.at_level(logging.WARNING, logger="backend.training"):
+        trainer.embed_tasks(1, range(40))
+    warnings = [r for r in caplog.records if r.name == "backend.training" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "40 image(s)" in warnings[0].getMessage()
+    assert "u:p@" not in caplog.text

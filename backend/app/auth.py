@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from flask import Flask, request
+from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 OPEN_PATHS = ("/", "/health")
@@ -29,6 +30,7 @@ def register(app: Flask, settings) -> None:
         ):
             raise Unauthorized(
                 "this backend needs HTTP basic auth; set the same user and password in "
-                "Label Studio's model settings"
+                "Label Studio's model settings",
+                www_authenticate=WWWAuthenticate("basic", {"realm": "LabelCast"}),  # browsers ask
             )
         return None

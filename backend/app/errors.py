@@ -22,12 +22,17 @@ def handle(exc: Exception):
     if isinstance(exc, RequestEntityTooLarge):
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         return jsonify(error=exc.name, message=f"request body above the {limit}-byte limit (MAX_BODY_BYTES)"), 413
-    if isinstance(exc, HTTPException):
-        return jsonify(error=exc.name, message=exc.description), exc.code
+    if isinstance(exc, HTTPException):  # its headers too (WWW-Authenticate, Allow), not its HTML type
+        headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+        return jsonify(error=exc.name, message=exc.description), exc.code, headers
     if isinstance(exc, ProjectNotFoundError):
         return jsonify(error="Not Found", message=str(exc)), 404
     if isinstance(exc, LabelCastError):
         return jsonify(error="Bad Request", message=str(exc)), 400
+    if isinstance(exc, RecursionError):  # only input nested deeper than Python recurses makes one
+        return jsonify(error="Bad Request", message="the request's JSON is nested too deeply"), 400
+    if isinstance(exc, TimeoutError):  # backend.http_worker: a body that did not arrive in time
+        return jsonify(error="Request Timeout", message=str(exc)), 408
     if _store_unreachable(exc):
         log.warning("store unreachable: %s", exc)
         response = jsonify(

@@ -19,7 +19,10 @@ def service():
 
 def json_body():
     """The request's JSON body; a 400 with a clear message when it is not JSON."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # Python's JSON parser recurses once per level
+        raise RequestError(f"{request.path}: the JSON body is nested too deeply") from None
     if body is None and request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", ""):
         # Without a length the WSGI server may hand over no bytes at all; size limits need one.
         raise RequestError(f"{request.path} needs a Content-Length: chunked request bodies are not read")

@@ -33,7 +33,7 @@ def document() -> dict:
         "schemas": {
           "Error": {"type": "object", "required": ["error", "message"],
                     "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
-          "ProjectId": {"description": "Label Studio project id; /predict sends \"<id>.<timestamp>\"",
+          "ProjectId": {"description": "Label Studio project id: an integer or its digits; /predict sends \"<id>.<timestamp>\"",
                         "oneOf": [{"type": "integer"}, {"type": "string"}]},
           "Task": {"type": "object", "required": ["id", "data"],
                    "properties": {"id": {"type": "integer"}, "data": {"type": "object"}}},
@@ -89,7 +89,9 @@ def document() -> dict:
                 "action": {"type": "string", "description": "ANNOTATION_CREATED, ANNOTATION_UPDATED, ANNOTATIONS_DELETED, START_TRAINING, TASKS_CREATED, PROJECT_UPDATED; others are ignored"},
                 "project": {"description": "{id, label_config} or an id",
                             "oneOf": [{"type": "object"}, {"type": "integer"}]},
-                "annotation": {"type": "object"}, "task": {"type": "object"},
+                "annotation": {"type": "object", "description": "id (integer), updated_at (ISO 8601, required on "
+                               "annotation events, at most a day ahead), result, was_cancelled"},
+                "task": {"type": "object"},
                 "annotations": {"type": "array", "items": {"type": "object"}},
                 "tasks": {"type": "array", "items": {"type": "object"}}}}}}},
         "responses": {"200": json_resp({"type": "object", "required": ["status", "action"], "properties": {

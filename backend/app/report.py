@@ -116,7 +116,7 @@ def _history_section(history: list[dict[str, Any]]) -> str:
 def _settings_section(settings, project: dict[str, Any], model: dict[str, Any]) -> str:
     effective = settings.for_project(project.get("extra_params"))
     rows = [
-        ["encoder spec", model.get("encoder_spec") or settings.encoder],
+        ["encoder spec", public_spec(model.get("encoder_spec") or settings.encoder)],
         ["encoder id", model.get("encoder") or "(no refit yet)"],
         ["target AUC", effective.target_auc],
         ["minimum labels", effective.min_labels or "default"],
@@ -126,6 +126,17 @@ def _settings_section(settings, project: dict[str, Any], model: dict[str, Any]) 
         ["last refit", _time(model.get("trained_at"))],
     ]
     return "<h2>Encoder and settings</h2>" + _table(["", ""], rows, header=False)
+
+
+def public_spec(spec: str) -> str:
+    """An encoder spec without the server's folders: each part that is a filesystem path
+    (``/models/x``, ``open_clip:ViT-B-16:/ckpt/x.pt``) is shown by its last name only."""
+    parts = []
+    for part in str(spec).split(":"):
+        if part.startswith(("/", "./", "../", "~", "\\")):
+            part = "…/" + part.rstrip("/\\").replace("\\", "/").rpartition("/")[2]
+        parts.append(part)
+    return ":".join(parts)
 
 
 def _table(head: list[str], rows: list[list[Any]], header: bool = True) -> str:

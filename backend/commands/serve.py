@@ -1,4 +1,5 @@
-"""``labelcast serve``: run the ML backend under gunicorn (gthread workers).
+"""``labelcast serve``: run the ML backend under gunicorn (gthread workers that read each
+request before a thread takes it, :mod:`backend.http_worker`).
 
 Without ``REDIS_URL`` it is a complete backend on its own: a SQLite store in ``MODEL_DIR`` and
 an in-process worker thread that feeds one training child process, so it runs exactly one
@@ -68,7 +69,7 @@ def run(args) -> int:
         def load_config(self):
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", gunicorn_config.worker_class)
             self.cfg.set("threads", args.threads)
             self.cfg.set("timeout", DEFAULT_TIMEOUT_S)
             self.cfg.set("loglevel", settings.log_level.lower())

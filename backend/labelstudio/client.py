@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 from backend.exceptions import ImageFetchError, LabelStudioError
-from backend.fetch import SafeFetcher, decode_data_uri
+from backend.fetch import LABEL_STUDIO_MEDIA_PREFIX, SafeFetcher, decode_data_uri, redact
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,15 @@ class LabelStudioClient:
         return {"Authorization": headers["Authorization"]} if "Authorization" in headers else {}
 
     # --- images -----------------------------------------------------------------------------
-    def fetch_image(self, ref: str, task_id: int | None = None) -> bytes:
+    def fetch_image(self, ref: str, task_id: int | None = None, deadline: float | None = None) -> bytes:
         """The bytes of a task's image reference.
 
         ``data:`` URIs are decoded here; ``/data/upload/...`` and ``/data/local-files/...`` are
-        read from Label Studio with the API key; cloud URIs (``s3://`` ...) go through
-        Label Studio's presign endpoint; other http(s) URLs are downloaded directly.
+        read from Label Studio with the API key (no other path of Label Studio is fetched);
+        cloud URIs (``s3://`` ...) go through Label Studio's presign endpoint; other http(s)
+        URLs are downloaded directly. ``deadline``: a ``time.monotonic()`` to give up at (see
+        :meth:`backend.fetch.SafeFetcher.get`). A malformed reference is an ImageFetchError
+        like any other.
 
         Raises
         ------
@@ -91,27 +94,28 @@ class LabelStudioClient:
             raise ImageFetchError(f"task {task_id}: image reference is empty")
         if ref.startswith("data:"):
             return decode_data_uri(ref, task_id)
-        scheme = urllib.parse.urlsplit(ref).scheme
+        scheme = ref.partition(":")[0].lower() if "://" in ref else ""
         if scheme in _CLOUD_SCHEMES:
             if task_id is None:
-                raise ImageFetchError(f"cloud image {ref} needs a task id to presign")
+                raise ImageFetchError(f"cloud image {redact(ref)} needs a task id to presign")
             path = f"/api/tasks/{int(task_id)}/presign/?fileuri=" + urllib.parse.quote(
                 base64.b64encode(ref.encode()).decode()
             )
-            return self.fetcher.get(self._on_label_studio(path, ref), presigned=True)
+            return self.fetcher.get(self._on_label_studio(path, ref), presigned=True, deadline=deadline)
         if scheme in ("http", "https"):
-            return self.fetcher.get(ref)
-        if ref.startswith("/") and not ref.startswith("//"):
-            return self.fetcher.get(self._on_label_studio(ref, ref))
+            return self.fetcher.get(ref, deadline=deadline)
+        if ref.startswith(LABEL_STUDIO_MEDIA_PREFIX):
+            return self.fetcher.get(self._on_label_studio(ref, ref), deadline=deadline)
         raise ImageFetchError(
-            f"task {task_id}: cannot fetch image {ref[:200]!r} (unknown scheme; file:// and other "
-            f"schemes are refused)"
+            f"task {task_id}: cannot fetch image {redact(ref, 200)!r} (unknown scheme or path; expected http(s), a cloud URI, "
+            f"a data: URI or one of Label Studio's media paths ({LABEL_STUDIO_MEDIA_PREFIX}...); "
+            f"file:// and other schemes are refused)"
         )
 
     def _on_label_studio(self, path: str, ref: str) -> str:
         if not self.url:
             raise ImageFetchError(
-                f"image {ref} is stored in Label Studio; set LABEL_STUDIO_URL so the backend can fetch it"
+                f"image {redact(ref)} is stored in Label Studio; set LABEL_STUDIO_URL so the backend can fetch it"
             )
         return self.url + path
 

@@ -89,7 +89,7 @@ def parse_webhook(payload: Any) -> WebhookEvent:
                 "task_id": task_id,
                 "result": annotation.get("result") or [],
                 "was_cancelled": bool(annotation.get("was_cancelled")),
-                "updated_at": parse_time(annotation.get("updated_at")),
+                "updated_at": _annotation_time(annotation.get("updated_at"), action),
             },
             task={"id": task_id, "data": task.get("data") or {}},
         )
@@ -107,9 +107,16 @@ def parse_webhook(payload: Any) -> WebhookEvent:
     return WebhookEvent(action, project_id, label_config)
 
 
+MAX_CLOCK_AHEAD_S = 86_400.0
+"""How far (seconds) an annotation's ``updated_at`` may lie ahead of this backend's clock. A
+version from the future would win over every later one and freeze the label."""
+
+_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?")
+
+
 def parse_time(value: Any) -> float | None:
     """Label Studio's ``"2026-01-01T10:00:00.123456Z"`` as a Unix time; None when absent or unreadable."""
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not _ISO_TIME.fullmatch(value):
         return None
     import datetime
 
@@ -120,6 +127,29 @@ def parse_time(value: Any) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return moment.timestamp()
+
+
+def _annotation_time(value: Any, action: str) -> float:
+    """An annotation event's ``updated_at``: required, ISO 8601, and not in the future.
+
+    Label Studio sends it on every annotation event; the store orders versions of an
+    annotation by it, so a version without one (or with a made-up one) is refused rather
+    than allowed to replace a newer label.
+    """
+    moment = parse_time(value)
+    if moment is None:
+        raise RequestError(
+            f"{action} webhook: annotation.updated_at must be an ISO 8601 time such as "
+            f"'2026-01-01T10:00:00.123456Z', got {str(value)[:50]!r}"
+        )
+    import time
+
+    if moment > time.time() + MAX_CLOCK_AHEAD_S:
+        raise RequestError(
+            f"{action} webhook: annotation.updated_at {str(value)[:50]!r} is more than "
+            f"{MAX_CLOCK_AHEAD_S / 3600:.0f} h ahead of this backend's clock"
+        )
+    return moment
 
 
 def annotation_choices(result: Any, config: LabelingConfig) -> list[str] | None:
@@ -239,14 +269,20 @@ def _project_id(project: Any) -> int | None:
 
 
 _MAX_ID = 2**63 - 1  # Label Studio's ids are 64-bit; larger ones cannot be stored
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_PREDICT_PROJECT = re.compile(r"([0-9]{1,19})\.[0-9]+")  # "<id>.<timestamp>", as /predict sends it
 
 
 def _maybe_int(value: Any) -> int | None:
-    try:
-        result = None if value is None or isinstance(value, bool) else int(value)
-    except (TypeError, ValueError, OverflowError):
+    """An id as Label Studio sends it: a JSON integer, or a string of ASCII digits. Floats
+    (7.2), "7_0", non-ASCII digits and the like are None: they would be read as another id."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        result = value
+    elif isinstance(value, str) and _DIGITS.fullmatch(value):
+        result = int(value)
+    else:
         return None
-    return result if result is None or 0 <= result <= _MAX_ID else None
+    return result if 0 <= result <= _MAX_ID else None
 
 
 def _int(value: Any, name: str) -> int:
@@ -257,9 +293,9 @@ def _int(value: Any, name: str) -> int:
 
 
 def parse_project_id(value: Any) -> int:
-    """A project id from a request (``"12"``, ``12`` or ``"12.1654..."`` as /predict sends it)."""
-    if isinstance(value, str) and "." in value:
-        value = value.split(".", 1)[0]
+    """A project id from a request: ``12``, ``"12"``, or ``"12.1654..."`` as /predict sends it."""
+    if isinstance(value, str) and (match := _PREDICT_PROJECT.fullmatch(value)):
+        value = match.group(1)
     return _int(value, "project")
 
 

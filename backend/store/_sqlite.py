@@ -223,15 +223,19 @@ class SQLiteStore(Store):
         if not ids:
             return 0
         pid, now = int(project_id), time.time()
-        counts = self._write_many(
-            [(f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({','.join('?' * len(ids))}) "
-              f"AND choices != '{_NO_LABEL}'", (pid, *ids)),
-             (f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({','.join('?' * len(ids))})",
-              (pid, *ids))]
-            + [("INSERT OR IGNORE INTO deleted_annotations (project_id, annotation_id, deleted_at) "
-                "VALUES (?, ?, ?)", (pid, a, now)) for a in ids]
-        )
-        return counts[0]
+        statements = []
+        for start in range(0, len(ids), _CHUNK):  # one transaction, in chunks of bound parameters
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            statements += [
+                (f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({marks}) "
+                 f"AND choices != '{_NO_LABEL}'", (pid, *chunk)),
+                (f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({marks})", (pid, *chunk)),
+            ]
+        statements += [("INSERT OR IGNORE INTO deleted_annotations (project_id, annotation_id, deleted_at) "
+                        "VALUES (?, ?, ?)", (pid, a, now)) for a in ids]
+        counts = self._write_many(statements)
+        return sum(counts[0 : 2 * ((len(ids) + _CHUNK - 1) // _CHUNK) : 2])
 
     def replace_labels(self, project_id, labels, older_than=None):
         pid = int(project_id)
