@@ -15,7 +15,7 @@ from backend import __version__
 from backend.exceptions import LabelCastError
 
 # Module names under backend.commands, in the order ``labelcast --help`` lists them.
-COMMANDS = ("simulate", "embed", "encoders", "serve", "worker", "connect", "doctor")
+COMMANDS = ("simulate", "data", "embed", "encoders", "serve", "worker", "connect", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

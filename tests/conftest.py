@@ -13,12 +13,25 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "tb-radiological-signs"
 # --- real data -------------------------------------------------------------------------------
 
 
+def find_tb_data_dir() -> pathlib.Path | None:
+    """The real TB radiological-sign sets: ``../shared/data/tb-radiological-signs`` when
+    present, else the cache that `labelcast data tb-signs` fills (.ci/run runs it); else None."""
+    from backend.demo_data import cached, default_data_dir
+
+    if SHARED_DATA.is_dir():
+        return SHARED_DATA
+    found = cached(default_data_dir())
+    return found.folder if found else None
+
+
 @pytest.fixture(scope="session")
 def tb_data_dir() -> pathlib.Path:
     """The folder of the real TB radiological-sign features (read-only, outside the project)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    folder = find_tb_data_dir()
+    if folder is None:
+        pytest.skip(f"real TB data not found at {SHARED_DATA} nor in the cache: run "
+                    f"`labelcast data tb-signs` (.ci/run does)")
+    return folder
 
 
 # --- images and encoders (issue 3) -----------------------------------------------------------
