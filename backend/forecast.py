@@ -144,7 +144,7 @@ def forecast(
     n_neg = n - n_pos
     need_pos, need_neg = minimum_labels(n_pos, n_neg, min_class_labels)
     need_total = max(0, int(min_labels) - n)
-    base = dict(n_labels=n, n_positive=n_pos, n_negative=n_neg, target_auc=target_auc, method=method, level=level)
+    base: dict[str, Any] = dict(n_labels=n, n_positive=n_pos, n_negative=n_neg, target_auc=target_auc, method=method, level=level)
     if need_pos or need_neg or need_total:
         return Forecast(
             status="collecting",

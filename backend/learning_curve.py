@@ -246,6 +246,8 @@ def cross_validated_auc(
         pooled.append(roc_auc(y, oof))
         if interval is None:
             interval = auc_interval(y, oof, level)
+    if interval is None:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     return CrossValidatedAUC(
         auc=float(np.mean(pooled)),
         low=interval[1],

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
+import socket
+import subprocess
+import time
 
 import pytest
 
@@ -180,13 +184,6 @@ def chest_xray_png_bytes() -> bytes:
 
 # --- service: settings, stores, queue, app, real redis-server and Label Studio (issue 4) -----
 # Real servers listen on free loopback ports and keep their data in pytest's tmp folders.
-
-import os
-import shutil
-import socket
-import subprocess
-import time
-
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -366,10 +363,10 @@ def redis_server(tmp_path_factory):
         try:
             client.ping()
             break
-        except redis.ConnectionError:
+        except redis.ConnectionError as exc:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                raise RuntimeError("redis-server did not start")
+                raise RuntimeError("redis-server did not start") from exc
             time.sleep(0.05)
     yield f"redis://127.0.0.1:{port}/0"
     stop_process(process, timeout=10)

@@ -205,7 +205,7 @@ def test_trickling_images_hold_a_refit_for_the_fetch_budget_only(service_setting
     for task in (90, 91, 92):
         sqlite_store.put_tasks(1, {task: f"{trickling_images}/trickle"})
         sqlite_store.put_label(1, 5000 + task, task, ["Effusion"])
-    trainer.encoder  # loaded before the clock starts
+    _ = trainer.encoder  # loaded before the clock starts
     started = time.monotonic()
     record = trainer.refit(1)
     assert time.monotonic() - started < 5.0

