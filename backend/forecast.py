@@ -27,12 +27,12 @@ import numpy as np
 from backend.curve import DEFAULT_METHOD, AnalogCurveFit, LearningCurveFit, fit_learning_curve
 from backend.learning_curve import MIN_CLASS_LABELS, EmpiricalCurve, empirical_learning_curve, minimum_labels
 from backend.probe import check_embeddings
+from backend.readiness import MIN_LABELS, check_target_auc, collecting_message
 
 __all__ = ["Forecast", "forecast", "STATUSES", "MIN_LABELS"]
 
 STATUSES = ("collecting", "on_track", "target_reached", "unreachable")
 # Fewest labels before any forecast is made: below this a 3-size curve is mostly noise.
-MIN_LABELS = 30
 # Confidence level of every interval reported.
 LEVEL = 0.9
 
@@ -133,9 +133,7 @@ def forecast(
     -------
     Forecast
     """
-    target_auc = float(target_auc)
-    if not (0.5 < target_auc < 1.0):
-        raise ValueError(f"target_auc must lie strictly between 0.5 and 1, got {target_auc:g}")
+    target_auc = check_target_auc(target_auc)
     if not (0.0 < level < 1.0):
         raise ValueError(f"level must lie strictly between 0 and 1, got {level:g}")
     X, y = check_embeddings(X, y)
@@ -148,7 +146,7 @@ def forecast(
     if need_pos or need_neg or need_total:
         return Forecast(
             status="collecting",
-            message=_collecting_message(n, n_pos, need_pos, need_neg, need_total, positive_name),
+            message=collecting_message(n, n_pos, need_pos, need_neg, need_total, positive_name),
             positives_needed=need_pos,
             negatives_needed=need_neg,
             **base,
@@ -202,20 +200,6 @@ def forecast(
 
 
 # --- messages ------------------------------------------------------------------------------
-
-
-def _collecting_message(n, n_pos, need_pos, need_neg, need_total, positive_name) -> str:
-    wants = []
-    if need_pos:
-        wants.append(f"{need_pos} more {positive_name}")
-    if need_neg:
-        wants.append(f"{need_neg} more without {positive_name}")
-    if need_total > need_pos + need_neg:
-        wants.append(f"{need_total} more labels in all" if wants else f"{need_total} more labels")
-    return (
-        f"Collecting: {n} labels so far ({n_pos} {positive_name}); "
-        f"the forecast starts after {' and '.join(wants)}."
-    )
 
 
 def _message(status, curve, plateau, plateau_int, target, remaining, remaining_int, n) -> str:

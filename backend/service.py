@@ -281,7 +281,7 @@ class Service:
         if record:
             message, needed = record.get("message"), record.get("labels_needed")
         else:
-            min_labels = self.settings.for_project(project.get("extra_params")).min_labels or _default_min_labels()
+            min_labels = self.settings.for_project(project.get("extra_params")).min_labels
             message, needed = protocol.collecting_message(0, min_labels), float(min_labels)
 
         probabilities = self._probabilities(pid, config, model, tasks)
@@ -417,8 +417,3 @@ def _task_images(tasks, config: LabelingConfig, strict: bool = True) -> dict[int
             log.info("task %s has no data.%s; skipped", task.get("id"), config.image_key)
     return images
 
-
-def _default_min_labels() -> int:
-    from backend.forecast import MIN_LABELS
-
-    return MIN_LABELS

@@ -48,8 +48,12 @@ def run(args: argparse.Namespace) -> int:
     method = args.method or DEFAULT_METHOD
     if method not in METHODS:
         raise CommandError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    if not 0.5 < args.target < 1.0:
-        raise CommandError(f"--target must lie strictly between 0.5 and 1, got {args.target}")
+    from backend.readiness import check_target_auc
+
+    try:
+        check_target_auc(args.target, "--target")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     checkpoints = _parse_checkpoints(args.checkpoints)
     data = load_labeled_data(args.data, seed=args.seed)
     n = len(data.y)
