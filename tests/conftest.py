@@ -317,6 +317,47 @@ def trickling_images():
     server.server_close()
 
 
+ONE_FINDING = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+"""The one-finding labeling config (choices ``Effusion`` / ``No effusion`` of ``finding``)."""
+
+SEVERAL_FINDINGS = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
+"""The several-findings labeling config (``choice="multiple"``)."""
+
+
+def annotation_event(pid: int, task_id: int, annotation_id: int, positive: bool | None = None, *,
+                     choices=None, image: str | None = None, action: str = "ANNOTATION_CREATED",
+                     cancelled: bool = False, updated_at: str | None = None, label_config: str | None = None,
+                     choices_name: str = "finding") -> dict:
+    """An annotation webhook as Label Studio 1.23 sends it.
+
+    ``positive`` (default: even task ids) picks the choice (``Effusion`` / ``No effusion``) and
+    the synthetic image (a ``data:`` URI); ``choices``, ``image`` override them; the project
+    carries ``label_config`` when given.
+    """
+    positive = task_id % 2 == 0 if positive is None else positive
+    project: dict = {"id": pid}
+    if label_config is not None:
+        project["label_config"] = label_config
+    chosen = list(choices) if choices is not None else ["Effusion" if positive else "No effusion"]
+    return {
+        "action": action,
+        "project": project,
+        "task": {"id": task_id, "data": {"image": image or data_uri(xray_png(task_id, positive))}},
+        "annotation": {"id": annotation_id, "was_cancelled": cancelled, "updated_at": updated_at or iso_now(),
+                       "result": [{"from_name": choices_name, "to_name": "image", "type": "choices",
+                                   "value": {"choices": chosen}}]},
+    }
+
+
+def label_tasks(store, project_id: int, n: int, choices=("Effusion", "No effusion"), start: int = 0) -> None:
+    """Store ``n`` labeled tasks (ids ``start``...; even ids positive) with their synthetic
+    images as ``data:`` URIs."""
+    for i in range(start, start + n):
+        positive = i % 2 == 0
+        store.put_tasks(project_id, {i: data_uri(xray_png(i, positive))})
+        store.put_label(project_id, annotation_id=1000 + i, task_id=i, choices=[choices[0 if positive else 1]])
+
+
 def data_uri(png: bytes) -> str:
     """``data:image/png;base64,...`` for PNG bytes."""
     import base64

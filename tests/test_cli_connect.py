@@ -11,7 +11,7 @@ import threading
 import pytest
 import requests
 
-from conftest import PROJECT_ROOT
+from conftest import ONE_FINDING
 
 USER, PASSWORD = "labelcast", "connect-test-pass"
 
@@ -70,7 +70,7 @@ def test_connect_registers_sets_config_and_authorizes_the_webhook(label_studio, 
     assert "labeling config: FIXED" in out and "ML backend: FIXED" in out, out
     hooks = [h for h in _hooks(label_studio, pid) if h["url"].startswith(auth_backend)]
     assert hooks and all(h["headers"].get("Authorization", "").startswith("Basic ") for h in hooks), hooks
-    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    config = ONE_FINDING
     project = requests.get(f"{label_studio['url']}/api/projects/{pid}",
                            headers={"Authorization": f"Token {label_studio['token']}"}, timeout=30).json()
     assert project["label_config"].strip() == config.strip()
