@@ -35,3 +35,12 @@ def test_a_skip_shows_its_reason_outside_ci(tmp_path):
     assert result.returncode == 0, result.stdout
     assert "1 skipped" in result.stdout and "SKIPPED" in result.stdout
     assert "redis-server is not installed" in result.stdout
+
+
+def test_make_run_leaves_no_untracked_files():
+    """The SQLite store `make run` creates in ./labelcast-data (DEFAULT_MODEL_DIR) is ignored by git."""
+    from backend.settings import DEFAULT_MODEL_DIR
+
+    result = subprocess.run(["git", "check-ignore", "--no-index", f"{DEFAULT_MODEL_DIR}/labelcast.sqlite3"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, f"git does not ignore {DEFAULT_MODEL_DIR}/: {result.stdout}{result.stderr}"
