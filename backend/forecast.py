@@ -155,14 +155,13 @@ def forecast(
     curve = empirical_learning_curve(X, y, seed=seed, level=level)
     if curve.n_distinct_sizes < 3:  # only with extreme class imbalance
         extra_minority = max(1, min(n_pos, n_neg))
+        more_pos = extra_minority if n_pos <= n_neg else 0
+        more_neg = extra_minority if n_neg < n_pos else 0
         return Forecast(
             status="collecting",
-            message=(
-                f"Collecting: {n} labels ({n_pos} {positive_name}); the rarer class is too rare for "
-                f"a learning curve yet, about {extra_minority} more of it are needed."
-            ),
-            positives_needed=extra_minority if n_pos <= n_neg else 0,
-            negatives_needed=extra_minority if n_neg < n_pos else 0,
+            message=collecting_message(n, n_pos, more_pos, more_neg, 0, positive_name),
+            positives_needed=more_pos,
+            negatives_needed=more_neg,
             curve=curve,
             **base,
         )
