@@ -100,8 +100,11 @@ def test_forecast_is_visible_in_the_labeling_interface(chromium_path, label_stud
 
     config = ONE_FINDING
     pid = api("POST", "/api/projects", json={"title": "Pleural effusion (LabelCast)", "label_config": config})["id"]
-    choice = lambda positive: [{"from_name": "finding", "to_name": "image", "type": "choices",  # noqa: E731
-                                "value": {"choices": ["Effusion" if positive else "No effusion"]}}]
+
+    def choice(positive):
+        return [{"from_name": "finding", "to_name": "image", "type": "choices",
+                 "value": {"choices": ["Effusion" if positive else "No effusion"]}}]
+
     api("POST", f"/api/projects/{pid}/import", json=[
         {"data": {"image": data_uri(subtle_xray_png(2000 + i, i % 2 == 0))},
          **({"annotations": [{"result": choice(i % 2 == 0)}]} if i < N_LABELED else {})}
