@@ -39,8 +39,6 @@ RUN mkdir -p /etc/labelcast backend \
 COPY pyproject.toml README.md* ./
 COPY backend ./backend
 COPY docker ./docker
-# Labeling configs for `labelcast connect --label-config plugin_config/...` run in a container.
-COPY plugin_config ./plugin_config
 RUN pip install --no-cache-dir . \
  && rm -rf build ./*.egg-info \
  && chmod 0755 docker/entrypoint.sh docker/healthcheck.py

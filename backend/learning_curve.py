@@ -31,6 +31,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from backend.metrics import auc_interval, roc_auc
+from backend import readiness as _readiness
 from backend.probe import check_embeddings, default_C, fit_probe
 
 __all__ = [
@@ -44,9 +45,8 @@ N_REPEATS = 8  # random subsets per smaller size
 N_FOLDS = 5  # cross-validation folds at full size
 CV_REPEATS = 2  # repetitions of the cross-validation
 MIN_PER_CLASS = 3  # labels of each class in the smallest subset
-# Labels of each class before a forecast is made (chosen from measured error:
-# benchmarks/min_per_class.py, synthetic embeddings; README "How far to trust it").
-MIN_CLASS_LABELS = 8
+# Labels of each class before a forecast is made: backend.readiness, where the rule lives.
+MIN_CLASS_LABELS = _readiness.MIN_CLASS_LABELS
 LARGE_SIZE = 2000  # above this many labels: one cross-validation, half the subset repeats
 
 
@@ -246,6 +246,8 @@ def cross_validated_auc(
         pooled.append(roc_auc(y, oof))
         if interval is None:
             interval = auc_interval(y, oof, level)
+    if interval is None:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     return CrossValidatedAUC(
         auc=float(np.mean(pooled)),
         low=interval[1],

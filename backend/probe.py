@@ -70,7 +70,7 @@ def check_embeddings(X: Any, y: Any | None = None) -> tuple[np.ndarray, np.ndarr
     if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
         raise ValueError("y has NaN or inf values; labels must be 0 or 1")
     values = set(np.unique(y_arr).tolist())
-    if not values <= {0, 1, True, False}:
+    if not values <= {0, 1}:  # True and False are 1 and 0
         shown = sorted(values - {0, 1}, key=str)[:5]
         raise ValueError(f"y must hold only 0 and 1, found {shown}")
     return X, y_arr.astype(np.int8)

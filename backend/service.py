@@ -145,6 +145,7 @@ class Service:
             return None
         from backend.fetch import AllowList, FetchRefused, parse_http_url, setup_hostname_refusal
 
+        refusal: str | None
         if self.settings.basic_auth_user and self.settings.basic_auth_pass:
             try:  # this /setup passed basic auth; the URL must still mean one host
                 parse_http_url(hostname)
@@ -223,6 +224,7 @@ class Service:
         _, config = self._config(pid, event.label_config, strict=event.action == protocol.PROJECT_UPDATED)
         queued = False
         if event.action in (protocol.ANNOTATION_CREATED, protocol.ANNOTATION_UPDATED):
+            assert event.annotation is not None  # parse_webhook refuses annotation events without one
             unknown = _unknown_choices(event.annotation, config)
             if unknown:  # learning "not positive" from a value the config lacks would be wrong
                 return {"status": "ignored", "action": event.action, "message": unknown}
@@ -241,23 +243,24 @@ class Service:
         return {"status": "ok", "action": event.action, "refit_queued": queued}
 
     def _record_annotation(self, pid: int, config: LabelingConfig, event: protocol.WebhookEvent) -> bool:
-        annotation = event.annotation
+        annotation, task = event.annotation, event.task
+        assert annotation is not None and task is not None  # parse_webhook refuses events without them
         choices = None if annotation["was_cancelled"] else protocol.annotation_choices(annotation["result"], config)
         if choices is None:  # a skip, or an annotation without our choices: nothing to learn
             # Recorded as "no label" (not deleted), with its time: an older version of the
             # annotation that arrives late cannot bring its label back. A refit only if there
             # was a label to take away.
             had_label = self.store.has_label(pid, annotation["id"])
-            self.store.put_label(pid, annotation["id"], event.task["id"], None, updated_at=annotation.get("updated_at"))
+            self.store.put_label(pid, annotation["id"], task["id"], None, updated_at=annotation.get("updated_at"))
             return had_label and self.jobs.request_refit(pid)
-        image = event.task["data"].get(config.image_key)
+        image = task["data"].get(config.image_key)
         if not isinstance(image, str) or not image:
             raise RequestError(
-                f"task {event.task['id']} has no image under data.{config.image_key} "
+                f"task {task['id']} has no image under data.{config.image_key} "
                 f"(the <Image> tag's value)"
             )
         self.store.put_label(
-            pid, annotation["id"], event.task["id"], choices, image=image, updated_at=annotation.get("updated_at")
+            pid, annotation["id"], task["id"], choices, image=image, updated_at=annotation.get("updated_at")
         )
         return self.jobs.request_refit(pid)
 
@@ -278,7 +281,7 @@ class Service:
         if record:
             message, needed = record.get("message"), record.get("labels_needed")
         else:
-            min_labels = self.settings.for_project(project.get("extra_params")).min_labels or _default_min_labels()
+            min_labels = self.settings.for_project(project.get("extra_params")).min_labels
             message, needed = protocol.collecting_message(0, min_labels), float(min_labels)
 
         probabilities = self._probabilities(pid, config, model, tasks)
@@ -414,8 +417,3 @@ def _task_images(tasks, config: LabelingConfig, strict: bool = True) -> dict[int
             log.info("task %s has no data.%s; skipped", task.get("id"), config.image_key)
     return images
 
-
-def _default_min_labels() -> int:
-    from backend.forecast import MIN_LABELS
-
-    return MIN_LABELS

@@ -1,8 +1,8 @@
 """One frozen settings object, read from the environment once and passed down.
 
 Global settings come from environment variables (:meth:`Settings.from_env`); each Label Studio
-project can override a few of them through the ML backend's ``extra_params``
-(:meth:`Settings.for_project`).
+project can override a few of them through the ML backend's ``extra_params``:
+:meth:`Settings.for_project` merges both into one validated :class:`ProjectSettings`.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import pathlib
 from collections.abc import Mapping
 from typing import Any
 
+from backend.encoders.presets import DEFAULT_ENCODER
 from backend.exceptions import SettingsError
+from backend.readiness import MIN_LABELS, check_target_auc
 
-DEFAULT_ENCODER = "xrayclip"
-"""Encoder spec used when ``ENCODER`` is unset (see ``labelcast encoders``)."""
+__all__ = ["DEFAULT_ENCODER", "ProjectSettings", "Settings", "SAMPLING_MODES", "parse_extra_params"]
 
 DEFAULT_TARGET_AUC = 0.90
 """AUC the forecast counts labels towards when neither ``TARGET_AUC`` nor the project sets one."""
@@ -35,7 +35,44 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 A /predict of 100 tasks with data: URI thumbnails stays well under it."""
 
 # Per-project keys accepted in the ML backend's ``extra_params`` (Label Studio: Model settings).
-PROJECT_KEYS = ("target_auc", "positive", "min_labels")
+PROJECT_KEYS = ("target_auc", "positive", "min_labels", "sampling")
+
+SAMPLING_MODES = ("uncertainty", "random", "mixed")
+"""Allowed values of a project's ``sampling`` (which tasks to label next)."""
+
+DEFAULT_SAMPLING = "mixed"
+"""``sampling`` when the project's extra_params do not set it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectSettings:
+    """One project's settings: the environment's defaults merged with the project's
+    ``extra_params`` (:meth:`Settings.for_project`), validated once here.
+
+    Attributes
+    ----------
+    target_auc : float
+        AUC the forecast counts labels towards, in :data:`backend.readiness.TARGET_AUC_RANGE`.
+    min_labels : int
+        Labels (>= 2) before a forecast is attempted.
+    positive : str or None
+        Positive choice of a binary project; None means the first choice in the config.
+    sampling : str
+        One of :data:`SAMPLING_MODES`.
+    """
+
+    target_auc: float = DEFAULT_TARGET_AUC
+    min_labels: int = MIN_LABELS
+    positive: str | None = None
+    sampling: str = DEFAULT_SAMPLING
+
+    def __post_init__(self) -> None:
+        _check_target_auc(self.target_auc, "target_auc")
+        _check_min_labels(self.min_labels, "min_labels")
+        if self.positive is not None and not (isinstance(self.positive, str) and self.positive.strip()):
+            raise SettingsError(f"positive must be a choice value (non-empty text), got {self.positive!r}")
+        if self.sampling not in SAMPLING_MODES:
+            raise SettingsError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +92,9 @@ class Settings:
         Encoder spec (``ENCODER``).
     target_auc : float
         Target AUC in (0.5, 1) (``TARGET_AUC``).
-    min_labels : int or None
-        Labels needed before a forecast is attempted (``MIN_LABELS``); None uses the
-        forecasting core's default.
+    min_labels : int
+        Labels needed before a forecast is attempted (``MIN_LABELS``, default
+        :data:`backend.readiness.MIN_LABELS`).
     positive : str or None
         Positive choice of a binary project; None means the first choice in the config.
     redis_url : str or None
@@ -83,7 +120,7 @@ class Settings:
     model_dir: pathlib.Path = pathlib.Path(DEFAULT_MODEL_DIR)
     encoder: str = DEFAULT_ENCODER
     target_auc: float = DEFAULT_TARGET_AUC
-    min_labels: int | None = None
+    min_labels: int = MIN_LABELS
     positive: str | None = None
     redis_url: str | None = None
     basic_auth_user: str | None = None
@@ -106,8 +143,7 @@ class Settings:
         if self.max_body_bytes < 1024:
             raise SettingsError(f"MAX_BODY_BYTES must be an integer >= 1024, got {self.max_body_bytes}")
         _check_target_auc(self.target_auc, "TARGET_AUC")
-        if self.min_labels is not None and self.min_labels < 2:
-            raise SettingsError(f"MIN_LABELS must be an integer >= 2, got {self.min_labels}")
+        _check_min_labels(self.min_labels, "MIN_LABELS")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(
                 f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {self.log_level!r}"
@@ -129,8 +165,8 @@ class Settings:
             label_studio_api_key=get("LABEL_STUDIO_API_KEY"),
             model_dir=pathlib.Path(get("MODEL_DIR") or DEFAULT_MODEL_DIR),
             encoder=get("ENCODER") or DEFAULT_ENCODER,
-            target_auc=_parse_float(get("TARGET_AUC"), "TARGET_AUC", DEFAULT_TARGET_AUC),
-            min_labels=_parse_int(get("MIN_LABELS"), "MIN_LABELS"),
+            target_auc=_parse_target(get("TARGET_AUC"), "TARGET_AUC", DEFAULT_TARGET_AUC),
+            min_labels=_parse_int(get("MIN_LABELS"), "MIN_LABELS", MIN_LABELS),
             redis_url=get("REDIS_URL"),
             basic_auth_user=get("BASIC_AUTH_USER"),
             basic_auth_pass=get("BASIC_AUTH_PASS"),
@@ -143,21 +179,25 @@ class Settings:
             public_url=_strip_slash(get("PUBLIC_URL")),
         )
 
-    def for_project(self, extra_params: Mapping[str, Any] | str | None) -> Settings:
-        """These settings with a project's ``extra_params`` overrides applied.
+    def for_project(self, extra_params: Mapping[str, Any] | str | None) -> ProjectSettings:
+        """A project's settings: these settings' defaults with its ``extra_params`` applied.
 
         Accepted keys: ``target_auc`` (float), ``positive`` (a choice value), ``min_labels``
-        (int). ``extra_params`` may be a mapping, a JSON string, or empty.
+        (int), ``sampling`` (one of :data:`SAMPLING_MODES`). ``extra_params`` may be a mapping,
+        a JSON string, or empty.
+
+        Raises
+        ------
+        SettingsError
+            An unknown key, or a value out of its range (named with the value).
         """
         params = parse_extra_params(extra_params)
-        changes: dict[str, Any] = {}
-        if "target_auc" in params:
-            changes["target_auc"] = _parse_float(params["target_auc"], "target_auc", None)
-        if "min_labels" in params:
-            changes["min_labels"] = _parse_int(params["min_labels"], "min_labels")
-        if "positive" in params:
-            changes["positive"] = str(params["positive"])
-        return dataclasses.replace(self, **changes)
+        return ProjectSettings(
+            target_auc=_parse_target(params.get("target_auc"), "target_auc", self.target_auc),
+            min_labels=_parse_int(params.get("min_labels"), "min_labels", self.min_labels),
+            positive=str(params["positive"]) if params.get("positive") is not None else self.positive,
+            sampling=params.get("sampling", DEFAULT_SAMPLING),
+        )
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a JSON-safe dict with secrets masked (for logs and /metrics)."""
@@ -195,33 +235,37 @@ def _strip_slash(url: str | None) -> str | None:
     return url.rstrip("/") if url else url
 
 
-def _check_target_auc(value: float, name: str) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.5 < value < 1.0):
-        raise SettingsError(f"{name} must be a number between 0.5 and 1 (exclusive), got {value!r}")
+def _check_target_auc(value: Any, name: str) -> None:
+    try:
+        check_target_auc(value, name)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
-def _parse_float(raw: Any, name: str, default: float | None) -> float:
+def _check_min_labels(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise SettingsError(f"{name} must be an integer >= 2, got {value!r}")
+
+
+def _parse_target(raw: Any, name: str, default: float) -> float:
     if raw is None:
-        if default is None:
-            raise SettingsError(f"{name} must be a number, got None")
         return default
     try:
-        value = float(raw)
-    except (TypeError, ValueError) as exc:
-        raise SettingsError(f"{name} must be a number between 0.5 and 1, got {raw!r}") from exc
-    _check_target_auc(value, name)
-    return value
+        return check_target_auc(raw, name)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
-def _parse_int(raw: Any, name: str) -> int | None:
+def _parse_int(raw: Any, name: str, default: int) -> int:
     if raw is None:
-        return None
+        return default
     try:
         value = int(raw)
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"{name} must be an integer >= 2, got {raw!r}") from exc
-    if value < 2 or (isinstance(raw, float) and raw != value):
+    if isinstance(raw, bool) or (isinstance(raw, float) and raw != value):
         raise SettingsError(f"{name} must be an integer >= 2, got {raw!r}")
+    _check_min_labels(value, name)
     return value
 
 

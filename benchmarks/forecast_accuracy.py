@@ -205,7 +205,7 @@ def lcdb_grouped_cv(curves, observe_up_to, n_draws, n_refits, folds=5, settings=
 
 
 def print_lcdb(path, args):
-    print(f"\n## LCDB 0.1.0, even OpenML ids, linear learners ({', '.join(l.split('.')[-1] for l in LINEAR_LEARNERS)}); "
+    print(f"\n## LCDB 0.1.0, even OpenML ids, linear learners ({', '.join(name.split('.')[-1] for name in LINEAR_LEARNERS)}); "
           "grouped 5-fold CV over datasets, judged at the largest size <= 4,096")
     print("| from | method | curves | AUC MAE | bias | labels within 2x | median labels error | "
           "AUC 90% interval covers | labels 90% interval covers |")

@@ -75,7 +75,7 @@ def main() -> int:
         settings = Settings(model_dir=work, encoder=encoder, device="cpu", allowed_image_hosts=("127.0.0.1",))
         store = SQLiteStore(work / "store.sqlite3")
         trainer = Trainer(settings, store)
-        trainer.encoder  # loaded before the clocks start
+        _ = trainer.encoder  # loaded before the clocks start
         store.put_project(1, {"label_config": "<View/>"})
         refs = {i: f"{base}/{i}.png" for i in range(8)}
         refs.update({8 + i: data_uri(xray_png(i, i % 2 == 0)) for i in range(8)})

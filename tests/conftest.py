@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import shutil
+import socket
+import subprocess
+import time
 
 import pytest
 
@@ -10,15 +15,44 @@ PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "tb-radiological-signs"
 
 
+# --- CI: a skip is a failure --------------------------------------------------------------------
+# .ci/run installs redis-server, Label Studio, Chromium and fetches the real data, then runs the
+# suite with CI=true: there, a test that skips because something is missing hides a broken setup.
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("CI") == "true" and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = (f"CI=true: this test skipped, which CI counts as a failure (.ci/run installs "
+                           f"what the tests need): {reason}")
+
+
 # --- real data -------------------------------------------------------------------------------
+
+
+def find_tb_data_dir() -> pathlib.Path | None:
+    """The real TB radiological-sign sets: ``../shared/data/tb-radiological-signs`` when
+    present, else the cache that `labelcast data tb-signs` fills (.ci/run runs it); else None."""
+    from backend.demo_data import cached, default_data_dir
+
+    if SHARED_DATA.is_dir():
+        return SHARED_DATA
+    found = cached(default_data_dir())
+    return found.folder if found else None
 
 
 @pytest.fixture(scope="session")
 def tb_data_dir() -> pathlib.Path:
     """The folder of the real TB radiological-sign features (read-only, outside the project)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    folder = find_tb_data_dir()
+    if folder is None:
+        pytest.skip(f"real TB data not found at {SHARED_DATA} nor in the cache: run "
+                    f"`labelcast data tb-signs` (.ci/run does)")
+    return folder
 
 
 # --- images and encoders (issue 3) -----------------------------------------------------------
@@ -150,13 +184,6 @@ def chest_xray_png_bytes() -> bytes:
 
 # --- service: settings, stores, queue, app, real redis-server and Label Studio (issue 4) -----
 # Real servers listen on free loopback ports and keep their data in pytest's tmp folders.
-
-import os
-import shutil
-import socket
-import subprocess
-import time
-
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -290,6 +317,47 @@ def trickling_images():
     server.server_close()
 
 
+ONE_FINDING = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+"""The one-finding labeling config (choices ``Effusion`` / ``No effusion`` of ``finding``)."""
+
+SEVERAL_FINDINGS = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
+"""The several-findings labeling config (``choice="multiple"``)."""
+
+
+def annotation_event(pid: int, task_id: int, annotation_id: int, positive: bool | None = None, *,
+                     choices=None, image: str | None = None, action: str = "ANNOTATION_CREATED",
+                     cancelled: bool = False, updated_at: str | None = None, label_config: str | None = None,
+                     choices_name: str = "finding") -> dict:
+    """An annotation webhook as Label Studio 1.23 sends it.
+
+    ``positive`` (default: even task ids) picks the choice (``Effusion`` / ``No effusion``) and
+    the synthetic image (a ``data:`` URI); ``choices``, ``image`` override them; the project
+    carries ``label_config`` when given.
+    """
+    positive = task_id % 2 == 0 if positive is None else positive
+    project: dict = {"id": pid}
+    if label_config is not None:
+        project["label_config"] = label_config
+    chosen = list(choices) if choices is not None else ["Effusion" if positive else "No effusion"]
+    return {
+        "action": action,
+        "project": project,
+        "task": {"id": task_id, "data": {"image": image or data_uri(xray_png(task_id, positive))}},
+        "annotation": {"id": annotation_id, "was_cancelled": cancelled, "updated_at": updated_at or iso_now(),
+                       "result": [{"from_name": choices_name, "to_name": "image", "type": "choices",
+                                   "value": {"choices": chosen}}]},
+    }
+
+
+def label_tasks(store, project_id: int, n: int, choices=("Effusion", "No effusion"), start: int = 0) -> None:
+    """Store ``n`` labeled tasks (ids ``start``...; even ids positive) with their synthetic
+    images as ``data:`` URIs."""
+    for i in range(start, start + n):
+        positive = i % 2 == 0
+        store.put_tasks(project_id, {i: data_uri(xray_png(i, positive))})
+        store.put_label(project_id, annotation_id=1000 + i, task_id=i, choices=[choices[0 if positive else 1]])
+
+
 def data_uri(png: bytes) -> str:
     """``data:image/png;base64,...`` for PNG bytes."""
     import base64
@@ -336,10 +404,10 @@ def redis_server(tmp_path_factory):
         try:
             client.ping()
             break
-        except redis.ConnectionError:
+        except redis.ConnectionError as exc:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                raise RuntimeError("redis-server did not start")
+                raise RuntimeError("redis-server did not start") from exc
             time.sleep(0.05)
     yield f"redis://127.0.0.1:{port}/0"
     stop_process(process, timeout=10)

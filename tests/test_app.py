@@ -7,20 +7,21 @@ import sys
 import pytest
 
 from backend.app import EXTENSION, create_app
-from conftest import IdleTrainer, PROJECT_ROOT, data_uri, iso_now, xray_png
+from conftest import (
+    ONE_FINDING,
+    PROJECT_ROOT,
+    SEVERAL_FINDINGS,
+    IdleTrainer,
+    annotation_event,
+    data_uri,
+    xray_png,
+)
 
-CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+CONFIG = ONE_FINDING
 
 
-def _annotation(pid, task_id, annotation_id, positive, cancelled=False, action="ANNOTATION_CREATED"):
-    return {
-        "action": action,
-        "project": {"id": pid, "label_config": CONFIG},
-        "task": {"id": task_id, "data": {"image": data_uri(xray_png(task_id, positive))}},
-        "annotation": {"id": annotation_id, "was_cancelled": cancelled, "updated_at": iso_now(), "result": [
-            {"from_name": "finding", "to_name": "image", "type": "choices",
-             "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
-    }
+def _annotation(pid, task_id, annotation_id, positive, **kwargs):
+    return annotation_event(pid, task_id, annotation_id, positive, label_config=CONFIG, **kwargs)
 
 
 def _tasks(ids):
@@ -242,7 +243,7 @@ def test_tasks_created_embeds_ahead_and_project_updated_rereads_the_config(app, 
     tasks = sqlite_store.get_tasks(11)
     assert set(tasks) == {1, 2} and all(t["sha"] for t in tasks.values())
 
-    several = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
+    several = SEVERAL_FINDINGS
     client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 11, "label_config": several}})
     assert sqlite_store.get_project(11)["label_config"] == several
     assert _jobs(app).wait_idle(60)
@@ -274,7 +275,7 @@ def test_a_burst_of_webhooks_reads_the_project_once_and_setup_refreshes_it(servi
         reads.clear()
         service.webhook(_annotation_event(4, 9, "Effusion", CONFIG))
         assert reads == [4]
-        several = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
+        several = SEVERAL_FINDINGS
         answer = service.webhook(_annotation_event(4, 10, "Cardiomegaly", several, choices_name="findings"))
         assert answer["status"] == "ok" and store.get_project(4)["label_config"] == several
         assert store.get_labels(4)[10] == ["Cardiomegaly"]
@@ -283,8 +284,5 @@ def test_a_burst_of_webhooks_reads_the_project_once_and_setup_refreshes_it(servi
 
 
 def _annotation_event(pid, task_id, choice, config, choices_name="finding"):
-    return {"action": "ANNOTATION_CREATED", "project": {"id": pid, "label_config": config},
-            "task": {"id": task_id, "data": {"image": f"http://x/{task_id}.png"}},
-            "annotation": {"id": 1000 + task_id, "was_cancelled": False, "updated_at": iso_now(), "result": [
-                {"from_name": choices_name, "to_name": "image", "type": "choices",
-                 "value": {"choices": [choice]}}]}}
+    return annotation_event(pid, task_id, 1000 + task_id, choices=[choice], image=f"http://x/{task_id}.png",
+                            label_config=config, choices_name=choices_name)

@@ -8,22 +8,14 @@ import io
 import pytest
 
 from backend.app import EXTENSION, create_app
-from conftest import PROJECT_ROOT, data_uri, iso_now, xray_png
+from conftest import ONE_FINDING, PROJECT_ROOT, annotation_event, data_uri, iso_now, xray_png
 
-CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+CONFIG = ONE_FINDING
 PID = 5
 
 
-def _annotation(task_id, annotation_id, choices=("Effusion",), image=None, action="ANNOTATION_CREATED",
-                updated_at=None):
-    annotation = {"id": annotation_id, "was_cancelled": False, "updated_at": updated_at or iso_now(), "result": [
-        {"from_name": "finding", "to_name": "image", "type": "choices", "value": {"choices": list(choices)}}]}
-    return {
-        "action": action,
-        "project": {"id": PID},
-        "task": {"id": task_id, "data": {"image": image or data_uri(xray_png(task_id, True))}},
-        "annotation": annotation,
-    }
+def _annotation(task_id, annotation_id, choices=("Effusion",), **kwargs):
+    return annotation_event(PID, task_id, annotation_id, True, choices=choices, **kwargs)
 
 
 @pytest.fixture

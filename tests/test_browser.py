@@ -22,7 +22,7 @@ import threading
 import pytest
 import requests
 
-from conftest import LABEL_STUDIO_PASSWORD, LABEL_STUDIO_USER, PROJECT_ROOT, data_uri, wait_until
+from conftest import LABEL_STUDIO_PASSWORD, LABEL_STUDIO_USER, ONE_FINDING, PROJECT_ROOT, data_uri, wait_until
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -98,10 +98,13 @@ def test_forecast_is_visible_in_the_labeling_interface(chromium_path, label_stud
         assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text[:300]}"
         return response.json() if response.content else None
 
-    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    config = ONE_FINDING
     pid = api("POST", "/api/projects", json={"title": "Pleural effusion (LabelCast)", "label_config": config})["id"]
-    choice = lambda positive: [{"from_name": "finding", "to_name": "image", "type": "choices",  # noqa: E731
-                                "value": {"choices": ["Effusion" if positive else "No effusion"]}}]
+
+    def choice(positive):
+        return [{"from_name": "finding", "to_name": "image", "type": "choices",
+                 "value": {"choices": ["Effusion" if positive else "No effusion"]}}]
+
     api("POST", f"/api/projects/{pid}/import", json=[
         {"data": {"image": data_uri(subtle_xray_png(2000 + i, i % 2 == 0))},
          **({"annotations": [{"result": choice(i % 2 == 0)}]} if i < N_LABELED else {})}

@@ -11,7 +11,7 @@ import threading
 import pytest
 import requests
 
-from conftest import PROJECT_ROOT
+from conftest import ONE_FINDING
 
 USER, PASSWORD = "labelcast", "connect-test-pass"
 
@@ -70,7 +70,7 @@ def test_connect_registers_sets_config_and_authorizes_the_webhook(label_studio, 
     assert "labeling config: FIXED" in out and "ML backend: FIXED" in out, out
     hooks = [h for h in _hooks(label_studio, pid) if h["url"].startswith(auth_backend)]
     assert hooks and all(h["headers"].get("Authorization", "").startswith("Basic ") for h in hooks), hooks
-    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    config = ONE_FINDING
     project = requests.get(f"{label_studio['url']}/api/projects/{pid}",
                            headers={"Authorization": f"Token {label_studio['token']}"}, timeout=30).json()
     assert project["label_config"].strip() == config.strip()
@@ -149,6 +149,7 @@ def test_doctor_without_label_studio_reports_the_backend(auth_backend, capsys):
     assert _cli("doctor", "--backend-url", auth_backend) == 0
     out = capsys.readouterr().out
     assert "[ok  ] backend" in out and "[ok  ] encoder" in out and "[skip] Label Studio" in out, out
+    assert "jobs: 0 queued, nothing running, 0 failed" in out and "None" not in out, out
 
 
 def test_doctor_reports_basic_auth_that_differs_from_the_backend(auth_backend, monkeypatch, capsys):
@@ -184,3 +185,33 @@ def test_ssrf_refusal_names_the_label_studio_settings():
     hint = _registration_hint(refusal, "http://127.0.0.1:9090")
     assert "HTTP 403: URL resolves to a reserved network address" in hint
     assert "SSRF_PROTECTION_ENABLED=false" in hint and "ML_BLOCK_LOCAL_IP=false" in hint
+
+
+@pytest.mark.parametrize("jobs, words", [
+    pytest.param({"kind": "thread", "refits_queued": 1, "embeds_queued": 2, "running": None, "failed": 0},
+                 "3 queued, nothing running, 0 failed", id="thread-idle"),
+    pytest.param({"kind": "thread", "refits_queued": 0, "embeds_queued": 0, "running": "refit:9", "failed": 1},
+                 "0 queued, running refit:9, 1 failed", id="thread-busy"),
+    pytest.param({"queued": 4, "running": 2, "failed": 0}, "4 queued, 2 running, 0 failed", id="rq"),
+    pytest.param({"queued": 0, "running": 0, "failed": 0}, "0 queued, nothing running, 0 failed", id="rq-idle"),
+])
+def test_doctor_says_the_jobs_in_words(jobs, words):
+    """Either queue's /metrics jobs read as words; no "None running"."""
+    from backend.commands.doctor import jobs_summary
+
+    assert jobs_summary(jobs) == words
+
+
+def test_subcommand_help_has_no_rest_markup(capsys):
+    """`labelcast COMMAND --help` shows `code`, not reST's ``code`` or :mod:`name`."""
+    from backend.cli import COMMANDS, main
+
+    helps = {}
+    for argv in [[name, "--help"] for name in COMMANDS] + [["data", "tb-signs", "--help"]]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+        helps[" ".join(argv[:-1])] = capsys.readouterr().out
+    for name, text in helps.items():
+        assert "``" not in text and ":mod:`" not in text and ":func:`" not in text, (name, text)
+    assert "`labelcast serve`" in helps["serve"]

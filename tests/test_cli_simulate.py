@@ -64,3 +64,39 @@ def test_simulate_unknown_format(tmp_path, capsys):
     (tmp_path / "d.txt").write_text("hello")
     assert main(["simulate", "--data", str(tmp_path / "d.txt")]) == 2
     assert "unknown data format" in capsys.readouterr().err
+
+
+def test_simulate_table_says_what_total_needed_means(tmp_path, capsys):
+    """The labels-needed column is headed "total needed" and a line says it counts every label,
+    those so far included."""
+    rng = np.random.default_rng(1)
+    y = np.tile([0, 1], 60)
+    np.savez(tmp_path / "d.npz", X=rng.normal(size=(120, 4)) + y[:, None], y=y)
+    assert main(["simulate", "--data", str(tmp_path / "d.npz"), "--checkpoints", "40,120"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("labels"))
+    assert "total needed" in header and " needed " not in header.replace("total needed", "")
+    assert any(line.startswith("total needed: labels in all (those so far included)") for line in lines)
+
+
+def test_plot_title_names_the_data_file_not_its_whole_path(tmp_path, capsys, monkeypatch):
+    """A long --data path does not crowd the plot's title: the title names the file only."""
+    import matplotlib.axes
+
+    titles = []
+    real_set_title = matplotlib.axes.Axes.set_title
+
+    def recording_set_title(self, label, *args, **kwargs):
+        titles.append(label)
+        return real_set_title(self, label, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", recording_set_title)
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 6)
+    deep.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    y = np.tile([0, 1], 60)
+    np.savez(deep / "tb.npz", X=rng.normal(size=(120, 4)) + y[:, None], y=y)
+    assert main(["simulate", "--data", str(deep / "tb.npz"), "--checkpoints", "40,80",
+                 "--plot", str(tmp_path / "p.png")]) == 0
+    assert titles == ["tb.npz: forecast at 80 of 120 labels"]
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

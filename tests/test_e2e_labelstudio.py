@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import PROJECT_ROOT, free_port, serve_folder, stop_process, wait_http, wait_until, xray_png
+from conftest import ONE_FINDING, PROJECT_ROOT, SEVERAL_FINDINGS, free_port, serve_folder, stop_process, wait_http, wait_until, xray_png
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -94,7 +94,7 @@ def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server,
     """Annotations in Label Studio retrain the backend, move the model version, fill predictions."""
     api = _api(label_studio)
     base_url, folder, truth = image_server
-    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    config = ONE_FINDING
     project = api("POST", "/api/projects", json={"title": "LabelCast e2e", "label_config": config})
     pid = project["id"]
 
@@ -175,7 +175,7 @@ def test_several_findings_project(label_studio, backend_server, image_server):
     """A multi-label project gets one forecast per finding in the text and a choices prediction."""
     api = _api(label_studio)
     base_url, folder, truth = image_server
-    config = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
+    config = SEVERAL_FINDINGS
     pid = api("POST", "/api/projects", json={"title": "LabelCast several", "label_config": config})["id"]
     names = sorted(truth)[:N_HTTP_TASKS]
     api("POST", f"/api/projects/{pid}/import", json=[{"image": f"{base_url}/{name}"} for name in names])
@@ -211,7 +211,7 @@ def test_labels_imported_with_the_tasks_are_read_on_connect(label_studio, backen
     """Tasks imported with annotations send no annotation webhooks; connecting reads them."""
     api = _api(label_studio)
     base_url, folder, truth = image_server
-    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    config = ONE_FINDING
     pid = api("POST", "/api/projects", json={"title": "LabelCast imported", "label_config": config})["id"]
     names = sorted(truth)[:N_HTTP_TASKS]
     api("POST", f"/api/projects/{pid}/import", json=[

@@ -16,23 +16,11 @@ import pytest
 
 from backend.app import EXTENSION, create_app
 from backend.jobs import TRAINING_NICE_INCREMENT
-from conftest import PROJECT_ROOT, data_uri, free_port, iso_now, wait_until, xray_png
+from conftest import ONE_FINDING, PROJECT_ROOT, annotation_event, data_uri, free_port, wait_until, xray_png
 
-CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+CONFIG = ONE_FINDING
 SLOW_S = 3.0  # seconds the slow image server takes per image (a batch fetches them side by side):
 # a refit is surely running then
-
-
-def _annotation(pid, task_id, annotation_id, image=None):
-    positive = task_id % 2 == 0
-    return {
-        "action": "ANNOTATION_CREATED",
-        "project": {"id": pid},
-        "task": {"id": task_id, "data": {"image": image or data_uri(xray_png(task_id, positive))}},
-        "annotation": {"id": annotation_id, "was_cancelled": False, "updated_at": iso_now(), "result": [
-            {"from_name": "finding", "to_name": "image", "type": "choices",
-             "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
-    }
 
 
 @pytest.fixture
@@ -95,7 +83,7 @@ def test_rq_worker_killed_mid_refit_reruns_it_on_restart(redis_url, service_sett
     try:
         assert web.post("/setup", json={"project": 8, "schema": CONFIG}).status_code == 200
         for i in range(12):
-            assert web.post("/webhook", json=_annotation(8, i, 800 + i)).status_code == 200
+            assert web.post("/webhook", json=annotation_event(8, i, 800 + i)).status_code == 200
         wait_until(lambda: (store.get_forecast(8) or {}).get("n_labels") == 12, 120, "the first refit")
         first_version = store.get_model(8)["version"]
         # The worker lowered its own CPU priority: web requests and Redis go first on shared cores.
@@ -103,7 +91,7 @@ def test_rq_worker_killed_mid_refit_reruns_it_on_restart(redis_url, service_sett
         embedded = len(store.connection.hkeys(store.key("embeddings", store.get_model(8)["encoder"])))
 
         for i in range(12, 15):  # images behind the slow server: the refit takes >= SLOW_S
-            body = _annotation(8, i, 800 + i, image=f"{slow_images}/{i}.png")
+            body = annotation_event(8, i, 800 + i, image=f"{slow_images}/{i}.png")
             assert web.post("/webhook", json=body).status_code == 200
         wait_until(lambda: store.connection.exists("labelcast:project:8:refit-inflight"), 60, "the refit to start")
         time.sleep(0.5)
@@ -136,11 +124,11 @@ def test_embedded_training_process_killed_mid_refit_reruns_it(service_settings, 
     try:
         assert web.post("/setup", json={"project": 9, "schema": CONFIG}).status_code == 200
         for i in range(12):
-            web.post("/webhook", json=_annotation(9, i, 900 + i))
+            web.post("/webhook", json=annotation_event(9, i, 900 + i))
         assert jobs.wait_idle(180)
         assert sqlite_store.get_forecast(9)["n_labels"] == 12
         for i in range(12, 15):
-            web.post("/webhook", json=_annotation(9, i, 900 + i, image=f"{slow_images}/{i}.png"))
+            web.post("/webhook", json=annotation_event(9, i, 900 + i, image=f"{slow_images}/{i}.png"))
         wait_until(lambda: jobs.status()["running"] == "refit:9" and jobs._child is not None, 30, "the refit")
         time.sleep(1.0)
         os.kill(jobs._child[0].pid, signal.SIGKILL)
@@ -199,7 +187,7 @@ def test_redis_restart_while_annotations_arrive(service_settings, tmp_path):
             if i == 20:
                 redis_process.send_signal(signal.SIGKILL)
                 redis_process.wait(timeout=10)
-            body = _annotation(3, i, 300 + i)
+            body = annotation_event(3, i, 300 + i)
             for attempt in range(100):  # Label Studio's annotator retries a failed save by hand
                 response = web.post("/webhook", json=body)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
@@ -421,7 +409,7 @@ def test_embedded_serve_killed_mid_refit_refits_on_restart(tmp_path, tiny_encode
     try:
         requests.post(f"{url}/setup", json={"project": 6, "schema": CONFIG}, timeout=10).raise_for_status()
         for i in range(12):
-            body = _annotation(6, i, 600 + i, image=f"{slow_images}/{i}.png" if i >= 9 else None)
+            body = annotation_event(6, i, 600 + i, image=f"{slow_images}/{i}.png" if i >= 9 else None)
             requests.post(f"{url}/webhook", json=body, timeout=10).raise_for_status()
         wait_until(lambda: requests.get(f"{url}/metrics", timeout=10).json()["jobs"]["running"] == "refit:6",
               60, "the refit to run")
@@ -463,14 +451,14 @@ def test_a_trickling_image_host_holds_other_projects_for_the_fetch_budget_only(
             assert web.post("/setup", json={"project": pid, "schema": CONFIG}).status_code == 200
         assert jobs.wait_idle(60)
         for i in range(3):
-            body = _annotation(1, 90 + i, 190 + i, image=f"{trickling_images}/trickle")
+            body = annotation_event(1, 90 + i, 190 + i, image=f"{trickling_images}/trickle")
             assert web.post("/webhook", json=body).status_code == 200
         for i in range(12):
-            assert web.post("/webhook", json=_annotation(1, i, 100 + i)).status_code == 200
+            assert web.post("/webhook", json=annotation_event(1, i, 100 + i)).status_code == 200
         wait_until(lambda: jobs.status()["running"] == "refit:1", 30, "project 1's refit")
         started = time.monotonic()
         for i in range(12):
-            assert web.post("/webhook", json=_annotation(2, i, 200 + i)).status_code == 200
+            assert web.post("/webhook", json=annotation_event(2, i, 200 + i)).status_code == 200
         wait_until(lambda: (sqlite_store.get_forecast(2) or {}).get("n_labels") == 12, 60, "project 2's forecast")
         assert time.monotonic() - started < 12.0
         assert jobs.wait_idle(60)

@@ -12,7 +12,7 @@ import pytest
 from backend.exceptions import ImageFetchError, SettingsError
 from backend.fetch import AllowList, FetchRefused, SafeFetcher, decode_data_uri, is_public_address
 from backend.labelstudio.client import LabelStudioClient
-from conftest import PROJECT_ROOT
+from conftest import ONE_FINDING
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 100
 
@@ -330,7 +330,7 @@ def test_setup_records_a_hostname_only_when_it_is_trusted(app, service_settings,
 
     from backend.app import EXTENSION, create_app
 
-    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    config = ONE_FINDING
     client = app.test_client()
     body = {"project": 1, "schema": config, "hostname": "http://169.254.169.254", "access_token": "t"}
     assert client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
@@ -391,7 +391,7 @@ def test_the_token_never_goes_to_a_host_a_later_setup_names(app, sqlite_store, t
 
     real, evil = two_label_studios
     real_url, evil_url = (f"http://{h.server_address[0]}:{h.server_address[1]}" for h in (real, evil))
-    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    config = ONE_FINDING
     client = app.test_client()
     jobs = app.extensions[EXTENSION].jobs
     body = {"project": 10, "schema": config, "hostname": real_url, "access_token": "the-real-token"}
@@ -417,7 +417,7 @@ def test_the_token_never_goes_to_a_host_a_later_setup_names(app, sqlite_store, t
 def test_report_links_follow_only_label_studio_or_public_url(app, sqlite_store):
     """The Host header of a /setup from another address than Label Studio's does not become
     the report link's address; Label Studio's own /setup's does."""
-    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    config = ONE_FINDING
     client = app.test_client()
     body = {"project": 12, "schema": config, "hostname": "http://127.0.0.1:8080"}
     client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "127.0.0.1"},

@@ -128,3 +128,21 @@ def test_labels_needed_interval_reads_plainly(interval, words):
     curve = SimpleNamespace(auc=0.85, auc_low=0.8, auc_high=0.9)
     message = _message("on_track", curve, 0.95, (0.9, 0.99), 0.9, 40.0, interval, 100)
     assert message.endswith(words), message
+
+
+def test_every_collecting_state_speaks_the_same_sentence():
+    """Before the first forecast (the web process) and with too few labels, the sentence is the
+    same: "Collecting: N labels so far (P positive); the forecast starts after ..."."""
+    import numpy as np
+
+    from backend.forecast import forecast
+    from backend.labelstudio.protocol import collecting_message
+
+    rng = np.random.default_rng(0)
+    few = forecast(rng.normal(size=(10, 3)), np.tile([0, 1], 5))
+    for message in (collecting_message(0, 30), few.message):
+        assert message.startswith("Collecting: ") and "labels so far (" in message, message
+        assert "; the forecast starts after " in message and message.endswith("."), message
+    assert collecting_message(0, 30) == (
+        "Collecting: 0 labels so far (0 positive); the forecast starts after 8 more positive and "
+        "8 more without positive and 30 more labels in all.")

@@ -10,9 +10,9 @@ import requests
 
 from backend.exceptions import ImageFetchError
 from backend.labelstudio.client import LabelStudioClient
-from conftest import PROJECT_ROOT, free_port, serve_folder, xray_png
+from conftest import ONE_FINDING, free_port, serve_folder, xray_png
 
-CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+CONFIG = ONE_FINDING
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from backend.app.openapi import document  # noqa: E402
-from conftest import PROJECT_ROOT  # noqa: E402
+from conftest import ONE_FINDING  # noqa: E402
 
-CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+CONFIG = ONE_FINDING
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 

@@ -7,20 +7,13 @@ import html.parser
 import pytest
 
 from backend.app import EXTENSION
-from conftest import PROJECT_ROOT, data_uri, iso_now, xray_png
+from conftest import ONE_FINDING, annotation_event
 
-CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+CONFIG = ONE_FINDING
 
 
 def _annotation(pid, task_id, annotation_id, positive):
-    return {
-        "action": "ANNOTATION_CREATED",
-        "project": {"id": pid, "label_config": CONFIG},
-        "task": {"id": task_id, "data": {"image": data_uri(xray_png(task_id, positive))}},
-        "annotation": {"id": annotation_id, "was_cancelled": False, "updated_at": iso_now(), "result": [
-            {"from_name": "finding", "to_name": "image", "type": "choices",
-             "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
-    }
+    return annotation_event(pid, task_id, annotation_id, positive, label_config=CONFIG)
 
 
 class _Tags(html.parser.HTMLParser):

@@ -5,14 +5,15 @@ import pathlib
 import pytest
 
 from backend.exceptions import SettingsError
-from backend.settings import DEFAULT_TARGET_AUC, Settings, parse_extra_params
+from backend.readiness import MIN_LABELS
+from backend.settings import DEFAULT_TARGET_AUC, SAMPLING_MODES, ProjectSettings, Settings, parse_extra_params
 
 
 def test_defaults_from_empty_env():
     """An empty environment gives the documented defaults."""
     settings = Settings.from_env({})
     assert settings.target_auc == DEFAULT_TARGET_AUC == 0.90
-    assert settings.redis_url is None and settings.min_labels is None
+    assert settings.redis_url is None and settings.min_labels == MIN_LABELS == 30
     assert settings.model_dir == pathlib.Path("labelcast-data")
 
 
@@ -33,7 +34,7 @@ def test_reads_every_variable():
 @pytest.mark.parametrize(
     "env, fragment",
     [
-        pytest.param({"TARGET_AUC": "1.2"}, "TARGET_AUC must be a number between 0.5 and 1", id="auc-high"),
+        pytest.param({"TARGET_AUC": "1.2"}, "TARGET_AUC must be a number strictly between 0.5 and 1", id="auc-high"),
         pytest.param({"TARGET_AUC": "high"}, "TARGET_AUC", id="auc-text"),
         pytest.param({"MIN_LABELS": "1"}, "MIN_LABELS must be an integer >= 2", id="min-labels"),
         pytest.param({"LOG_LEVEL": "loud"}, "LOG_LEVEL", id="log-level"),
@@ -47,17 +48,60 @@ def test_bad_values_name_the_variable(env, fragment):
 
 
 def test_project_overrides():
-    """extra_params override target_auc, positive and min_labels for one project only."""
+    """extra_params override target_auc, positive, min_labels and sampling for one project only."""
     base = Settings()
-    project = base.for_project('{"target_auc": 0.92, "positive": "Effusion", "min_labels": 50}')
-    assert (project.target_auc, project.positive, project.min_labels) == (0.92, "Effusion", 50)
+    project = base.for_project('{"target_auc": 0.92, "positive": "Effusion", "min_labels": 50, "sampling": "random"}')
+    assert project == ProjectSettings(target_auc=0.92, min_labels=50, positive="Effusion", sampling="random")
     assert base.target_auc == 0.90
-    assert base.for_project("") == base and base.for_project(None) == base
+
+
+def test_a_project_without_extra_params_gets_the_environment_defaults():
+    """Empty extra_params: the environment's target and minimum, sampling "mixed"."""
+    base = Settings.from_env({"TARGET_AUC": "0.8", "MIN_LABELS": "40"})
+    for empty in ("", None, {}):
+        assert base.for_project(empty) == ProjectSettings(target_auc=0.8, min_labels=40, positive=None,
+                                                          sampling="mixed")
+    assert SAMPLING_MODES == ("uncertainty", "random", "mixed")
+
+
+@pytest.mark.parametrize("params, fragment", [
+    pytest.param({"target_auc": 1.0}, "target_auc must be a number strictly between 0.5 and 1, got 1.0", id="auc-1"),
+    pytest.param({"target_auc": 0.5}, "strictly between 0.5 and 1", id="auc-chance"),
+    pytest.param({"target_auc": "nan"}, "target_auc", id="auc-nan"),
+    pytest.param({"target_auc": True}, "target_auc", id="auc-bool"),
+    pytest.param({"min_labels": 1}, "min_labels must be an integer >= 2, got 1", id="min-labels-1"),
+    pytest.param({"min_labels": 12.5}, "min_labels must be an integer", id="min-labels-float"),
+    pytest.param({"positive": ""}, "positive must be a choice value", id="positive-empty"),
+    pytest.param({"sampling": "active"}, "sampling must be one of uncertainty, random, mixed, got 'active'",
+                 id="sampling-unknown"),
+])
+def test_bad_project_values_name_the_key_and_the_range(params, fragment):
+    """Each extra_params value is checked once, with its key, the value and what is allowed."""
+    with pytest.raises(SettingsError, match=fragment):
+        Settings().for_project(params)
+
+
+def test_the_target_range_is_the_same_everywhere(capsys):
+    """The settings, a project, `labelcast simulate --target` and the forecast refuse the same
+    targets (0.5 and 1 excluded) and accept the same ones."""
+    from backend.cli import main
+    from backend.forecast import forecast
+
+    for bad in (0.5, 1.0, 1.2):
+        with pytest.raises(SettingsError):
+            Settings(target_auc=bad)
+        with pytest.raises(SettingsError):
+            Settings().for_project({"target_auc": bad})
+        with pytest.raises(ValueError, match="strictly between 0.5 and 1"):
+            forecast([[0.0]] * 4, [0, 1, 0, 1], target_auc=bad)
+        assert main(["simulate", "--data", "missing.npz", "--target", str(bad)]) == 2
+        assert "--target must be a number strictly between 0.5 and 1" in capsys.readouterr().err
+    assert Settings(target_auc=0.51).for_project({"target_auc": 0.99}).target_auc == 0.99
 
 
 def test_unknown_extra_params_key_is_refused():
     """A typo in extra_params is reported with the allowed keys."""
-    with pytest.raises(SettingsError, match="target_acu.*allowed: target_auc, positive, min_labels"):
+    with pytest.raises(SettingsError, match="target_acu.*allowed: target_auc, positive, min_labels, sampling"):
         parse_extra_params({"target_acu": 0.9})
 
 

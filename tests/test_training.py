@@ -5,14 +5,18 @@ import pytest
 
 from backend.exceptions import ProjectNotFoundError
 from backend.training import Trainer, summary_labels_needed
-from conftest import PROJECT_ROOT, data_uri, xray_png
+from conftest import ONE_FINDING, SEVERAL_FINDINGS, data_uri, label_tasks, xray_png
 
-CONFIG = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
-SEVERAL = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").read_text()
+CONFIG = ONE_FINDING
+SEVERAL = SEVERAL_FINDINGS
 
 
 class RecordingClient:
-    """A Label Studio client that serves data: URIs through the real fetch code and records versions."""
+    """A Label Studio client that serves data: URIs through the real fetch code and records
+    versions; ``fail_with`` set: pushing a version raises it. Every instance the trainer builds
+    is listed in ``RecordingClient.made`` (reset per test by the ``trainer`` fixture)."""
+
+    made: list = []
 
     def __init__(self, url, api_key, **_):
         from backend.labelstudio.client import LabelStudioClient
@@ -20,20 +24,17 @@ class RecordingClient:
         self.url, self.api_key = url, api_key
         self.real = LabelStudioClient(None, None)
         self.versions = []
+        self.fail_with = None
+        RecordingClient.made.append(self)
 
     def fetch_image(self, ref, task_id=None, deadline=None):
         return self.real.fetch_image(ref, task_id, deadline=deadline)
 
     def set_model_version(self, project_id, version, status=None, backend_url=None, basic_auth=None):
+        if self.fail_with is not None:
+            raise self.fail_with
         self.versions.append((project_id, version, status))
         return 1
-
-
-def _label(store, project_id, n, config_choices=("Effusion", "No effusion"), start=0):
-    for i in range(start, start + n):
-        positive = i % 2 == 0
-        store.put_tasks(project_id, {i: data_uri(xray_png(i, positive))})
-        store.put_label(project_id, annotation_id=1000 + i, task_id=i, choices=[config_choices[0 if positive else 1]])
 
 
 @pytest.fixture
@@ -41,6 +42,7 @@ def trainer(service_settings, sqlite_store):
     import dataclasses
 
     settings = dataclasses.replace(service_settings, label_studio_url="http://ls", label_studio_api_key="k")
+    RecordingClient.made = []
     return Trainer(settings, sqlite_store, client_factory=RecordingClient)
 
 
@@ -51,14 +53,10 @@ def test_a_push_that_fails_unexpectedly_is_retried_later_not_at_once(trainer, sq
     from backend.jobs import _base
 
     sqlite_store.put_project(1, {"label_config": CONFIG})
-    _label(sqlite_store, 1, 24)
+    label_tasks(sqlite_store, 1, 24)
     trainer.refit(1)
-    client = next(iter(trainer._clients.values()))
-
-    def broken(*args, **kwargs):
-        raise TypeError("unexpected answer")
-
-    client.set_model_version = broken
+    (client,) = RecordingClient.made  # one Label Studio, one client
+    client.fail_with = TypeError("unexpected answer")
     with pytest.raises(TypeError):
         trainer.push_version(1)
     assert trainer.pending_pushes()[1] > _base.PUSH_RETRY_S - 5
@@ -67,7 +65,7 @@ def test_a_push_that_fails_unexpectedly_is_retried_later_not_at_once(trainer, sq
 def test_refit_saves_model_forecast_and_tells_label_studio(trainer, sqlite_store):
     """Twenty-four labels: probe, forecast, plot and a new model version pushed to Label Studio."""
     sqlite_store.put_project(1, {"label_config": CONFIG})
-    _label(sqlite_store, 1, 24)
+    label_tasks(sqlite_store, 1, 24)
     record = trainer.refit(1)
     model = sqlite_store.get_model(1)
     assert model["version"] == record["version"] and model["version"].endswith("-n24")
@@ -75,14 +73,15 @@ def test_refit_saves_model_forecast_and_tells_label_studio(trainer, sqlite_store
     assert record["n_labels"] == 24 and record["findings"]["Effusion"]["status"] != "collecting"
     assert record["message"] == record["findings"]["Effusion"]["message"]
     assert sqlite_store.get_plot(1, "Effusion")[:8] == b"\x89PNG\r\n\x1a\n"
-    client = next(iter(trainer._clients.values()))
+    (client,) = RecordingClient.made
+    assert (client.url, client.api_key) == ("http://ls", "k")
     assert client.versions == [(1, model["version"], record["message"])]
 
 
 def test_refit_embeds_each_image_once(trainer, sqlite_store):
     """A second refit reuses cached embeddings; changed labels at the same count get a new revision."""
     sqlite_store.put_project(1, {"label_config": CONFIG})
-    _label(sqlite_store, 1, 12)
+    label_tasks(sqlite_store, 1, 12)
     trainer.refit(1)
     calls = []
     real_embed = trainer.encoder.embed
@@ -124,7 +123,7 @@ def test_several_findings_get_one_probe_each(trainer, sqlite_store):
 def test_broken_images_are_skipped(trainer, sqlite_store):
     """An image that cannot be decoded is left out instead of failing the refit."""
     sqlite_store.put_project(1, {"label_config": CONFIG})
-    _label(sqlite_store, 1, 12)
+    label_tasks(sqlite_store, 1, 12)
     sqlite_store.put_tasks(1, {99: "data:image/png;base64,bm90IGFuIGltYWdl"})
     sqlite_store.put_label(1, 5000, 99, ["Effusion"])
     assert trainer.refit(1)["n_labels"] == 12
@@ -149,7 +148,7 @@ def test_a_malformed_reference_is_one_image_error_not_a_failed_refit(service_set
     settings = dataclasses.replace(service_settings, label_studio_url="http://127.0.0.1:1", label_studio_api_key="k")
     trainer = Trainer(settings, sqlite_store, client_factory=LabelStudioAtLoopback)
     sqlite_store.put_project(1, {"label_config": CONFIG})
-    _label(sqlite_store, 1, 12)
+    label_tasks(sqlite_store, 1, 12)
     sqlite_store.put_tasks(1, {99: ref})
     sqlite_store.put_label(1, 5000, 99, ["Effusion"])
     for _ in range(2):
@@ -201,11 +200,11 @@ def test_trickling_images_hold_a_refit_for_the_fetch_budget_only(service_setting
     settings = dataclasses.replace(service_settings, allowed_image_hosts=("127.0.0.1",))
     trainer = Trainer(settings, sqlite_store)
     sqlite_store.put_project(1, {"label_config": CONFIG})
-    _label(sqlite_store, 1, 12)
+    label_tasks(sqlite_store, 1, 12)
     for task in (90, 91, 92):
         sqlite_store.put_tasks(1, {task: f"{trickling_images}/trickle"})
         sqlite_store.put_label(1, 5000 + task, task, ["Effusion"])
-    trainer.encoder  # loaded before the clock starts
+    _ = trainer.encoder  # loaded before the clock starts
     started = time.monotonic()
     record = trainer.refit(1)
     assert time.monotonic() - started < 5.0

@@ -1,7 +1,7 @@
 """``labelcast connect``: register this backend on a Label Studio project and fix its webhook.
 
 Checks that Label Studio answers with the API key and that the project exists, optionally sets
-the project's labeling config from ``plugin_config/``, adds the backend as the project's ML
+the project's labeling config (one_finding, several_findings: shipped with LabelCast), adds the backend as the project's ML
 backend (or finds the one already there), makes sure the webhook to the backend exists and,
 when BASIC_AUTH_USER/BASIC_AUTH_PASS are set, that it carries the basic-auth header (Label
 Studio does not add it by itself). Prints what it found and what it fixed.
@@ -10,12 +10,14 @@ Studio does not add it by itself). Prints what it found and what it fixed.
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import pathlib
 
 from backend.exceptions import LabelCastError, LabelStudioError
 
-PLUGIN_CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / "plugin_config"
-"""Folder of the ready labeling configs that ``--config NAME`` picks from."""
+PLUGIN_CONFIGS = ("one_finding", "several_findings")
+"""The ready labeling configs that ``--config NAME`` picks from: package data of ``backend``
+(``backend/plugin_config/NAME.xml``; the top-level ``plugin_config/`` holds the same files)."""
 
 CHECK_TIMEOUT_S = 10.0
 """Timeout of the reachability checks (seconds)."""
@@ -110,16 +112,23 @@ def read_label_config(choice: str) -> str:
     from backend.exceptions import CommandError
     from backend.labelstudio.config import parse_label_config
 
-    path = PLUGIN_CONFIG_DIR / f"{choice}.xml"
-    if not path.is_file():
+    if choice in PLUGIN_CONFIGS:
+        xml = shipped_label_config(choice)
+    else:
         path = pathlib.Path(choice)
-    if not path.is_file():
-        raise CommandError(
-            f"--config {choice!r}: not one_finding, several_findings or an existing XML file"
-        )
-    xml = path.read_text(encoding="utf-8")
+        if not path.is_file():
+            raise CommandError(
+                f"--config {choice!r}: not {', '.join(PLUGIN_CONFIGS)} or an existing XML file"
+            )
+        xml = path.read_text(encoding="utf-8")
     parse_label_config(xml)  # LabelConfigError with what is missing
     return xml
+
+
+def shipped_label_config(name: str) -> str:
+    """The XML of a ready config (one of :data:`PLUGIN_CONFIGS`) from the installed package."""
+    resource = importlib.resources.files("backend") / "plugin_config" / f"{name}.xml"
+    return resource.read_text(encoding="utf-8")
 
 
 def connect(client, project_id: int, backend_url: str, label_config: str | None = None,

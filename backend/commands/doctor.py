@@ -105,8 +105,7 @@ def check_backend_state(backend_url: str, settings, project_id: int | None) -> C
         return Check("backend state", False, f"{backend_url}/metrics answered HTTP {response.status_code}")
     metrics = response.json()
     jobs = metrics.get("jobs") or {}
-    detail = (f"{metrics.get('store')}, jobs: {jobs.get('queued', 0)} queued, "
-              f"{jobs.get('running', 0)} running, {jobs.get('failed', 0)} failed")
+    detail = f"{metrics.get('store')}, jobs: {jobs_summary(jobs)}"
     if jobs.get("failed"):
         detail += " (see the backend's or worker's log for why)"
     if project_id is None:
@@ -119,6 +118,20 @@ def check_backend_state(backend_url: str, settings, project_id: int | None) -> C
     return Check("backend state", True,
                  f"{detail}; project {project_id}: {project.get('n_labels', 0)} labels, "
                  f"model version {project.get('model_version')}")
+
+
+def jobs_summary(jobs: dict) -> str:
+    """``/metrics``' jobs in words, for either queue: the RQ queue counts jobs (``queued``,
+    ``running``); the thread queue names the job it runs (or None) and counts refits and embeds."""
+    queued = jobs.get("queued", jobs.get("refits_queued", 0) + jobs.get("embeds_queued", 0))
+    running = jobs.get("running")
+    if isinstance(running, str) and running:
+        now = f"running {running}"
+    elif isinstance(running, int) and running:
+        now = f"{running} running"
+    else:
+        now = "nothing running"
+    return f"{queued or 0} queued, {now}, {jobs.get('failed') or 0} failed"
 
 
 def _is_labelcast(response) -> bool:

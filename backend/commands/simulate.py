@@ -48,8 +48,12 @@ def run(args: argparse.Namespace) -> int:
     method = args.method or DEFAULT_METHOD
     if method not in METHODS:
         raise CommandError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    if not 0.5 < args.target < 1.0:
-        raise CommandError(f"--target must lie strictly between 0.5 and 1, got {args.target}")
+    from backend.readiness import check_target_auc
+
+    try:
+        check_target_auc(args.target, "--target")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     checkpoints = _parse_checkpoints(args.checkpoints)
     data = load_labeled_data(args.data, seed=args.seed)
     n = len(data.y)
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         plot_forecast(
             last,
             args.plot,
-            title=f"{data.source}: forecast at {last.n_labels} of {n} labels",
+            title=f"{args.data.name}: forecast at {last.n_labels} of {n} labels",
             history=result.forecasts[:-1],
             realised=(result.n_total, result.final_auc, result.final_interval),
             x_max=max(1.2 * n, 4 * last.n_labels),
@@ -91,13 +95,14 @@ def _table(result) -> str:
     doc = result.to_dict()
     lines = [
         f"target AUC {doc['target_auc']:.2f}, {result.n_total} rows, method {result.method}",
-        f"{'labels':>7} {'AUC now (90% CI)':>22} {'plateau (90% CI)':>22} {'AUC@full':>9} {'needed':>8}  status",
+        f"{'labels':>7} {'AUC now (90% CI)':>22} {'plateau (90% CI)':>22} {'AUC@full':>9} {'total needed':>12}  status",
     ]
     for fc, row in zip(result.forecasts, doc["checkpoints"]):
         auc = "—" if fc.auc is None else f"{fc.auc:.3f} ({fc.auc_interval[0]:.3f}–{fc.auc_interval[1]:.3f})"
         plat = "—" if fc.plateau is None else f"{fc.plateau:.3f} ({fc.plateau_interval[0]:.3f}–{fc.plateau_interval[1]:.3f})"
         full = "—" if row["predicted_auc_at_full"] is None else f"{row['predicted_auc_at_full']:.3f}"
-        lines.append(f"{fc.n_labels:>7} {auc:>22} {plat:>22} {full:>9} {_fmt(fc.labels_needed):>8}  {fc.status}")
+        lines.append(f"{fc.n_labels:>7} {auc:>22} {plat:>22} {full:>9} {_fmt(fc.labels_needed):>12}  {fc.status}")
     lo, hi = result.final_interval
     lines.append(f"{'final':>7} {f'{result.final_auc:.3f} ({lo:.3f}–{hi:.3f})':>22}  realised with all {result.n_total} rows")
+    lines.append("total needed: labels in all (those so far included) for the target AUC; never: above the plateau")
     return "\n".join(lines)

@@ -11,26 +11,35 @@ Modules, each importing only the ones above it in this list:
 - ``hf``, ``openclip``, ``tvmodels`` — one loader per library;
 - ``loader`` — :func:`load_encoder`, :func:`check_encoder`; ``lazy`` — :class:`LazyEncoder`.
 
-Importing this package imports neither torch nor any model library.
+Importing this package imports neither torch nor any model library, nor any of its modules
+until one of its names is used.
 """
 
-from backend.encoders.encoder import Encoder, l2_normalise
-from backend.encoders.lazy import LazyEncoder
-from backend.encoders.loader import check_encoder, load_encoder
-from backend.encoders.preprocess import Preprocess
-from backend.encoders.presets import DEFAULT_ENCODER, PRESETS, Preset
-from backend.encoders.spec import EncoderSpec, parse_spec
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEFAULT_ENCODER",
-    "PRESETS",
-    "Encoder",
-    "EncoderSpec",
-    "LazyEncoder",
-    "Preprocess",
-    "Preset",
-    "check_encoder",
-    "l2_normalise",
-    "load_encoder",
-    "parse_spec",
-]
+_EXPORTS = {
+    "DEFAULT_ENCODER": "presets",
+    "PRESETS": "presets",
+    "Preset": "presets",
+    "Encoder": "encoder",
+    "l2_normalise": "encoder",
+    "EncoderSpec": "spec",
+    "parse_spec": "spec",
+    "LazyEncoder": "lazy",
+    "Preprocess": "preprocess",
+    "check_encoder": "loader",
+    "load_encoder": "loader",
+}
+"""Public name -> the module of this package that defines it. The modules load on first use, so
+that reading a preset (the settings' default encoder) imports no loader or encoder code."""
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

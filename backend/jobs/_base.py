@@ -46,7 +46,7 @@ class Jobs(abc.ABC):
     def status(self) -> dict[str, Any]:
         """Queue state for ``/metrics`` (JSON-safe)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: a queue without background work keeps it)
         """Stop background work (optional)."""
 
 

@@ -317,9 +317,9 @@ def model_version(spec: str, n_labels: int, revision: int = 1) -> str:
 
 
 def collecting_message(n_labels: int, min_labels: int) -> str:
-    """The sentence shown before the first forecast exists."""
-    more = max(min_labels - n_labels, 0)
-    return (
-        f"Collecting: {n_labels} labels so far; label about {more} more, with examples "
-        f"of every class, for a first forecast."
-    )
+    """The sentence shown before the first forecast exists (the forecast's own
+    :func:`backend.readiness.collecting_message`), for ``n_labels`` labels of unknown classes."""
+    from backend.readiness import MIN_CLASS_LABELS
+    from backend.readiness import collecting_message as sentence
+
+    return sentence(n_labels, 0, MIN_CLASS_LABELS, MIN_CLASS_LABELS, max(0, min_labels - n_labels))

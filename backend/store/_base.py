@@ -131,7 +131,7 @@ class Store(abc.ABC):
         """
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: a store without connections keeps it)
         """Release connections (optional)."""
 
 

@@ -138,6 +138,7 @@ class SQLiteStore(Store):
             leader = group is None
             if leader:
                 group = self._group = _Group()
+            assert group is not None
             index = len(group.members)
             group.members.append(statements)
         if leader:
@@ -398,7 +399,7 @@ def _commit_members(
     errors: list[BaseException | None] = []
     for member in members:
         try:
-            retry_busy(lambda: _transaction(conn, member))
+            retry_busy(lambda member=member: _transaction(conn, member))
             errors.append(None)
         except Exception as exc:
             errors.append(exc)
