@@ -43,7 +43,7 @@ def _weighted_auc(y: np.ndarray, scores: np.ndarray, w: np.ndarray) -> float:
     if total <= 0:
         raise ValueError("sample_weight gives one class no weight")
     below = np.cumsum(w_neg) - w_neg
-    return float(np.sum(w_pos * (below + 0.5 * w_neg)) / total)
+    return float(min(1.0, max(0.0, np.sum(w_pos * (below + 0.5 * w_neg)) / total)))
 
 
 def auc_interval(y: np.ndarray, scores: np.ndarray, level: float = 0.9) -> tuple[float, float, float]:

@@ -34,8 +34,12 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """Largest request body the backend accepts (bytes), ``MAX_BODY_BYTES``; larger ones get a 413.
 A /predict of 100 tasks with data: URI thumbnails stays well under it."""
 
+DEFAULT_SAMPLING = "mixed"
+"""Labeling order the prediction score steers towards when neither ``SAMPLING`` nor the
+project sets one (see :mod:`backend.sampling`)."""
+
 # Per-project keys accepted in the ML backend's ``extra_params`` (Label Studio: Model settings).
-PROJECT_KEYS = ("target_auc", "positive", "min_labels")
+PROJECT_KEYS = ("target_auc", "positive", "min_labels", "sampling")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +80,9 @@ class Settings:
     public_url : str or None
         ``PUBLIC_URL``: this backend's URL as annotators' browsers reach it; the forecast
         message links to ``<PUBLIC_URL>/report?project=ID``. None: the URL Label Studio uses.
+    sampling : str
+        ``SAMPLING``: what sorting the Data Manager by prediction score gives, one of
+        ``uncertainty``, ``random``, ``mixed`` (see :mod:`backend.sampling`).
     """
 
     label_studio_url: str | None = None
@@ -93,6 +100,7 @@ class Settings:
     allowed_image_hosts: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     public_url: str | None = None
+    sampling: str = DEFAULT_SAMPLING
 
     def __post_init__(self) -> None:
         from backend.fetch import AllowList, FetchRefused, parse_http_url
@@ -112,6 +120,7 @@ class Settings:
             raise SettingsError(
                 f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {self.log_level!r}"
             )
+        _check_sampling(self.sampling, "SAMPLING")
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
             raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
 
@@ -141,13 +150,15 @@ class Settings:
             ),
             max_body_bytes=_parse_size(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             public_url=_strip_slash(get("PUBLIC_URL")),
+            sampling=(get("SAMPLING") or DEFAULT_SAMPLING).lower(),
         )
 
     def for_project(self, extra_params: Mapping[str, Any] | str | None) -> Settings:
         """These settings with a project's ``extra_params`` overrides applied.
 
         Accepted keys: ``target_auc`` (float), ``positive`` (a choice value), ``min_labels``
-        (int). ``extra_params`` may be a mapping, a JSON string, or empty.
+        (int), ``sampling`` (``uncertainty``, ``random`` or ``mixed``). ``extra_params`` may be
+        a mapping, a JSON string, or empty.
         """
         params = parse_extra_params(extra_params)
         changes: dict[str, Any] = {}
@@ -157,6 +168,9 @@ class Settings:
             changes["min_labels"] = _parse_int(params["min_labels"], "min_labels")
         if "positive" in params:
             changes["positive"] = str(params["positive"])
+        if "sampling" in params:
+            _check_sampling(params["sampling"], "sampling")
+            changes["sampling"] = params["sampling"]
         return dataclasses.replace(self, **changes)
 
     def redacted(self) -> dict[str, Any]:
@@ -198,6 +212,13 @@ def _strip_slash(url: str | None) -> str | None:
 def _check_target_auc(value: float, name: str) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.5 < value < 1.0):
         raise SettingsError(f"{name} must be a number between 0.5 and 1 (exclusive), got {value!r}")
+
+
+def _check_sampling(value: Any, name: str) -> None:
+    from backend.sampling import SAMPLING_MODES
+
+    if value not in SAMPLING_MODES:
+        raise SettingsError(f"{name} must be one of {', '.join(SAMPLING_MODES)}, got {value!r}")
 
 
 def _parse_float(raw: Any, name: str, default: float | None) -> float:
