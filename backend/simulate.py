@@ -14,9 +14,10 @@ never their labels. :func:`replay_order` reorders a data set as a sampling strat
     Manager by LabelCast's score with ``sampling=uncertainty`` gives.
 ``mixed``
     As ``uncertainty``, but in each batch a share ``AUDIT_SHARE`` of the rows is drawn at random
-    from the rows not labeled yet (audit rows). Each row's selection probability is recorded:
-    ``START / n`` for the first random rows, ``audits / remaining`` for an audit row, 1 for a
-    least-sure row (chosen deterministically).
+    from the rows not labeled yet (audit rows). As in the service (:mod:`backend.sampling`),
+    the rows drawn at random (the first ``START`` and the audits) among the first ``k`` labels
+    have selection probability ``(rows drawn at random) / n``, a least-sure row 1
+    (:func:`selection_probabilities`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from backend.forecast import Forecast, forecast
 from backend.learning_curve import cross_validated_auc
 from backend.probe import fit_probe
 
-__all__ = ["Simulation", "simulate", "replay_order", "ORDERS"]
+__all__ = ["Simulation", "simulate", "replay_order", "selection_probabilities", "ORDERS"]
 
 # Repetitions of the 5-fold cross-validation that measures the realised AUC at the end.
 FINAL_CV_REPEATS = 5
@@ -65,23 +66,23 @@ def replay_order(
     -------
     index : ndarray of shape (n_samples,)
         Row indices in labeling order.
-    selection_prob : ndarray of shape (n_samples,)
-        Probability with which each position's row was chosen (all 1 for ``file`` and
-        ``random``, where no strategy of LabelCast chose them).
+    at_random : ndarray of shape (n_samples,), bool
+        Whether each position's row was drawn at random (all True for ``random``, all False
+        for ``file``; for ``uncertainty`` and ``mixed`` the first ``START`` and the audits).
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     n = len(y)
     rng = np.random.default_rng(seed)
     if order == "file":
-        return np.arange(n), np.ones(n)
+        return np.arange(n), np.zeros(n, dtype=bool)
     perm = rng.permutation(n)
     if order == "random":
-        return perm, np.ones(n)
+        return perm, np.ones(n, dtype=bool)
     n_steps = n if n_steps is None else min(int(n_steps), n)
     start = min(START, n)
     chosen = list(perm[:start])
-    prob = [start / n] * start
+    drawn = [True] * start
     remaining = np.ones(n, dtype=bool)
     remaining[chosen] = False
     n_audit = int(round(BATCH * audit_share)) if order == "mixed" else 0
@@ -90,7 +91,7 @@ def replay_order(
         take = min(BATCH, len(rest), n_steps - len(chosen))
         audits = min(n_audit, take)
         picked = list(rng.choice(rest, audits, replace=False)) if audits else []
-        prob += [audits / len(rest)] * audits
+        drawn += [True] * audits
         remaining[picked] = False
         rest = np.flatnonzero(remaining)
         labeled = np.asarray(chosen + picked)
@@ -101,14 +102,20 @@ def replay_order(
             else:
                 least_sure = rng.choice(rest, take - audits, replace=False)
             picked += list(least_sure)
-            prob += [1.0] * len(least_sure)
+            drawn += [False] * len(least_sure)
             remaining[least_sure] = False
         chosen += picked
     rest = np.flatnonzero(remaining)
     tail = rng.permutation(rest)
     index = np.asarray(chosen + list(tail), dtype=np.int64)
-    prob_all = np.asarray(prob + [1.0] * len(tail))
-    return index, prob_all
+    return index, np.asarray(drawn + [True] * len(tail), dtype=bool)
+
+
+def selection_probabilities(at_random: np.ndarray, n_total: int) -> np.ndarray:
+    """Selection probability of each of the labeled rows (shape (k,)), given which were drawn at
+    random: ``at_random.sum() / n_total`` for those, 1 for the others."""
+    at_random = np.asarray(at_random, dtype=bool)
+    return np.where(at_random, at_random.sum() / max(int(n_total), 1), 1.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,12 +193,12 @@ def simulate(
     bad = [k for k in checkpoints if not 1 <= k <= n]
     if bad:
         raise ValueError(f"checkpoints must lie between 1 and {n} (rows in {data.source}), got {bad}")
-    index, prob = replay_order(data.X, data.y, order, seed=seed, n_steps=max(checkpoints))
+    index, at_random = replay_order(data.X, data.y, order, seed=seed, n_steps=max(checkpoints))
     X, y = data.X[index], data.y[index]
     forecasts = []
     for k in sorted(set(checkpoints)):
         pool = X[k:] if use_pool and k < n else None
-        known = prob[:k] if order == "mixed" else None
+        known = selection_probabilities(at_random[:k], n) if order == "mixed" else None
         forecasts.append(forecast(X[:k], y[:k], target_auc, seed=seed, method=method, pool=pool, selection_prob=known))
     final = cross_validated_auc(data.X, data.y, seed=seed, repeats=FINAL_CV_REPEATS)
     return Simulation(
