@@ -98,7 +98,7 @@ def prediction_scores(
         return dict(confidence)
     rank = task_uniform(project_id, task_ids)
     if mode == "random":
-        return {t: float(u) for t, u in zip(task_ids, rank)}
+        return dict(zip(task_ids, rank.tolist()))
     out = dict(confidence)
     audit = audit_mask(project_id, task_ids)
     if quantiles is not None and len(quantiles) >= 2:
@@ -106,9 +106,9 @@ def prediction_scores(
         drawn = np.interp(rank, np.linspace(0.0, 1.0, len(q)), q)
     else:
         drawn = low + (1.0 - low) * rank
-    for t, value, is_audit in zip(task_ids, drawn, audit):
-        if is_audit and t in out:
-            out[t] = float(value)
+    for i in np.flatnonzero(audit).tolist():
+        if task_ids[i] in out:
+            out[task_ids[i]] = float(drawn[i])
     return out
 
 

@@ -382,13 +382,16 @@ def _steer(mode: str, pid: int, config: LabelingConfig, tasks, results, quantile
     """Replace each prediction's ``score`` by the one of the ``sampling`` order (in place)."""
     from backend.sampling import prediction_scores
 
+    if mode == "uncertainty":
+        return  # the confidence build_prediction wrote is the score
     ids = [task["id"] for task in tasks]
     confidence = {t: r["score"] for t, r in zip(ids, results) if "score" in r}
     low = 0.5 if config.mode in (BINARY, MULTILABEL) else 1.0 / max(len(config.findings), 1)
     scores = prediction_scores(mode, pid, confidence, ids, low, quantiles)
     for t, result in zip(ids, results):
-        if t in scores:
-            result["score"] = scores[t]
+        score = scores.get(t)
+        if score is not None:
+            result["score"] = score
         else:
             result.pop("score", None)
 
