@@ -8,8 +8,9 @@ rows after k as the unlabeled pool (their embeddings only). Compared with the tr
 
 * ``raw``: the forecast without a pool (as before issue 14);
 * ``corrected``: with the pool (importance weights from the labeled-vs-pool classifier when the
-  labeled set is detectably unlike the pool); for ``mixed`` also ``known``: with the known
-  selection probabilities as weights (the audit rows carry the evaluation).
+  labeled set is detectably unlike the pool); for ``mixed`` also ``known``: the alternative
+  tried, Horvitz-Thompson weights from the known selection probabilities (the random rows carry
+  the evaluation; the product uses them only when there is no pool).
 
 It also counts how often the message flags the labels as not a random sample, and how many
 labels each order needs before its probe actually reaches the target AUC (set to the full-size
@@ -114,7 +115,9 @@ def run_set(name, X, y, fresh, args, rng):
                 if k == 100:
                     flags[order].append(fc.corrected)
                 if known is not None:
-                    fk = forecast(Xo[:k], yo[:k], 0.9, seed=seed, pool=Xo[k:], selection_prob=known)
+                    # The alternative tried: Horvitz-Thompson weights from the known probabilities
+                    # (what estimate_selection_bias uses when there is no pool).
+                    fk = forecast(Xo[:k], yo[:k], 0.9, seed=seed, selection_prob=known)
                     rows.setdefault((order, k, "known"), []).append(fk.predict_auc(size) - truth)
     print("| order | labels | forecast | mean abs error | bias | replays |")
     print("|---|---|---|---|---|---|")

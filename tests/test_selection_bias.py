@@ -56,11 +56,14 @@ def test_near_boundary_sample_is_flagged_and_weights_recover_the_population_auc(
     assert bias.weights[far].mean() > 1.5 * bias.weights[~far].mean()
 
 
-def test_known_selection_probabilities_are_inverted():
-    """Known selection probabilities give Horvitz-Thompson weights and count as detected."""
+def test_known_selection_probabilities_are_inverted_without_a_pool():
+    """Without a pool, known selection probabilities give Horvitz-Thompson weights and count as
+    detected; with a pool the classifier's weights are used (measured better), still detected."""
     X, y, rng = _population()
     labeled, prob = _near_boundary(X, rng)
-    bias = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], selection_prob=prob[labeled])
+    with_pool = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], selection_prob=prob[labeled])
+    assert with_pool.source == "classifier" and with_pool.detected
+    bias = estimate_selection_bias(X[labeled], y[labeled], None, selection_prob=prob[labeled])
     assert bias.source == "known" and bias.detected
     expected = 1 / prob[labeled]
     np.testing.assert_allclose(bias.weights, expected / expected.mean())
