@@ -142,6 +142,7 @@ def forecast(
     positive_name: str = "positive",
     pool: Any | None = None,
     selection_prob: Any | None = None,
+    pool_size: int | None = None,
 ) -> Forecast:
     """Forecast the probe's AUC and the labels needed to reach ``target_auc``.
 
@@ -168,7 +169,9 @@ def forecast(
         is detectably unlike them, the curve and the current AUC are corrected (module docstring).
     selection_prob : array-like of shape (n_samples,), optional
         Known probability with which each labeled row was chosen (LabelCast chose the order);
-        the correction then weights by its inverse.
+        unequal ones flag the labels (see :mod:`backend.selection_bias`).
+    pool_size : int, optional
+        Unlabeled tasks in the project when ``pool`` is a random sample of them.
 
     Returns
     -------
@@ -198,7 +201,7 @@ def forecast(
     curve = raw_curve = empirical_learning_curve(X, y, seed=seed, level=level)
     bias = None
     if pool is not None or selection_prob is not None:
-        bias = estimate_selection_bias(X, y, pool, selection_prob, seed=seed)
+        bias = estimate_selection_bias(X, y, pool, selection_prob, seed=seed, pool_size=pool_size)
         base["bias"] = bias
         if bias.detected:
             curve = empirical_learning_curve(X, y, seed=seed, level=level, weights=bias.weights)

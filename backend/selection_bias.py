@@ -116,6 +116,7 @@ def estimate_selection_bias(
     seed: int = 0,
     *,
     detect_z: float = DETECT_Z,
+    pool_size: int | None = None,
 ) -> SelectionBias:
     """Compare the labeled rows ``X`` with the unlabeled ``pool`` and weight the labeled rows.
 
@@ -132,6 +133,9 @@ def estimate_selection_bias(
         as detected; without a usable pool the weights are its inverse.
     seed : int
         Seed of the fold split.
+    pool_size : int, optional
+        Unlabeled rows the project has when ``pool`` is a random sample of them (default
+        ``len(pool)``); the weights are scaled to the whole pool.
 
     Returns
     -------
@@ -148,6 +152,12 @@ def estimate_selection_bias(
         if pool.shape[1] != X.shape[1]:
             raise ValueError(f"pool has {pool.shape[1]} features, the labeled rows have {X.shape[1]}")
     n_pool = 0 if pool is None else len(pool)
+    if pool_size is not None and pool is not None:
+        if int(pool_size) < n_pool:
+            raise ValueError(f"pool_size must be at least the {n_pool} pool rows given, got {pool_size}")
+        n_pool_total = int(pool_size)
+    else:
+        n_pool_total = n_pool
     if n_pool > MAX_POOL:
         pool = pool[np.random.default_rng(seed).choice(n_pool, MAX_POOL, replace=False)]
     statistic = z = math.nan
@@ -156,13 +166,13 @@ def estimate_selection_bias(
     if n_pool >= MIN_POOL and n >= 2 * N_FOLDS and min(int(y.sum()), n - int(y.sum())) >= 2:
         with threadpool_limits(limits=1):
             propensity = _propensities(X, y, pool, seed)
-        is_labeled = np.r_[np.ones(n, bool), np.zeros(n_pool, bool)]
-        statistic = roc_auc(is_labeled, propensity)
         m = len(pool)
+        is_labeled = np.r_[np.ones(n, bool), np.zeros(m, bool)]
+        statistic = roc_auc(is_labeled, propensity)
         z = (statistic - 0.5) / math.sqrt((n + m + 1) / (12.0 * n * m))
         # density ratio whole project / labeled set, up to a constant: 1 + (N_pool / m) * odds(pool)
         e = np.clip(propensity[:n], 1e-6, 1.0)
-        weights = (1.0 + (n_pool / m) * (1.0 - e) / e) ** WEIGHT_POWER
+        weights = (1.0 + (n_pool_total / m) * (1.0 - e) / e) ** WEIGHT_POWER
     detected = bool(z >= detect_z)
     if selection_prob is not None:
         detected = detected or bool(np.ptp(prob) > 1e-12)
@@ -178,7 +188,7 @@ def estimate_selection_bias(
         detected=detected,
         effective_n=float(weights.sum() ** 2 / np.sum(weights**2)),
         source=source,
-        n_pool=n_pool,
+        n_pool=n_pool_total,
     )
 
 

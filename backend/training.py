@@ -51,6 +51,10 @@ PROBE_MIN_PER_CLASS = 2
 IMAGE_ERRORS_SHOWN = 100
 """Tasks whose image failed listed in a forecast record (all are counted in ``n_image_errors``)."""
 
+POOL_SAMPLE = 5000
+"""Most unlabeled tasks' embeddings a refit reads to compare the labels with (a seeded random
+sample of a larger project; ``backend.selection_bias.MAX_POOL`` is the same bound)."""
+
 FORECAST_SEED = 0
 """Seed of the learning curve's resampling, so a refit on the same labels gives the same forecast."""
 
@@ -253,7 +257,7 @@ class Trainer:
         from backend.probe import fit_probe
         from backend.sampling import selection_probabilities
 
-        pool_ids, pool = self._pool_embeddings(project_id, labels)
+        pool_ids, pool, pool_size = self._pool_embeddings(project_id, labels)
         n_tasks = len(self.store.get_tasks(project_id))
         known = selection_probabilities(project_id, task_ids, n_tasks) if settings.sampling == "mixed" and n else None
         min_labels = settings.min_labels or MIN_LABELS
@@ -262,7 +266,7 @@ class Trainer:
             y = np.array([row[finding] for row in targets], dtype=np.int8)
             fc = forecast(
                 X, y, settings.target_auc, seed=FORECAST_SEED, min_labels=min_labels, positive_name=finding,
-                pool=pool if len(pool_ids) else None, selection_prob=known,
+                pool=pool if len(pool_ids) else None, selection_prob=known, pool_size=pool_size,
             )
             forecasts[finding] = fc
             n_pos = int(y.sum())
@@ -309,7 +313,7 @@ class Trainer:
             "image_errors": {str(t): reason[:300] for t, reason in sorted(image_errors.items())[:IMAGE_ERRORS_SHOWN]},
             "n_image_errors": len(image_errors),
             # The unlabeled tasks' embeddings the forecast compared the labels with.
-            "n_pool": len(pool_ids),
+            "n_pool": pool_size,
             "sampling": settings.sampling,
         }
         self.store.put_result(project_id, model, record, plots)
@@ -317,19 +321,26 @@ class Trainer:
         self._tell_label_studio(project_id, project, version, message)
         return record
 
-    def _pool_embeddings(self, project_id: int, labeled: Iterable[int]) -> tuple[list[int], np.ndarray]:
-        """Cached embeddings of the project's tasks that have no label: ``(task ids, X_pool)``.
+    def _pool_embeddings(self, project_id: int, labeled: Iterable[int]) -> tuple[list[int], np.ndarray, int]:
+        """Cached embeddings of the project's tasks that have no label.
 
         Only tasks already embedded count (TASKS_CREATED, /predict and the sync after /setup
-        embed them); nothing is fetched here.
+        embed them); nothing is fetched here. A project with more than ``POOL_SAMPLE`` of them
+        gets a seeded random sample (the forecast looks at no more). Returns
+        ``(task ids, X_pool of shape (n_ids, dim), unlabeled embedded tasks in all)``.
         """
         labeled = set(labeled)
         shas = {t: rec["sha"] for t, rec in self.store.get_tasks(project_id).items()
                 if rec.get("sha") and t not in labeled}
-        vectors = self.store.get_many(self.encoder.id, set(shas.values()))
-        ids = [t for t, sha in shas.items() if sha in vectors]
+        ids = sorted(shas)
+        if len(ids) > POOL_SAMPLE:
+            rng = np.random.default_rng(FORECAST_SEED)
+            ids = sorted(rng.choice(ids, POOL_SAMPLE, replace=False).tolist())
+        vectors = self.store.get_many(self.encoder.id, {shas[t] for t in ids})
+        ids = [t for t in ids if shas[t] in vectors]
         X = np.stack([vectors[shas[t]] for t in ids]) if ids else np.zeros((0, self.encoder.dim), np.float32)
-        return ids, X
+        sampled = len(shas) > POOL_SAMPLE
+        return ids, X, (len(shas) if sampled else len(ids))
 
     def retry_version_pushes(self) -> None:
         """Tell Label Studio the latest model version of projects where that failed before

@@ -326,3 +326,20 @@ def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client
 
     bad = client.post("/setup", json={"project": 21, "schema": CONFIG, "extra_params": {"sampling": "sorted"}})
     assert bad.status_code == 400 and "sampling must be one of uncertainty, random, mixed" in bad.json["message"]
+
+
+def test_a_large_pool_is_read_as_a_sample(app, client, monkeypatch):
+    """Above POOL_SAMPLE unlabeled tasks the refit reads a sample of their embeddings, and the
+    forecast still counts every unlabeled task."""
+    import backend.training
+
+    monkeypatch.setattr(backend.training, "POOL_SAMPLE", 10)
+    client.post("/setup", json={"project": 22, "schema": CONFIG, "extra_params": {"sampling": "random"}})
+    client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 22}, "tasks": _tasks(range(100, 130))})
+    for i in range(24):
+        client.post("/webhook", json=_annotation(22, i, 400 + i, i % 2 == 0))
+    assert _jobs(app).wait_idle(120)
+    record = client.get("/forecast?project=22").json
+    assert record["n_pool"] == 30 and record["sampling"] == "random"
+    bias = record["findings"]["Effusion"].get("selection_bias")
+    assert bias["n_pool"] == 30 and bias["statistic"] is None  # 10 rows read: below MIN_POOL, not compared

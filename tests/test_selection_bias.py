@@ -94,3 +94,25 @@ def test_bad_input_is_named(kwargs, message):
     X, y, _ = _population(40)
     with pytest.raises(ValueError, match=message):
         estimate_selection_bias(X, y, **kwargs)
+
+
+def test_a_large_pool_is_sampled_and_the_weights_scaled_to_all_of_it(monkeypatch):
+    """Above MAX_POOL rows the classifier sees a sample; pool_size scales the weights to the
+    whole pool, so a sample gives about the weights of the whole pool."""
+    import backend.selection_bias as sb
+
+    X, y, rng = _population(6000)
+    labeled, _ = _near_boundary(X, rng)
+    whole = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], seed=0)
+    monkeypatch.setattr(sb, "MAX_POOL", 1500)
+    sampled = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], seed=0)
+    assert sampled.detected and sampled.n_pool == (~labeled).sum()
+    assert np.corrcoef(sampled.weights, whole.weights)[0, 1] > 0.9
+    part = np.flatnonzero(~labeled)[:1000]
+    scaled = estimate_selection_bias(X[labeled], y[labeled], X[part], seed=0, pool_size=int((~labeled).sum()))
+    assert scaled.n_pool == (~labeled).sum()
+    assert np.corrcoef(scaled.weights, whole.weights)[0, 1] > 0.9
+    unscaled = estimate_selection_bias(X[labeled], y[labeled], X[part], seed=0)
+    assert np.abs(scaled.weights - whole.weights).mean() < 0.75 * np.abs(unscaled.weights - whole.weights).mean()
+    with pytest.raises(ValueError, match="pool_size"):
+        estimate_selection_bias(X[labeled], y[labeled], X[part], pool_size=10)
