@@ -218,7 +218,12 @@ def _features(X: np.ndarray, y: np.ndarray, pool: np.ndarray, seed: int) -> np.n
     mean, scale = union.mean(axis=0), union.std(axis=0)
     Z = (union - mean) / np.where(scale > 1e-8, scale, 1.0)
     k = min(N_COMPONENTS, Z.shape[1], len(Z) - 1)
-    _, _, vt = np.linalg.svd(Z, full_matrices=False)
+    if k < min(Z.shape) // 2:  # the leading components only: ~10x faster than a full SVD
+        from sklearn.utils.extmath import randomized_svd
+
+        _, _, vt = randomized_svd(Z, k, random_state=seed)
+    else:
+        _, _, vt = np.linalg.svd(Z, full_matrices=False)
     comps = Z @ vt[:k].T
     comps /= np.maximum(comps.std(axis=0), 1e-8)
     margin = np.empty(len(union))
