@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from backend.sampling import (
-    AUDIT_SHARE, audit_mask, prediction_scores, score_quantiles, selection_probabilities, task_uniform,
+    AUDIT_SHARE,
+    audit_mask,
+    prediction_scores,
+    score_quantiles,
+    selection_probabilities,
+    task_uniform,
 )
 
 

@@ -26,7 +26,7 @@ def _near_boundary(X, rng, near=0.9, far=0.03):
 
 def test_random_sample_is_not_flagged():
     """A random 10 % of the pool is not detected as unlike it; its weights stay near equal."""
-    X, y, rng = _population()
+    X, y, _ = _population()
     for seed in range(5):
         labeled = np.random.default_rng(seed).random(len(y)) < 0.1
         bias = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], seed=seed)
