@@ -116,3 +116,18 @@ def test_a_large_pool_is_sampled_and_the_weights_scaled_to_all_of_it(monkeypatch
     assert np.abs(scaled.weights - whole.weights).mean() < 0.75 * np.abs(unscaled.weights - whole.weights).mean()
     with pytest.raises(ValueError, match="pool_size"):
         estimate_selection_bias(X[labeled], y[labeled], X[part], pool_size=10)
+
+
+def test_import_order_grouped_by_folder_is_flagged():
+    """Labels taken in an import order grouped by 'folder' (a cluster of the embeddings: a
+    scanner, a hospital) are flagged, though each folder holds both classes."""
+    rng = np.random.default_rng(5)
+    folder = rng.integers(0, 4, 2000)
+    centres = rng.normal(size=(4, 6)) * 1.5
+    X = centres[folder] + rng.normal(size=(2000, 6))
+    y = (rng.random(2000) < 1 / (1 + np.exp(-2 * X[:, 1]))).astype(np.int8)
+    order = np.argsort(folder, kind="stable")  # folder 0 first, then 1, ...
+    labeled, pool = order[:200], order[200:]
+    assert len(np.unique(y[labeled])) == 2
+    bias = estimate_selection_bias(X[labeled], y[labeled], X[pool])
+    assert bias.detected and bias.statistic > 0.8
