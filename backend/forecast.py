@@ -14,6 +14,14 @@
 ``on_track``
     Anything in between; ``labels_needed`` is the curve's estimate (``inf`` when the fitted
     plateau sits below the target but its interval does not rule the target out).
+
+Labels that are not a random sample
+    Given the embeddings of the project's unlabeled tasks (``pool``) and, where LabelCast chose
+    the order, each label's selection probability, :mod:`backend.selection_bias` tests whether
+    the labeled set is detectably unlike the pool. If it is, the learning curve and the current
+    AUC are importance-weighted towards the whole project, the forecast is made from the
+    corrected curve, the message says so, and the uncorrected curve is kept (``raw_curve``,
+    ``raw_fit``) to be shown beside it. Without a pool nothing changes.
 """
 
 from __future__ import annotations
@@ -28,13 +36,16 @@ from backend.curve import DEFAULT_METHOD, AnalogCurveFit, LearningCurveFit, fit_
 from backend.learning_curve import MIN_CLASS_LABELS, EmpiricalCurve, empirical_learning_curve, minimum_labels
 from backend.probe import check_embeddings
 from backend.readiness import MIN_LABELS, check_target_auc, collecting_message
+from backend.selection_bias import SelectionBias, estimate_selection_bias
 
-__all__ = ["Forecast", "forecast", "STATUSES", "MIN_LABELS"]
+__all__ = ["Forecast", "forecast", "STATUSES", "MIN_LABELS", "BIAS_SENTENCE"]
 
 STATUSES = ("collecting", "on_track", "target_reached", "unreachable")
 # Fewest labels before any forecast is made: below this a 3-size curve is mostly noise.
 # Confidence level of every interval reported.
 LEVEL = 0.9
+# Said in the message when the labeled set is detectably unlike the pool.
+BIAS_SENTENCE = "Labels so far are not a random sample of this project's images; corrected for it."
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +76,19 @@ class Forecast:
     level: float = LEVEL
     curve: EmpiricalCurve | None = None
     fit: AnalogCurveFit | LearningCurveFit | None = None
+    bias: SelectionBias | None = None
+    raw_curve: EmpiricalCurve | None = None
+    raw_fit: AnalogCurveFit | LearningCurveFit | None = None
+
+    @property
+    def corrected(self) -> bool:
+        """Whether the curve was corrected for a labeled set unlike the pool."""
+        return self.raw_curve is not None
+
+    def predict_raw_auc(self, n: float) -> float | None:
+        """:meth:`predict_auc` of the uncorrected curve (the same when nothing was corrected)."""
+        fit = self.raw_fit if self.raw_fit is not None else self.fit
+        return None if fit is None else float(fit.predict([n])[0])
 
     def predict_auc(self, n: float) -> float | None:
         """Predicted AUC of a probe trained on ``n`` labels (``None`` while collecting)."""
@@ -92,6 +116,15 @@ class Forecast:
             out["points"] = {"sizes": self.curve.sizes.tolist(), "scores": self.curve.scores.tolist()}
         if self.fit is not None:
             out["curve"] = self.fit.describe()
+        if self.bias is not None:
+            out["selection_bias"] = self.bias.to_dict()
+        if self.raw_curve is not None:
+            out["raw"] = {
+                "auc": _json_safe(self.raw_curve.auc),
+                "auc_interval": _json_safe((self.raw_curve.auc_low, self.raw_curve.auc_high)),
+                "plateau": _json_safe(self.raw_fit.plateau) if self.raw_fit is not None else None,
+                "points": {"sizes": self.raw_curve.sizes.tolist(), "scores": self.raw_curve.scores.tolist()},
+            }
         return out
 
 
@@ -107,6 +140,9 @@ def forecast(
     level: float = LEVEL,
     n_boot: int = 200,
     positive_name: str = "positive",
+    pool: Any | None = None,
+    selection_prob: Any | None = None,
+    pool_size: int | None = None,
 ) -> Forecast:
     """Forecast the probe's AUC and the labels needed to reach ``target_auc``.
 
@@ -128,6 +164,14 @@ def forecast(
         Fewest labels of each class before forecasting (>= 4).
     positive_name : str
         Name of the positive class in messages (e.g. the finding, "Effusion").
+    pool : array-like of shape (n_pool, n_features), optional
+        Embeddings of the project's unlabeled tasks (never their labels). When the labeled set
+        is detectably unlike them, the curve and the current AUC are corrected (module docstring).
+    selection_prob : array-like of shape (n_samples,), optional
+        Known probability with which each labeled row was chosen (LabelCast chose the order);
+        unequal ones flag the labels (see :mod:`backend.selection_bias`).
+    pool_size : int, optional
+        Unlabeled tasks in the project when ``pool`` is a random sample of them.
 
     Returns
     -------
@@ -152,7 +196,13 @@ def forecast(
             **base,
         )
 
-    curve = empirical_learning_curve(X, y, seed=seed, level=level)
+    curve = raw_curve = empirical_learning_curve(X, y, seed=seed, level=level)
+    bias = None
+    if pool is not None or selection_prob is not None:
+        bias = estimate_selection_bias(X, y, pool, selection_prob, seed=seed, pool_size=pool_size)
+        base["bias"] = bias
+        if bias.detected:
+            curve = empirical_learning_curve(X, y, seed=seed, level=level, weights=bias.weights)
     if curve.n_distinct_sizes < 3:  # only with extreme class imbalance
         extra_minority = max(1, min(n_pos, n_neg))
         more_pos = extra_minority if n_pos <= n_neg else 0
@@ -167,6 +217,12 @@ def forecast(
         )
 
     fit = fit_learning_curve(curve.sizes, curve.scores, method=method, n_boot=n_boot, seed=seed, pooled=True)
+    raw = {}
+    if curve is not raw_curve:
+        raw_fit = fit_learning_curve(
+            raw_curve.sizes, raw_curve.scores, method=method, n_boot=n_boot, seed=seed, pooled=True
+        )
+        raw = dict(raw_curve=raw_curve, raw_fit=raw_fit)
     auc_int = (curve.auc_low, curve.auc_high)
     plateau_int = fit.plateau_interval(level)
     needed = fit.labels_for(target_auc)
@@ -181,6 +237,8 @@ def forecast(
     else:
         status = "on_track"
     message = _message(status, curve, fit.plateau, plateau_int, target_auc, remaining, remaining_int, n)
+    if raw:
+        message = f"{message} {BIAS_SENTENCE}"
     return Forecast(
         status=status,
         message=message,
@@ -194,6 +252,7 @@ def forecast(
         labels_remaining_interval=remaining_int,
         curve=curve,
         fit=fit,
+        **raw,
         **base,
     )
 

@@ -19,6 +19,12 @@ is in the rarer class:
    subsets larger than 2,000 get half the repeats: their AUCs vary little.
 
 Every point is therefore an out-of-sample AUC of a probe trained on exactly that many labels.
+
+4. **Weights** (``weights``, from :mod:`backend.selection_bias`). When the labels are not a
+   random sample of the project, each held-out AUC is importance-weighted: a pair of held-out
+   rows counts with the product of their weights, so the point estimates the AUC on the whole
+   project rather than on rows like the labeled ones. The current AUC's interval is then the
+   DeLong interval moved to the weighted AUC and widened by ``sqrt(n / effective n)``.
 """
 
 from __future__ import annotations
@@ -115,6 +121,7 @@ def empirical_learning_curve(
     min_per_class: int = MIN_PER_CLASS,
     C: float | None = None,
     level: float = 0.9,
+    weights: Any | None = None,
 ) -> EmpiricalCurve:
     """Build the empirical learning curve of a linear probe on ``(X, y)``.
 
@@ -128,6 +135,8 @@ def empirical_learning_curve(
         Seed for subsets and fold shuffles; same seed, same points.
     C : float, optional
         Probe regularisation (default :func:`backend.probe.default_C`).
+    weights : array-like of shape (n_samples,), optional
+        Importance weight of each row in every held-out AUC (see the module docstring).
 
     Returns
     -------
@@ -149,12 +158,22 @@ def empirical_learning_curve(
             f"need {need_pos} more positive and {need_neg} more negative"
         )
     C = default_C(X.shape[1]) if C is None else C
+    weights = _check_weights(weights, n)
     rng = np.random.default_rng(seed)
     with threadpool_limits(limits=1):
-        return _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level)
+        return _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights)
 
 
-def _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level):
+def _check_weights(weights: Any | None, n: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"weights must be {n} finite positive numbers, one per row")
+    return w
+
+
+def _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights=None):
     # One BLAS thread: the matrices are small and many, and threads only contend with each
     # other and with the web process on a shared machine.
     n = len(y)
@@ -162,7 +181,9 @@ def _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_p
     # Large pools vary little between shuffles: one cross-validation and half the subsets
     # at sizes above LARGE_SIZE keep a refit at 10,000 labels within seconds.
     cv_repeats = cv_repeats if n <= LARGE_SIZE else 1
-    cv = cross_validated_auc(X, y, seed=seed, n_folds=n_folds, repeats=cv_repeats, C=C, level=level, rng=rng)
+    cv = cross_validated_auc(
+        X, y, seed=seed, n_folds=n_folds, repeats=cv_repeats, C=C, level=level, rng=rng, weights=weights
+    )
     cv_size = cv.train_size
     sizes: list[float] = list(cv.fold_sizes)
     scores: list[float] = list(cv.fold_scores)
@@ -173,7 +194,8 @@ def _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_p
             rest[train] = False
             probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
             sizes.append(m)
-            scores.append(roc_auc(y[rest], probe.decision_function(X[rest], check=False)))
+            w_rest = None if weights is None else weights[rest]
+            scores.append(roc_auc(y[rest], probe.decision_function(X[rest], check=False), w_rest))
     sizes_arr = np.asarray(sizes, dtype=np.float64)
     return EmpiricalCurve(
         sizes=sizes_arr,
@@ -221,11 +243,13 @@ def cross_validated_auc(
     C: float | None = None,
     level: float = 0.9,
     rng: np.random.Generator | None = None,
+    weights: Any | None = None,
 ) -> CrossValidatedAUC:
     """Repeated stratified ``n_folds``-fold cross-validated AUC of the probe on ``(X, y)``.
 
     Uses fewer folds when a class has fewer than ``n_folds`` labels (at least 2 of each
-    class are required).
+    class are required). With ``weights`` (shape (n_samples,)) every AUC is
+    importance-weighted and the interval is moved and widened (see the module docstring).
     """
     X, y = check_embeddings(X, y)
     n = len(y)
@@ -235,6 +259,7 @@ def cross_validated_auc(
         raise ValueError(f"cross-validation needs 2 labels of each class, got {n_pos} positive of {n}")
     C = default_C(X.shape[1]) if C is None else C
     rng = np.random.default_rng(seed) if rng is None else rng
+    weights = _check_weights(weights, n)
     fold_sizes, fold_scores, pooled = [], [], []
     interval = None
     for _ in range(repeats):
@@ -242,10 +267,12 @@ def cross_validated_auc(
         for train, test in _stratified_folds(y, k, rng):
             oof[test] = fit_probe(X[train], y[train], C=C, seed=seed, check=False).decision_function(X[test], check=False)
             fold_sizes.append(len(train))
-            fold_scores.append(roc_auc(y[test], oof[test]))
-        pooled.append(roc_auc(y, oof))
+            fold_scores.append(roc_auc(y[test], oof[test], None if weights is None else weights[test]))
+        pooled.append(roc_auc(y, oof, weights))
         if interval is None:
             interval = auc_interval(y, oof, level)
+            if weights is not None:
+                interval = _weighted_interval(interval, pooled[-1], weights)
     if interval is None:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     return CrossValidatedAUC(
@@ -256,6 +283,17 @@ def cross_validated_auc(
         # Folds differ by a row or two; every fold point sits at the smallest training size.
         fold_sizes=np.full(len(fold_sizes), float(min(fold_sizes))),
         fold_scores=np.asarray(fold_scores),
+    )
+
+
+def _weighted_interval(interval, weighted_auc: float, weights: np.ndarray) -> tuple[float, float, float]:
+    """DeLong's interval moved to the weighted AUC, widened by sqrt(n / Kish's effective n)."""
+    auc, low, high = interval
+    widen = math.sqrt(len(weights) * float(np.sum(weights**2)) / float(weights.sum()) ** 2)
+    return (
+        weighted_auc,
+        max(0.0, weighted_auc - (auc - low) * widen),
+        min(1.0, weighted_auc + (high - auc) * widen),
     )
 
 

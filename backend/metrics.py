@@ -10,7 +10,7 @@ from scipy.stats import norm, rankdata
 __all__ = ["roc_auc", "auc_interval"]
 
 
-def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
+def roc_auc(y: np.ndarray, scores: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """ROC-AUC of ``scores`` for binary labels ``y`` (ties count one half).
 
     Parameters
@@ -18,14 +18,32 @@ def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
     y : ndarray of shape (n,)
         0/1 labels; both classes present.
     scores : ndarray of shape (n,)
+    sample_weight : ndarray of shape (n,), optional
+        Non-negative weight of each row: every positive-negative pair counts with the product
+        of its weights (an importance-weighted AUC). None: every row counts once.
     """
     y = np.asarray(y).astype(bool)
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"AUC needs both classes, got {n_pos} positive and {n_neg} negative")
+    if sample_weight is not None:
+        return _weighted_auc(y, np.asarray(scores, dtype=np.float64), np.asarray(sample_weight, dtype=np.float64))
     ranks = rankdata(scores)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _weighted_auc(y: np.ndarray, scores: np.ndarray, w: np.ndarray) -> float:
+    if w.shape != y.shape or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"sample_weight must be {len(y)} finite non-negative numbers")
+    values, group = np.unique(scores, return_inverse=True)
+    w_pos = np.bincount(group, weights=w * y, minlength=len(values))
+    w_neg = np.bincount(group, weights=w * ~y, minlength=len(values))
+    total = w_pos.sum() * w_neg.sum()
+    if total <= 0:
+        raise ValueError("sample_weight gives one class no weight")
+    below = np.cumsum(w_neg) - w_neg
+    return float(min(1.0, max(0.0, np.sum(w_pos * (below + 0.5 * w_neg)) / total)))
 
 
 def auc_interval(y: np.ndarray, scores: np.ndarray, level: float = 0.9) -> tuple[float, float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import IO, Sequence
 
@@ -36,16 +37,30 @@ def plot_forecast(
         A measured final AUC to compare against (``labelcast simulate``).
     x_max : float, optional
         Right end of the x axis (default: a little beyond labels needed, or 4x the labels).
+
+    When the forecast was corrected for labels unlike the pool (``forecast.corrected``), the
+    uncorrected curve is drawn on the left and the corrected one on the right, same axes.
     """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    if forecast.corrected:
+        fig, (raw_ax, ax) = plt.subplots(1, 2, figsize=(13, 4.6), dpi=110, sharey=True)
+    else:
+        fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
     try:
         _draw(ax, forecast, history, realised, x_max)
         ax.set_title(title or f"Learning curve — {forecast.status.replace('_', ' ')}", fontsize=11)
+        if forecast.corrected:
+            raw = _raw_view(forecast)
+            _draw(raw_ax, raw, (), realised, x_max or _right_edge(forecast))
+            raw_ax.set_title("as measured on the labels (not a random sample)", fontsize=10)
+            ax.set_title("corrected towards all the project's images", fontsize=10)
+            if title:
+                fig.suptitle(title, fontsize=11)
+            ax.set_ylim(*raw_ax.get_ylim())
         fig.text(0.01, 0.01, forecast.message, fontsize=7.5, wrap=True, va="bottom")
         fig.tight_layout(rect=(0, 0.07, 1, 1))
         fig.savefig(out, format="png")
@@ -93,6 +108,13 @@ def _draw(ax, fc: Forecast, history, realised, x_max) -> None:
                     capsize=3, label=f"realised {auc_r:.3f} at {n_r:,}")
     ax.set_ylim(max(0.0, low_y), 1.0)
     ax.legend(loc="lower right", fontsize=7.5)
+
+
+def _raw_view(fc: Forecast) -> Forecast:
+    """The forecast as the uncorrected curve would have made it (for the left panel)."""
+    fit = fc.raw_fit
+    needed = fit.labels_for(fc.target_auc) if fit is not None else None
+    return dataclasses.replace(fc, curve=fc.raw_curve, fit=fit, labels_needed=needed, raw_curve=None, raw_fit=None)
 
 
 def _right_edge(fc: Forecast) -> float:

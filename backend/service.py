@@ -18,7 +18,7 @@ import numpy as np
 
 from backend.exceptions import LabelConfigError, ProjectNotFoundError, RequestError
 from backend.labelstudio import protocol
-from backend.labelstudio.config import MULTILABEL, LabelingConfig, parse_label_config
+from backend.labelstudio.config import BINARY, MULTILABEL, LabelingConfig, parse_label_config
 from backend.settings import parse_extra_params
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,8 @@ class Service:
         """Predictions for the given tasks from the stored probes and forecast; never trains.
 
         Tasks whose embedding is not cached yet get the forecast part only, and their
-        embedding is queued.
+        embedding is queued. The ``score`` follows the project's ``sampling`` setting
+        (:mod:`backend.sampling`): sorting the Data Manager by it gives that order.
         """
         body = _object(body, "/predict")
         pid = protocol.parse_project_id(body.get("project"))
@@ -278,17 +279,18 @@ class Service:
         model = self.store.get_model(pid)
         record = self.store.get_forecast(pid)
         version = model["version"] if model else protocol.model_version(self.settings.encoder, 0)
+        settings = self.settings.for_project(project.get("extra_params"))
         if record:
             message, needed = record.get("message"), record.get("labels_needed")
         else:
-            min_labels = self.settings.for_project(project.get("extra_params")).min_labels
-            message, needed = protocol.collecting_message(0, min_labels), float(min_labels)
+            message, needed = protocol.collecting_message(0, settings.min_labels), float(settings.min_labels)
 
         probabilities = self._probabilities(pid, config, model, tasks)
         results = [
             protocol.build_prediction(config, version, probabilities.get(task["id"]), message, needed)
             for task in tasks
         ]
+        _steer(settings.sampling, pid, config, tasks, results, (model or {}).get("score_quantiles"))
         return {"results": results, "model_version": version}
 
     def _probabilities(
@@ -376,6 +378,24 @@ class Service:
                 "switch_interval_s": sys.getswitchinterval(),
             },
         }
+
+
+def _steer(mode: str, pid: int, config: LabelingConfig, tasks, results, quantiles=None) -> None:
+    """Replace each prediction's ``score`` by the one of the ``sampling`` order (in place)."""
+    from backend.sampling import prediction_scores
+
+    if mode == "uncertainty":
+        return  # the confidence build_prediction wrote is the score
+    ids = [task["id"] for task in tasks]
+    confidence = {t: r["score"] for t, r in zip(ids, results) if "score" in r}
+    low = 0.5 if config.mode in (BINARY, MULTILABEL) else 1.0 / max(len(config.findings), 1)
+    scores = prediction_scores(mode, pid, confidence, ids, low, quantiles)
+    for t, result in zip(ids, results):
+        score = scores.get(t)
+        if score is not None:
+            result["score"] = score
+        else:
+            result.pop("score", None)
 
 
 def _same_origin(url: str, other: str | None) -> bool:

@@ -34,14 +34,15 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """Largest request body the backend accepts (bytes), ``MAX_BODY_BYTES``; larger ones get a 413.
 A /predict of 100 tasks with data: URI thumbnails stays well under it."""
 
-# Per-project keys accepted in the ML backend's ``extra_params`` (Label Studio: Model settings).
-PROJECT_KEYS = ("target_auc", "positive", "min_labels", "sampling")
-
 SAMPLING_MODES = ("uncertainty", "random", "mixed")
-"""Allowed values of a project's ``sampling`` (which tasks to label next)."""
+"""Allowed values of ``sampling`` (which tasks sorting by prediction score puts first)."""
 
 DEFAULT_SAMPLING = "mixed"
-"""``sampling`` when the project's extra_params do not set it."""
+"""Labeling order the prediction score steers towards when neither ``SAMPLING`` nor the
+project sets one (see :mod:`backend.sampling`)."""
+
+# Per-project keys accepted in the ML backend's ``extra_params`` (Label Studio: Model settings).
+PROJECT_KEYS = ("target_auc", "positive", "min_labels", "sampling")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +114,9 @@ class Settings:
     public_url : str or None
         ``PUBLIC_URL``: this backend's URL as annotators' browsers reach it; the forecast
         message links to ``<PUBLIC_URL>/report?project=ID``. None: the URL Label Studio uses.
+    sampling : str
+        ``SAMPLING``: what sorting the Data Manager by prediction score gives, one of
+        ``uncertainty``, ``random``, ``mixed`` (see :mod:`backend.sampling`).
     """
 
     label_studio_url: str | None = None
@@ -130,6 +134,7 @@ class Settings:
     allowed_image_hosts: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     public_url: str | None = None
+    sampling: str = DEFAULT_SAMPLING
 
     def __post_init__(self) -> None:
         from backend.fetch import AllowList, FetchRefused, parse_http_url
@@ -148,6 +153,7 @@ class Settings:
             raise SettingsError(
                 f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {self.log_level!r}"
             )
+        _check_sampling(self.sampling, "SAMPLING")
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
             raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
 
@@ -177,6 +183,7 @@ class Settings:
             ),
             max_body_bytes=_parse_size(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             public_url=_strip_slash(get("PUBLIC_URL")),
+            sampling=(get("SAMPLING") or DEFAULT_SAMPLING).lower(),
         )
 
     def for_project(self, extra_params: Mapping[str, Any] | str | None) -> ProjectSettings:
@@ -196,7 +203,7 @@ class Settings:
             target_auc=_parse_target(params.get("target_auc"), "target_auc", self.target_auc),
             min_labels=_parse_int(params.get("min_labels"), "min_labels", self.min_labels),
             positive=str(params["positive"]) if params.get("positive") is not None else self.positive,
-            sampling=params.get("sampling", DEFAULT_SAMPLING),
+            sampling=params.get("sampling", self.sampling),
         )
 
     def redacted(self) -> dict[str, Any]:
@@ -245,6 +252,11 @@ def _check_target_auc(value: Any, name: str) -> None:
 def _check_min_labels(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 2:
         raise SettingsError(f"{name} must be an integer >= 2, got {value!r}")
+
+
+def _check_sampling(value: Any, name: str) -> None:
+    if value not in SAMPLING_MODES:
+        raise SettingsError(f"{name} must be one of {', '.join(SAMPLING_MODES)}, got {value!r}")
 
 
 def _parse_target(raw: Any, name: str, default: float) -> float:

@@ -51,6 +51,10 @@ PROBE_MIN_PER_CLASS = 2
 IMAGE_ERRORS_SHOWN = 100
 """Tasks whose image failed listed in a forecast record (all are counted in ``n_image_errors``)."""
 
+POOL_SAMPLE = 5000
+"""Most unlabeled tasks' embeddings a refit reads to compare the labels with (a seeded random
+sample of a larger project; ``backend.selection_bias.MAX_POOL`` is the same bound)."""
+
 FORECAST_SEED = 0
 """Seed of the learning curve's resampling, so a refit on the same labels gives the same forecast."""
 
@@ -251,13 +255,18 @@ class Trainer:
 
         from backend.forecast import MIN_LABELS, forecast
         from backend.probe import fit_probe
+        from backend.sampling import selection_probabilities
 
+        pool_ids, pool, pool_size = self._pool_embeddings(project_id, labels)
+        n_tasks = len(self.store.get_tasks(project_id))
+        known = selection_probabilities(project_id, task_ids, n_tasks) if settings.sampling == "mixed" and n else None
         min_labels = settings.min_labels or MIN_LABELS
         forecasts, probes, plots = {}, {}, {}
         for finding in config.findings:
             y = np.array([row[finding] for row in targets], dtype=np.int8)
             fc = forecast(
-                X, y, settings.target_auc, seed=FORECAST_SEED, min_labels=min_labels, positive_name=finding
+                X, y, settings.target_auc, seed=FORECAST_SEED, min_labels=min_labels, positive_name=finding,
+                pool=pool if len(pool_ids) else None, selection_prob=known, pool_size=pool_size,
             )
             forecasts[finding] = fc
             n_pos = int(y.sum())
@@ -286,6 +295,8 @@ class Trainer:
             "n_labels": n,
             "fingerprint": fingerprint,
             "probes": probes,
+            # Where audit tasks' scores are drawn from under sampling=mixed (backend.sampling).
+            "score_quantiles": _score_quantiles(config, probes, X, pool),
             "trained_at": time.time(),
         }
         record = {
@@ -301,11 +312,35 @@ class Trainer:
             # Labeled tasks left out of this refit, with the reason (shown by /forecast).
             "image_errors": {str(t): reason[:300] for t, reason in sorted(image_errors.items())[:IMAGE_ERRORS_SHOWN]},
             "n_image_errors": len(image_errors),
+            # The unlabeled tasks' embeddings the forecast compared the labels with.
+            "n_pool": pool_size,
+            "sampling": settings.sampling,
         }
         self.store.put_result(project_id, model, record, plots)
         log.info("project %s: %s in %.2f s: %s", project_id, version, seconds, message)
         self._tell_label_studio(project_id, project, version, message)
         return record
+
+    def _pool_embeddings(self, project_id: int, labeled: Iterable[int]) -> tuple[list[int], np.ndarray, int]:
+        """Cached embeddings of the project's tasks that have no label.
+
+        Only tasks already embedded count (TASKS_CREATED, /predict and the sync after /setup
+        embed them); nothing is fetched here. A project with more than ``POOL_SAMPLE`` of them
+        gets a seeded random sample (the forecast looks at no more). Returns
+        ``(task ids, X_pool of shape (n_ids, dim), unlabeled embedded tasks in all)``.
+        """
+        labeled = set(labeled)
+        shas = {t: rec["sha"] for t, rec in self.store.get_tasks(project_id).items()
+                if rec.get("sha") and t not in labeled}
+        ids = sorted(shas)
+        if len(ids) > POOL_SAMPLE:
+            rng = np.random.default_rng(FORECAST_SEED)
+            ids = sorted(rng.choice(ids, POOL_SAMPLE, replace=False).tolist())
+        vectors = self.store.get_many(self.encoder.id, {shas[t] for t in ids})
+        ids = [t for t in ids if shas[t] in vectors]
+        X = np.stack([vectors[shas[t]] for t in ids]) if ids else np.zeros((0, self.encoder.dim), np.float32)
+        sampled = len(shas) > POOL_SAMPLE
+        return ids, X, (len(shas) if sampled else len(ids))
 
     def retry_version_pushes(self) -> None:
         """Tell Label Studio the latest model version of projects where that failed before
@@ -396,6 +431,21 @@ def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float |
         else:
             values.append(float(fc.labels_remaining))
     return max(values) if values else float(min_labels)
+
+
+def _score_quantiles(config: LabelingConfig, probes: dict[str, Any], X: np.ndarray, pool: np.ndarray) -> list[float]:
+    """Quantiles of the probes' confidence over every embedded task of the project."""
+    from backend.labelstudio.config import MULTILABEL
+    from backend.labelstudio.protocol import confidence
+    from backend.probe import LinearProbe
+    from backend.sampling import score_quantiles
+
+    findings = [f for f in config.findings if f in probes]
+    if not findings or (config.mode != MULTILABEL and len(findings) != len(config.findings)):
+        return []
+    every = np.vstack([X, pool]) if len(pool) else X
+    p = {f: LinearProbe.from_dict(probes[f]).predict_proba(every) for f in findings}
+    return score_quantiles([confidence(config, {f: p[f][i] for f in findings}) for i in range(len(every))])
 
 
 def _fetch_all(client, images: dict[int, str], deadline: float | None) -> dict[int, bytes | ImageFetchError]:

@@ -286,3 +286,59 @@ def test_a_burst_of_webhooks_reads_the_project_once_and_setup_refreshes_it(servi
 def _annotation_event(pid, task_id, choice, config, choices_name="finding"):
     return annotation_event(pid, task_id, 1000 + task_id, choices=[choice], image=f"http://x/{task_id}.png",
                             label_config=config, choices_name=choices_name)
+
+
+
+def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client):
+    """Tasks created without labels are embedded and reach the refit as the pool; the /predict
+    score is the confidence (uncertainty), the task hash (random) or the confidence with audit
+    tasks' scores drawn from the saved quantiles (mixed, the default)."""
+    from backend.sampling import audit_mask, task_uniform
+
+    client.post("/setup", json={"project": 21, "schema": CONFIG})
+    client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 21}, "tasks": _tasks(range(100, 140))})
+    for i in range(24):
+        client.post("/webhook", json=_annotation(21, i, 300 + i, i % 2 == 0))
+    assert _jobs(app).wait_idle(120)
+    record = client.get("/forecast?project=21").json
+    assert record["n_pool"] == 40 and record["sampling"] == "mixed"
+    quantiles = app.extensions[EXTENSION].store.get_model(21)["score_quantiles"]
+    assert len(quantiles) == 101 and 0.5 <= quantiles[0] <= quantiles[-1] <= 1.0
+
+    ids = list(range(100, 140))
+
+    def scores(sampling):
+        client.post("/setup", json={"project": 21, "schema": CONFIG, "extra_params": {"sampling": sampling}})
+        results = client.post("/predict", json={"project": 21, "tasks": _tasks(ids)}).json["results"]
+        confidence = [next(r["score"] for r in res["result"] if r["type"] == "choices") for res in results]
+        return [res["score"] for res in results], confidence
+
+    score, confidence = scores("uncertainty")
+    assert score == confidence
+    score, confidence = scores("random")
+    assert score == task_uniform(21, ids).tolist() and score != confidence
+    score, confidence = scores("mixed")
+    audit = audit_mask(21, ids)
+    assert 0 < audit.sum() < len(ids)
+    assert all((s != c) == bool(a) for s, c, a in zip(score, confidence, audit))
+    assert all(quantiles[0] <= s <= quantiles[-1] for s, a in zip(score, audit) if a)
+
+    bad = client.post("/setup", json={"project": 21, "schema": CONFIG, "extra_params": {"sampling": "sorted"}})
+    assert bad.status_code == 400 and "sampling must be one of uncertainty, random, mixed" in bad.json["message"]
+
+
+def test_a_large_pool_is_read_as_a_sample(app, client, monkeypatch):
+    """Above POOL_SAMPLE unlabeled tasks the refit reads a sample of their embeddings, and the
+    forecast still counts every unlabeled task."""
+    import backend.training
+
+    monkeypatch.setattr(backend.training, "POOL_SAMPLE", 10)
+    client.post("/setup", json={"project": 22, "schema": CONFIG, "extra_params": {"sampling": "random"}})
+    client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 22}, "tasks": _tasks(range(100, 130))})
+    for i in range(24):
+        client.post("/webhook", json=_annotation(22, i, 400 + i, i % 2 == 0))
+    assert _jobs(app).wait_idle(120)
+    record = client.get("/forecast?project=22").json
+    assert record["n_pool"] == 30 and record["sampling"] == "random"
+    bias = record["findings"]["Effusion"].get("selection_bias")
+    assert bias["n_pool"] == 30 and bias["statistic"] is None  # 10 rows read: below MIN_POOL, not compared

@@ -100,3 +100,35 @@ def test_plot_title_names_the_data_file_not_its_whole_path(tmp_path, capsys, mon
                  "--plot", str(tmp_path / "p.png")]) == 0
     assert titles == ["tb.npz: forecast at 80 of 120 labels"]
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("order", ["file", "random", "uncertainty", "mixed"])
+def test_simulate_order_replays_a_sampling_strategy(tb_data_dir, tmp_path, capsys, order):
+    """--order replays a labeling order; uncertainty and mixed are flagged and corrected at 100
+    labels of Shenzhen, random is not; the JSON names the order."""
+    out_json = tmp_path / "sim.json"
+    code = main([
+        "simulate", "--data", str(tb_data_dir / "shenzhen.json"), "--checkpoints", "100",
+        "--order", order, "--json", str(out_json),
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"order {order}" in printed
+    doc = json.loads(out_json.read_text())
+    assert doc["order"] == order
+    row = doc["checkpoints"][0]
+    assert row["n_labels"] == 100 and row["selection_bias"]["n_pool"] == 662 - 100
+    if order in ("uncertainty", "mixed"):
+        assert row["corrected"] and "not a random sample" in row["message"]
+        assert row["raw"]["auc"] < row["auc"]
+        assert row["selection_bias"]["source"] == "classifier"
+    elif order == "random":
+        assert not row["corrected"] and "not a random sample" not in row["message"]
+        assert row["raw_predicted_auc_at_full"] == row["predicted_auc_at_full"]
+
+
+def test_simulate_bad_order(tb_data_dir, capsys):
+    """An unknown --order is refused by the parser."""
+    with pytest.raises(SystemExit):
+        main(["simulate", "--data", str(tb_data_dir / "montgomery.json"), "--order", "sorted"])
+    assert "--order" in capsys.readouterr().err

@@ -146,3 +146,40 @@ def test_every_collecting_state_speaks_the_same_sentence():
     assert collecting_message(0, 30) == (
         "Collecting: 0 labels so far (0 positive); the forecast starts after 8 more positive and "
         "8 more without positive and 30 more labels in all.")
+
+
+# --- labels that are not a random sample (issue 14) ---------------------------------------------
+
+
+def _uncertainty_ordered(n_labeled=100, seed=0):
+    """Rows of a synthetic project put in uncertainty-sampling order; (labeled, pool)."""
+    from backend.simulate import replay_order
+
+    X, y = _data(800, 1.0, seed=seed, d=8, flip=0.08)
+    index, _ = replay_order(X, y, "uncertainty", seed=seed, n_steps=n_labeled)
+    X, y = X[index], y[index]
+    return (X[:n_labeled], y[:n_labeled]), X[n_labeled:]
+
+
+def test_random_labels_with_a_pool_forecast_as_without():
+    """A random sample with its pool is not flagged and gets exactly the forecast without one."""
+    X, y = _data(600, 1.0, seed=5, flip=0.08)
+    plain = forecast(X[:100], y[:100], 0.9)
+    pooled = forecast(X[:100], y[:100], 0.9, pool=X[100:])
+    assert not pooled.corrected and pooled.bias is not None and not pooled.bias.detected
+    assert pooled.message == plain.message and pooled.auc == plain.auc and pooled.plateau == plain.plateau
+    assert "not a random sample" not in pooled.message
+
+
+def test_uncertainty_sampled_labels_are_flagged_and_corrected():
+    """Labels chosen least-sure-first are flagged in plain words; the corrected current AUC is
+    above the raw one (the raw one is measured on the hardest rows) and the raw curve is kept."""
+    (X, y), pool = _uncertainty_ordered()
+    fc = forecast(X, y, 0.9, pool=pool)
+    assert fc.corrected and fc.bias.detected
+    assert "not a random sample of this project's images; corrected for it" in fc.message
+    assert fc.auc > fc.raw_curve.auc
+    doc = fc.to_dict()
+    json.dumps(doc)
+    assert doc["selection_bias"]["detected"] is True and doc["raw"]["auc"] == pytest.approx(fc.raw_curve.auc)
+    assert fc.predict_raw_auc(800) != fc.predict_auc(800)

@@ -87,3 +87,29 @@ def test_cross_validated_auc_uses_fewer_folds_for_rare_class():
     cv = cross_validated_auc(X, y, repeats=1)
     assert len(cv.fold_scores) == 3
     assert 40 - 15 <= cv.train_size <= 40 - 13
+
+
+def test_equal_weights_give_the_unweighted_curve():
+    """Weights all equal to 2 change no point and no AUC; bad weights are named."""
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 2, 90)
+    X = rng.normal(size=(90, 5)) + y[:, None]
+    plain = empirical_learning_curve(X, y, seed=1)
+    weighted = empirical_learning_curve(X, y, seed=1, weights=np.full(90, 2.0))
+    np.testing.assert_allclose(weighted.scores, plain.scores)
+    assert weighted.auc == pytest.approx(plain.auc)
+    assert (weighted.auc_low, weighted.auc_high) == pytest.approx((plain.auc_low, plain.auc_high))
+    with pytest.raises(ValueError, match="weights"):
+        empirical_learning_curve(X, y, weights=np.zeros(90))
+
+
+def test_weights_move_the_current_auc_towards_the_upweighted_rows():
+    """Up-weighting the easy rows (far from the boundary) raises the weighted AUC."""
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 2, 200)
+    X = rng.normal(size=(200, 3)) + 1.2 * y[:, None] * np.array([1, 0, 0])
+    easy = np.abs(X[:, 0] - 0.6) > 1.0
+    weighted = empirical_learning_curve(X, y, seed=0, weights=np.where(easy, 5.0, 1.0))
+    plain = empirical_learning_curve(X, y, seed=0)
+    assert weighted.auc > plain.auc + 0.03
+    assert weighted.auc_high - weighted.auc_low > plain.auc_high - plain.auc_low

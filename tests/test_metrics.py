@@ -47,3 +47,28 @@ def test_one_class_raises():
     """AUC of a single class is refused with the counts."""
     with pytest.raises(ValueError, match="both classes"):
         roc_auc(np.zeros(5), np.arange(5))
+
+
+def test_weighted_auc_matches_scikit_learn_with_ties():
+    """A weighted AUC equals scikit-learn's with sample_weight, ties included."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.normal(size=300) + y, 1)
+    w = rng.random(300) * 3
+    assert roc_auc(y, s, w) == pytest.approx(roc_auc_score(y, s, sample_weight=w), abs=1e-12)
+
+
+def test_integer_weights_equal_repeated_rows():
+    """Weight 2 on a row is the same as that row twice; weight 1 everywhere is the plain AUC."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 80)
+    s = rng.normal(size=80) + y
+    w = rng.integers(1, 3, 80)
+    assert roc_auc(y, s, w) == pytest.approx(roc_auc(np.repeat(y, w), np.repeat(s, w)))
+    assert roc_auc(y, s, np.ones(80)) == pytest.approx(roc_auc(y, s))
+
+
+def test_bad_weights_raise():
+    """Negative weights are named as an error."""
+    with pytest.raises(ValueError, match="sample_weight"):
+        roc_auc([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], [1, -1, 1, 1])

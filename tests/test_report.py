@@ -144,3 +144,41 @@ def test_report_does_not_show_the_servers_folders(app, client, tiny_encoder_spec
     assert public_spec("open_clip:ViT-B-16:/srv/ckpt/b16.pt") == "open_clip:ViT-B-16:…/b16.pt"
     assert public_spec("StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k") == (
         "StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k")
+
+
+def test_report_shows_raw_and_corrected_curves_side_by_side(app, client):
+    """A forecast corrected for labels unlike the pool: the page says so in plain words, gives
+    both AUCs, and its plot has two panels (raw left, corrected right)."""
+    import struct
+
+    import numpy as np
+
+    from backend.forecast import forecast
+    from backend.simulate import replay_order
+    from backend.training import _plot
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 800)
+    X = rng.normal(size=(800, 8)) + y[:, None] * (np.arange(8) < 2)
+    y = np.where(rng.random(800) < 0.08, 1 - y, y)
+    index, _ = replay_order(X, y, "uncertainty", n_steps=100)
+    X, y = X[index], y[index]
+    fc = forecast(X[:100], y[:100], 0.9, pool=X[100:], positive_name="Effusion")
+    assert fc.corrected
+    single = forecast(X[:100], y[:100], 0.9, positive_name="Effusion")
+    width = lambda png: struct.unpack(">I", png[16:20])[0]  # noqa: E731  (PNG IHDR)
+    png = _plot(fc)
+    assert width(png) > 1.5 * width(_plot(single))
+
+    store = app.extensions[EXTENSION].store
+    store.put_project(4, {"label_config": CONFIG, "extra_params": {"sampling": "uncertainty"}})
+    store.put_result(4, {"version": "v1"}, {"version": "v1", "n_labels": 100, "message": fc.message,
+                                            "findings": {"Effusion": fc.to_dict()}}, {"Effusion": png})
+    page = _Tags()
+    page.feed(client.get("/report?project=4").get_data(as_text=True))
+    text = " ".join(page.text)
+    assert "not a random sample of this project's images; corrected for it" in text
+    assert "AUC now (as measured on the labels)" in text and "AUC now (corrected)" in text
+    assert f"{fc.raw_curve.auc:.3f}" in text and f"{fc.auc:.3f}" in text
+    assert "unlike: corrected" in text and "sampling (order of the prediction score)" in text
+    assert any(tag == "img" for tag, _ in page.tags)

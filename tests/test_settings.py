@@ -129,3 +129,18 @@ def test_a_bad_label_studio_url_of_a_project_fails_its_downloads_only():
     client = LabelStudioClient("http://ls:8080\\@other:9000", None)
     with pytest.raises(ImageFetchError, match="backslash"):
         client.fetch_image("/data/upload/1/x.png", 1)
+
+
+def test_sampling_setting_is_validated():
+    """SAMPLING and the project's sampling accept uncertainty|random|mixed (default mixed);
+    anything else fails with a message naming the value."""
+    from backend.exceptions import SettingsError
+    from backend.settings import Settings
+
+    assert Settings.from_env({}).sampling == "mixed"
+    assert Settings.from_env({"SAMPLING": "Random"}).sampling == "random"
+    assert Settings().for_project({"sampling": "uncertainty"}).sampling == "uncertainty"
+    with pytest.raises(SettingsError, match="SAMPLING must be one of .*'sorted'"):
+        Settings.from_env({"SAMPLING": "sorted"})
+    with pytest.raises(SettingsError, match="sampling must be one of"):
+        Settings().for_project({"sampling": 3})

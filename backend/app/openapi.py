@@ -67,7 +67,7 @@ def document() -> dict:
                 "project": {"$ref": "#/components/schemas/ProjectId"},
                 "schema": {"type": "string", "description": "The labeling config XML"},
                 "hostname": {"type": "string"}, "access_token": {"type": "string"},
-                "extra_params": {"description": "JSON object (or its text) with target_auc, positive, min_labels, sampling",
+                "extra_params": {"description": "JSON object (or its text) with target_auc, positive, min_labels, sampling (uncertainty|random|mixed)",
                                  "oneOf": [{"type": "object"}, {"type": "string"}], "nullable": True}}}}}},
         "responses": {"200": json_resp({"type": "object", "required": ["model_version"],
                                         "properties": {"model_version": {"type": "string"}}}),

@@ -82,14 +82,43 @@ def _finding_section(store, pid: int, finding: str, fc: dict[str, Any]) -> str:
         ["more labels still needed", _num_interval(fc.get("labels_remaining"), fc.get("labels_remaining_interval"), 0)],
         ["method", f"{fc.get('method')} ({_num((fc.get('level') or 0) * 100, 0)}% intervals)"],
     ]
+    bias, raw = fc.get("selection_bias"), fc.get("raw")
+    if bias:
+        rows.append(["labeled vs unlabeled images", _bias_text(bias)])
+    if raw:
+        rows[2:4] = [
+            ["AUC now (corrected)", rows[2][1]],
+            ["AUC now (as measured on the labels)", _num_interval(raw.get("auc"), raw.get("auc_interval"), 3)],
+            ["AUC plateau (corrected)", rows[3][1]],
+            ["AUC plateau (uncorrected)", _num(raw.get("plateau"), 3)],
+        ]
     out = [f"<h2>{_e(finding)}</h2>", f"<p>{_e(fc.get('message'))}</p>", _table(["", ""], rows, header=False)]
     png = store.get_plot(pid, finding)
+    if raw:
+        out.append('<p class="muted">The labels so far are not a random sample of this project\'s '
+                   "images: left, the learning curve as measured on them; right, corrected towards "
+                   "all the project's images (the forecast uses the right one).</p>")
     if png:
         data = base64.b64encode(png).decode("ascii")
         out.append(f'<img alt="learning curve of {_e(finding)}" src="data:image/png;base64,{data}">')
     else:
         out.append('<p class="muted">No learning curve yet (too few labels of one class).</p>')
     return "\n".join(out)
+
+
+def _bias_text(bias: dict[str, Any]) -> str:
+    n_pool = bias.get("n_pool") or 0
+    if bias.get("source") == "known":
+        how = "weighted by the known chance each task had to be chosen (random audit tasks)"
+    else:
+        how = "weighted by how typical each labeled image is of the unlabeled ones"
+    if bias.get("statistic") is None:
+        seen = "no unlabeled images embedded yet to compare with"
+    else:
+        seen = (f"a classifier tells them apart with AUC {_num(bias.get('statistic'), 2)} "
+                f"(z = {_num(bias.get('z'), 1)}) against {n_pool:,} unlabeled images")
+    verdict = "unlike: corrected, " + how if bias.get("detected") else "alike: not corrected"
+    return f"{verdict}; {seen}"
 
 
 def _history_section(history: list[dict[str, Any]]) -> str:
@@ -121,7 +150,7 @@ def _settings_section(settings, project: dict[str, Any], model: dict[str, Any]) 
         ["target AUC", effective.target_auc],
         ["minimum labels", effective.min_labels],
         ["positive choice", effective.positive or "first choice in the config"],
-        ["sampling", effective.sampling],
+        ["sampling (order of the prediction score)", effective.sampling],
         ["project extra_params", project.get("extra_params") or "{}"],
         ["store", "Redis" if settings.redis_url else "SQLite (embedded)"],
         ["last refit", _time(model.get("trained_at"))],

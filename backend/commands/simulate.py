@@ -15,7 +15,8 @@ def register(subparsers) -> None:
         "simulate",
         help="replay an annotation session on a labeled data set",
         description=(
-            "Forecast from the first k rows of a labeled data set at each checkpoint, then measure "
+            "Forecast from the first k rows of a labeled data set at each checkpoint (the rows after k "
+            "are the unlabeled pool: their embeddings are used, never their labels), then measure "
             "the AUC realised with all rows (repeated 5-fold cross-validation)."
         ),
     )
@@ -25,6 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoints", default="50,100,200", help="comma-separated label counts (default 50,100,200)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (JSON input) and forecast seed")
     p.add_argument("--method", default=None, help="curve-fitting method: analog (default: the prior learned from real curves), pow3-bma or pow3")
+    p.add_argument("--order", default="file", choices=("file", "random", "uncertainty", "mixed"),
+                   help="labeling order replayed: the file's rows (default), random, uncertainty "
+                        "(least sure first) or mixed (least sure first with 20%% random audit rows)")
     p.add_argument("--json", type=pathlib.Path, help="write the checkpoints and the final AUC here")
     p.add_argument("--plot", type=pathlib.Path, help="write a PNG of the last checkpoint's learning curve here")
     p.set_defaults(func=run)
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.data} has {n} rows; checkpoints {too_big} are beyond that")
     if any(k < 1 for k in checkpoints):
         raise CommandError(f"checkpoints must be at least 1, got {checkpoints}")
-    result = simulate(data, args.target, checkpoints, seed=args.seed, method=method)
+    result = simulate(data, args.target, checkpoints, seed=args.seed, method=method, order=args.order)
     print(_table(result))
     if args.json:
         args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -94,14 +98,16 @@ def _fmt(x, digits=3) -> str:
 def _table(result) -> str:
     doc = result.to_dict()
     lines = [
-        f"target AUC {doc['target_auc']:.2f}, {result.n_total} rows, method {result.method}",
-        f"{'labels':>7} {'AUC now (90% CI)':>22} {'plateau (90% CI)':>22} {'AUC@full':>9} {'total needed':>12}  status",
+        f"target AUC {doc['target_auc']:.2f}, {result.n_total} rows, method {result.method}, order {result.order}",
+        f"{'labels':>7} {'AUC now (90% CI)':>22} {'plateau (90% CI)':>22} {'AUC@full':>9} {'raw@full':>9} {'total needed':>12}  status",
     ]
     for fc, row in zip(result.forecasts, doc["checkpoints"]):
         auc = "—" if fc.auc is None else f"{fc.auc:.3f} ({fc.auc_interval[0]:.3f}–{fc.auc_interval[1]:.3f})"
         plat = "—" if fc.plateau is None else f"{fc.plateau:.3f} ({fc.plateau_interval[0]:.3f}–{fc.plateau_interval[1]:.3f})"
         full = "—" if row["predicted_auc_at_full"] is None else f"{row['predicted_auc_at_full']:.3f}"
-        lines.append(f"{fc.n_labels:>7} {auc:>22} {plat:>22} {full:>9} {_fmt(fc.labels_needed):>12}  {fc.status}")
+        raw = f"{row['raw_predicted_auc_at_full']:.3f}" if fc.corrected else "="
+        status = f"{fc.status} (labels unlike the pool: corrected)" if fc.corrected else fc.status
+        lines.append(f"{fc.n_labels:>7} {auc:>22} {plat:>22} {full:>9} {raw:>9} {_fmt(fc.labels_needed):>12}  {status}")
     lo, hi = result.final_interval
     lines.append(f"{'final':>7} {f'{result.final_auc:.3f} ({lo:.3f}–{hi:.3f})':>22}  realised with all {result.n_total} rows")
     lines.append("total needed: labels in all (those so far included) for the target AUC; never: above the plateau")

@@ -239,6 +239,11 @@ def build_prediction(
     return prediction
 
 
+def confidence(config: LabelingConfig, probabilities: Mapping[str, float]) -> float:
+    """The probe's confidence in its choice for one task (the score under ``sampling=uncertainty``)."""
+    return _choose(config, probabilities)[1]
+
+
 def _choose(config: LabelingConfig, probabilities: Mapping[str, float]) -> tuple[list[str], float]:
     """Chosen values and the confidence in them (low score = uncertain, for uncertainty sampling)."""
     if config.mode == BINARY:

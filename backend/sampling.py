@@ -1,0 +1,140 @@
+"""Which order the prediction score steers annotators to, and what that order's labels weigh.
+
+Label Studio's Data Manager sorts tasks by prediction ``score``; LabelCast writes that score so
+that sorting it ascending gives the project's ``sampling`` order:
+
+``uncertainty``
+    The probe's confidence (lowest = least sure first). Best for the probe, worst for the
+    forecast: the labels are the hardest images, not a random sample.
+``random``
+    A stable pseudo-random number per task (a hash of the project and task id): the same
+    order on every /predict, independent of the image.
+``mixed`` (default)
+    As ``uncertainty``, except that a known share ``AUDIT_SHARE`` of the project's tasks, picked
+    by a hash of the task id, are *audit* tasks whose score is a stable pseudo-random draw from
+    the distribution of the probe's confidences over the project's tasks (its quantiles are
+    saved with the probe at each refit; :func:`score_quantiles`). So audit tasks are spread
+    evenly through the least-sure-first list: about ``AUDIT_SHARE`` of any first ``k`` tasks. Whether a task is
+    an audit task depends only on its id, never on its image, so the labeled audit tasks are a
+    random sample of the project: :func:`selection_probabilities` gives the refit their
+    selection probability (audits labeled / tasks in the project; 1 for a task chosen as least
+    sure, which stands only for itself), and the forecast weights by its inverse.
+
+Pure numpy; the web process calls :func:`prediction_scores` on every /predict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from backend.settings import SAMPLING_MODES
+
+__all__ = ["SAMPLING_MODES", "AUDIT_SHARE", "task_uniform", "audit_mask", "prediction_scores",
+           "selection_probabilities", "score_quantiles"]
+
+
+AUDIT_SHARE = 0.2
+"""Share of a project's tasks that are audit tasks under ``sampling=mixed``."""
+
+N_QUANTILES = 101
+"""Quantiles of the confidences saved with the probe (every percent)."""
+
+_SALT_RANK = np.uint64(0x9E3779B97F4A7C15)
+_SALT_AUDIT = np.uint64(0xD1B54A32D192ED03)
+
+
+def task_uniform(project_id: int, task_ids: Iterable[int], salt: np.uint64 = _SALT_RANK) -> np.ndarray:
+    """A stable number in [0, 1) per task (splitmix64 of project, task id and ``salt``).
+
+    Returns
+    -------
+    ndarray of shape (n_tasks,)
+    """
+    ids = np.fromiter((int(t) for t in task_ids), dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = ids * np.uint64(0x100000001B3) + np.uint64(int(project_id) & 0xFFFFFFFF) * salt + salt
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def audit_mask(project_id: int, task_ids: Iterable[int], share: float = AUDIT_SHARE) -> np.ndarray:
+    """Whether each task is an audit task of ``sampling=mixed`` (shape (n_tasks,), bool)."""
+    return task_uniform(project_id, task_ids, _SALT_AUDIT) < share
+
+
+def prediction_scores(
+    mode: str, project_id: int, confidence: Mapping[int, float], task_ids: list[int], low: float = 0.5,
+    quantiles: list[float] | None = None,
+) -> dict[int, float]:
+    """The ``score`` to write for each task so that sorting ascending gives ``mode``'s order.
+
+    Parameters
+    ----------
+    mode : str
+        One of ``SAMPLING_MODES``.
+    confidence : mapping of task id to float
+        The probe's confidence in its choice for tasks it scored (absent: no probe or no
+        embedding yet).
+    task_ids : list of int
+        Every task of the request.
+    low : float
+        Lowest possible confidence (0.5 for binary and multi-label, 1/k for k classes).
+    quantiles : list of float, optional
+        :func:`score_quantiles` of the project's confidences; without them audit scores are
+        uniform between ``low`` and 1.
+
+    Returns
+    -------
+    dict of task id to float
+        Tasks absent get no score: under ``uncertainty`` and ``mixed``, those the probe has not
+        scored (no probe or no embedding yet: there is no least-sure-first order to mix into).
+    """
+    if mode not in SAMPLING_MODES:
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {mode!r}")
+    if mode == "uncertainty":
+        return dict(confidence)
+    rank = task_uniform(project_id, task_ids)
+    if mode == "random":
+        return dict(zip(task_ids, rank.tolist()))
+    out = dict(confidence)
+    audit = audit_mask(project_id, task_ids)
+    if quantiles is not None and len(quantiles) >= 2:
+        q = np.asarray(quantiles, dtype=np.float64)
+        drawn = np.interp(rank, np.linspace(0.0, 1.0, len(q)), q)
+    else:
+        drawn = low + (1.0 - low) * rank
+    for i in np.flatnonzero(audit).tolist():
+        if task_ids[i] in out:
+            out[task_ids[i]] = float(drawn[i])
+    return out
+
+
+def score_quantiles(confidences: np.ndarray) -> list[float]:
+    """``N_QUANTILES`` evenly spaced quantiles of the probe's confidences over the project."""
+    confidences = np.asarray(confidences, dtype=np.float64)
+    if confidences.size == 0:
+        return []
+    return np.quantile(confidences, np.linspace(0.0, 1.0, N_QUANTILES)).round(6).tolist()
+
+
+def selection_probabilities(project_id: int, labeled_task_ids: list[int], n_tasks: int) -> np.ndarray:
+    """Selection probability of each labeled task under ``sampling=mixed``.
+
+    An audit task is labeled with probability ``audits labeled / n_tasks`` (audit tasks are a
+    random ``AUDIT_SHARE`` of the project; the labeled ones a random part of them); a task
+    chosen as least sure gets 1.
+
+    Returns
+    -------
+    ndarray of shape (n_labeled,)
+    """
+    audit = audit_mask(project_id, labeled_task_ids)
+    n_tasks = max(int(n_tasks), len(labeled_task_ids), 1)
+    prob = np.ones(len(labeled_task_ids))
+    if audit.any():
+        prob[audit] = audit.sum() / n_tasks
+    return prob

@@ -1,0 +1,189 @@
+"""Forecasts when the labels are not a random sample: raw against corrected, per labeling order.
+
+For each data set and each of ``--reps`` replays of each order (``backend.simulate.replay_order``:
+random, uncertainty = 20 random then batches of 10 least sure, mixed = uncertainty with 20 %
+random audit rows), a forecast is made at each checkpoint from the first k labels, with the
+rows after k as the unlabeled pool (their embeddings only). Compared with the truth (mean AUC of
+5-fold cross-validation on all rows, repeated 10 times, predicted at that training size):
+
+* ``raw``: the forecast without a pool (as before issue 14);
+* ``corrected``: with the pool (importance weights from the labeled-vs-pool classifier when the
+  labeled set is detectably unlike the pool); for ``mixed`` also ``known``: the alternative
+  tried, Horvitz-Thompson weights from the known selection probabilities (the random rows carry
+  the evaluation; the product uses them only when there is no pool).
+
+It also counts how often the message flags the labels as not a random sample, and how many
+labels each order needs before its probe actually reaches the target AUC (set to the full-size
+truth minus ``--target-gap``), measured on rows held out of the replay (30 %; synthetic: 20,000
+fresh rows).
+
+Data: synthetic embeddings are for tuning (the threshold ``DETECT_Z`` and the method were chosen
+on them); the TB sets (``../shared/data/tb-radiological-signs``) are held out and reported as
+they come.
+
+    python benchmarks/sampling_bias.py --reps 10
+    python benchmarks/sampling_bias.py --calibrate --reps 20   # the detection threshold
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backend.datasets import load_labeled_data  # noqa: E402
+from backend.forecast import forecast  # noqa: E402
+from backend.learning_curve import cross_validated_auc  # noqa: E402
+from backend.metrics import roc_auc  # noqa: E402
+from backend.probe import fit_probe  # noqa: E402
+from backend.selection_bias import estimate_selection_bias  # noqa: E402
+from backend.simulate import replay_order, selection_probabilities  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "tb-radiological-signs"
+ORDERS = ("random", "uncertainty", "mixed")
+
+
+def synthetic(d, rng, rank=8, shift=0.9, flip=0.08):
+    """Gaussian embeddings with a low-rank class signal and label noise (as forecast_accuracy)."""
+    basis = rng.normal(size=(rank, d))
+
+    def draw(m):
+        y = rng.integers(0, 2, m)
+        z = rng.normal(size=(m, rank)) + shift * y[:, None] * np.linspace(1, 0.2, rank)[None, :]
+        X = z @ basis + 0.7 * rng.normal(size=(m, d))
+        return X, np.where(rng.random(m) < flip, 1 - y, y).astype(np.int8)
+
+    return draw
+
+
+def data_sets(names, rng, seed):
+    for name in names:
+        if name.startswith("synthetic"):
+            d = int(name.partition("-")[2] or 64)
+            draw = synthetic(d, rng)
+            X, y = draw(1000)
+            yield f"synthetic d={d} (tuning)", X, y, draw(20000)
+        else:
+            data = load_labeled_data(SHARED / f"{name}.json", seed=seed)
+            yield f"{name} (held out)", data.X, data.y, None
+
+
+def truth_at_full(X, y, seed):
+    cv = cross_validated_auc(X, y, seed=seed, repeats=10)
+    return cv.auc, cv.train_size
+
+
+def labels_to_reach(X, y, test, order, target, seed, step):
+    """Labels an order needs before its probe's AUC on held-out rows reaches ``target``."""
+    X_test, y_test = test
+    index, _ = replay_order(X, y, order, seed=seed)
+    for k in range(step, len(y) + 1, step):
+        yk = y[index[:k]]
+        if min(yk.sum(), k - yk.sum()) < 2:
+            continue
+        if roc_auc(y_test, fit_probe(X[index[:k]], yk).decision_function(X_test)) >= target:
+            return k
+    return math.inf
+
+
+def run_set(name, X, y, fresh, args, rng):
+    truth, size = truth_at_full(X, y, args.seed)
+    print(f"\n## {name}: {len(y)} rows, truth {truth:.3f} (5-fold CV, predicted at {size} labels)", flush=True)
+    rows = {}
+    flags = {o: [] for o in ORDERS}
+    for order in ORDERS:
+        for rep in range(args.reps):
+            seed = args.seed * 1000 + rep
+            index, at_random = replay_order(X, y, order, seed=seed, n_steps=max(args.checkpoints))
+            Xo, yo = X[index], y[index]
+            for k in args.checkpoints:
+                if k >= len(y):
+                    continue
+                known = selection_probabilities(at_random[:k], len(y)) if order == "mixed" else None
+                fc = forecast(Xo[:k], yo[:k], 0.9, seed=seed, pool=Xo[k:])
+                if fc.fit is None:
+                    continue
+                rows.setdefault((order, k, "raw"), []).append(fc.predict_raw_auc(size) - truth)
+                rows.setdefault((order, k, "corrected"), []).append(fc.predict_auc(size) - truth)
+                if k == 100:
+                    flags[order].append(fc.corrected)
+                if known is not None:
+                    # The alternative tried: Horvitz-Thompson weights from the known probabilities
+                    # (what estimate_selection_bias uses when there is no pool).
+                    fk = forecast(Xo[:k], yo[:k], 0.9, seed=seed, selection_prob=known)
+                    rows.setdefault((order, k, "known"), []).append(fk.predict_auc(size) - truth)
+    print("| order | labels | forecast | mean abs error | bias | replays |")
+    print("|---|---|---|---|---|---|")
+    for (order, k, kind), errs in sorted(rows.items(), key=lambda kv: (ORDERS.index(kv[0][0]), kv[0][1], kv[0][2])):
+        e = np.asarray(errs)
+        print(f"| {order} | {k} | {kind} | {np.mean(np.abs(e)):.3f} | {np.mean(e):+.3f} | {len(e)} |")
+    for k in args.checkpoints:
+        r, u = rows.get(("random", k, "raw")), rows.get(("uncertainty", k, "corrected"))
+        if r and u:
+            ratio = np.mean(np.abs(u)) / np.mean(np.abs(rows[("random", k, "corrected")]))
+            raw_ratio = np.mean(np.abs(rows[("uncertainty", k, "raw")])) / np.mean(np.abs(r))
+            print(f"at {k}: uncertainty/random error ratio raw {raw_ratio:.1f}x, corrected {ratio:.1f}x")
+    print("flagged at 100 labels: " + ", ".join(
+        f"{o} {np.mean(f):.0%} of {len(f)}" for o, f in flags.items() if f))
+    if args.reach:
+        if fresh is not None:
+            X_fit, y_fit, test = X, y, fresh
+        else:
+            split = np.random.default_rng(args.seed).permutation(len(y))
+            cut = int(0.7 * len(y))
+            X_fit, y_fit, test = X[split[:cut]], y[split[:cut]], (X[split[cut:]], y[split[cut:]])
+        target = truth - args.target_gap
+        print(f"labels needed to reach AUC {target:.3f} on held-out rows (median of {args.reps}):", end="")
+        for order in ORDERS:
+            needs = [labels_to_reach(X_fit, y_fit, test, order, target, args.seed * 1000 + r, 10) for r in range(args.reps)]
+            print(f" {order} {np.median(needs):.0f}", end="")
+        print(flush=True)
+
+
+def calibrate(args, rng):
+    """z-statistic of the labeled-vs-pool classifier under random and uncertainty orders."""
+    print("| set | labels | order | z quantiles 50/90/99 | flagged at z >= 2 / 2.5 / 3 / 4 |")
+    print("|---|---|---|---|---|")
+    for name, X, y, _ in data_sets(args.sets, rng, args.seed):
+        for k in args.checkpoints:
+            for order in ORDERS:
+                zs = []
+                for rep in range(args.reps):
+                    index, _ = replay_order(X, y, order, seed=rep, n_steps=k)
+                    Xo, yo = X[index], y[index]
+                    zs.append(estimate_selection_bias(Xo[:k], yo[:k], Xo[k:], seed=rep).z)
+                zs = np.asarray(zs)
+                q = np.quantile(zs, [0.5, 0.9, 0.99])
+                rates = " / ".join(f"{np.mean(zs >= t):.0%}" for t in (2, 2.5, 3, 4))
+                print(f"| {name} | {k} | {order} | {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f} | {rates} |", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=10, help="replays of each order per data set")
+    parser.add_argument("--checkpoints", type=lambda s: [int(v) for v in s.split(",")], default=[50, 100, 200])
+    parser.add_argument("--sets", type=lambda s: s.split(","), default=["synthetic-64", "synthetic-14", "shenzhen", "montgomery"])
+    parser.add_argument("--target-gap", type=float, default=0.02)
+    parser.add_argument("--no-reach", dest="reach", action="store_false", help="skip the labels-to-reach count")
+    parser.add_argument("--calibrate", action="store_true", help="only the detection statistic's distribution")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    t0 = time.time()
+    if args.calibrate:
+        calibrate(args, rng)
+    else:
+        for name, X, y, fresh in data_sets(args.sets, rng, args.seed):
+            run_set(name, X, y, fresh, args, rng)
+    print(f"\n({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
