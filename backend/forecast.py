@@ -217,7 +217,7 @@ def forecast(
         )
 
     fit = fit_learning_curve(curve.sizes, curve.scores, method=method, n_boot=n_boot, seed=seed, pooled=True)
-    raw = {}
+    raw: dict[str, Any] = {}
     if curve is not raw_curve:
         raw_fit = fit_learning_curve(
             raw_curve.sizes, raw_curve.scores, method=method, n_boot=n_boot, seed=seed, pooled=True
