@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from backend.exceptions import ImageDecodeError, ImageFetchError, LabelStudioError, ProjectNotFoundError
+from backend.exceptions import (
+    EncoderLoadError,
+    ImageDecodeError,
+    ImageFetchError,
+    LabelConfigError,
+    LabelStudioError,
+    ProjectNotFoundError,
+    SettingsError,
+    UnusableLabelsError,
+)
 from backend.jobs._base import PUSH_RETRY_S
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.config import LabelingConfig, parse_label_config
@@ -223,13 +232,17 @@ class Trainer:
         and, after the refit, embed every task not embedded yet so /predict can score it.
         Returns the saved forecast record.
         """
-        if sync:
-            try:
-                self.sync_labels(project_id)
-            except LabelStudioError as exc:
-                log.warning("project %s: not synced from Label Studio: %s", project_id, exc)
-                sync = False
-        record = self._refit(project_id)
+        try:
+            if sync:
+                try:
+                    self.sync_labels(project_id)
+                except LabelStudioError as exc:
+                    log.warning("project %s: not synced from Label Studio: %s", project_id, exc)
+                    sync = False
+            record = self._refit(project_id)
+        except REFIT_ERRORS as exc:  # a refit that cannot run: the project shows why and the fix
+            record = self._save_error(project_id, exc)
+            sync = False
         if sync:
             pending = [t for t, rec in self.store.get_tasks(project_id).items() if not rec.get("sha")]
             if pending:
@@ -246,6 +259,8 @@ class Trainer:
         vectors = self.embed_tasks(project_id, labels, image_errors)
         task_ids = [t for t in labels if t in vectors]
         n = len(task_ids)
+        if labels and not n:
+            raise UnusableLabelsError(len(labels), image_errors)
         X = np.stack([vectors[t] for t in task_ids]) if n else np.zeros((0, self.encoder.dim), np.float32)
         targets = [config.targets(labels[t]) for t in task_ids]
 
@@ -275,7 +290,8 @@ class Trainer:
             revision = int(previous.get("revision", 1)) + (0 if same else 1)
         version = model_version(self.settings.encoder, n, revision)
         base_url = self.settings.public_url or project.get("backend_url")
-        message = with_report_link(summary_message(config, forecasts, n, min_labels), base_url, project_id)
+        message = summary_message(config, forecasts, n, min_labels) + left_out_note(len(labels), image_errors)
+        message = with_report_link(message, base_url, project_id)
         needed = summary_labels_needed(forecasts, min_labels)
         seconds = time.perf_counter() - started
         model = {
@@ -289,6 +305,7 @@ class Trainer:
             "trained_at": time.time(),
         }
         record = {
+            "status": "ok",
             "version": version,
             "n_labels": n,
             "n_labels_recorded": len(labels),
@@ -305,6 +322,46 @@ class Trainer:
         self.store.put_result(project_id, model, record, plots)
         log.info("project %s: %s in %.2f s: %s", project_id, version, seconds, message)
         self._tell_label_studio(project_id, project, version, message)
+        return record
+
+    def _save_error(self, project_id: int, exc: Exception) -> dict[str, Any]:
+        """Save (and tell Label Studio) a forecast record with status ``error`` and a sentence
+        that says what went wrong and how to fix it; the last good model keeps serving /predict."""
+        project = self._project(project_id)
+        labels = self.store.get_labels(project_id)
+        previous = self.store.get_model(project_id)
+        model = previous or {
+            "version": model_version(self.settings.encoder, 0),
+            "revision": 1,
+            "encoder": None,
+            "encoder_spec": self.settings.encoder,
+            "n_labels": 0,
+            "probes": {},
+            "trained_at": None,
+        }
+        image_errors = getattr(exc, "image_errors", {})
+        sentence = error_sentence(exc, len(labels), self.settings.encoder)
+        base_url = self.settings.public_url or project.get("backend_url")
+        before = self.store.get_forecast(project_id) or {}
+        plots = {f: png for f in before.get("findings") or {} if (png := self.store.get_plot(project_id, f))}
+        record = {
+            "status": "error",
+            "error": sentence,
+            "version": model["version"],
+            "n_labels": 0,
+            "n_labels_recorded": len(labels),
+            "target_auc": before.get("target_auc"),
+            "message": with_report_link(sentence, base_url, project_id),
+            "labels_needed": None,
+            "findings": before.get("findings") or {},
+            "updated_at": time.time(),
+            "refit_seconds": None,
+            "image_errors": {str(t): r[:300] for t, r in sorted(image_errors.items())[:IMAGE_ERRORS_SHOWN]},
+            "n_image_errors": len(image_errors),
+        }
+        self.store.put_result(project_id, model, record, plots)
+        log.error("project %s: refit cannot run: %s", project_id, sentence)
+        self._tell_label_studio(project_id, project, model["version"], record["message"])
         return record
 
     def retry_version_pushes(self) -> None:
@@ -371,6 +428,61 @@ def summary_message(config: LabelingConfig, forecasts: dict[str, Any], n_labels:
     if len(forecasts) == 1:
         return next(iter(forecasts.values())).message
     return " | ".join(f"{finding}: {fc.message}" for finding, fc in forecasts.items())
+
+
+REFIT_ERRORS = (EncoderLoadError, LabelConfigError, SettingsError, UnusableLabelsError)
+"""Errors that stop a refit for a reason a person can fix: saved as a forecast with status
+``error`` (any other exception is a bug and fails the job)."""
+
+
+def error_sentence(exc: Exception, n_labels: int, encoder_spec: str) -> str:
+    """The plain sentence, with the fix, shown for a refit that could not run."""
+    arrived = f"{n_labels} label{'s' if n_labels != 1 else ''} arrived"
+    if isinstance(exc, EncoderLoadError):
+        return (f"Error: no forecast, the encoder {encoder_spec!r} cannot be loaded: {exc}. {arrived} and "
+                f"are kept; fix ENCODER (or put its weights on the worker's machine) and restart the worker.")
+    if isinstance(exc, (LabelConfigError, SettingsError)):
+        return (f"Error: no forecast, the project's settings cannot be used: {exc}. {arrived} and are kept; "
+                f"fix the labeling config or the model's extra params in Label Studio.")
+    return f"Error: no forecast, {arrived} but none could be used: {image_error_summary(exc.image_errors)}."
+
+
+def image_error_summary(errors: dict[int, str]) -> str:
+    """Image errors grouped by kind, with one example each and the fix: ``"40 images refused
+    (task 7: image host 'x' is not allowed ...); add the host to ALLOWED_IMAGE_HOSTS"``."""
+    groups: dict[str, list[int]] = {}
+    for task_id, reason in sorted(errors.items()):
+        groups.setdefault(_error_kind(reason), []).append(task_id)
+    if not groups:
+        return "their tasks have no image"
+    parts = []
+    for kind, tasks in sorted(groups.items(), key=lambda item: -len(item[1])):
+        example = errors[tasks[0]][:200]
+        parts.append(f"{len(tasks)} image{'s' if len(tasks) != 1 else ''} {kind} (task {tasks[0]}: {example}); "
+                     f"{_ERROR_FIX[kind]}")
+    return "; ".join(parts)
+
+
+_ERROR_FIX = {
+    "refused": "add the image host to ALLOWED_IMAGE_HOSTS, or serve the images through Label Studio",
+    "not fetched": "check that the image server is reachable from the backend and the URLs are right",
+    "not decoded": "the files are not images LabelCast reads (PNG, JPEG, DICOM, ...) or are too large",
+}
+
+
+def _error_kind(reason: str) -> str:
+    if not reason.startswith("image not fetched"):
+        return "not decoded"
+    if "ALLOWED_IMAGE_HOSTS" in reason or "is not allowed" in reason or "refused" in reason:
+        return "refused"
+    return "not fetched"
+
+
+def left_out_note(n_labels: int, errors: dict[int, str]) -> str:
+    """`` (40 labels arrived; 3 left out: ...)`` when some labels' images could not be used."""
+    if not errors:
+        return ""
+    return f" ({n_labels} labels arrived; {len(errors)} left out: {image_error_summary(errors)}.)"
 
 
 def with_report_link(message: str, base_url: str | None, project_id: int) -> str:

@@ -151,3 +151,19 @@ def test_report_does_not_show_the_servers_folders(app, client, tiny_encoder_spec
     assert public_spec("open_clip:ViT-B-16:/srv/ckpt/b16.pt") == "open_clip:ViT-B-16:…/b16.pt"
     assert public_spec("StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k") == (
         "StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k")
+
+
+def test_report_shows_an_error_forecast_and_the_labels_left_out(client, sqlite_store):
+    """A forecast with status error: the report shows its sentence, the labels that arrived and
+    each labeled task left out with the reason."""
+    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    client.post("/setup", json={"project": 5, "schema": config})
+    sentence = "Error: no forecast, 2 labels arrived but none could be used: 2 images refused"
+    sqlite_store.put_result(5, {"version": "v"}, {
+        "status": "error", "error": sentence, "message": sentence, "n_labels": 0, "n_labels_recorded": 2,
+        "image_errors": {"11": "image not fetched: image host 'h' is not allowed"}, "n_image_errors": 2,
+    }, {})
+    page = client.get("/report?project=5").get_data(as_text=True)
+    assert 'class="message error"' in page and sentence in page
+    assert "Labeled tasks left out" in page and "image host &#x27;h&#x27; is not allowed" in page
+    assert "(the first 1)" in page

@@ -250,3 +250,83 @@ def test_many_bad_images_log_one_warning(trainer, sqlite_store, caplog):
     warnings = [r for r in caplog.records if r.name == "backend.training" and r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "40 image(s)" in warnings[0].getMessage()
     assert "u:p@" not in caplog.text
+
+
+def _label_refused(store, project_id, n, start=0):
+    """Labels whose images are on a host that is not in ALLOWED_IMAGE_HOSTS."""
+    for i in range(start, start + n):
+        store.put_tasks(project_id, {i: f"http://images.example.com/{i}.png"})
+        store.put_label(project_id, annotation_id=1000 + i, task_id=i, choices=["Effusion" if i % 2 else "No effusion"])
+
+
+def test_every_image_refused_gives_an_error_forecast_that_says_why(trainer, sqlite_store):
+    """Forty labels whose images are all refused: status error, the count that arrived, the
+    reason and the fix, in the record and in what Label Studio is told; never "0 labels"."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label_refused(sqlite_store, 1, 40)
+    record = trainer.refit(1)
+    assert record["status"] == "error"
+    assert sqlite_store.get_forecast(1) == record
+    assert "40 labels arrived" in record["message"] and "ALLOWED_IMAGE_HOSTS" in record["message"]
+    assert "40 images refused" in record["message"]
+    assert "0 labels so far" not in record["message"]
+    assert record["n_labels_recorded"] == 40 and record["n_image_errors"] == 40
+    client = next(iter(trainer._clients.values()))
+    assert client.versions == [(1, record["version"], record["message"])]
+    assert record["version"].endswith("-n0")
+
+
+def test_an_error_keeps_the_last_good_model(trainer, sqlite_store):
+    """A refit that cannot run after a good one keeps the probes (predictions go on) and the
+    version; the next good refit clears the error."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 24)
+    good = trainer.refit(1)
+    sqlite_store.put_project(1, {"label_config": "<View><Image name='image' value='$image'/></View>"})
+    record = trainer.refit(1)
+    assert record["status"] == "error" and "labeling config" in record["message"]
+    assert "24 labels arrived" in record["message"]
+    assert sqlite_store.get_model(1)["version"] == good["version"]
+    assert sqlite_store.get_model(1)["probes"]
+    assert sqlite_store.get_plot(1, "Effusion") is not None
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    assert trainer.refit(1)["status"] == "ok"
+
+
+def test_an_encoder_that_cannot_load_gives_an_error_forecast(service_settings, sqlite_store, tmp_path):
+    """ENCODER names a folder that does not exist: the forecast says so, with the fix."""
+    import dataclasses
+
+    settings = dataclasses.replace(service_settings, encoder=str(tmp_path / "no-such-encoder"),
+                                   label_studio_url="http://ls", label_studio_api_key="k")
+    trainer = Trainer(settings, sqlite_store, client_factory=RecordingClient)
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 12)
+    record = trainer.refit(1, sync=False)
+    assert record["status"] == "error"
+    assert "cannot be loaded" in record["message"] and "fix ENCODER" in record["message"]
+    assert "12 labels arrived" in record["message"]
+
+
+def test_some_images_left_out_are_counted_in_the_message(trainer, sqlite_store):
+    """Twenty-four usable labels and three refused: the message says 27 arrived, 3 left out, why."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 24)
+    _label_refused(sqlite_store, 1, 3, start=100)
+    record = trainer.refit(1)
+    assert record["status"] == "ok" and record["n_labels"] == 24
+    assert "27 labels arrived; 3 left out: 3 images refused" in record["message"]
+
+
+def test_an_unexpected_error_is_not_turned_into_a_forecast(trainer, sqlite_store, monkeypatch):
+    """A TypeError inside the refit is a bug: it fails the job, no error forecast hides it."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 12)
+
+    def broken(*args, **kwargs):
+        raise TypeError("bug")
+
+    monkeypatch.setattr("backend.probe.fit_probe", broken)
+    with pytest.raises(TypeError):
+        trainer.refit(1)
+    assert sqlite_store.get_forecast(1) is None
