@@ -19,8 +19,6 @@ import numpy as np
 
 from backend.exceptions import (
     EncoderLoadError,
-    ImageDecodeError,
-    ImageFetchError,
     LabelConfigError,
     LabelStudioError,
     ProjectNotFoundError,
@@ -33,17 +31,6 @@ from backend.labelstudio.config import LabelingConfig, parse_label_config
 from backend.labelstudio.protocol import annotation_choices, collecting_message, model_version, parse_time
 
 log = logging.getLogger(__name__)
-
-EMBED_BATCH = 32
-"""Images fetched, decoded and embedded per batch."""
-
-EMBED_BATCH_PIXELS = 50_000_000
-"""Most decoded pixels held at once (width × height, summed over a batch's images): a batch
-whose images add up to more is embedded in parts. One image may have as many
-(``backend.images.DEFAULT_MAX_PIXELS``); eight 7,000 × 7,000 PNGs of 150 KB each held 1.8 GB."""
-
-FETCH_WORKERS = 8
-"""Images of a batch downloaded at the same time: slow hosts are waited for side by side."""
 
 FETCH_BUDGET_S = 120.0
 """Longest one job (a refit, or embedding ahead) spends downloading images, all batches
@@ -71,9 +58,8 @@ class Trainer:
     ----------
     settings : backend.settings.Settings
     store : backend.store.Store
-    encoder : object, optional
-        An already loaded encoder (``.id``, ``.dim``, ``.embed(images)``); default: load
-        ``settings.encoder`` on first use.
+    encoder : backend.encoders.Encoder, optional
+        An already loaded encoder; default: load ``settings.encoder`` on first use.
     client_factory : callable, optional
         ``(url, api_key) -> LabelStudioClient``.
     """
@@ -85,6 +71,7 @@ class Trainer:
         self._client_factory = client_factory or LabelStudioClient
         self._clients: dict[tuple[str | None, str | None], Any] = {}
         self._unpushed: dict[int, float] = {}  # project -> when to retry telling Label Studio
+        self._pipeline = None
 
     @property
     def encoder(self):
@@ -124,9 +111,11 @@ class Trainer:
     ) -> dict[int, np.ndarray]:
         """Embeddings of the given tasks, fetching and embedding only what the cache lacks.
 
-        Images that cannot be fetched (within FETCH_BUDGET_S for the whole call) or decoded
-        are left out, with one warning in the log for all of them; ``errors``, when given,
-        receives ``{task_id: reason}`` for each.
+        The images go through :class:`backend.pipeline.Pipeline` (concurrent fetching through
+        the project's Label Studio client, decoding on every core, batched encoding); hashes
+        and embeddings are stored batch by batch, as they come. Images that cannot be fetched
+        (within FETCH_BUDGET_S for the whole call) or decoded are left out, with one warning
+        in the log for all of them; ``errors``, when given, receives ``{task_id: reason}``.
 
         Returns
         -------
@@ -140,11 +129,21 @@ class Trainer:
         cached = self.store.get_many(encoder_id, set(known.values()))
         out = {t: cached[sha] for t, sha in known.items() if sha in cached}
         missing = [t for t in tasks if t not in out]
-        deadline = time.monotonic() + FETCH_BUDGET_S
         failed: dict[int, str] = {}
-        for start in range(0, len(missing), EMBED_BATCH):
-            batch = {t: tasks[t]["image"] for t in missing[start : start + EMBED_BATCH]}
-            out.update(self._embed_batch(project_id, project, batch, failed, deadline))
+        if missing:
+            client = self.client(project)
+            deadline = time.monotonic() + FETCH_BUDGET_S
+
+            def fetch(task_id: int, ref: str) -> bytes:
+                return client.fetch_image(ref, task_id, deadline=deadline)
+
+            for results in self.pipeline.run(((t, tasks[t]["image"]) for t in missing), fetch):
+                self.store.set_task_hashes(project_id, {r.key: r.sha for r in results if r.sha})
+                for result in results:
+                    if result.vector is not None:
+                        out[result.key] = result.vector
+                    else:
+                        failed[result.key] = result.error
         if failed:
             quoted = "; ".join(f"task {t}: {reason}" for t, reason in list(failed.items())[:IMAGE_ERRORS_LOGGED])
             log.warning("project %s: %d image(s) left out (/forecast lists them): %s%s", project_id,
@@ -153,48 +152,14 @@ class Trainer:
             errors.update(failed)
         return out
 
-    def _embed_batch(
-        self, project_id: int, project: dict[str, Any], images: dict[int, str], errors: dict[int, str],
-        deadline: float | None = None,
-    ) -> dict[int, np.ndarray]:
-        client = self.client(project)
-        hashes: dict[int, str] = {}
-        raw: dict[str, bytes] = {}
-        for task_id, data in _fetch_all(client, images, deadline).items():
-            if isinstance(data, ImageFetchError):
-                errors[task_id] = f"image not fetched: {data}"
-                continue
-            sha = hashlib.sha256(data).hexdigest()
-            hashes[task_id] = sha
-            raw.setdefault(sha, data)
-        self.store.set_task_hashes(project_id, hashes)
-        encoder_id = self.encoder.id
-        vectors = self.store.get_many(encoder_id, raw)
-        todo = [sha for sha in raw if sha not in vectors]
-        if todo:
-            from backend.images import decode_image, read_size
+    @property
+    def pipeline(self):
+        """The embedding pipeline of this worker's encoder (its decoding processes are kept)."""
+        if self._pipeline is None or self._pipeline.encoder is not self.encoder:
+            from backend.pipeline import Pipeline
 
-            decoded, ok, pixels = [], [], 0
-            for sha in todo:
-                try:
-                    width, height = read_size(raw[sha])
-                    if decoded and pixels + width * height > EMBED_BATCH_PIXELS:
-                        vectors.update(self._embed_decoded(encoder_id, ok, decoded))
-                        decoded, ok, pixels = [], [], 0
-                    decoded.append(decode_image(raw.pop(sha)))
-                    ok.append(sha)
-                    pixels += width * height
-                except ImageDecodeError as exc:
-                    errors.update({t: f"image not decoded: {exc}" for t, h in hashes.items() if h == sha})
-            if decoded:
-                vectors.update(self._embed_decoded(encoder_id, ok, decoded))
-        return {t: vectors[sha] for t, sha in hashes.items() if sha in vectors}
-
-    def _embed_decoded(self, encoder_id: str, shas: list[str], images: list) -> dict[str, np.ndarray]:
-        embedded = np.asarray(self.encoder.embed(images), dtype=np.float32)
-        new = dict(zip(shas, embedded))
-        self.store.put_many(encoder_id, new)
-        return new
+            self._pipeline = Pipeline(self.encoder, self.store)
+        return self._pipeline
 
     # --- refit ------------------------------------------------------------------------------
     def sync_labels(self, project_id: int) -> tuple[int, int]:
@@ -508,21 +473,6 @@ def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float |
         else:
             values.append(float(fc.labels_remaining))
     return max(values) if values else float(min_labels)
-
-
-def _fetch_all(client, images: dict[int, str], deadline: float | None) -> dict[int, bytes | ImageFetchError]:
-    """``{task_id: bytes or the ImageFetchError}``, FETCH_WORKERS downloads at a time."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def fetch(item: tuple[int, str]) -> bytes | ImageFetchError:
-        task_id, ref = item
-        try:
-            return client.fetch_image(ref, task_id, deadline=deadline)
-        except ImageFetchError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, max(len(images), 1))) as pool:
-        return dict(zip(images, pool.map(fetch, images.items())))
 
 
 def _fingerprint(labels: dict[int, list[str]], findings) -> str:

@@ -213,29 +213,20 @@ def test_trickling_images_hold_a_refit_for_the_fetch_budget_only(service_setting
     assert all("not downloaded within" in reason for reason in record["image_errors"].values())
 
 
-class _CountingEncoder:
-    """Wraps an encoder and records the decoded pixels handed to each ``embed`` call."""
-
-    def __init__(self, inner):
-        self.inner, self.id, self.dim, self.calls = inner, inner.id, inner.dim, []
-
-    def embed(self, images):
-        self.calls.append(sum(image.width * image.height for image in images))
-        return self.inner.embed(images)
-
-
 def test_a_batch_never_holds_more_decoded_pixels_than_the_budget(trainer, sqlite_store, monkeypatch):
     """Eight 120 x 120 images under a 30,000-pixel budget are embedded two at a time, never all
     eight together (eight 7,000 x 7,000 PNGs held 1.8 GB)."""
-    from backend import training
+    from backend.pipeline import Pipeline
 
-    monkeypatch.setattr(training, "EMBED_BATCH_PIXELS", 30_000, raising=False)
-    trainer._encoder = _CountingEncoder(trainer.encoder)
+    trainer._pipeline = Pipeline(trainer.encoder, sqlite_store, batch_pixels=30_000)
+    calls = []
+    embed_pixels = trainer.encoder.embed_pixels
+    monkeypatch.setattr(trainer.encoder, "embed_pixels", lambda pixels: calls.append(len(pixels)) or embed_pixels(pixels))
     sqlite_store.put_project(1, {"label_config": CONFIG})
     sqlite_store.put_tasks(1, {i: data_uri(xray_png(i, i % 2 == 0, size=120)) for i in range(8)})
     vectors = trainer.embed_tasks(1, range(8))
     assert len(vectors) == 8
-    assert trainer._encoder.calls == [28_800] * 4
+    assert calls == [2] * 4
 
 
 def test_many_bad_images_log_one_warning(trainer, sqlite_store, caplog):

@@ -40,6 +40,7 @@ class ThreadJobs(Jobs):
         self.trainer_factory = trainer_factory
         self.isolate = isolate
         self._child = None  # (process, connection) when isolate
+        self._stop_at_exit = False
         self._cond = threading.Condition()
         self._refit: list[int] = []  # projects waiting for a refit, in request order
         self._sync: set[int] = set()  # of those, the ones to re-read from Label Studio first
@@ -194,9 +195,17 @@ class ThreadJobs(Jobs):
             parent, child = context.Pipe()
             process = context.Process(
                 target=_child_main, args=(child, self.settings, self.store, self.trainer_factory),
-                name="labelcast-trainer", daemon=True,
+                # Not a daemon: it starts the embedding pipeline's decoding processes, which a
+                # daemon may not. It ends when told to (close, or at exit) or when this process is
+                # gone (its end of the pipe closes).
+                name="labelcast-trainer", daemon=False,
             )
             process.start()
+            if not self._stop_at_exit:
+                import atexit
+
+                atexit.register(self._stop_child)
+                self._stop_at_exit = True
             child.close()
             self._child = (process, parent)
         process, connection = self._child
