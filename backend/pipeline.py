@@ -49,6 +49,12 @@ BATCHES_AHEAD = 2
 flight this bounds what the pipeline holds: at most ``EMBED_BATCH * (BATCHES_AHEAD + 1)``
 encoded images plus ``FETCH_WORKERS`` downloads, whatever the number of references."""
 
+GPU_BATCHES_PER_CALL = 4
+"""On CUDA, encoder batches handed to ``Encoder.embed_bytes`` at once: it decodes with nvJPEG
+one encoder batch ahead on its own stream, so decode and model overlap only within one call.
+Decoded pixels then live on the GPU, bounded by the encoder's batch; the host pixel budget
+(:data:`EMBED_BATCH_PIXELS`) does not cut these batches."""
+
 FETCH_WORKERS = 16
 """Downloads in flight at once: slow hosts are waited for side by side."""
 
@@ -124,6 +130,8 @@ class Pipeline:
         self.batch_size = int(batch_size)
         self.batch_pixels = int(batch_pixels)
         self.batches_ahead = int(batches_ahead)
+        if encoder.is_cuda:
+            self.batch_size = max(self.batch_size, GPU_BATCHES_PER_CALL * int(encoder.batch_size))
         self.stats = Stats()
         self._pool: Any = None
         self._hosts: dict[str, threading.Semaphore] = {}
@@ -247,7 +255,7 @@ class Pipeline:
                 done.append(Result(key, _sha(data), error=f"image not decoded: {exc}"))
                 errors_before += 1
                 continue
-            if taken and pixels + width * height > self.batch_pixels:
+            if taken and not self.encoder.is_cuda and pixels + width * height > self.batch_pixels:
                 break
             fetched.pop(0)
             taken.append((key, name, data, _sha(data)))

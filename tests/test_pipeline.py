@@ -232,3 +232,27 @@ def test_bad_settings_are_named(encoder, sqlite_store, kwargs, match):
     """A setting out of range raises ValueError naming it."""
     with pytest.raises(ValueError, match=match):
         Pipeline(encoder, sqlite_store, **kwargs)
+
+
+def test_on_cuda_the_encoder_decodes_several_batches_per_call(encoder, sqlite_store, server, fetch):
+    """With a CUDA encoder the pipeline hands whole byte batches (GPU_BATCHES_PER_CALL encoder
+    batches) to embed_bytes (nvJPEG one batch ahead) and takes its decode errors as results.
+    The GPU is stood in for by the CPU encoder behind the same interface."""
+    from backend.pipeline import GPU_BATCHES_PER_CALL
+
+    calls = []
+
+    class OnCuda:
+        id, dim, max_pixels, preprocess, is_cuda, batch_size = encoder.id, encoder.dim, encoder.max_pixels, encoder.preprocess, True, 2
+
+        def embed_bytes(self, datas, names, on_error=None):
+            calls.append(len(datas))
+            return encoder.embed_bytes(datas, names, on_error=on_error)
+
+    pipeline = Pipeline(OnCuda(), sqlite_store, decode_workers=0, batch_size=1)
+    assert pipeline.batch_size == GPU_BATCHES_PER_CALL * 2
+    refs = [(i, f"{server.url}/{i}.png") for i in range(10)] + [("bad", f"{server.url}/bad")]
+    results = {r.key: r for r in pipeline.embed_all(refs, fetch)}
+    assert results["bad"].error.startswith("image not decoded")
+    assert all(results[i].vector is not None for i in range(10))
+    assert sum(calls) == 10 and max(calls) == pipeline.batch_size  # "bad" fails at its header
