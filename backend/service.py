@@ -379,6 +379,8 @@ class Service:
                 "forecast_status": record.get("status"),
                 "error": record.get("error"),
                 "n_image_errors": record.get("n_image_errors", 0),
+                # tasks embedded / total, images/s and errors by reason of the latest job
+                "embedding": self.store.get_embedding_progress(pid),
                 "labels_needed": record.get("labels_needed"),
                 "status": {f: fc.get("status") for f, fc in (record.get("findings") or {}).items()},
             }

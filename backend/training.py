@@ -38,6 +38,17 @@ together (seconds). Images not downloaded by then are image errors of this job a
 again by the next one, so a slow or trickling image host holds the worker, and with it other
 projects' refits, for at most this long."""
 
+PROGRESS_EVERY_S = 2.0
+"""Seconds between two writes of a project's embedding progress (/metrics, /report) while a
+job embeds."""
+
+BACKFILL_NOTICE_MIN = 100
+"""Images a job must have to embed before Label Studio's backend description says "embedding
+X of Y images" (every PROGRESS_PUSH_S; the forecast sentence comes back when the job ends)."""
+
+PROGRESS_PUSH_S = 15.0
+"""Seconds between two progress descriptions pushed to Label Studio during a backfill."""
+
 IMAGE_ERRORS_LOGGED = 5
 """Image errors quoted in the one warning a job logs about them (all are counted)."""
 
@@ -134,17 +145,22 @@ class Trainer:
             started, before = time.perf_counter(), self.pipeline.stats.as_dict()
             client = self.client(project)
             deadline = time.monotonic() + FETCH_BUDGET_S
+            progress = _Progress(self, project_id, project, len(missing))
 
             def fetch(task_id: int, ref: str) -> bytes:
                 return client.fetch_image(ref, task_id, deadline=deadline)
 
-            for results in self.pipeline.run(((t, tasks[t]["image"]) for t in missing), fetch):
-                self.store.set_task_hashes(project_id, {r.key: r.sha for r in results if r.sha})
-                for result in results:
-                    if result.vector is not None:
-                        out[result.key] = result.vector
-                    else:
-                        failed[result.key] = result.error
+            try:
+                for results in self.pipeline.run(((t, tasks[t]["image"]) for t in missing), fetch):
+                    self.store.set_task_hashes(project_id, {r.key: r.sha for r in results if r.sha})
+                    for result in results:
+                        if result.vector is not None:
+                            out[result.key] = result.vector
+                        else:
+                            failed[result.key] = result.error
+                    progress.update(results)
+            finally:
+                progress.finish()
             seconds, after = time.perf_counter() - started, self.pipeline.stats.as_dict()
             log.info("project %s: embedded %d images in %.2f s (%.1f images/s; fetch %.2f s, decode %.2f s, "
                      "encode %.2f s summed over threads and processes; %d cached, %d errors)", project_id,
@@ -480,6 +496,78 @@ def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float |
         else:
             values.append(float(fc.labels_remaining))
     return max(values) if values else float(min_labels)
+
+
+class _Progress:
+    """A job's embedding progress: written to the store (``/metrics``, ``/report``) every
+    PROGRESS_EVERY_S, and, for a backfill of BACKFILL_NOTICE_MIN images or more, told to Label
+    Studio as the backend's description ("embedding 3,200 of 10,000 images") every
+    PROGRESS_PUSH_S; the latest forecast sentence is put back when the job ends."""
+
+    def __init__(self, trainer: Trainer, project_id: int, project: dict[str, Any], n_images: int) -> None:
+        self.trainer, self.project_id, self.project = trainer, project_id, project
+        self.n_images, self.done, self.ok = n_images, 0, 0
+        self.errors: dict[str, int] = {}
+        self.started = time.monotonic()
+        self.written = self.pushed = -math.inf
+        self.told = False
+        store = trainer.store
+        self.tasks_total = len(store.get_tasks(project_id))
+        self.embedded_before = len(store.get_pool_embeddings(project_id, trainer.encoder.id))
+        self._write(running=True)
+
+    def update(self, results) -> None:
+        self.done += len(results)
+        for result in results:
+            if result.vector is not None:
+                self.ok += 1
+            else:
+                kind = _error_kind(result.error or "")
+                self.errors[kind] = self.errors.get(kind, 0) + 1
+        now = time.monotonic()
+        if now - self.written >= PROGRESS_EVERY_S:
+            self._write(running=True)
+        if self.n_images >= BACKFILL_NOTICE_MIN and now - self.pushed >= PROGRESS_PUSH_S and self.done < self.n_images:
+            self.pushed = now
+            self._tell(f"embedding {self.embedded_before + self.ok:,} of {self.tasks_total:,} images")
+
+    def finish(self) -> None:
+        self._write(running=False)
+        if self.told:  # put the forecast sentence back in place of "embedding X of Y"
+            store = self.trainer.store
+            record = store.get_forecast(self.project_id) or {}
+            model = store.get_model(self.project_id) or {}
+            version = model.get("version") or model_version(self.trainer.settings.encoder, 0)
+            message = record.get("message") or f"{self.embedded_before + self.ok:,} of {self.tasks_total:,} images embedded."
+            self.trainer._tell_label_studio(self.project_id, self.project, version, message)
+
+    def _write(self, running: bool) -> None:
+        self.written = time.monotonic()
+        seconds = self.written - self.started
+        self.trainer.store.put_embedding_progress(self.project_id, {
+            "running": running,
+            "tasks_total": self.tasks_total,
+            "tasks_embedded": self.embedded_before + self.ok,
+            "job_images": self.n_images,
+            "job_done": self.done,
+            "images_per_s": round(self.done / seconds, 1) if seconds > 0 and self.done else None,
+            "errors": dict(self.errors),
+            "updated_at": time.time(),
+        })
+
+    def _tell(self, status: str) -> None:
+        client = self.trainer.client(self.project)
+        if not (getattr(client, "url", None) and getattr(client, "api_key", None)):
+            return
+        model = self.trainer.store.get_model(self.project_id) or {}
+        version = model.get("version") or model_version(self.trainer.settings.encoder, 0)
+        settings = self.trainer.settings
+        auth = (settings.basic_auth_user, settings.basic_auth_pass) if settings.basic_auth_user and settings.basic_auth_pass else None
+        try:
+            client.set_model_version(self.project_id, version, status=status, basic_auth=auth)
+            self.told = True
+        except LabelStudioError as exc:  # progress is a courtesy: the job goes on
+            log.info("project %s: progress not shown in Label Studio: %s", self.project_id, exc)
 
 
 def _fingerprint(labels: dict[int, list[str]], findings) -> str:

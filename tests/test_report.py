@@ -167,3 +167,15 @@ def test_report_shows_an_error_forecast_and_the_labels_left_out(client, sqlite_s
     assert 'class="message error"' in page and sentence in page
     assert "Labeled tasks left out" in page and "image host &#x27;h&#x27; is not allowed" in page
     assert "(the first 1)" in page
+
+
+def test_metrics_and_report_show_the_embedding_progress(client, sqlite_store):
+    """The worker's progress record: per project in /metrics, as a section of /report."""
+    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    client.post("/setup", json={"project": 6, "schema": config})
+    progress = {"running": True, "tasks_total": 10000, "tasks_embedded": 3200, "job_images": 9000,
+                "job_done": 2200, "images_per_s": 61.5, "errors": {"refused": 3}, "updated_at": 1.0}
+    sqlite_store.put_embedding_progress(6, progress)
+    assert client.get("/metrics").json["projects"]["6"]["embedding"] == progress
+    page = client.get("/report?project=6").get_data(as_text=True)
+    assert "3200 / 10000" in page and "2200 of 9000 images, 61.5 images/s" in page and "3 refused" in page

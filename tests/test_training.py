@@ -321,3 +321,29 @@ def test_an_unexpected_error_is_not_turned_into_a_forecast(trainer, sqlite_store
     with pytest.raises(TypeError):
         trainer.refit(1)
     assert sqlite_store.get_forecast(1) is None
+
+
+def test_a_backfill_reports_its_progress_to_the_store_and_label_studio(trainer, sqlite_store, monkeypatch):
+    """Embedding 40 new tasks: the store's progress record counts them (tasks embedded / total,
+    images/s, errors by reason), Label Studio's description says "embedding 32 of 41 images"
+    after the first batch, and the forecast sentence is put back at the end."""
+    from backend import training
+
+    monkeypatch.setattr(training, "BACKFILL_NOTICE_MIN", 10)
+    monkeypatch.setattr(training, "PROGRESS_PUSH_S", 0.0)
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    sqlite_store.put_tasks(1, {i: data_uri(xray_png(i, i % 2 == 0)) for i in range(40)})
+    sqlite_store.put_tasks(1, {99: "http://images.example.com/99.png"})
+    trainer.embed_tasks(1, range(40))
+    progress = sqlite_store.get_embedding_progress(1)
+    assert progress["running"] is False
+    assert (progress["tasks_embedded"], progress["tasks_total"]) == (40, 41)
+    assert progress["job_done"] == progress["job_images"] == 40 and progress["images_per_s"] > 0
+    trainer.embed_tasks(1, [99])
+    progress = sqlite_store.get_embedding_progress(1)
+    assert progress["errors"] == {"refused": 1} and progress["tasks_embedded"] == 40
+    client = next(iter(trainer._clients.values()))
+    statuses = [status for _, _, status in client.versions]
+    assert statuses[0] == "embedding 32 of 41 images"
+    assert statuses[-1] == "40 of 41 images embedded."
+    assert len(sqlite_store.get_pool_embeddings(1, trainer.encoder.id)) == 40

@@ -65,6 +65,7 @@ def render_report(svc, pid: int) -> str:
         parts.append(_image_errors_section(record))
         for finding, fc in (record.get("findings") or {}).items():
             parts.append(_finding_section(store, pid, finding, fc))
+    parts.append(_embedding_section(store.get_embedding_progress(pid)))
     parts.append(_history_section(store.get_history(pid)))
     parts.append(_settings_section(svc.settings, project, model))
     body = "\n".join(parts)
@@ -94,6 +95,21 @@ def _finding_section(store, pid: int, finding: str, fc: dict[str, Any]) -> str:
     else:
         out.append('<p class="muted">No learning curve yet (too few labels of one class).</p>')
     return "\n".join(out)
+
+
+def _embedding_section(progress: dict[str, Any] | None) -> str:
+    if not progress:
+        return ""
+    errors = ", ".join(f"{count} {kind}" for kind, count in (progress.get("errors") or {}).items()) or "none"
+    state = "running" if progress.get("running") else "done"
+    rows = [
+        ["tasks embedded / total", f"{progress.get('tasks_embedded')} / {progress.get('tasks_total')}"],
+        [f"latest job ({state})", f"{progress.get('job_done')} of {progress.get('job_images')} images, "
+                                  f"{_num(progress.get('images_per_s'), 1)} images/s"],
+        ["image errors by reason (latest job)", errors],
+        ["updated", _time(progress.get("updated_at"))],
+    ]
+    return "<h2>Embedding</h2>" + _table(["", ""], rows, header=False)
 
 
 def _image_errors_section(record: dict[str, Any]) -> str:

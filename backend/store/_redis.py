@@ -217,6 +217,13 @@ class RedisStore(Store):
                 mapping={sha: vector_to_bytes(v) for sha, v in vectors.items()},
             )
 
+    def put_embedding_progress(self, project_id, progress):
+        self.connection.set(self.key("project", int(project_id), "embedding"), json.dumps(dict(progress)))
+
+    def get_embedding_progress(self, project_id):
+        raw = self.connection.get(self.key("project", int(project_id), "embedding"))
+        return json.loads(raw) if raw else None
+
     # --- results ----------------------------------------------------------------------------
     def put_result(self, project_id, model, forecast, plots):
         pid = int(project_id)
