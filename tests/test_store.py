@@ -251,3 +251,26 @@ def test_embedding_progress_round_trips(store):
     store.put_embedding_progress(3, {"tasks_embedded": 9, "tasks_total": 9, "errors": {"refused": 0}})
     assert store.get_embedding_progress(3) == {"tasks_embedded": 9, "tasks_total": 9, "errors": {"refused": 0}}
     assert store.get_embedding_progress(4) is None
+
+
+@pytest.mark.redis
+def test_redis_task_hash_write_does_not_undo_an_image_change_in_between(redis_store, monkeypatch):
+    """set_task_hashes reads then writes the task: a new image stored by another process in
+    between survives (the write is retried on the new record, as SQLite's UPDATE would be)."""
+    import redis
+
+    redis_store.put_tasks(1, {7: "http://h/a.png"})
+    original = redis.client.Pipeline.hmget
+    injected = []
+
+    def hmget(pipe, *args, **kwargs):
+        if not injected:
+            injected.append(True)
+            redis_store.connection.hset(redis_store.key("project", 1, "tasks"), "7",
+                                        '{"image": "http://h/b.png", "sha": null}')
+        return original(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "hmget", hmget)
+    redis_store.set_task_hashes(1, {7: "s1"})
+    assert injected
+    assert redis_store.get_tasks(1, [7])[7] == {"image": "http://h/b.png", "sha": "s1"}
