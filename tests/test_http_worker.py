@@ -21,7 +21,7 @@ def served(tmp_path):
     env = {**os.environ, "MODEL_DIR": str(tmp_path), "LOG_LEVEL": "WARNING", "MAX_BODY_BYTES": "4000000"}
     env.pop("REDIS_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1",
-                                "--port", str(port), "--threads", "8"], cwd=PROJECT_ROOT, env=env,
+                                "--port", str(port), "--threads", "8", "--lazy-encoder"], cwd=PROJECT_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
