@@ -371,7 +371,9 @@ class Trainer:
 
     def push_version(self, project_id: int) -> None:
         """Tell Label Studio the project's latest saved model version and message (whichever
-        worker saved it); a failure of any kind is retried after PUSH_RETRY_S, never at once."""
+        worker saved it). Label Studio unreachable (handled in :meth:`_tell_label_studio`) or the
+        store unreachable is retried after PUSH_RETRY_S, never at once; any other error is a bug:
+        it is raised (the queues log it and count it) and not retried."""
         try:
             model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
             project = self.store.get_project(project_id)
@@ -379,8 +381,11 @@ class Trainer:
                 self._unpushed.pop(project_id, None)
                 return
             self._tell_label_studio(project_id, project, model["version"], record.get("message") or "")
-        except Exception:  # the store, or the client beyond LabelStudioError: the queues log it
+        except _store_errors():
             self._unpushed[project_id] = time.monotonic() + PUSH_RETRY_S
+            raise
+        except Exception:
+            self._unpushed.pop(project_id, None)  # a bug: surfaced once, not retried in a loop
             raise
 
     def _tell_label_studio(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
@@ -568,6 +573,15 @@ class _Progress:
             self.told = True
         except LabelStudioError as exc:  # progress is a courtesy: the job goes on
             log.info("project %s: progress not shown in Label Studio: %s", self.project_id, exc)
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What a store raises when it is unreachable or busy for a while (worth a retry)."""
+    import sqlite3
+
+    from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+
+    return (sqlite3.OperationalError, ConnectionError, TimeoutError, BusyLoadingError)
 
 
 def _fingerprint(labels: dict[int, list[str]], findings) -> str:

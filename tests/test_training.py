@@ -44,12 +44,9 @@ def trainer(service_settings, sqlite_store):
     return Trainer(settings, sqlite_store, client_factory=RecordingClient)
 
 
-def test_a_push_that_fails_unexpectedly_is_retried_later_not_at_once(trainer, sqlite_store):
-    """A push that fails with something other than LabelStudioError (here a TypeError from the
-    client) is raised to the queue and retried PUSH_RETRY_S later: a due time of 0 made the
-    worker thread push again at once, in a loop."""
-    from backend.jobs import _base
-
+def test_a_push_that_fails_with_a_bug_is_raised_and_not_retried(trainer, sqlite_store):
+    """A push that fails with a TypeError (a bug, not Label Studio or the store being away) is
+    raised to the queue and not retried: no retry loop, no silent retries (issue 12: 5)."""
     sqlite_store.put_project(1, {"label_config": CONFIG})
     _label(sqlite_store, 1, 24)
     trainer.refit(1)
@@ -59,7 +56,28 @@ def test_a_push_that_fails_unexpectedly_is_retried_later_not_at_once(trainer, sq
         raise TypeError("unexpected answer")
 
     client.set_model_version = broken
+    trainer._unpushed[1] = 0.0  # a retry was due
     with pytest.raises(TypeError):
+        trainer.push_version(1)
+    assert 1 not in trainer.pending_pushes()
+
+
+def test_a_push_that_meets_an_unreachable_store_is_retried_later(trainer, sqlite_store, monkeypatch):
+    """The store unreachable during a push (here SQLite's OperationalError) is retried
+    PUSH_RETRY_S later, never at once."""
+    import sqlite3
+
+    from backend.jobs import _base
+
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label(sqlite_store, 1, 24)
+    trainer.refit(1)
+
+    def unreachable(project_id):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite_store, "get_model", unreachable)
+    with pytest.raises(sqlite3.OperationalError):
         trainer.push_version(1)
     assert trainer.pending_pushes()[1] > _base.PUSH_RETRY_S - 5
 
