@@ -296,7 +296,8 @@ class Pipeline:
     def _decoder_pool(self):
         """The decoding processes, started on first use and kept for later runs."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.decode_workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.decode_workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def _count(self, errors: str | None = None, **amounts) -> None:
@@ -367,6 +368,23 @@ class _Batch:
         rows = np.asarray(encoder.embed_pixels(np.stack(pixels)), dtype=np.float32)
         stats._count(encode_s=time.perf_counter() - started)
         return dict(zip(good, rows)), errors
+
+
+PARENT_CHECK_S = 1.0
+"""How often a decoding process checks that the process that started it is still there."""
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Initializer of a decoding process: exit when the parent is gone (killed, or ended without
+    shutting the pool down). The pool's queues keep their pipes open in every process, so a
+    decoding process would otherwise wait for work forever as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="labelcast-parent-watch", daemon=True).start()
 
 
 def decode_pixels(data: bytes, name: str | None, max_pixels: int, preprocess) -> tuple[Any, float]:

@@ -256,3 +256,40 @@ def test_on_cuda_the_encoder_decodes_several_batches_per_call(encoder, sqlite_st
     assert results["bad"].error.startswith("image not decoded")
     assert all(results[i].vector is not None for i in range(10))
     assert sum(calls) == 10 and max(calls) == pipeline.batch_size  # "bad" fails at its header
+
+
+def test_decoding_processes_exit_when_their_parent_is_killed(tiny_encoder_spec, tmp_path):
+    """A process that used the pool and dies without shutting it down (kill -9, os._exit)
+    leaves no decoding process behind: each one exits within a few seconds."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    from conftest import PROJECT_ROOT
+
+    (tmp_path / "x.png").write_bytes(xray_png(1, True))
+    code = (
+        "import os, pathlib, sys; from backend.encoders import load_encoder; from backend.pipeline import Pipeline;"
+        "from backend.store import SQLiteStore;"
+        f"p = Pipeline(load_encoder({tiny_encoder_spec!r}, device='cpu'), SQLiteStore({str(tmp_path / 's.sqlite')!r}), decode_workers=2);"
+        f"data = pathlib.Path({str(tmp_path / 'x.png')!r}).read_bytes();"
+        "assert p.embed_all([(0, 'x.png')], lambda k, r: data)[0].vector is not None;"
+        "print(' '.join(str(pid) for pid in p._pool._processes), flush=True); os._exit(0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    pids = [int(pid) for pid in out.stdout.split()]
+    assert pids, out.stderr[-2000:]  # the pool starts its processes as work arrives
+
+    def alive(pid):
+        status = pathlib.Path(f"/proc/{pid}/status")
+        try:
+            return "\nState:\tZ" not in status.read_text()
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in pids)

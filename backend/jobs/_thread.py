@@ -40,7 +40,6 @@ class ThreadJobs(Jobs):
         self.trainer_factory = trainer_factory
         self.isolate = isolate
         self._child = None  # (process, connection) when isolate
-        self._stop_at_exit = False
         self._cond = threading.Condition()
         self._refit: list[int] = []  # projects waiting for a refit, in request order
         self._sync: set[int] = set()  # of those, the ones to re-read from Label Studio first
@@ -195,17 +194,9 @@ class ThreadJobs(Jobs):
             parent, child = context.Pipe()
             process = context.Process(
                 target=_child_main, args=(child, self.settings, self.store, self.trainer_factory),
-                # Not a daemon: it starts the embedding pipeline's decoding processes, which a
-                # daemon may not. It ends when told to (close, or at exit) or when this process is
-                # gone (its end of the pipe closes).
-                name="labelcast-trainer", daemon=False,
+                name="labelcast-trainer", daemon=True,
             )
             process.start()
-            if not self._stop_at_exit:
-                import atexit
-
-                atexit.register(self._stop_child)
-                self._stop_at_exit = True
             child.close()
             self._child = (process, parent)
         process, connection = self._child
@@ -264,7 +255,13 @@ def _child_main(connection, settings, store, trainer_factory) -> None:
     """Body of the training process: build the trainer, then run jobs until told to stop."""
     from backend.settings import configure_logging
 
+    import multiprocessing
+
     configure_logging(settings.log_level)
+    # Started as a daemon, so the web process ends it when it exits; in here that flag would
+    # forbid the embedding pipeline's decoding processes (they end with this one: their pipes
+    # close).
+    multiprocessing.current_process().daemon = False
     os.nice(TRAINING_NICE_INCREMENT)  # this process only: requests go first on shared cores
     _leave_a_core_for_requests()
     trainer = load_factory(trainer_factory)(settings, store)
