@@ -46,3 +46,13 @@ class LabelStudioError(LabelCastError):
 
 class ImageFetchError(LabelCastError):
     """A task's image could not be downloaded (bad reference, HTTP error, missing credentials)."""
+
+
+class UnusableLabelsError(LabelCastError):
+    """Labels arrived but the image of every labeled task failed (refused, unreachable or
+    undecodable): ``image_errors`` is ``{task_id: reason}``."""
+
+    def __init__(self, n_labels: int, image_errors: dict[int, str]) -> None:
+        super().__init__(f"{n_labels} labels arrived but none of their images could be used")
+        self.n_labels = n_labels
+        self.image_errors = dict(image_errors)

@@ -284,6 +284,9 @@ class Service:
             message, needed = record.get("message"), record.get("labels_needed")
         else:
             message, needed = protocol.collecting_message(0, settings.min_labels), float(settings.min_labels)
+            arrived = len(self.store.get_labels(pid))
+            if arrived:  # labels are in, the first refit is not done: never say "0 labels"
+                message = f"{arrived} label{'s' if arrived != 1 else ''} arrived; the first forecast is being computed."
 
         probabilities = self._probabilities(pid, config, model, tasks)
         results = [
@@ -356,6 +359,19 @@ class Service:
             )
         return png
 
+    def health(self) -> dict[str, Any]:
+        """``{"status": "UP"}``, or ``"degraded"`` with the reason when a project's last refit
+        could not run (its forecast has status ``error``); the backend still answers."""
+        errors = {}
+        for pid in self.store.project_ids():
+            record = self.store.get_forecast(pid) or {}
+            if record.get("status") == "error":
+                errors[str(pid)] = record.get("error") or record.get("message")
+        if not errors:
+            return {"status": "UP"}
+        reason = "; ".join(f"project {pid}: {sentence}" for pid, sentence in errors.items())
+        return {"status": "degraded", "reason": reason[:2000], "projects": errors}
+
     def metrics(self) -> dict[str, Any]:
         """Queue state and a line per project (JSON)."""
         projects = {}
@@ -364,6 +380,12 @@ class Service:
             projects[str(pid)] = {
                 "model_version": self.current_version(pid),
                 "n_labels": record.get("n_labels", 0),
+                "n_labels_recorded": record.get("n_labels_recorded", 0),
+                "forecast_status": record.get("status"),
+                "error": record.get("error"),
+                "n_image_errors": record.get("n_image_errors", 0),
+                # tasks embedded / total, images/s and errors by reason of the latest job
+                "embedding": self.store.get_embedding_progress(pid),
                 "labels_needed": record.get("labels_needed"),
                 "status": {f: fc.get("status") for f, fc in (record.get("findings") or {}).items()},
             }

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from backend.exceptions import ImageDecodeError, ImageFetchError, LabelStudioError, ProjectNotFoundError
+from backend.exceptions import (
+    EncoderLoadError,
+    LabelConfigError,
+    LabelStudioError,
+    ProjectNotFoundError,
+    SettingsError,
+    UnusableLabelsError,
+)
 from backend.jobs._base import PUSH_RETRY_S
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.config import LabelingConfig, parse_label_config
@@ -25,22 +32,22 @@ from backend.labelstudio.protocol import annotation_choices, collecting_message,
 
 log = logging.getLogger(__name__)
 
-EMBED_BATCH = 32
-"""Images fetched, decoded and embedded per batch."""
-
-EMBED_BATCH_PIXELS = 50_000_000
-"""Most decoded pixels held at once (width × height, summed over a batch's images): a batch
-whose images add up to more is embedded in parts. One image may have as many
-(``backend.images.DEFAULT_MAX_PIXELS``); eight 7,000 × 7,000 PNGs of 150 KB each held 1.8 GB."""
-
-FETCH_WORKERS = 8
-"""Images of a batch downloaded at the same time: slow hosts are waited for side by side."""
-
 FETCH_BUDGET_S = 120.0
 """Longest one job (a refit, or embedding ahead) spends downloading images, all batches
 together (seconds). Images not downloaded by then are image errors of this job and are tried
 again by the next one, so a slow or trickling image host holds the worker, and with it other
 projects' refits, for at most this long."""
+
+PROGRESS_EVERY_S = 2.0
+"""Seconds between two writes of a project's embedding progress (/metrics, /report) while a
+job embeds."""
+
+BACKFILL_NOTICE_MIN = 100
+"""Images a job must have to embed before Label Studio's backend description says "embedding
+X of Y images" (every PROGRESS_PUSH_S; the forecast sentence comes back when the job ends)."""
+
+PROGRESS_PUSH_S = 15.0
+"""Seconds between two progress descriptions pushed to Label Studio during a backfill."""
 
 IMAGE_ERRORS_LOGGED = 5
 """Image errors quoted in the one warning a job logs about them (all are counted)."""
@@ -66,9 +73,8 @@ class Trainer:
     ----------
     settings : backend.settings.Settings
     store : backend.store.Store
-    encoder : object, optional
-        An already loaded encoder (``.id``, ``.dim``, ``.embed(images)``); default: load
-        ``settings.encoder`` on first use.
+    encoder : backend.encoders.Encoder, optional
+        An already loaded encoder; default: load ``settings.encoder`` on first use.
     client_factory : callable, optional
         ``(url, api_key) -> LabelStudioClient``.
     """
@@ -80,6 +86,7 @@ class Trainer:
         self._client_factory = client_factory or LabelStudioClient
         self._clients: dict[tuple[str | None, str | None], Any] = {}
         self._unpushed: dict[int, float] = {}  # project -> when to retry telling Label Studio
+        self._pipeline = None
 
     @property
     def encoder(self):
@@ -119,9 +126,11 @@ class Trainer:
     ) -> dict[int, np.ndarray]:
         """Embeddings of the given tasks, fetching and embedding only what the cache lacks.
 
-        Images that cannot be fetched (within FETCH_BUDGET_S for the whole call) or decoded
-        are left out, with one warning in the log for all of them; ``errors``, when given,
-        receives ``{task_id: reason}`` for each.
+        The images go through :class:`backend.pipeline.Pipeline` (concurrent fetching through
+        the project's Label Studio client, decoding on every core, batched encoding); hashes
+        and embeddings are stored batch by batch, as they come. Images that cannot be fetched
+        (within FETCH_BUDGET_S for the whole call) or decoded are left out, with one warning
+        in the log for all of them; ``errors``, when given, receives ``{task_id: reason}``.
 
         Returns
         -------
@@ -135,11 +144,32 @@ class Trainer:
         cached = self.store.get_many(encoder_id, set(known.values()))
         out = {t: cached[sha] for t, sha in known.items() if sha in cached}
         missing = [t for t in tasks if t not in out]
-        deadline = time.monotonic() + FETCH_BUDGET_S
         failed: dict[int, str] = {}
-        for start in range(0, len(missing), EMBED_BATCH):
-            batch = {t: tasks[t]["image"] for t in missing[start : start + EMBED_BATCH]}
-            out.update(self._embed_batch(project_id, project, batch, failed, deadline))
+        if missing:
+            started, before = time.perf_counter(), self.pipeline.stats.as_dict()
+            client = self.client(project)
+            deadline = time.monotonic() + FETCH_BUDGET_S
+            progress = _Progress(self, project_id, project, len(missing))
+
+            def fetch(task_id: int, ref: str) -> bytes:
+                return client.fetch_image(ref, task_id, deadline=deadline)
+
+            try:
+                for results in self.pipeline.run(((t, tasks[t]["image"]) for t in missing), fetch):
+                    self.store.set_task_hashes(project_id, {r.key: r.sha for r in results if r.sha})
+                    for result in results:
+                        if result.vector is not None:
+                            out[result.key] = result.vector
+                        else:
+                            failed[result.key] = result.error
+                    progress.update(results)
+            finally:
+                progress.finish()
+            seconds, after = time.perf_counter() - started, self.pipeline.stats.as_dict()
+            log.info("project %s: embedded %d images in %.2f s (%.1f images/s; fetch %.2f s, decode %.2f s, "
+                     "encode %.2f s summed over threads and processes; %d cached, %d errors)", project_id,
+                     len(missing), seconds, len(missing) / max(seconds, 1e-9),
+                     *(after[k] - before[k] for k in ("fetch_s", "decode_s", "encode_s", "cached")), len(failed))
         if failed:
             quoted = "; ".join(f"task {t}: {reason}" for t, reason in list(failed.items())[:IMAGE_ERRORS_LOGGED])
             log.warning("project %s: %d image(s) left out (/forecast lists them): %s%s", project_id,
@@ -148,48 +178,14 @@ class Trainer:
             errors.update(failed)
         return out
 
-    def _embed_batch(
-        self, project_id: int, project: dict[str, Any], images: dict[int, str], errors: dict[int, str],
-        deadline: float | None = None,
-    ) -> dict[int, np.ndarray]:
-        client = self.client(project)
-        hashes: dict[int, str] = {}
-        raw: dict[str, bytes] = {}
-        for task_id, data in _fetch_all(client, images, deadline).items():
-            if isinstance(data, ImageFetchError):
-                errors[task_id] = f"image not fetched: {data}"
-                continue
-            sha = hashlib.sha256(data).hexdigest()
-            hashes[task_id] = sha
-            raw.setdefault(sha, data)
-        self.store.set_task_hashes(project_id, hashes)
-        encoder_id = self.encoder.id
-        vectors = self.store.get_many(encoder_id, raw)
-        todo = [sha for sha in raw if sha not in vectors]
-        if todo:
-            from backend.images import decode_image, read_size
+    @property
+    def pipeline(self):
+        """The embedding pipeline of this worker's encoder (its decoding processes are kept)."""
+        if self._pipeline is None or self._pipeline.encoder is not self.encoder:
+            from backend.pipeline import Pipeline
 
-            decoded, ok, pixels = [], [], 0
-            for sha in todo:
-                try:
-                    width, height = read_size(raw[sha])
-                    if decoded and pixels + width * height > EMBED_BATCH_PIXELS:
-                        vectors.update(self._embed_decoded(encoder_id, ok, decoded))
-                        decoded, ok, pixels = [], [], 0
-                    decoded.append(decode_image(raw.pop(sha)))
-                    ok.append(sha)
-                    pixels += width * height
-                except ImageDecodeError as exc:
-                    errors.update({t: f"image not decoded: {exc}" for t, h in hashes.items() if h == sha})
-            if decoded:
-                vectors.update(self._embed_decoded(encoder_id, ok, decoded))
-        return {t: vectors[sha] for t, sha in hashes.items() if sha in vectors}
-
-    def _embed_decoded(self, encoder_id: str, shas: list[str], images: list) -> dict[str, np.ndarray]:
-        embedded = np.asarray(self.encoder.embed(images), dtype=np.float32)
-        new = dict(zip(shas, embedded))
-        self.store.put_many(encoder_id, new)
-        return new
+            self._pipeline = Pipeline(self.encoder, self.store)
+        return self._pipeline
 
     # --- refit ------------------------------------------------------------------------------
     def sync_labels(self, project_id: int) -> tuple[int, int]:
@@ -217,7 +213,8 @@ class Trainer:
                     labels[int(annotation["id"])] = (int(task["id"]), choices, parse_time(annotation.get("updated_at")))
         self.store.put_tasks(project_id, images)
         self.store.replace_labels(project_id, labels, older_than=started)
-        log.info("project %s: synced %d tasks, %d labels from Label Studio", project_id, len(images), len(labels))
+        log.info("project %s: synced %d tasks, %d labels from Label Studio in %.2f s", project_id, len(images),
+                 len(labels), time.time() - started)
         return len(images), len(labels)
 
     def refit(self, project_id: int, sync: bool = False) -> dict[str, Any]:
@@ -227,13 +224,17 @@ class Trainer:
         and, after the refit, embed every task not embedded yet so /predict can score it.
         Returns the saved forecast record.
         """
-        if sync:
-            try:
-                self.sync_labels(project_id)
-            except LabelStudioError as exc:
-                log.warning("project %s: not synced from Label Studio: %s", project_id, exc)
-                sync = False
-        record = self._refit(project_id)
+        try:
+            if sync:
+                try:
+                    self.sync_labels(project_id)
+                except LabelStudioError as exc:
+                    log.warning("project %s: not synced from Label Studio: %s", project_id, exc)
+                    sync = False
+            record = self._refit(project_id)
+        except REFIT_ERRORS as exc:  # a refit that cannot run: the project shows why and the fix
+            record = self._save_error(project_id, exc)
+            sync = False
         if sync:
             pending = [t for t, rec in self.store.get_tasks(project_id).items() if not rec.get("sha")]
             if pending:
@@ -250,6 +251,8 @@ class Trainer:
         vectors = self.embed_tasks(project_id, labels, image_errors)
         task_ids = [t for t in labels if t in vectors]
         n = len(task_ids)
+        if labels and not n:
+            raise UnusableLabelsError(len(labels), image_errors)
         X = np.stack([vectors[t] for t in task_ids]) if n else np.zeros((0, self.encoder.dim), np.float32)
         targets = [config.targets(labels[t]) for t in task_ids]
 
@@ -284,7 +287,8 @@ class Trainer:
             revision = int(previous.get("revision", 1)) + (0 if same else 1)
         version = model_version(self.settings.encoder, n, revision)
         base_url = self.settings.public_url or project.get("backend_url")
-        message = with_report_link(summary_message(config, forecasts, n, min_labels), base_url, project_id)
+        message = summary_message(config, forecasts, n, min_labels) + left_out_note(len(labels), image_errors)
+        message = with_report_link(message, base_url, project_id)
         needed = summary_labels_needed(forecasts, min_labels)
         seconds = time.perf_counter() - started
         model = {
@@ -300,6 +304,7 @@ class Trainer:
             "trained_at": time.time(),
         }
         record = {
+            "status": "ok",
             "version": version,
             "n_labels": n,
             "n_labels_recorded": len(labels),
@@ -342,6 +347,46 @@ class Trainer:
         sampled = len(shas) > POOL_SAMPLE
         return ids, X, (len(shas) if sampled else len(ids))
 
+    def _save_error(self, project_id: int, exc: Exception) -> dict[str, Any]:
+        """Save (and tell Label Studio) a forecast record with status ``error`` and a sentence
+        that says what went wrong and how to fix it; the last good model keeps serving /predict."""
+        project = self._project(project_id)
+        labels = self.store.get_labels(project_id)
+        previous = self.store.get_model(project_id)
+        model = previous or {
+            "version": model_version(self.settings.encoder, 0),
+            "revision": 1,
+            "encoder": None,
+            "encoder_spec": self.settings.encoder,
+            "n_labels": 0,
+            "probes": {},
+            "trained_at": None,
+        }
+        image_errors = getattr(exc, "image_errors", {})
+        sentence = error_sentence(exc, len(labels), self.settings.encoder)
+        base_url = self.settings.public_url or project.get("backend_url")
+        before = self.store.get_forecast(project_id) or {}
+        plots = {f: png for f in before.get("findings") or {} if (png := self.store.get_plot(project_id, f))}
+        record = {
+            "status": "error",
+            "error": sentence,
+            "version": model["version"],
+            "n_labels": 0,
+            "n_labels_recorded": len(labels),
+            "target_auc": before.get("target_auc"),
+            "message": with_report_link(sentence, base_url, project_id),
+            "labels_needed": None,
+            "findings": before.get("findings") or {},
+            "updated_at": time.time(),
+            "refit_seconds": None,
+            "image_errors": {str(t): r[:300] for t, r in sorted(image_errors.items())[:IMAGE_ERRORS_SHOWN]},
+            "n_image_errors": len(image_errors),
+        }
+        self.store.put_result(project_id, model, record, plots)
+        log.error("project %s: refit cannot run: %s", project_id, sentence)
+        self._tell_label_studio(project_id, project, model["version"], record["message"])
+        return record
+
     def retry_version_pushes(self) -> None:
         """Tell Label Studio the latest model version of projects where that failed before
         (Label Studio was unreachable), at most every PUSH_RETRY_S seconds per project.
@@ -361,7 +406,9 @@ class Trainer:
 
     def push_version(self, project_id: int) -> None:
         """Tell Label Studio the project's latest saved model version and message (whichever
-        worker saved it); a failure of any kind is retried after PUSH_RETRY_S, never at once."""
+        worker saved it). Label Studio unreachable (handled in :meth:`_tell_label_studio`) or the
+        store unreachable is retried after PUSH_RETRY_S, never at once; any other error is a bug:
+        it is raised (the queues log it and count it) and not retried."""
         try:
             model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
             project = self.store.get_project(project_id)
@@ -369,8 +416,11 @@ class Trainer:
                 self._unpushed.pop(project_id, None)
                 return
             self._tell_label_studio(project_id, project, model["version"], record.get("message") or "")
-        except Exception:  # the store, or the client beyond LabelStudioError: the queues log it
+        except _store_errors():
             self._unpushed[project_id] = time.monotonic() + PUSH_RETRY_S
+            raise
+        except Exception:
+            self._unpushed.pop(project_id, None)  # a bug: surfaced once, not retried in a loop
             raise
 
     def _tell_label_studio(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
@@ -406,6 +456,61 @@ def summary_message(config: LabelingConfig, forecasts: dict[str, Any], n_labels:
     if len(forecasts) == 1:
         return next(iter(forecasts.values())).message
     return " | ".join(f"{finding}: {fc.message}" for finding, fc in forecasts.items())
+
+
+REFIT_ERRORS = (EncoderLoadError, LabelConfigError, SettingsError, UnusableLabelsError)
+"""Errors that stop a refit for a reason a person can fix: saved as a forecast with status
+``error`` (any other exception is a bug and fails the job)."""
+
+
+def error_sentence(exc: Exception, n_labels: int, encoder_spec: str) -> str:
+    """The plain sentence, with the fix, shown for a refit that could not run."""
+    arrived = f"{n_labels} label{'s' if n_labels != 1 else ''} arrived"
+    if isinstance(exc, EncoderLoadError):
+        return (f"Error: no forecast, the encoder {encoder_spec!r} cannot be loaded: {exc}. {arrived} and "
+                f"are kept; fix ENCODER (or put its weights on the worker's machine) and restart the worker.")
+    if isinstance(exc, (LabelConfigError, SettingsError)):
+        return (f"Error: no forecast, the project's settings cannot be used: {exc}. {arrived} and are kept; "
+                f"fix the labeling config or the model's extra params in Label Studio.")
+    return f"Error: no forecast, {arrived} but none could be used: {image_error_summary(exc.image_errors)}."
+
+
+def image_error_summary(errors: dict[int, str]) -> str:
+    """Image errors grouped by kind, with one example each and the fix: ``"40 images refused
+    (task 7: image host 'x' is not allowed ...); add the host to ALLOWED_IMAGE_HOSTS"``."""
+    groups: dict[str, list[int]] = {}
+    for task_id, reason in sorted(errors.items()):
+        groups.setdefault(_error_kind(reason), []).append(task_id)
+    if not groups:
+        return "their tasks have no image"
+    parts = []
+    for kind, tasks in sorted(groups.items(), key=lambda item: -len(item[1])):
+        example = errors[tasks[0]][:200]
+        parts.append(f"{len(tasks)} image{'s' if len(tasks) != 1 else ''} {kind} (task {tasks[0]}: {example}); "
+                     f"{_ERROR_FIX[kind]}")
+    return "; ".join(parts)
+
+
+_ERROR_FIX = {
+    "refused": "add the image host to ALLOWED_IMAGE_HOSTS, or serve the images through Label Studio",
+    "not fetched": "check that the image server is reachable from the backend and the URLs are right",
+    "not decoded": "the files are not images LabelCast reads (PNG, JPEG, DICOM, ...) or are too large",
+}
+
+
+def _error_kind(reason: str) -> str:
+    if not reason.startswith("image not fetched"):
+        return "not decoded"
+    if "ALLOWED_IMAGE_HOSTS" in reason or "is not allowed" in reason or "refused" in reason:
+        return "refused"
+    return "not fetched"
+
+
+def left_out_note(n_labels: int, errors: dict[int, str]) -> str:
+    """`` (40 labels arrived; 3 left out: ...)`` when some labels' images could not be used."""
+    if not errors:
+        return ""
+    return f" ({n_labels} labels arrived; {len(errors)} left out: {image_error_summary(errors)}.)"
 
 
 def with_report_link(message: str, base_url: str | None, project_id: int) -> str:
@@ -448,19 +553,85 @@ def _score_quantiles(config: LabelingConfig, probes: dict[str, Any], X: np.ndarr
     return score_quantiles([confidence(config, {f: p[f][i] for f in findings}) for i in range(len(every))])
 
 
-def _fetch_all(client, images: dict[int, str], deadline: float | None) -> dict[int, bytes | ImageFetchError]:
-    """``{task_id: bytes or the ImageFetchError}``, FETCH_WORKERS downloads at a time."""
-    from concurrent.futures import ThreadPoolExecutor
+class _Progress:
+    """A job's embedding progress: written to the store (``/metrics``, ``/report``) every
+    PROGRESS_EVERY_S, and, for a backfill of BACKFILL_NOTICE_MIN images or more, told to Label
+    Studio as the backend's description ("embedding 3,200 of 10,000 images") every
+    PROGRESS_PUSH_S; the latest forecast sentence is put back when the job ends."""
 
-    def fetch(item: tuple[int, str]) -> bytes | ImageFetchError:
-        task_id, ref = item
+    def __init__(self, trainer: Trainer, project_id: int, project: dict[str, Any], n_images: int) -> None:
+        self.trainer, self.project_id, self.project = trainer, project_id, project
+        self.n_images, self.done, self.ok = n_images, 0, 0
+        self.errors: dict[str, int] = {}
+        self.started = time.monotonic()
+        self.written = self.pushed = -math.inf
+        self.told = False
+        store = trainer.store
+        self.tasks_total = len(store.get_tasks(project_id))
+        self.embedded_before = len(store.get_pool_embeddings(project_id, trainer.encoder.id))
+        self._write(running=True)
+
+    def update(self, results) -> None:
+        self.done += len(results)
+        for result in results:
+            if result.vector is not None:
+                self.ok += 1
+            else:
+                kind = _error_kind(result.error or "")
+                self.errors[kind] = self.errors.get(kind, 0) + 1
+        now = time.monotonic()
+        if now - self.written >= PROGRESS_EVERY_S:
+            self._write(running=True)
+        if self.n_images >= BACKFILL_NOTICE_MIN and now - self.pushed >= PROGRESS_PUSH_S and self.done < self.n_images:
+            self.pushed = now
+            self._tell(f"embedding {self.embedded_before + self.ok:,} of {self.tasks_total:,} images")
+
+    def finish(self) -> None:
+        self._write(running=False)
+        if self.told:  # put the forecast sentence back in place of "embedding X of Y"
+            store = self.trainer.store
+            record = store.get_forecast(self.project_id) or {}
+            model = store.get_model(self.project_id) or {}
+            version = model.get("version") or model_version(self.trainer.settings.encoder, 0)
+            message = record.get("message") or f"{self.embedded_before + self.ok:,} of {self.tasks_total:,} images embedded."
+            self.trainer._tell_label_studio(self.project_id, self.project, version, message)
+
+    def _write(self, running: bool) -> None:
+        self.written = time.monotonic()
+        seconds = self.written - self.started
+        self.trainer.store.put_embedding_progress(self.project_id, {
+            "running": running,
+            "tasks_total": self.tasks_total,
+            "tasks_embedded": self.embedded_before + self.ok,
+            "job_images": self.n_images,
+            "job_done": self.done,
+            "images_per_s": round(self.done / seconds, 1) if seconds > 0 and self.done else None,
+            "errors": dict(self.errors),
+            "updated_at": time.time(),
+        })
+
+    def _tell(self, status: str) -> None:
+        client = self.trainer.client(self.project)
+        if not (getattr(client, "url", None) and getattr(client, "api_key", None)):
+            return
+        model = self.trainer.store.get_model(self.project_id) or {}
+        version = model.get("version") or model_version(self.trainer.settings.encoder, 0)
+        settings = self.trainer.settings
+        auth = (settings.basic_auth_user, settings.basic_auth_pass) if settings.basic_auth_user and settings.basic_auth_pass else None
         try:
-            return client.fetch_image(ref, task_id, deadline=deadline)
-        except ImageFetchError as exc:
-            return exc
+            client.set_model_version(self.project_id, version, status=status, basic_auth=auth)
+            self.told = True
+        except LabelStudioError as exc:  # progress is a courtesy: the job goes on
+            log.info("project %s: progress not shown in Label Studio: %s", self.project_id, exc)
 
-    with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, max(len(images), 1))) as pool:
-        return dict(zip(images, pool.map(fetch, images.items())))
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What a store raises when it is unreachable or busy for a while (worth a retry)."""
+    import sqlite3
+
+    from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+
+    return (sqlite3.OperationalError, ConnectionError, TimeoutError, BusyLoadingError)
 
 
 def _fingerprint(labels: dict[int, list[str]], findings) -> str:

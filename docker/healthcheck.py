@@ -4,7 +4,7 @@
     python docker/healthcheck.py [web | worker]
 
 web     GET http://127.0.0.1:$PORT/health (PORT defaults to 9090) must answer 200 with
-        ``{"status": "UP"}``.
+        ``{"status": "UP"}`` or ``"degraded"`` (serving; some project's refit cannot run).
 worker  Redis at ``$REDIS_URL`` (the queue the worker takes its jobs from) must answer PING.
 
 Without an argument the role is read from the container's main process (PID 1): one started
@@ -58,11 +58,14 @@ def check_web(port: int) -> tuple[bool, str]:
     except (urllib.error.URLError, OSError) as exc:
         return False, f"{url} unreachable: {getattr(exc, 'reason', exc)}"
     try:
-        status = json.loads(body).get("status")
+        answer = json.loads(body)
+        status = answer.get("status")
     except (ValueError, AttributeError):
         return False, f"{url} answered something other than a JSON object"
+    if status == "degraded":  # the process serves; a project's refit cannot run (a restart won't fix it)
+        return True, f"{url} is degraded: {str(answer.get('reason'))[:300]}"
     if status != "UP":
-        return False, f"{url} answered status {status!r}, expected 'UP'"
+        return False, f"{url} answered status {status!r}, expected 'UP' or 'degraded'"
     return True, f"{url} is UP"
 
 

@@ -342,3 +342,25 @@ def test_a_large_pool_is_read_as_a_sample(app, client, monkeypatch):
     assert record["n_pool"] == 30 and record["sampling"] == "random"
     bias = record["findings"]["Effusion"].get("selection_bias")
     assert bias["n_pool"] == 30 and bias["statistic"] is None  # 10 rows read: below MIN_POOL, not compared
+
+
+
+def test_health_is_degraded_with_the_reason_when_a_refit_cannot_run(client, sqlite_store):
+    """A project whose forecast has status error makes /health say degraded, naming it and why."""
+    sqlite_store.put_project(7, {"label_config": "<View/>"})
+    sentence = "Error: no forecast, 40 labels arrived but none could be used: ..."
+    sqlite_store.put_result(7, {"version": "v"}, {"status": "error", "error": sentence, "message": sentence}, {})
+    answer = client.get("/health")
+    assert answer.status_code == 200
+    assert answer.json["status"] == "degraded"
+    assert answer.json["reason"] == f"project 7: {sentence}"
+
+
+def test_predict_before_the_first_forecast_counts_the_labels_that_arrived(client, sqlite_store):
+    """Labels recorded but no forecast yet: the text says how many arrived, not "0 labels"."""
+    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    client.post("/setup", json={"project": 3, "schema": config})
+    sqlite_store.put_label(3, annotation_id=1, task_id=1, choices=["Effusion"], image="http://x/1.png")
+    answer = client.post("/predict", json={"project": 3, "tasks": [{"id": 1, "data": {"image": "http://x/1.png"}}]})
+    text = next(r for r in answer.json["results"][0]["result"] if r["type"] == "textarea")["value"]["text"][0]
+    assert text.startswith("1 label arrived") and "0 labels so far" not in text

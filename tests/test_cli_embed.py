@@ -14,7 +14,6 @@ from PIL import Image
 
 from backend.cli import main
 from backend.commands import embed as embed_command
-from backend.embedding_cache import SQLiteEmbeddingCache
 
 
 def _png(value: int, size=(24, 20)) -> bytes:
@@ -241,19 +240,21 @@ def test_interrupted_run_resumes_from_the_cache(
     labeled_folder, tmp_path, tiny_encoder_spec, monkeypatch
 ):
     """After an interruption, a rerun embeds only the images the first run did not finish."""
+    import sqlite3
+
     from backend.encoders.encoder import Encoder
 
     monkeypatch.setattr(embed_command, "CHUNK_IMAGES", 2)
     embedded: list[int] = []
-    original = Encoder.embed_bytes
+    original = Encoder.embed_pixels
 
-    def counting(self, datas, *args, **kwargs):
-        embedded.append(len(datas))
+    def counting(self, pixels):
+        embedded.append(len(pixels))
         if len(embedded) == 2 and interrupt:
             raise KeyboardInterrupt
-        return original(self, datas, *args, **kwargs)
+        return original(self, pixels)
 
-    monkeypatch.setattr(Encoder, "embed_bytes", counting)
+    monkeypatch.setattr(Encoder, "embed_pixels", counting)
     out = tmp_path / "r.npz"
     args = [
         "embed",
@@ -268,13 +269,25 @@ def test_interrupted_run_resumes_from_the_cache(
     with pytest.raises(KeyboardInterrupt):
         main(args)
     assert not out.exists()
-    cached = SQLiteEmbeddingCache(out.with_suffix(".cache.sqlite")).count()
-    assert cached == 2
+    with sqlite3.connect(out.with_suffix(".cache.sqlite")) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 2
     embedded.clear()
     interrupt = False
     assert main(args) == 0
-    assert sum(embedded) == 7 - 2  # 6 images + 1 broken, minus the 2 already cached
+    assert sum(embedded) == 6 - 2  # 6 good images (the broken one never reaches the encoder), 2 cached
     assert np.load(out)["X"].shape == (6, 16)
+
+
+def test_a_cache_file_of_the_older_layout_is_refused_up_front(labeled_folder, tmp_path, capsys):
+    """A --cache written by the older labelcast embed (its own table layout) is a clean error."""
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as connection:
+        connection.execute("CREATE TABLE embeddings (encoder_id TEXT, sha256 TEXT, dim INTEGER, vector BLOB)")
+    rc = main(["embed", str(labeled_folder), "--out", str(tmp_path / "o.npz"), "--cache", str(old), "--quiet"])
+    assert rc == 2
+    assert "older labelcast embed" in capsys.readouterr().err
 
 
 def test_output_feeds_simulate(tmp_path, tiny_encoder_spec):

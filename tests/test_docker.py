@@ -535,13 +535,14 @@ def _healthcheck(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess
     ("status", "body", "healthy"),
     [
         pytest.param(200, b'{"status": "UP", "model_version": "x"}', True, id="up"),
+        pytest.param(200, b'{"status": "degraded", "reason": "project 3: ..."}', True, id="degraded"),
         pytest.param(200, b'{"status": "DOWN"}', False, id="down"),
         pytest.param(200, b"<html>", False, id="not-json"),
         pytest.param(503, b'{"status": "UP"}', False, id="http-503"),
     ],
 )
 def test_healthcheck_web(health_server, status, body, healthy):
-    """The web check is healthy only on 200 with {"status": "UP"} from /health on $PORT."""
+    """The web check is healthy only on 200 with status UP or degraded from /health on $PORT."""
     port = health_server(status, body)
     result = _healthcheck("web", env={"PORT": str(port)})
     assert (result.returncode == 0) is healthy, result.stdout + result.stderr

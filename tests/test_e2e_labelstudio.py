@@ -226,3 +226,46 @@ def test_labels_imported_with_the_tasks_are_read_on_connect(label_studio, backen
         timeout=120, what="a forecast on the 24 imported labels",
     )
     wait_until(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == forecast["version"], 30, "model version")
+
+
+def test_a_refit_that_cannot_run_says_why_in_label_studio(label_studio, backend_server, image_server):
+    """Labels whose images are all refused (their host is not in ALLOWED_IMAGE_HOSTS): the
+    forecast has status error, and the sentence (how many labels arrived, why none could be
+    used, the fix) is in /forecast, the backend's description in Label Studio, the predictions'
+    text, /report and /health."""
+    import html
+
+    api = _api(label_studio)
+    base_url, folder, truth = image_server
+    refused = base_url.replace("127.0.0.1", "127.0.0.2")  # loopback too, but not allowed
+    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    pid = api("POST", "/api/projects", json={"title": "LabelCast refused", "label_config": config})["id"]
+    names = sorted(truth)[:12]
+    api("POST", f"/api/projects/{pid}/import", json=[
+        {"data": {"image": f"{refused}/{name}"}, "annotations": [{"result": _choice(truth[name])}]}
+        for name in names
+    ])
+    ml = api("POST", "/api/ml", json={"project": pid, "url": backend_server["url"], "title": "LabelCast"})
+    forecast = wait_until(
+        lambda: (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
+        and r.json().get("status") == "error" and r.json(),
+        timeout=120, what="the error forecast",
+    )
+    sentence = forecast["message"]
+    assert "12 labels arrived but none could be used" in sentence, sentence
+    assert "12 images refused" in sentence and "ALLOWED_IMAGE_HOSTS" in sentence
+    assert "0 labels so far" not in sentence
+    wait_until(lambda: sentence[:200] in (api("GET", f"/api/ml/{ml['id']}").get("description") or ""), 30,
+               "the error sentence in the backend's description")
+
+    task = api("GET", f"/api/tasks?project={pid}&page_size=1")["tasks"][0]
+    api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
+        json={"project": str(pid), "selectedItems": {"all": False, "included": [task["id"]]}})
+    prediction = wait_until(lambda: api("GET", f"/api/predictions?task={task['id']}"), 60, "a prediction")[0]
+    text = next(r for r in prediction["result"] if r["type"] == "textarea")["value"]["text"][0]
+    assert text == sentence
+
+    page = html.unescape(requests.get(f"{backend_server['url']}/report", params={"project": pid}, timeout=10).text)
+    assert "12 labels arrived but none could be used" in page and "Labeled tasks left out" in page
+    health = requests.get(f"{backend_server['url']}/health", timeout=10).json()
+    assert health["status"] == "degraded" and f"project {pid}: " in health["reason"]

@@ -627,7 +627,7 @@ def test_torchvision_bad_specs(spec, fragment):
 def test_importing_the_packages_loads_nothing_heavy():
     """Importing backend.encoders and backend.images imports neither torch nor transformers."""
     code = (
-        "import sys, backend.encoders, backend.images, backend.embedding_cache;"
+        "import sys, backend.encoders, backend.images, backend.pipeline;"
         "print(sorted(m for m in ('torch', 'transformers', 'open_clip', 'pydicom', 'torchvision') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

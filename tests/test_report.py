@@ -182,3 +182,31 @@ def test_report_shows_raw_and_corrected_curves_side_by_side(app, client):
     assert f"{fc.raw_curve.auc:.3f}" in text and f"{fc.auc:.3f}" in text
     assert "unlike: corrected" in text and "sampling (order of the prediction score)" in text
     assert any(tag == "img" for tag, _ in page.tags)
+
+
+def test_report_shows_an_error_forecast_and_the_labels_left_out(client, sqlite_store):
+    """A forecast with status error: the report shows its sentence, the labels that arrived and
+    each labeled task left out with the reason."""
+    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    client.post("/setup", json={"project": 5, "schema": config})
+    sentence = "Error: no forecast, 2 labels arrived but none could be used: 2 images refused"
+    sqlite_store.put_result(5, {"version": "v"}, {
+        "status": "error", "error": sentence, "message": sentence, "n_labels": 0, "n_labels_recorded": 2,
+        "image_errors": {"11": "image not fetched: image host 'h' is not allowed"}, "n_image_errors": 2,
+    }, {})
+    page = client.get("/report?project=5").get_data(as_text=True)
+    assert 'class="message error"' in page and sentence in page
+    assert "Labeled tasks left out" in page and "image host &#x27;h&#x27; is not allowed" in page
+    assert "(the first 1)" in page
+
+
+def test_metrics_and_report_show_the_embedding_progress(client, sqlite_store):
+    """The worker's progress record: per project in /metrics, as a section of /report."""
+    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    client.post("/setup", json={"project": 6, "schema": config})
+    progress = {"running": True, "tasks_total": 10000, "tasks_embedded": 3200, "job_images": 9000,
+                "job_done": 2200, "images_per_s": 61.5, "errors": {"refused": 3}, "updated_at": 1.0}
+    sqlite_store.put_embedding_progress(6, progress)
+    assert client.get("/metrics").json["projects"]["6"]["embedding"] == progress
+    page = client.get("/report?project=6").get_data(as_text=True)
+    assert "3200 / 10000" in page and "2200 of 9000 images, 61.5 images/s" in page and "3 refused" in page

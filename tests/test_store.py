@@ -228,3 +228,49 @@ def test_deleting_more_annotations_than_sqlite_binds_in_one_statement(store):
     assert store.get_labels(1) == {72: ["c"]}
     store.put_label(1, 123_456, 73, ["d"], updated_at=200.0)  # deleted before it ever arrived
     assert store.get_labels(1) == {72: ["c"]}
+
+
+def test_pool_embeddings_are_every_embedded_task_labeled_or_not(store):
+    """get_pool_embeddings: each task with a vector for that encoder, labeled or not; tasks not
+    embedded yet, and other encoders' vectors, are left out."""
+    store.put_tasks(4, {1: "http://h/1.png", 2: "http://h/2.png", 3: "http://h/3.png"})
+    store.put_label(4, annotation_id=10, task_id=1, choices=["Effusion"], image="http://h/1.png")
+    store.set_task_hashes(4, {1: "a", 2: "b", 3: "c"})
+    store.put_many("enc", {"a": np.zeros(3, np.float32), "b": np.ones(3, np.float32)})
+    store.put_many("other", {"c": np.ones(3, np.float32)})
+    pool = store.get_pool_embeddings(4, "enc")
+    assert set(pool) == {1, 2}
+    np.testing.assert_array_equal(pool[2], np.ones(3, np.float32))
+    assert store.get_pool_embeddings(5, "enc") == {}
+
+
+def test_embedding_progress_round_trips(store):
+    """The worker's progress record is replaced whole and read back per project."""
+    assert store.get_embedding_progress(3) is None
+    store.put_embedding_progress(3, {"tasks_embedded": 1, "tasks_total": 9})
+    store.put_embedding_progress(3, {"tasks_embedded": 9, "tasks_total": 9, "errors": {"refused": 0}})
+    assert store.get_embedding_progress(3) == {"tasks_embedded": 9, "tasks_total": 9, "errors": {"refused": 0}}
+    assert store.get_embedding_progress(4) is None
+
+
+@pytest.mark.redis
+def test_redis_task_hash_write_does_not_undo_an_image_change_in_between(redis_store, monkeypatch):
+    """set_task_hashes reads then writes the task: a new image stored by another process in
+    between survives (the write is retried on the new record, as SQLite's UPDATE would be)."""
+    import redis
+
+    redis_store.put_tasks(1, {7: "http://h/a.png"})
+    original = redis.client.Pipeline.hmget
+    injected = []
+
+    def hmget(pipe, *args, **kwargs):
+        if not injected:
+            injected.append(True)
+            redis_store.connection.hset(redis_store.key("project", 1, "tasks"), "7",
+                                        '{"image": "http://h/b.png", "sha": null}')
+        return original(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "hmget", hmget)
+    redis_store.set_task_hashes(1, {7: "s1"})
+    assert injected
+    assert redis_store.get_tasks(1, [7])[7] == {"image": "http://h/b.png", "sha": "s1"}

@@ -46,18 +46,35 @@ def trainer(service_settings, sqlite_store):
     return Trainer(settings, sqlite_store, client_factory=RecordingClient)
 
 
-def test_a_push_that_fails_unexpectedly_is_retried_later_not_at_once(trainer, sqlite_store):
-    """A push that fails with something other than LabelStudioError (here a TypeError from the
-    client) is raised to the queue and retried PUSH_RETRY_S later: a due time of 0 made the
-    worker thread push again at once, in a loop."""
-    from backend.jobs import _base
-
+def test_a_push_that_fails_with_a_bug_is_raised_and_not_retried(trainer, sqlite_store):
+    """A push that fails with a TypeError (a bug, not Label Studio or the store being away) is
+    raised to the queue and not retried: no retry loop, no silent retries (issue 12: 5)."""
     sqlite_store.put_project(1, {"label_config": CONFIG})
     label_tasks(sqlite_store, 1, 24)
     trainer.refit(1)
     (client,) = RecordingClient.made  # one Label Studio, one client
     client.fail_with = TypeError("unexpected answer")
     with pytest.raises(TypeError):
+        trainer.push_version(1)
+    assert 1 not in trainer.pending_pushes()
+
+
+def test_a_push_that_meets_an_unreachable_store_is_retried_later(trainer, sqlite_store, monkeypatch):
+    """The store unreachable during a push (here SQLite's OperationalError) is retried
+    PUSH_RETRY_S later, never at once."""
+    import sqlite3
+
+    from backend.jobs import _base
+
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    label_tasks(sqlite_store, 1, 24)
+    trainer.refit(1)
+
+    def unreachable(project_id):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite_store, "get_model", unreachable)
+    with pytest.raises(sqlite3.OperationalError):
         trainer.push_version(1)
     assert trainer.pending_pushes()[1] > _base.PUSH_RETRY_S - 5
 
@@ -212,29 +229,20 @@ def test_trickling_images_hold_a_refit_for_the_fetch_budget_only(service_setting
     assert all("not downloaded within" in reason for reason in record["image_errors"].values())
 
 
-class _CountingEncoder:
-    """Wraps an encoder and records the decoded pixels handed to each ``embed`` call."""
-
-    def __init__(self, inner):
-        self.inner, self.id, self.dim, self.calls = inner, inner.id, inner.dim, []
-
-    def embed(self, images):
-        self.calls.append(sum(image.width * image.height for image in images))
-        return self.inner.embed(images)
-
-
 def test_a_batch_never_holds_more_decoded_pixels_than_the_budget(trainer, sqlite_store, monkeypatch):
     """Eight 120 x 120 images under a 30,000-pixel budget are embedded two at a time, never all
     eight together (eight 7,000 x 7,000 PNGs held 1.8 GB)."""
-    from backend import training
+    from backend.pipeline import Pipeline
 
-    monkeypatch.setattr(training, "EMBED_BATCH_PIXELS", 30_000, raising=False)
-    trainer._encoder = _CountingEncoder(trainer.encoder)
+    trainer._pipeline = Pipeline(trainer.encoder, sqlite_store, batch_pixels=30_000)
+    calls = []
+    embed_pixels = trainer.encoder.embed_pixels
+    monkeypatch.setattr(trainer.encoder, "embed_pixels", lambda pixels: calls.append(len(pixels)) or embed_pixels(pixels))
     sqlite_store.put_project(1, {"label_config": CONFIG})
     sqlite_store.put_tasks(1, {i: data_uri(xray_png(i, i % 2 == 0, size=120)) for i in range(8)})
     vectors = trainer.embed_tasks(1, range(8))
     assert len(vectors) == 8
-    assert trainer._encoder.calls == [28_800] * 4
+    assert calls == [2] * 4
 
 
 def test_many_bad_images_log_one_warning(trainer, sqlite_store, caplog):
@@ -249,3 +257,109 @@ def test_many_bad_images_log_one_warning(trainer, sqlite_store, caplog):
     warnings = [r for r in caplog.records if r.name == "backend.training" and r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "40 image(s)" in warnings[0].getMessage()
     assert "u:p@" not in caplog.text
+
+
+def _label_refused(store, project_id, n, start=0):
+    """Labels whose images are on a host that is not in ALLOWED_IMAGE_HOSTS."""
+    for i in range(start, start + n):
+        store.put_tasks(project_id, {i: f"http://images.example.com/{i}.png"})
+        store.put_label(project_id, annotation_id=1000 + i, task_id=i, choices=["Effusion" if i % 2 else "No effusion"])
+
+
+def test_every_image_refused_gives_an_error_forecast_that_says_why(trainer, sqlite_store):
+    """Forty labels whose images are all refused: status error, the count that arrived, the
+    reason and the fix, in the record and in what Label Studio is told; never "0 labels"."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    _label_refused(sqlite_store, 1, 40)
+    record = trainer.refit(1)
+    assert record["status"] == "error"
+    assert sqlite_store.get_forecast(1) == record
+    assert "40 labels arrived" in record["message"] and "ALLOWED_IMAGE_HOSTS" in record["message"]
+    assert "40 images refused" in record["message"]
+    assert "0 labels so far" not in record["message"]
+    assert record["n_labels_recorded"] == 40 and record["n_image_errors"] == 40
+    client = next(iter(trainer._clients.values()))
+    assert client.versions == [(1, record["version"], record["message"])]
+    assert record["version"].endswith("-n0")
+
+
+def test_an_error_keeps_the_last_good_model(trainer, sqlite_store):
+    """A refit that cannot run after a good one keeps the probes (predictions go on) and the
+    version; the next good refit clears the error."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    label_tasks(sqlite_store, 1, 24)
+    good = trainer.refit(1)
+    sqlite_store.put_project(1, {"label_config": "<View><Image name='image' value='$image'/></View>"})
+    record = trainer.refit(1)
+    assert record["status"] == "error" and "labeling config" in record["message"]
+    assert "24 labels arrived" in record["message"]
+    assert sqlite_store.get_model(1)["version"] == good["version"]
+    assert sqlite_store.get_model(1)["probes"]
+    assert sqlite_store.get_plot(1, "Effusion") is not None
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    assert trainer.refit(1)["status"] == "ok"
+
+
+def test_an_encoder_that_cannot_load_gives_an_error_forecast(service_settings, sqlite_store, tmp_path):
+    """ENCODER names a folder that does not exist: the forecast says so, with the fix."""
+    import dataclasses
+
+    settings = dataclasses.replace(service_settings, encoder=str(tmp_path / "no-such-encoder"),
+                                   label_studio_url="http://ls", label_studio_api_key="k")
+    trainer = Trainer(settings, sqlite_store, client_factory=RecordingClient)
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    label_tasks(sqlite_store, 1, 12)
+    record = trainer.refit(1, sync=False)
+    assert record["status"] == "error"
+    assert "cannot be loaded" in record["message"] and "fix ENCODER" in record["message"]
+    assert "12 labels arrived" in record["message"]
+
+
+def test_some_images_left_out_are_counted_in_the_message(trainer, sqlite_store):
+    """Twenty-four usable labels and three refused: the message says 27 arrived, 3 left out, why."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    label_tasks(sqlite_store, 1, 24)
+    _label_refused(sqlite_store, 1, 3, start=100)
+    record = trainer.refit(1)
+    assert record["status"] == "ok" and record["n_labels"] == 24
+    assert "27 labels arrived; 3 left out: 3 images refused" in record["message"]
+
+
+def test_an_unexpected_error_is_not_turned_into_a_forecast(trainer, sqlite_store, monkeypatch):
+    """A TypeError inside the refit is a bug: it fails the job, no error forecast hides it."""
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    label_tasks(sqlite_store, 1, 12)
+
+    def broken(*args, **kwargs):
+        raise TypeError("bug")
+
+    monkeypatch.setattr("backend.probe.fit_probe", broken)
+    with pytest.raises(TypeError):
+        trainer.refit(1)
+    assert sqlite_store.get_forecast(1) is None
+
+
+def test_a_backfill_reports_its_progress_to_the_store_and_label_studio(trainer, sqlite_store, monkeypatch):
+    """Embedding 40 new tasks: the store's progress record counts them (tasks embedded / total,
+    images/s, errors by reason), Label Studio's description says "embedding 32 of 41 images"
+    after the first batch, and the forecast sentence is put back at the end."""
+    from backend import training
+
+    monkeypatch.setattr(training, "BACKFILL_NOTICE_MIN", 10)
+    monkeypatch.setattr(training, "PROGRESS_PUSH_S", 0.0)
+    sqlite_store.put_project(1, {"label_config": CONFIG})
+    sqlite_store.put_tasks(1, {i: data_uri(xray_png(i, i % 2 == 0)) for i in range(40)})
+    sqlite_store.put_tasks(1, {99: "http://images.example.com/99.png"})
+    trainer.embed_tasks(1, range(40))
+    progress = sqlite_store.get_embedding_progress(1)
+    assert progress["running"] is False
+    assert (progress["tasks_embedded"], progress["tasks_total"]) == (40, 41)
+    assert progress["job_done"] == progress["job_images"] == 40 and progress["images_per_s"] > 0
+    trainer.embed_tasks(1, [99])
+    progress = sqlite_store.get_embedding_progress(1)
+    assert progress["errors"] == {"refused": 1} and progress["tasks_embedded"] == 40
+    client = next(iter(trainer._clients.values()))
+    statuses = [status for _, _, status in client.versions]
+    assert statuses[0] == "embedding 32 of 41 images"
+    assert statuses[-1] == "40 of 41 images embedded."
+    assert len(sqlite_store.get_pool_embeddings(1, trainer.encoder.id)) == 40

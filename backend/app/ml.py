@@ -34,7 +34,17 @@ def json_body():
 @blueprint.get("/")
 @blueprint.get("/health")
 def health():
-    return jsonify(status="UP", model_class="LabelCast", version=__version__)
+    # "degraded" (still 200: Label Studio keeps the backend connected) names the projects whose
+    # refit cannot run and why, or says that the store is unreachable.
+    from backend.app.errors import _store_unreachable
+
+    try:
+        state = service().health()
+    except Exception as exc:
+        if not _store_unreachable(exc):
+            raise
+        state = {"status": "degraded", "reason": "the store (Redis) is unreachable; labels cannot be recorded"}
+    return jsonify(**state, model_class="LabelCast", version=__version__)
 
 
 @blueprint.post("/setup")

@@ -56,7 +56,9 @@ def document() -> dict:
         return {"description": desc, "content": {"application/json": {"schema": schema}}}
 
     health = {"type": "object", "required": ["status"], "properties": {
-        "status": {"type": "string", "enum": ["UP"]}, "model_class": {"type": "string"}, "version": {"type": "string"}}}
+        "status": {"type": "string", "enum": ["UP", "degraded"]}, "reason": {"type": "string"},
+        "projects": {"type": "object", "additionalProperties": {"type": "string"}},
+        "model_class": {"type": "string"}, "version": {"type": "string"}}}
     for path in ("/", "/health"):
         doc["paths"][path] = {"get": {"summary": "Health check (no auth)", "security": [],
                                       "responses": {"200": json_resp(health)}}}

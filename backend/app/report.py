@@ -26,6 +26,7 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 .message{background:#f0f6ff;border-left:4px solid #3b7dd8;padding:.6em 1em}
+.error{background:#fff0f0;border-left-color:#d83b3b}
 .kv td{text-align:left}img{max-width:100%;border:1px solid #ddd}.muted{color:#666;font-size:.9em}
 """
 
@@ -53,14 +54,18 @@ def render_report(svc, pid: int) -> str:
         parts.append('<p class="message">No forecast yet: it is made after the first submitted '
                      "label.</p>")
     else:
-        parts.append(f'<p class="message">{_e(record.get("message"))}</p>')
+        css = "message error" if record.get("status") == "error" else "message"
+        parts.append(f'<p class="{css}">{_e(record.get("message"))}</p>')
         parts.append(_table(
-            ["model version", "labels used", "labels needed (slowest finding)", "target AUC", "updated"],
-            [[record.get("version"), record.get("n_labels"), _num(record.get("labels_needed"), 0),
-              record.get("target_auc"), _time(record.get("updated_at"))]],
+            ["model version", "labels arrived", "labels used", "labels needed (slowest finding)", "target AUC",
+             "updated"],
+            [[record.get("version"), record.get("n_labels_recorded"), record.get("n_labels"),
+              _num(record.get("labels_needed"), 0), record.get("target_auc"), _time(record.get("updated_at"))]],
         ))
+        parts.append(_image_errors_section(record))
         for finding, fc in (record.get("findings") or {}).items():
             parts.append(_finding_section(store, pid, finding, fc))
+    parts.append(_embedding_section(store.get_embedding_progress(pid)))
     parts.append(_history_section(store.get_history(pid)))
     parts.append(_settings_section(svc.settings, project, model))
     body = "\n".join(parts)
@@ -119,6 +124,31 @@ def _bias_text(bias: dict[str, Any]) -> str:
                 f"(z = {_num(bias.get('z'), 1)}) against {n_pool:,} unlabeled images")
     verdict = "unlike: corrected, " + how if bias.get("detected") else "alike: not corrected"
     return f"{verdict}; {seen}"
+
+
+def _embedding_section(progress: dict[str, Any] | None) -> str:
+    if not progress:
+        return ""
+    errors = ", ".join(f"{count} {kind}" for kind, count in (progress.get("errors") or {}).items()) or "none"
+    state = "running" if progress.get("running") else "done"
+    rows = [
+        ["tasks embedded / total", f"{progress.get('tasks_embedded')} / {progress.get('tasks_total')}"],
+        [f"latest job ({state})", f"{progress.get('job_done')} of {progress.get('job_images')} images, "
+                                  f"{_num(progress.get('images_per_s'), 1)} images/s"],
+        ["image errors by reason (latest job)", errors],
+        ["updated", _time(progress.get("updated_at"))],
+    ]
+    return "<h2>Embedding</h2>" + _table(["", ""], rows, header=False)
+
+
+def _image_errors_section(record: dict[str, Any]) -> str:
+    errors = record.get("image_errors") or {}
+    if not errors:
+        return ""
+    rows = [[task, reason] for task, reason in errors.items()]
+    shown = f" (the first {len(rows)})" if len(rows) < (record.get("n_image_errors") or 0) else ""
+    return (f"<h2>Labeled tasks left out</h2><p>{_e(record.get('n_image_errors'))} labeled task(s) whose "
+            f"image could not be used{_e(shown)}:</p>" + _table(["task", "reason"], rows))
 
 
 def _history_section(history: list[dict[str, Any]]) -> str:

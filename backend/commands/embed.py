@@ -18,28 +18,29 @@ a label that maps to 0/1: numeric 0/1 labels, or ``--positive NAME``), ``ids``, 
 ``labels`` (the raw label strings, when there are labels), ``failed`` (references that could
 not be read or decoded, left out of ``X``), ``encoder_id`` and ``encoder_spec``.
 
-Embeddings are cached by encoder id and image SHA-256 in ``--cache`` (default: next to the
-output), written after every chunk: an interrupted run continues where it stopped.
+Images go through the service's embedding pipeline (:mod:`backend.pipeline`): URLs are
+downloaded by its SSRF-safe fetcher (hosts on loopback or private networks only when listed in
+``ALLOWED_IMAGE_HOSTS``; Label Studio's own media paths with ``--label-studio-url``), many at a
+time, and decoded on every core. Embeddings are kept by encoder id and image SHA-256 in
+``--cache`` (a LabelCast SQLite store; default: next to the output), written batch by batch: an
+interrupted run continues where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
 import json
 import os
 import pathlib
+import sqlite3
 import sys
-import threading
 import urllib.parse
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from backend.exceptions import CommandError
+from backend.exceptions import CommandError, ImageFetchError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".dcm", ".dicom", ".tif", ".tiff", ".bmp", ".webp")
 """File endings collected from a SOURCE folder (case-insensitive)."""
@@ -47,14 +48,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".dcm", ".dicom", ".tif", ".tiff", ".
 PATH_COLUMNS = ("path", "image", "file", "filename", "filepath", "url", "image_path", "image_url")
 LABEL_COLUMNS = ("label", "y", "target", "class")
 
-CHUNK_IMAGES = 256
-"""Images read, embedded and cached per step (the resumable unit)."""
-
-FETCH_THREADS = 8
-"""Concurrent reads/downloads of image bytes."""
-
-FETCH_TIMEOUT_S = 60.0
-"""Seconds to wait for one HTTP download."""
+CHUNK_IMAGES = 64
+"""Images per encoder batch, each stored in the cache when done (the resumable unit)."""
 
 _ONE = {"1", "1.0", "true", "yes", "positive", "pos"}
 _ZERO = {"0", "0.0", "false", "no", "negative", "neg"}
@@ -134,8 +129,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from backend.embedding_cache import SQLiteEmbeddingCache, embed_cached
     from backend.encoders import load_encoder
+    from backend.pipeline import Pipeline
 
     source = pathlib.Path(args.source)
     out = pathlib.Path(args.out)
@@ -147,8 +142,7 @@ def run(args) -> int:
     if not items:
         raise CommandError(f"no images found in {str(source)!r}")
     y = labels_to_y([item.label for item in items], args.positive)
-    cache_path = pathlib.Path(args.cache) if args.cache else out.with_suffix(".cache.sqlite")
-    cache = SQLiteEmbeddingCache(cache_path)
+    cache = _open_cache(pathlib.Path(args.cache) if args.cache else out.with_suffix(".cache.sqlite"))
     encoder = load_encoder(
         args.encoder,
         device=args.device,
@@ -156,7 +150,7 @@ def run(args) -> int:
         offline=args.offline,
         precision=args.precision,
     )
-    fetch = _Fetcher(source, args)
+    fetch = _Reader(source, args)
 
     from tqdm import tqdm
 
@@ -169,28 +163,18 @@ def run(args) -> int:
         disable=args.quiet,
         file=sys.stderr,
     )
-    with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
-        for start in range(0, len(items), CHUNK_IMAGES):
-            chunk = items[start : start + CHUNK_IMAGES]
-            fetched = list(pool.map(fetch, [item.ref for item in chunk]))
-            readable = [i for i, data in enumerate(fetched) if isinstance(data, bytes)]
-            for i, data in enumerate(fetched):
-                if not isinstance(data, bytes):
-                    failures[start + i] = data
-
-            def on_error(position, error, readable=readable, start=start):
-                failures[start + readable[position]] = str(error)
-
-            if readable:
-                vectors[[start + i for i in readable]] = embed_cached(
-                    encoder,
-                    cache,
-                    [fetched[i] for i in readable],
-                    [chunk[i].ref for i in readable],
-                    on_error=on_error,
-                )
-            progress.update(len(chunk))
-    progress.close()
+    pipeline = Pipeline(encoder, cache, batch_size=CHUNK_IMAGES)
+    try:
+        for results in pipeline.run(((i, item.ref) for i, item in enumerate(items)), fetch):
+            for result in results:
+                if result.vector is not None:
+                    vectors[result.key] = result.vector
+                else:
+                    failures[result.key] = result.error
+            progress.update(len(results))
+    finally:
+        pipeline.close()
+        progress.close()
     kept = [i for i in range(len(items)) if i not in failures]
     for index in sorted(failures):
         reason = failures[index]
@@ -215,6 +199,25 @@ def run(args) -> int:
         summary += f", {len(failures)} image(s) skipped"
     print(summary, file=sys.stderr)
     return 1 if not kept else 0
+
+
+def _open_cache(path: pathlib.Path):
+    """The embedding cache: a LabelCast SQLite store (the service's own), refusing a file in
+    the older cache layout instead of failing mid-run."""
+    from backend.store import SQLiteStore
+
+    if path.is_file():
+        try:
+            with sqlite3.connect(path) as connection:
+                columns = [row[1] for row in connection.execute("PRAGMA table_info(embeddings)")]
+        except sqlite3.DatabaseError as exc:
+            raise CommandError(f"--cache {str(path)!r} is not a SQLite file: {exc}") from None
+        if "sha256" in columns:
+            raise CommandError(
+                f"--cache {str(path)!r} was written by an older labelcast embed; delete it or pass "
+                f"another --cache (the images are then embedded again)"
+            )
+    return SQLiteStore(path)
 
 
 def _save_npz(path: pathlib.Path, payload: dict) -> None:
@@ -423,83 +426,53 @@ def _task_label(task: dict) -> str | None:
     return None
 
 
-# --- fetching bytes ---------------------------------------------------------------------------
+# --- reading bytes ----------------------------------------------------------------------------
 
 
-class _Fetcher:
-    """Reads the bytes behind an image reference; returns bytes, or an error message string."""
+class _Reader:
+    """``(index, ref) -> bytes`` for the pipeline: local files (paths, ``file://``, local-files
+    under ``--local-files-root``) are read here; everything else (``http(s)``, ``data:``,
+    Label Studio's media paths) goes through the service's SSRF-safe fetcher. Failures raise
+    ImageFetchError, which the pipeline reports as one skipped image."""
 
     def __init__(self, source: pathlib.Path, args):
+        from backend.labelstudio.client import LabelStudioClient
+
         self.base = source if source.is_dir() else source.parent
         self.local_root = getattr(args, "local_files_root", None)
         self.ls_url = (getattr(args, "label_studio_url", None) or "").rstrip("/")
-        self.api_key = getattr(args, "api_key", None)
-        self._access: str | None = None
-        self._lock = threading.Lock()
+        self.client = LabelStudioClient(
+            self.ls_url or None,
+            getattr(args, "api_key", None),
+            allowed_hosts=os.environ.get("ALLOWED_IMAGE_HOSTS") or None,
+        )
 
-    def __call__(self, ref: str):
+    def __call__(self, index: int, ref: str) -> bytes:
+        path = self._local_path(ref)
+        if path is None:
+            return self.client.fetch_image(ref, index)
         try:
-            return self._read(ref)
-        except CommandError as exc:
-            return str(exc)
-        except Exception as exc:  # network and file errors become one skipped image
-            return f"{type(exc).__name__}: {exc}"
+            return path.read_bytes()
+        except OSError as exc:
+            raise ImageFetchError(f"cannot read {ref}: {exc.strerror or exc}") from None
 
-    def _read(self, ref: str) -> bytes:
-        if ref.startswith("data:"):
-            header, _, payload = ref.partition(",")
-            return (
-                base64.b64decode(payload)
-                if header.endswith(";base64")
-                else urllib.parse.unquote_to_bytes(payload)
-            )
-        if ref.startswith(("http://", "https://")):
-            return self._download(ref)
+    def _local_path(self, ref: str) -> pathlib.Path | None:
         if ref.startswith("file://"):
-            return pathlib.Path(urllib.parse.unquote(urllib.parse.urlparse(ref).path)).read_bytes()
+            return pathlib.Path(urllib.parse.unquote(urllib.parse.urlparse(ref).path))
         if ref.startswith("/data/local-files/"):
             query = urllib.parse.parse_qs(urllib.parse.urlparse(ref).query)
             if self.local_root and query.get("d"):
-                return (pathlib.Path(self.local_root) / query["d"][0]).read_bytes()
-            if self.ls_url:
-                return self._download(self.ls_url + ref)
-            raise CommandError(
-                "a /data/local-files/ URL needs --local-files-root (or --label-studio-url)"
-            )
+                return pathlib.Path(self.local_root) / query["d"][0]
+            if not self.ls_url:
+                raise ImageFetchError("a /data/local-files/ URL needs --local-files-root (or --label-studio-url)")
+            return None
         if ref.startswith("/data/"):
             if not self.ls_url:
-                raise CommandError(
+                raise ImageFetchError(
                     f"a {ref.split('?')[0].rsplit('/', 1)[0]}/ URL needs --label-studio-url and --api-key"
                 )
-            return self._download(self.ls_url + ref)
-        if "://" in ref:
-            raise CommandError(
-                f"unsupported URL scheme in {ref!r}; export with presigned http(s) URLs or local paths"
-            )
+            return None
+        if ref.startswith("data:") or "://" in ref:
+            return None
         path = pathlib.Path(ref)
-        return (path if path.is_absolute() else self.base / path).read_bytes()
-
-    def _download(self, url: str) -> bytes:
-        request = urllib.request.Request(url)
-        if self.api_key and self.ls_url and url.startswith(self.ls_url + "/"):
-            request.add_header("Authorization", self._authorization())
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:
-            return response.read()
-
-    def _authorization(self) -> str:
-        """``Token <key>`` for a legacy token; for a personal access token (a JWT refresh
-        token) ``Bearer <access token>`` obtained once from ``/api/token/refresh``."""
-        if self.api_key.count(".") != 2:
-            return f"Token {self.api_key}"
-        with self._lock:
-            if self._access is None:
-                body = json.dumps({"refresh": self.api_key}).encode()
-                request = urllib.request.Request(
-                    self.ls_url + "/api/token/refresh",
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                    method="POST",
-                )
-                with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:
-                    self._access = json.loads(response.read())["access"]
-        return f"Bearer {self._access}"
+        return path if path.is_absolute() else self.base / path

@@ -255,7 +255,13 @@ def _child_main(connection, settings, store, trainer_factory) -> None:
     """Body of the training process: build the trainer, then run jobs until told to stop."""
     from backend.settings import configure_logging
 
+    import multiprocessing
+
     configure_logging(settings.log_level)
+    # Started as a daemon, so the web process ends it when it exits; in here that flag would
+    # forbid the embedding pipeline's decoding processes (they end with this one: their pipes
+    # close).
+    multiprocessing.current_process().daemon = False
     os.nice(TRAINING_NICE_INCREMENT)  # this process only: requests go first on shared cores
     _leave_a_core_for_requests()
     trainer = load_factory(trainer_factory)(settings, store)

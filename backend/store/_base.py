@@ -105,6 +105,29 @@ class Store(abc.ABC):
     def put_many(self, encoder_id: str, vectors: Mapping[str, np.ndarray]) -> None:
         """Cache ``{sha256: vector}`` for an encoder."""
 
+    def get_pool_embeddings(self, project_id: int, encoder_id: str) -> dict[int, np.ndarray]:
+        """Embeddings of every task of the project that has one for ``encoder_id``, labeled or
+        not (the pool: what sampling and bias corrections draw from).
+
+        Returns
+        -------
+        dict of task id to ndarray of shape (dim,), float32
+            Tasks whose image was not fetched or embedded yet (or failed) are left out.
+        """
+        shas = {t: rec["sha"] for t, rec in self.get_tasks(project_id).items() if rec.get("sha")}
+        vectors = self.get_many(encoder_id, set(shas.values()))
+        return {t: vectors[sha] for t, sha in shas.items() if sha in vectors}
+
+    # --- embedding progress ------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_embedding_progress(self, project_id: int, progress: Mapping[str, Any]) -> None:
+        """Replace the project's embedding progress record (written by the worker while it embeds:
+        tasks embedded / total, images/s, errors by reason)."""
+
+    @abc.abstractmethod
+    def get_embedding_progress(self, project_id: int) -> dict[str, Any] | None:
+        """The latest embedding progress record, None before the first embedding job."""
+
     # --- models and forecasts ----------------------------------------------------------------
     @abc.abstractmethod
     def put_result(

@@ -117,13 +117,18 @@ class RedisStore(Store):
             return
         key = self.key("project", int(project_id), "tasks")
         ids = [str(int(t)) for t in images]
-        old = dict(zip(ids, self.connection.hmget(key, ids)))
-        mapping = {}
-        for task_id, image in images.items():
-            prev = json.loads(old[str(int(task_id))]) if old[str(int(task_id))] else None
-            sha = prev["sha"] if prev and prev["image"] == image else None
-            mapping[str(int(task_id))] = json.dumps({"image": str(image), "sha": sha})
-        self.connection.hset(key, mapping=mapping)
+
+        def write(pipe) -> None:  # read, then write only if no one wrote the tasks in between
+            old = dict(zip(ids, pipe.hmget(key, ids)))
+            mapping = {}
+            for task_id, image in images.items():
+                prev = json.loads(old[str(int(task_id))]) if old[str(int(task_id))] else None
+                sha = prev["sha"] if prev and prev["image"] == image else None
+                mapping[str(int(task_id))] = json.dumps({"image": str(image), "sha": sha})
+            pipe.multi()
+            pipe.hset(key, mapping=mapping)
+
+        self.connection.transaction(write, key)
 
     def set_task_hashes(self, project_id, hashes):
         if not hashes:
@@ -131,14 +136,19 @@ class RedisStore(Store):
         key = self.key("project", int(project_id), "tasks")
         hashes = {str(int(t)): sha for t, sha in hashes.items()}
         ids = list(hashes)
-        mapping = {}
-        for task_id, raw in zip(ids, self.connection.hmget(key, ids)):
-            if raw:
-                record = json.loads(raw)
-                record["sha"] = hashes[task_id]
-                mapping[task_id] = json.dumps(record)
-        if mapping:
-            self.connection.hset(key, mapping=mapping)
+
+        def write(pipe) -> None:  # as put_tasks: a task's image changed meanwhile is not overwritten
+            mapping = {}
+            for task_id, raw in zip(ids, pipe.hmget(key, ids)):
+                if raw:
+                    record = json.loads(raw)
+                    record["sha"] = hashes[task_id]
+                    mapping[task_id] = json.dumps(record)
+            pipe.multi()
+            if mapping:
+                pipe.hset(key, mapping=mapping)
+
+        self.connection.transaction(write, key)
 
     def get_tasks(self, project_id, task_ids=None):
         key = self.key("project", int(project_id), "tasks")
@@ -216,6 +226,13 @@ class RedisStore(Store):
                 self.key("embeddings", encoder_id),
                 mapping={sha: vector_to_bytes(v) for sha, v in vectors.items()},
             )
+
+    def put_embedding_progress(self, project_id, progress):
+        self.connection.set(self.key("project", int(project_id), "embedding"), json.dumps(dict(progress)))
+
+    def get_embedding_progress(self, project_id):
+        raw = self.connection.get(self.key("project", int(project_id), "embedding"))
+        return json.loads(raw) if raw else None
 
     # --- results ----------------------------------------------------------------------------
     def put_result(self, project_id, model, forecast, plots):

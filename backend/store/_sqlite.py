@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS results (
     project_id INTEGER PRIMARY KEY, model TEXT NOT NULL, forecast TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     project_id INTEGER NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS embedding_progress (
+    project_id INTEGER PRIMARY KEY, progress TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS plots (
     project_id INTEGER NOT NULL, finding TEXT NOT NULL, png BLOB NOT NULL,
     PRIMARY KEY (project_id, finding));
@@ -299,6 +301,14 @@ class SQLiteStore(Store):
             ]
         )
         self.checkpoint()
+
+    def put_embedding_progress(self, project_id, progress):
+        self._write("INSERT OR REPLACE INTO embedding_progress (project_id, progress) VALUES (?, ?)",
+                    (int(project_id), json.dumps(dict(progress))))
+
+    def get_embedding_progress(self, project_id):
+        rows = self._read("SELECT progress FROM embedding_progress WHERE project_id = ?", (int(project_id),))
+        return json.loads(rows[0][0]) if rows else None
 
     # --- results ----------------------------------------------------------------------------
     def put_result(self, project_id, model, forecast, plots):

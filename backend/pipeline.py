@@ -1,0 +1,409 @@
+"""The embedding pipeline: image references in, embeddings out, streaming, in bounded memory.
+
+::
+
+    refs ──fetch (threads: FETCH_WORKERS in flight, FETCH_PER_HOST per host)──▶ bytes
+         ──SHA-256, cache lookup──▶ (cached: out at once)
+         ──decode + preprocess (a process pool on every core; on CUDA nvJPEG one batch ahead,
+           CPU threads for what it cannot take)──▶ pixels ──batched encoder──▶ cache.put_many
+
+One :class:`Pipeline` serves the worker (:meth:`backend.training.Trainer.embed_tasks`) and
+``labelcast embed``. The caller brings the fetching function (the SSRF-safe
+:meth:`backend.labelstudio.client.LabelStudioClient.fetch_image`, with its deadline) and the
+cache (anything with ``get_many(encoder_id, hashes)`` and ``put_many(encoder_id, vectors)``:
+the store). Results come out a batch at a time, as soon as they are ready, each with the key
+the caller gave it; they are stored before they are handed out.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import multiprocessing
+import os
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backend.exceptions import ImageDecodeError, ImageFetchError
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 32
+"""Images per encoder call (the pixel budget may cut a batch shorter)."""
+
+EMBED_BATCH_PIXELS = 50_000_000
+"""Most decoded pixels (width × height, read from the headers) in one batch: a batch whose
+images add up to more is cut. One image may have as many (``backend.images.DEFAULT_MAX_PIXELS``);
+eight 7,000 × 7,000 PNGs of 150 KB each held 1.8 GB when a batch had no such limit."""
+
+BATCHES_AHEAD = 2
+"""Batches being decoded while the encoder works on the current one. With the fetches in
+flight this bounds what the pipeline holds: at most ``EMBED_BATCH * (BATCHES_AHEAD + 1)``
+encoded images plus ``FETCH_WORKERS`` downloads, whatever the number of references."""
+
+GPU_BATCHES_PER_CALL = 4
+"""On CUDA, encoder batches handed to ``Encoder.embed_bytes`` at once: it decodes with nvJPEG
+one encoder batch ahead on its own stream, so decode and model overlap only within one call.
+Decoded pixels then live on the GPU, bounded by the encoder's batch; the host pixel budget
+(:data:`EMBED_BATCH_PIXELS`) does not cut these batches."""
+
+FETCH_WORKERS = 16
+"""Downloads in flight at once: slow hosts are waited for side by side."""
+
+FETCH_PER_HOST = 8
+"""Downloads in flight to one host (``scheme://host:port``; Label Studio's own media paths and
+``data:`` URIs count as one host each)."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one reference: an embedding, or the reason there is none.
+
+    ``sha`` is the SHA-256 of the image bytes (None when they were not fetched); ``vector`` an
+    ndarray of shape (dim,), float32; ``error`` a sentence starting "image not fetched" or
+    "image not decoded".
+    """
+
+    key: Hashable
+    sha: str | None
+    vector: np.ndarray | None = None
+    error: str | None = None
+
+
+@dataclass
+class Stats:
+    """Counters of the pipeline's work (seconds are summed over its threads and processes)."""
+
+    fetched: int = 0
+    cached: int = 0
+    embedded: int = 0
+    errors: collections.Counter = field(default_factory=collections.Counter)
+    fetch_s: float = 0.0
+    decode_s: float = 0.0
+    encode_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fetched": self.fetched, "cached": self.cached, "embedded": self.embedded,
+                "errors": dict(self.errors), "fetch_s": round(self.fetch_s, 3),
+                "decode_s": round(self.decode_s, 3), "encode_s": round(self.encode_s, 3)}
+
+
+class Pipeline:
+    """Fetch, hash, look up, decode and embed images, streaming.
+
+    Parameters
+    ----------
+    encoder : backend.encoders.Encoder
+        Needs ``id``, ``dim``, ``preprocess``, ``max_pixels``, ``is_cuda``, ``embed_pixels``
+        and (on CUDA) ``embed_bytes``.
+    cache : object
+        ``get_many(encoder_id, hashes) -> {sha: vector}`` and ``put_many(encoder_id, {sha: vector})``.
+    decode_workers : int, optional
+        Processes decoding on the CPU; default every core. 0 decodes in this process (threads).
+    fetch_workers, per_host, batch_size, batch_pixels, batches_ahead : int, optional
+        Default :data:`FETCH_WORKERS`, :data:`FETCH_PER_HOST`, :data:`EMBED_BATCH`,
+        :data:`EMBED_BATCH_PIXELS`, :data:`BATCHES_AHEAD`.
+    """
+
+    def __init__(self, encoder, cache, *, decode_workers: int | None = None, fetch_workers: int = FETCH_WORKERS,
+                 per_host: int = FETCH_PER_HOST, batch_size: int = EMBED_BATCH,
+                 batch_pixels: int = EMBED_BATCH_PIXELS, batches_ahead: int = BATCHES_AHEAD) -> None:
+        for name, value in (("fetch_workers", fetch_workers), ("per_host", per_host),
+                            ("batch_size", batch_size), ("batch_pixels", batch_pixels)):
+            if int(value) < 1:
+                raise ValueError(f"{name}={value!r}; expected a positive integer")
+        if batches_ahead < 0 or (decode_workers is not None and decode_workers < 0):
+            raise ValueError(f"batches_ahead={batches_ahead!r}, decode_workers={decode_workers!r}; expected >= 0")
+        self.encoder = encoder
+        self.cache = cache
+        self.decode_workers = (os.cpu_count() or 1) if decode_workers is None else int(decode_workers)
+        self.fetch_workers = int(fetch_workers)
+        self.per_host = int(per_host)
+        self.batch_size = int(batch_size)
+        self.batch_pixels = int(batch_pixels)
+        self.batches_ahead = int(batches_ahead)
+        if encoder.is_cuda:
+            self.batch_size = max(self.batch_size, GPU_BATCHES_PER_CALL * int(encoder.batch_size))
+        self.stats = Stats()
+        self._pool: Any = None
+        self._hosts: dict[str, threading.Semaphore] = {}
+        self._hosts_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+
+    @property
+    def max_held(self) -> int:
+        """Most fetched images held at once (waiting, or in batches not yet embedded)."""
+        return self.batch_size * (self.batches_ahead + 1) + self.fetch_workers
+
+    def close(self) -> None:
+        """Stop the decoding processes (a later :meth:`run` starts new ones)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def embed_all(self, items: Iterable[tuple[Hashable, str]], fetch: Callable[[Hashable, str], bytes]) -> list[Result]:
+        """Every result of :meth:`run`, in one list."""
+        return [result for batch in self.run(items, fetch) for result in batch]
+
+    def run(self, items: Iterable[tuple[Hashable, str]], fetch: Callable[[Hashable, str], bytes]) -> Iterator[list[Result]]:
+        """Embed ``(key, reference)`` pairs; yields lists of :class:`Result`, as they are ready.
+
+        ``fetch(key, reference) -> bytes`` raises :class:`~backend.exceptions.ImageFetchError`
+        for an image it cannot get; that image's result carries the reason. References are
+        read from ``items`` only as room frees up (see :attr:`max_held`). Results come in the
+        order they are ready (cached ones first), not in input order: use their keys.
+        """
+        items = iter(items)
+        fetching: dict[Future, Hashable] = {}
+        fetched: list[tuple[Hashable, str, bytes]] = []  # (key, name, bytes) not in a batch yet
+        batches: collections.deque = collections.deque()  # batches being decoded, oldest first
+        decoding: dict[str, _Batch] = {}  # image hash -> the batch embedding it
+        exhausted = False
+        with ThreadPoolExecutor(self.fetch_workers, thread_name_prefix="labelcast-fetch") as fetchers:
+            try:
+                while True:
+                    held = len(fetching) + len(fetched) + sum(len(b.keys) for b in batches)
+                    while not exhausted and len(fetching) < self.fetch_workers and held < self.max_held:
+                        try:
+                            key, ref = next(items)
+                        except StopIteration:
+                            exhausted = True
+                            break
+                        fetching[fetchers.submit(self._fetch, fetch, key, ref)] = key
+                        held += 1
+                    done = [f for f in fetching if f.done()]
+                    for future in done:
+                        del fetching[future]
+                        outcome = future.result()  # a bug in fetch (not ImageFetchError) raises here
+                        if isinstance(outcome, Result):
+                            yield [outcome]
+                        else:
+                            fetched.append(outcome)
+                    last = exhausted and not fetching
+                    while len(fetched) >= self.batch_size or (last and fetched):
+                        batch, cached = self._start_batch(fetched, decoding)
+                        if cached:
+                            yield cached
+                        if batch is not None:
+                            batches.append(batch)
+                    if batches and (len(batches) > self.batches_ahead or not fetching or batches[0].ready()):
+                        batch = batches.popleft()
+                        for sha in batch.todo:
+                            decoding.pop(sha, None)
+                        yield self._finish_batch(batch)
+                        continue
+                    if last and not batches:
+                        return
+                    waiting = set(fetching) | (batches[0].pending() if batches else set())
+                    if waiting:
+                        wait(waiting, return_when=FIRST_COMPLETED)
+            finally:
+                for future in fetching:
+                    future.cancel()
+                for batch in batches:
+                    batch.cancel()
+
+    # --- stages -------------------------------------------------------------------------------
+    def _fetch(self, fetch, key, ref: str):
+        """``(key, name, bytes)``, or a Result with the reason the image was not fetched."""
+        started = time.perf_counter()
+        with self._host_slot(ref):
+            try:
+                data = fetch(key, ref)
+            except ImageFetchError as exc:
+                self._count(errors="not fetched", fetch_s=time.perf_counter() - started)
+                return Result(key, None, error=f"image not fetched: {exc}")
+        self._count(fetched=1, fetch_s=time.perf_counter() - started)
+        name = None if ref.startswith("data:") else ref.split("?", 1)[0][-200:]
+        return key, name, data
+
+    def _host_slot(self, ref: str) -> threading.Semaphore:
+        try:
+            parts = urllib.parse.urlsplit(ref) if "://" in ref[:12] else None
+        except ValueError:  # malformed: the fetcher refuses it, under the shared slot
+            parts = None
+        host = f"{parts.scheme}://{parts.netloc}".lower() if parts else ref[:5]
+        with self._hosts_lock:
+            if host not in self._hosts:
+                self._hosts[host] = threading.Semaphore(self.per_host)
+            return self._hosts[host]
+
+    def _start_batch(self, fetched: list, decoding: dict[str, _Batch]) -> tuple[_Batch | None, list[Result]]:
+        """Take up to a batch (by count and pixels) off ``fetched``: hash, look up, submit the
+        decoding of what the cache lacks. Returns the batch (None when nothing to decode) and
+        the results known at once (cached, or a bad header). An image that an earlier batch is
+        embedding (``decoding``: hash -> batch) joins that batch's results instead."""
+        from backend.images import read_size
+
+        taken, pixels, done = [], 0, []
+        errors_before = 0
+        while fetched and len(taken) < self.batch_size:
+            key, name, data = fetched[0]
+            try:
+                width, height = read_size(data, name, max_pixels=self.encoder.max_pixels)
+            except ImageDecodeError as exc:
+                fetched.pop(0)
+                self._count(errors="not decoded")
+                done.append(Result(key, _sha(data), error=f"image not decoded: {exc}"))
+                errors_before += 1
+                continue
+            if taken and not self.encoder.is_cuda and pixels + width * height > self.batch_pixels:
+                break
+            fetched.pop(0)
+            taken.append((key, name, data, _sha(data)))
+            pixels += width * height
+        vectors = self.cache.get_many(self.encoder.id, {sha for *_, sha in taken}) if taken else {}
+        todo: dict[str, tuple[str | None, bytes]] = {}
+        keys: list[tuple[Hashable, str]] = []
+        for key, name, data, sha in taken:
+            if sha in vectors:
+                done.append(Result(key, sha, vectors[sha]))
+            elif sha in decoding:
+                decoding[sha].keys.append((key, sha))
+            else:
+                todo.setdefault(sha, (name, data))
+                keys.append((key, sha))
+        self._count(cached=len(done) - errors_before)
+        if not todo:
+            return None, done
+        batch = _Batch(self, keys, todo)
+        decoding.update(dict.fromkeys(todo, batch))
+        return batch, done
+
+    def _finish_batch(self, batch: _Batch) -> list[Result]:
+        """Wait for the batch's pixels, embed them, store the vectors; its results."""
+        vectors, errors = batch.embed()
+        if vectors:
+            self.cache.put_many(self.encoder.id, vectors)
+        self._count(embedded=len(vectors))
+        out = []
+        for key, sha in batch.keys:
+            if sha in vectors:
+                out.append(Result(key, sha, vectors[sha]))
+            else:
+                self._count(errors="not decoded")
+                out.append(Result(key, sha, error=f"image not decoded: {errors[sha]}"))
+        return out
+
+    def _decoder_pool(self):
+        """The decoding processes, started on first use and kept for later runs."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.decode_workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
+        return self._pool
+
+    def _count(self, errors: str | None = None, **amounts) -> None:
+        with self._stats_lock:
+            if errors:
+                self.stats.errors[errors] += 1
+            for name, amount in amounts.items():
+                setattr(self.stats, name, getattr(self.stats, name) + amount)
+
+
+class _Batch:
+    """Images of one encoder call, decoding (CPU: in the process pool, submitted at once;
+    CUDA: at :meth:`embed`, by the encoder's nvJPEG path)."""
+
+    def __init__(self, pipeline: Pipeline, keys: list[tuple[Hashable, str]], todo: dict[str, tuple[str | None, bytes]]):
+        self.pipeline = pipeline
+        self.keys = keys
+        self.todo = todo
+        self.futures: dict[str, Future] = {}
+        encoder = pipeline.encoder
+        if not encoder.is_cuda and pipeline.decode_workers > 0:
+            pool = pipeline._decoder_pool()
+            for sha, (name, data) in todo.items():
+                self.futures[sha] = pool.submit(decode_pixels, data, name, encoder.max_pixels, encoder.preprocess)
+
+    def pending(self) -> set[Future]:
+        return {f for f in self.futures.values() if not f.done()}
+
+    def ready(self) -> bool:
+        return bool(self.futures) and not self.pending()
+
+    def cancel(self) -> None:
+        for future in self.futures.values():
+            future.cancel()
+
+    def embed(self) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """``({sha: vector}, {sha: reason it was not decoded})``."""
+        encoder, stats = self.pipeline.encoder, self.pipeline
+        shas = list(self.todo)
+        errors: dict[str, str] = {}
+        if encoder.is_cuda:  # nvJPEG for JPEGs, CPU threads for the rest, one batch ahead
+            started = time.perf_counter()
+
+            def failed(index, exc):
+                errors[shas[index]] = str(exc)
+
+            rows = encoder.embed_bytes([self.todo[s][1] for s in shas], [self.todo[s][0] for s in shas],
+                                       on_error=failed)
+            stats._count(encode_s=time.perf_counter() - started)
+            return {s: rows[i] for i, s in enumerate(shas) if s not in errors}, errors
+        pixels, good = [], []
+        for sha in shas:
+            if self.futures:
+                outcome, seconds = self.futures[sha].result()
+            else:
+                outcome, seconds = decode_pixels(self.todo[sha][1], self.todo[sha][0], encoder.max_pixels,
+                                                 encoder.preprocess)
+            stats._count(decode_s=seconds)
+            if isinstance(outcome, ImageDecodeError):
+                errors[sha] = str(outcome)
+            else:
+                pixels.append(outcome)
+                good.append(sha)
+        self.futures.clear()
+        if not good:
+            return {}, errors
+        started = time.perf_counter()
+        rows = np.asarray(encoder.embed_pixels(np.stack(pixels)), dtype=np.float32)
+        stats._count(encode_s=time.perf_counter() - started)
+        return dict(zip(good, rows)), errors
+
+
+PARENT_CHECK_S = 1.0
+"""How often a decoding process checks that the process that started it is still there."""
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Initializer of a decoding process: exit when the parent is gone (killed, or ended without
+    shutting the pool down). The pool's queues keep their pipes open in every process, so a
+    decoding process would otherwise wait for work forever as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="labelcast-parent-watch", daemon=True).start()
+
+
+def decode_pixels(data: bytes, name: str | None, max_pixels: int, preprocess) -> tuple[Any, float]:
+    """Decode and preprocess one image (runs in a decoding process).
+
+    Returns
+    -------
+    (ndarray of shape (3, S, S) float32, or the ImageDecodeError), seconds taken
+    """
+    from backend.images import decode_image
+
+    started = time.perf_counter()
+    try:
+        image = decode_image(data, name, max_pixels=max_pixels, target_size=preprocess.min_decode_size)
+        outcome: Any = preprocess.image(image)
+    except ImageDecodeError as exc:
+        outcome = exc
+    return outcome, time.perf_counter() - started
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
