@@ -297,8 +297,7 @@ def fit_learning_curve(
     boot_p, boot_w = [], []
     for _ in range(int(n_boot)):
         resampled = [
-            np.clip(g[rng.integers(0, len(g), len(g))] + rng.normal(0.0, sd), 0.0, 1.0)
-            for g, sd in zip(groups, sds)
+            np.clip(g[rng.integers(0, len(g), len(g))] + rng.normal(0.0, sd), 0.0, 1.0) for g, sd in zip(groups, sds)
         ]
         p, w = fit_one(uniq, resampled, _spreads(resampled), start=params)
         boot_p.append(p)

@@ -49,7 +49,11 @@ def tabulate_curve(sizes: Any, means: Any) -> np.ndarray:
     sizes, means = sizes[order], means[order]
     whole = fit_learning_curve(sizes, means, method="pow3", n_boot=0)
     tail_mask = sizes >= TAIL_FROM
-    tail = fit_learning_curve(sizes[tail_mask], means[tail_mask], method="pow3", n_boot=0) if tail_mask.sum() >= 3 else whole
+    tail = (
+        fit_learning_curve(sizes[tail_mask], means[tail_mask], method="pow3", n_boot=0)
+        if tail_mask.sum() >= 3
+        else whole
+    )
     out = np.interp(LOG_GRID, np.log(sizes), means)
     below, above = GRID < sizes[0], GRID > sizes[-1]
     if below.any():

@@ -96,9 +96,7 @@ def _read_tb_json(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
             raise DataFormatError(f"{path}: split {split!r} is not a list of rows")
         for i, row in enumerate(items):
             if not (isinstance(row, list) and len(row) == 3 and isinstance(row[2], list)):
-                raise DataFormatError(
-                    f"{path}: row {i} of split {split!r} is not [image_path, label, [features...]]"
-                )
+                raise DataFormatError(f"{path}: row {i} of split {split!r} is not [image_path, label, [features...]]")
             rows.append(row)
     if not rows:
         raise DataFormatError(f"{path}: no rows")

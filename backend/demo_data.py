@@ -84,8 +84,7 @@ def cached(folder: pathlib.Path) -> TbSigns | None:
     return TbSigns(folder, files) if all(p.is_file() for p in files.values()) else None
 
 
-def fetch_tb_signs(folder: pathlib.Path, force: bool = False, session=None,
-                   index_url: str = INDEX_URL) -> TbSigns:
+def fetch_tb_signs(folder: pathlib.Path, force: bool = False, session=None, index_url: str = INDEX_URL) -> TbSigns:
     """Download the ``bob.med.tb`` sdist (unless the sets are already in ``folder``) and extract.
 
     Parameters
@@ -174,8 +173,7 @@ def _sdist_location(session, index_url: str) -> tuple[str, str, str]:
     """``(file name, URL, sha256)`` of the release's sdist, from PyPI's JSON simple index."""
     project, version = SDIST
     page = index_url.format(project=project.replace(".", "-"))
-    response = _get(page, session,
-                    headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    response = _get(page, session, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
         files = response.json()["files"]
     except (ValueError, KeyError) as exc:

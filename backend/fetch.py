@@ -124,9 +124,7 @@ def parse_http_url(url: str) -> HttpUrl:
     if not isinstance(url, str) or not url:
         raise FetchRefused(f"image reference {str(url)[:50]!r} is not a URL")
     if _UNSAFE_CHARACTERS.search(url):
-        raise FetchRefused(
-            f"URL {redact(url)} contains a backslash, whitespace or a control character; refused"
-        )
+        raise FetchRefused(f"URL {redact(url)} contains a backslash, whitespace or a control character; refused")
     try:
         parts = parse_url(url)
     except (LocationParseError, ValueError):
@@ -205,9 +203,7 @@ class AllowList:
     def admits(self, host: str) -> bool:
         """The host may be fetched from at all (trusted, or at global addresses)."""
         host = host.lower().rstrip(".")
-        return self.trusts(host) or self.any_public or any(
-            host.endswith(suffix) for suffix in self.suffixes
-        )
+        return self.trusts(host) or self.any_public or any(host.endswith(suffix) for suffix in self.suffixes)
 
 
 def is_public_address(address) -> bool:
@@ -252,9 +248,12 @@ def setup_hostname_refusal(
         caller_address = None
     # Every address must be the caller's (a second A record could be anything), or loopback
     # when the caller is (``localhost`` is 127.0.0.1 and ::1).
-    if caller_address is not None and addresses and all(
-        address == caller_address or (address.is_loopback and caller_address.is_loopback)
-        for address in addresses
+    if (
+        caller_address is not None
+        and addresses
+        and all(
+            address == caller_address or (address.is_loopback and caller_address.is_loopback) for address in addresses
+        )
     ):
         return None
     return (
@@ -389,14 +388,14 @@ class SafeFetcher:
                         raise FetchRefused(f"image {redact(url)} redirects to a malformed URL") from None
                     continue
                 if response.status_code != 200:
-                    hint = " (check LABEL_STUDIO_API_KEY)" if on_label_studio and response.status_code in (401, 403) else ""
-                    raise ImageFetchError(
-                        f"downloading image {redact(url)} answered HTTP {response.status_code}{hint}"
+                    hint = (
+                        " (check LABEL_STUDIO_API_KEY)"
+                        if on_label_studio and response.status_code in (401, 403)
+                        else ""
                     )
+                    raise ImageFetchError(f"downloading image {redact(url)} answered HTTP {response.status_code}{hint}")
                 return self._read(response, url, deadline)
-        raise FetchRefused(
-            f"image {redact(url)}: more than {self.max_redirects} redirects (a redirect loop?)"
-        )
+        raise FetchRefused(f"image {redact(url)}: more than {self.max_redirects} redirects (a redirect loop?)")
 
     def _too_slow(self, url: str) -> ImageFetchError:
         return ImageFetchError(
@@ -412,7 +411,7 @@ class SafeFetcher:
             path = parts.path
             base = self.label_studio.path.rstrip("/")
             if path.startswith(base + LABEL_STUDIO_MEDIA_PREFIX) or (
-                presign_call and _PRESIGN_PATH.fullmatch(path[len(base):]) and path.startswith(base)
+                presign_call and _PRESIGN_PATH.fullmatch(path[len(base) :]) and path.startswith(base)
             ):
                 return True
             raise FetchRefused(
@@ -633,7 +632,11 @@ def _refusal_in(exc: BaseException) -> FetchRefused | None:
         seen.add(id(current))
         if isinstance(current, FetchRefused):
             return current
-        stack += [current.__cause__, current.__context__, *[a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]]
+        stack += [
+            current.__cause__,
+            current.__context__,
+            *[a for a in getattr(current, "args", ()) if isinstance(a, BaseException)],
+        ]
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
             stack.append(reason)

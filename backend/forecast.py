@@ -106,10 +106,24 @@ class Forecast:
         out = {
             name: _json_safe(getattr(self, name))
             for name in (
-                "n_labels", "n_positive", "n_negative", "target_auc", "status", "message", "auc",
-                "auc_interval", "plateau", "plateau_interval", "labels_needed",
-                "labels_needed_interval", "labels_remaining", "labels_remaining_interval",
-                "positives_needed", "negatives_needed", "method", "level",
+                "n_labels",
+                "n_positive",
+                "n_negative",
+                "target_auc",
+                "status",
+                "message",
+                "auc",
+                "auc_interval",
+                "plateau",
+                "plateau_interval",
+                "labels_needed",
+                "labels_needed_interval",
+                "labels_remaining",
+                "labels_remaining_interval",
+                "positives_needed",
+                "negatives_needed",
+                "method",
+                "level",
             )
         }
         if self.curve is not None:
@@ -186,7 +200,9 @@ def forecast(
     n_neg = n - n_pos
     need_pos, need_neg = minimum_labels(n_pos, n_neg, min_class_labels)
     need_total = max(0, int(min_labels) - n)
-    base: dict[str, Any] = dict(n_labels=n, n_positive=n_pos, n_negative=n_neg, target_auc=target_auc, method=method, level=level)
+    base: dict[str, Any] = dict(
+        n_labels=n, n_positive=n_pos, n_negative=n_neg, target_auc=target_auc, method=method, level=level
+    )
     if need_pos or need_neg or need_total:
         return Forecast(
             status="collecting",

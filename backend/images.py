@@ -123,9 +123,7 @@ def decode_image(
     return _decode_pil(bytes(data), name, max_pixels, target_size)
 
 
-def read_size(
-    data: bytes, filename: str | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> tuple[int, int]:
+def read_size(data: bytes, filename: str | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """Width and height from the header alone, checked against ``max_pixels``.
 
     Costs tens of microseconds: no pixel is decoded. Used before handing bytes to a decoder
@@ -293,9 +291,7 @@ def _read_dicom(data: bytes, name: str, **kwargs):
     if DEFLATED_TRANSFER_SYNTAX.encode() in data[:4096]:
         start = _deflated_dataset_start(data)
         if start is None:  # pydicom might still see it deflated, and inflate it all
-            raise ImageDecodeError(
-                f"{name}: names the deflated transfer syntax, but not in a readable file meta group"
-            )
+            raise ImageDecodeError(f"{name}: names the deflated transfer syntax, but not in a readable file meta group")
         _check_inflated_size(data[start:], name)
     return pydicom.dcmread(io.BytesIO(data), force=True, **kwargs)
 

@@ -41,7 +41,11 @@ from backend import readiness as _readiness
 from backend.probe import check_embeddings, default_C, fit_probe
 
 __all__ = [
-    "EmpiricalCurve", "CrossValidatedAUC", "empirical_learning_curve", "cross_validated_auc", "minimum_labels",
+    "EmpiricalCurve",
+    "CrossValidatedAUC",
+    "empirical_learning_curve",
+    "cross_validated_auc",
+    "minimum_labels",
     "MIN_CLASS_LABELS",
 ]
 
@@ -265,7 +269,9 @@ def cross_validated_auc(
     for _ in range(repeats):
         oof = np.empty(n)
         for train, test in _stratified_folds(y, k, rng):
-            oof[test] = fit_probe(X[train], y[train], C=C, seed=seed, check=False).decision_function(X[test], check=False)
+            oof[test] = fit_probe(X[train], y[train], C=C, seed=seed, check=False).decision_function(
+                X[test], check=False
+            )
             fold_sizes.append(len(train))
             fold_scores.append(roc_auc(y[test], oof[test], None if weights is None else weights[test]))
         pooled.append(roc_auc(y, oof, weights))

@@ -91,9 +91,15 @@ class Stats:
     encode_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fetched": self.fetched, "cached": self.cached, "embedded": self.embedded,
-                "errors": dict(self.errors), "fetch_s": round(self.fetch_s, 3),
-                "decode_s": round(self.decode_s, 3), "encode_s": round(self.encode_s, 3)}
+        return {
+            "fetched": self.fetched,
+            "cached": self.cached,
+            "embedded": self.embedded,
+            "errors": dict(self.errors),
+            "fetch_s": round(self.fetch_s, 3),
+            "decode_s": round(self.decode_s, 3),
+            "encode_s": round(self.encode_s, 3),
+        }
 
 
 class Pipeline:
@@ -113,11 +119,24 @@ class Pipeline:
         :data:`EMBED_BATCH_PIXELS`, :data:`BATCHES_AHEAD`.
     """
 
-    def __init__(self, encoder, cache, *, decode_workers: int | None = None, fetch_workers: int = FETCH_WORKERS,
-                 per_host: int = FETCH_PER_HOST, batch_size: int = EMBED_BATCH,
-                 batch_pixels: int = EMBED_BATCH_PIXELS, batches_ahead: int = BATCHES_AHEAD) -> None:
-        for name, value in (("fetch_workers", fetch_workers), ("per_host", per_host),
-                            ("batch_size", batch_size), ("batch_pixels", batch_pixels)):
+    def __init__(
+        self,
+        encoder,
+        cache,
+        *,
+        decode_workers: int | None = None,
+        fetch_workers: int = FETCH_WORKERS,
+        per_host: int = FETCH_PER_HOST,
+        batch_size: int = EMBED_BATCH,
+        batch_pixels: int = EMBED_BATCH_PIXELS,
+        batches_ahead: int = BATCHES_AHEAD,
+    ) -> None:
+        for name, value in (
+            ("fetch_workers", fetch_workers),
+            ("per_host", per_host),
+            ("batch_size", batch_size),
+            ("batch_pixels", batch_pixels),
+        ):
             if int(value) < 1:
                 raise ValueError(f"{name}={value!r}; expected a positive integer")
         if batches_ahead < 0 or (decode_workers is not None and decode_workers < 0):
@@ -153,7 +172,9 @@ class Pipeline:
         """Every result of :meth:`run`, in one list."""
         return [result for batch in self.run(items, fetch) for result in batch]
 
-    def run(self, items: Iterable[tuple[Hashable, str]], fetch: Callable[[Hashable, str], bytes]) -> Iterator[list[Result]]:
+    def run(
+        self, items: Iterable[tuple[Hashable, str]], fetch: Callable[[Hashable, str], bytes]
+    ) -> Iterator[list[Result]]:
         """Embed ``(key, reference)`` pairs; yields lists of :class:`Result`, as they are ready.
 
         ``fetch(key, reference) -> bytes`` raises :class:`~backend.exceptions.ImageFetchError`
@@ -296,8 +317,12 @@ class Pipeline:
     def _decoder_pool(self):
         """The decoding processes, started on first use and kept for later runs."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.decode_workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
+            self._pool = ProcessPoolExecutor(
+                self.decode_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def _count(self, errors: str | None = None, **amounts) -> None:
@@ -344,8 +369,9 @@ class _Batch:
             def failed(index, exc):
                 errors[shas[index]] = str(exc)
 
-            rows = encoder.embed_bytes([self.todo[s][1] for s in shas], [self.todo[s][0] for s in shas],
-                                       on_error=failed)
+            rows = encoder.embed_bytes(
+                [self.todo[s][1] for s in shas], [self.todo[s][0] for s in shas], on_error=failed
+            )
             stats._count(encode_s=time.perf_counter() - started)
             return {s: rows[i] for i, s in enumerate(shas) if s not in errors}, errors
         pixels, good = [], []
@@ -353,8 +379,9 @@ class _Batch:
             if self.futures:
                 outcome, seconds = self.futures[sha].result()
             else:
-                outcome, seconds = decode_pixels(self.todo[sha][1], self.todo[sha][0], encoder.max_pixels,
-                                                 encoder.preprocess)
+                outcome, seconds = decode_pixels(
+                    self.todo[sha][1], self.todo[sha][0], encoder.max_pixels, encoder.preprocess
+                )
             stats._count(decode_s=seconds)
             if isinstance(outcome, ImageDecodeError):
                 errors[sha] = str(outcome)

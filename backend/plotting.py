@@ -94,8 +94,9 @@ def _draw(ax, fc: Forecast, history, realised, x_max) -> None:
         ax.plot(grid, fc.fit.predict(grid), color="tab:orange", lw=1.8, label=f"fit ({fc.fit.method})")
         ax.axhline(fc.fit.plateau, color="tab:orange", ls=":", lw=1, label=f"plateau {fc.fit.plateau:.3f}")
         if fc.labels_needed is not None and math.isfinite(fc.labels_needed) and fc.labels_needed <= right:
-            ax.axvline(fc.labels_needed, color="tab:green", ls="--", lw=1,
-                       label=f"labels needed ≈ {int(fc.labels_needed):,}")
+            ax.axvline(
+                fc.labels_needed, color="tab:green", ls="--", lw=1, label=f"labels needed ≈ {int(fc.labels_needed):,}"
+            )
         ax.set_xlim(grid[0], right)
         low_y = min(low_y, float(np.min(lo)))
     ax.axvline(fc.n_labels, color="gray", lw=0.8, alpha=0.6)
@@ -104,8 +105,16 @@ def _draw(ax, fc: Forecast, history, realised, x_max) -> None:
             ax.plot([past.n_labels], [past.plateau], marker="_", ms=10, color="tab:purple", alpha=0.7)
     if realised is not None:
         n_r, auc_r, (lo_r, hi_r) = realised
-        ax.errorbar([n_r], [auc_r], yerr=[[auc_r - lo_r], [hi_r - auc_r]], fmt="*", ms=11, color="black",
-                    capsize=3, label=f"realised {auc_r:.3f} at {n_r:,}")
+        ax.errorbar(
+            [n_r],
+            [auc_r],
+            yerr=[[auc_r - lo_r], [hi_r - auc_r]],
+            fmt="*",
+            ms=11,
+            color="black",
+            capsize=3,
+            label=f"realised {auc_r:.3f} at {n_r:,}",
+        )
     ax.set_ylim(max(0.0, low_y), 1.0)
     ax.legend(loc="lower right", fontsize=7.5)
 

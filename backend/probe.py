@@ -212,7 +212,10 @@ def _logistic_regression(Z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.nda
         return loss, np.concatenate([grad_w, [g.sum()]])
 
     result = minimize(
-        objective, np.zeros(d + 1), jac=True, method="L-BFGS-B",
+        objective,
+        np.zeros(d + 1),
+        jac=True,
+        method="L-BFGS-B",
         options={"gtol": _GTOL, "ftol": _FTOL, "maxiter": _MAX_ITER},
     )
     return result.x[:d].copy(), float(result.x[d])

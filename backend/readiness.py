@@ -43,8 +43,14 @@ def check_target_auc(value: Any, name: str = "target_auc") -> float:
     return target
 
 
-def collecting_message(n_labels: int, n_positive: int, positives_needed: int, negatives_needed: int,
-                       labels_needed: int, positive_name: str = "positive") -> str:
+def collecting_message(
+    n_labels: int,
+    n_positive: int,
+    positives_needed: int,
+    negatives_needed: int,
+    labels_needed: int,
+    positive_name: str = "positive",
+) -> str:
     """The sentence of every "collecting" state: the labels so far and how many more of which
     class the first forecast needs (``labels_needed``: more labels in all)."""
     wants = []

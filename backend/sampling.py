@@ -31,8 +31,15 @@ import numpy as np
 
 from backend.settings import SAMPLING_MODES
 
-__all__ = ["SAMPLING_MODES", "AUDIT_SHARE", "task_uniform", "audit_mask", "prediction_scores",
-           "selection_probabilities", "score_quantiles"]
+__all__ = [
+    "SAMPLING_MODES",
+    "AUDIT_SHARE",
+    "task_uniform",
+    "audit_mask",
+    "prediction_scores",
+    "selection_probabilities",
+    "score_quantiles",
+]
 
 
 AUDIT_SHARE = 0.2
@@ -67,7 +74,11 @@ def audit_mask(project_id: int, task_ids: Iterable[int], share: float = AUDIT_SH
 
 
 def prediction_scores(
-    mode: str, project_id: int, confidence: Mapping[int, float], task_ids: list[int], low: float = 0.5,
+    mode: str,
+    project_id: int,
+    confidence: Mapping[int, float],
+    task_ids: list[int],
+    low: float = 0.5,
     quantiles: list[float] | None = None,
 ) -> dict[int, float]:
     """The ``score`` to write for each task so that sorting ascending gives ``mode``'s order.

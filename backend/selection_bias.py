@@ -101,11 +101,18 @@ class SelectionBias:
 
     def to_dict(self) -> dict:
         """JSON-safe summary (without the weights)."""
+
         def num(x):
             return None if not math.isfinite(x) else round(float(x), 4)
 
-        return {"statistic": num(self.statistic), "z": num(self.z), "detected": bool(self.detected),
-                "effective_n": num(self.effective_n), "source": self.source, "n_pool": int(self.n_pool)}
+        return {
+            "statistic": num(self.statistic),
+            "z": num(self.z),
+            "detected": bool(self.detected),
+            "effective_n": num(self.effective_n),
+            "source": self.source,
+            "n_pool": int(self.n_pool),
+        }
 
 
 def estimate_selection_bias(
@@ -227,7 +234,7 @@ def _features(X: np.ndarray, y: np.ndarray, pool: np.ndarray, seed: int) -> np.n
     comps = Z @ vt[:k].T
     comps /= np.maximum(comps.std(axis=0), 1e-8)
     margin = np.empty(len(union))
-    margin[len(X):] = fit_probe(X, y, seed=seed, check=False).decision_function(pool, check=False)
+    margin[len(X) :] = fit_probe(X, y, seed=seed, check=False).decision_function(pool, check=False)
     margin[: len(X)] = _out_of_fold_margin(X, y, seed)
     margin /= max(float(np.std(margin)), 1e-8)
     return np.column_stack([comps, margin, margin**2])
@@ -245,7 +252,9 @@ def _out_of_fold_margin(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
         if min(int(y[train].sum()), int((~y[train].astype(bool)).sum())) == 0:
             out[fold == f] = 0.0
             continue
-        out[fold == f] = fit_probe(X[train], y[train], seed=seed, check=False).decision_function(X[fold == f], check=False)
+        out[fold == f] = fit_probe(X[train], y[train], seed=seed, check=False).decision_function(
+            X[fold == f], check=False
+        )
     return out
 
 

@@ -94,7 +94,9 @@ class Service:
             "extra_params": extra_params,
             "hostname": hostname,
             "access_token": access_token,
-            "backend_url": backend_url.rstrip("/") if backend_url and from_label_studio else previous.get("backend_url"),
+            "backend_url": backend_url.rstrip("/")
+            if backend_url and from_label_studio
+            else previous.get("backend_url"),
             "updated_at": time.time(),
         }
         self.store.put_project(project_id, record)
@@ -158,7 +160,9 @@ class Service:
             return hostname
         log.warning(
             "project %s: not using the Label Studio URL that /setup sent: %s; set LABEL_STUDIO_URL "
-            "(or BASIC_AUTH_USER/PASS, or that host in ALLOWED_IMAGE_HOSTS)", project_id, refusal,
+            "(or BASIC_AUTH_USER/PASS, or that host in ALLOWED_IMAGE_HOSTS)",
+            project_id,
+            refusal,
         )
         return None
 
@@ -199,8 +203,9 @@ class Service:
             except LabelConfigError as exc:
                 if strict:
                     raise
-                log.warning("project %s: kept the last good labeling config; the one sent is "
-                            "not usable: %s", project_id, exc)
+                log.warning(
+                    "project %s: kept the last good labeling config; the one sent is not usable: %s", project_id, exc
+                )
             else:
                 project = {**project, "label_config": label_config, "updated_at": time.time()}
                 self.store.put_project(project_id, project)
@@ -256,8 +261,7 @@ class Service:
         image = task["data"].get(config.image_key)
         if not isinstance(image, str) or not image:
             raise RequestError(
-                f"task {task['id']} has no image under data.{config.image_key} "
-                f"(the <Image> tag's value)"
+                f"task {task['id']} has no image under data.{config.image_key} (the <Image> tag's value)"
             )
         self.store.put_label(
             pid, annotation["id"], task["id"], choices, image=image, updated_at=annotation.get("updated_at")
@@ -290,8 +294,7 @@ class Service:
 
         probabilities = self._probabilities(pid, config, model, tasks)
         results = [
-            protocol.build_prediction(config, version, probabilities.get(task["id"]), message, needed)
-            for task in tasks
+            protocol.build_prediction(config, version, probabilities.get(task["id"]), message, needed) for task in tasks
         ]
         _steer(settings.sampling, pid, config, tasks, results, (model or {}).get("score_quantiles"))
         return {"results": results, "model_version": version}
@@ -340,9 +343,7 @@ class Service:
         if record is None:
             if self.store.get_project(pid) is None:
                 raise ProjectNotFoundError(f"project {pid} is not connected to this backend")
-            raise ProjectNotFoundError(
-                f"project {pid} has no forecast yet: it is made after the first submitted label"
-            )
+            raise ProjectNotFoundError(f"project {pid} has no forecast yet: it is made after the first submitted label")
         return {"project": pid, **record}
 
     def forecast_plot(self, project: Any, finding: str | None = None) -> bytes:
@@ -445,7 +446,7 @@ def _unknown_choices(annotation: Mapping[str, Any], config: LabelingConfig) -> s
         return None
     return (
         f"annotation {annotation['id']} chose {', '.join(map(repr, unknown))}, not a value of the "
-        f"<Choices name=\"{config.choices_name}\"> tag ({', '.join(map(repr, config.values))}); not learned from"
+        f'<Choices name="{config.choices_name}"> tag ({", ".join(map(repr, config.values))}); not learned from'
     )
 
 
@@ -458,4 +459,3 @@ def _task_images(tasks, config: LabelingConfig, strict: bool = True) -> dict[int
         elif strict:
             log.info("task %s has no data.%s; skipped", task.get("id"), config.image_key)
     return images
-

@@ -150,9 +150,7 @@ class Settings:
         _check_target_auc(self.target_auc, "TARGET_AUC")
         _check_min_labels(self.min_labels, "MIN_LABELS")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise SettingsError(
-                f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {self.log_level!r}"
-            )
+            raise SettingsError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {self.log_level!r}")
         _check_sampling(self.sampling, "SAMPLING")
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
             raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
@@ -178,9 +176,7 @@ class Settings:
             basic_auth_pass=get("BASIC_AUTH_PASS"),
             device=get("DEVICE"),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
-            allowed_image_hosts=tuple(
-                h.strip() for h in (get("ALLOWED_IMAGE_HOSTS") or "").split(",") if h.strip()
-            ),
+            allowed_image_hosts=tuple(h.strip() for h in (get("ALLOWED_IMAGE_HOSTS") or "").split(",") if h.strip()),
             max_body_bytes=_parse_size(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             public_url=_strip_slash(get("PUBLIC_URL")),
             sampling=(get("SAMPLING") or DEFAULT_SAMPLING).lower(),
@@ -232,9 +228,7 @@ def parse_extra_params(extra_params: Mapping[str, Any] | str | None) -> dict[str
         raise SettingsError(f"extra_params must be a JSON object, got {extra_params!r}")
     unknown = sorted(set(extra_params) - set(PROJECT_KEYS))
     if unknown:
-        raise SettingsError(
-            f"unknown extra_params key(s) {', '.join(unknown)}; allowed: {', '.join(PROJECT_KEYS)}"
-        )
+        raise SettingsError(f"unknown extra_params key(s) {', '.join(unknown)}; allowed: {', '.join(PROJECT_KEYS)}")
     return dict(extra_params)
 
 

@@ -47,7 +47,11 @@ AUDIT_SHARE = 0.2
 
 
 def replay_order(
-    X: np.ndarray, y: np.ndarray, order: str, seed: int = 0, n_steps: int | None = None,
+    X: np.ndarray,
+    y: np.ndarray,
+    order: str,
+    seed: int = 0,
+    n_steps: int | None = None,
     audit_share: float = AUDIT_SHARE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The order in which a sampling strategy would have labeled the rows.
@@ -142,8 +146,18 @@ class Simulation:
 
     def to_dict(self) -> dict:
         """The ``--json`` document of ``labelcast simulate``."""
-        keys = ("n_labels", "auc", "auc_interval", "plateau", "plateau_interval", "labels_needed",
-                "labels_remaining", "labels_remaining_interval", "status", "message")
+        keys = (
+            "n_labels",
+            "auc",
+            "auc_interval",
+            "plateau",
+            "plateau_interval",
+            "labels_needed",
+            "labels_remaining",
+            "labels_remaining_interval",
+            "status",
+            "message",
+        )
         optional = ("selection_bias", "raw")
         checkpoints = []
         for fc in self.forecasts:

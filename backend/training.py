@@ -109,9 +109,7 @@ class Trainer:
         else:
             url, key = project.get("hostname"), project.get("access_token")
         if (url, key) not in self._clients:
-            self._clients[(url, key)] = self._client_factory(
-                url, key, allowed_hosts=self.settings.allowed_image_hosts
-            )
+            self._clients[(url, key)] = self._client_factory(url, key, allowed_hosts=self.settings.allowed_image_hosts)
         return self._clients[(url, key)]
 
     def _project(self, project_id: int) -> dict[str, Any]:
@@ -166,14 +164,25 @@ class Trainer:
             finally:
                 progress.finish()
             seconds, after = time.perf_counter() - started, self.pipeline.stats.as_dict()
-            log.info("project %s: embedded %d images in %.2f s (%.1f images/s; fetch %.2f s, decode %.2f s, "
-                     "encode %.2f s summed over threads and processes; %d cached, %d errors)", project_id,
-                     len(missing), seconds, len(missing) / max(seconds, 1e-9),
-                     *(after[k] - before[k] for k in ("fetch_s", "decode_s", "encode_s", "cached")), len(failed))
+            log.info(
+                "project %s: embedded %d images in %.2f s (%.1f images/s; fetch %.2f s, decode %.2f s, "
+                "encode %.2f s summed over threads and processes; %d cached, %d errors)",
+                project_id,
+                len(missing),
+                seconds,
+                len(missing) / max(seconds, 1e-9),
+                *(after[k] - before[k] for k in ("fetch_s", "decode_s", "encode_s", "cached")),
+                len(failed),
+            )
         if failed:
             quoted = "; ".join(f"task {t}: {reason}" for t, reason in list(failed.items())[:IMAGE_ERRORS_LOGGED])
-            log.warning("project %s: %d image(s) left out (/forecast lists them): %s%s", project_id,
-                        len(failed), quoted, " ..." if len(failed) > IMAGE_ERRORS_LOGGED else "")
+            log.warning(
+                "project %s: %d image(s) left out (/forecast lists them): %s%s",
+                project_id,
+                len(failed),
+                quoted,
+                " ..." if len(failed) > IMAGE_ERRORS_LOGGED else "",
+            )
         if errors is not None:
             errors.update(failed)
         return out
@@ -213,8 +222,13 @@ class Trainer:
                     labels[int(annotation["id"])] = (int(task["id"]), choices, parse_time(annotation.get("updated_at")))
         self.store.put_tasks(project_id, images)
         self.store.replace_labels(project_id, labels, older_than=started)
-        log.info("project %s: synced %d tasks, %d labels from Label Studio in %.2f s", project_id, len(images),
-                 len(labels), time.time() - started)
+        log.info(
+            "project %s: synced %d tasks, %d labels from Label Studio in %.2f s",
+            project_id,
+            len(images),
+            len(labels),
+            time.time() - started,
+        )
         return len(images), len(labels)
 
     def refit(self, project_id: int, sync: bool = False) -> dict[str, Any]:
@@ -268,8 +282,15 @@ class Trainer:
         for finding in config.findings:
             y = np.array([row[finding] for row in targets], dtype=np.int8)
             fc = forecast(
-                X, y, settings.target_auc, seed=FORECAST_SEED, min_labels=min_labels, positive_name=finding,
-                pool=pool if len(pool_ids) else None, selection_prob=known, pool_size=pool_size,
+                X,
+                y,
+                settings.target_auc,
+                seed=FORECAST_SEED,
+                min_labels=min_labels,
+                positive_name=finding,
+                pool=pool if len(pool_ids) else None,
+                selection_prob=known,
+                pool_size=pool_size,
             )
             forecasts[finding] = fc
             n_pos = int(y.sum())
@@ -335,8 +356,9 @@ class Trainer:
         ``(task ids, X_pool of shape (n_ids, dim), unlabeled embedded tasks in all)``.
         """
         labeled = set(labeled)
-        shas = {t: rec["sha"] for t, rec in self.store.get_tasks(project_id).items()
-                if rec.get("sha") and t not in labeled}
+        shas = {
+            t: rec["sha"] for t, rec in self.store.get_tasks(project_id).items() if rec.get("sha") and t not in labeled
+        }
         ids = sorted(shas)
         if len(ids) > POOL_SAMPLE:
             rng = np.random.default_rng(FORECAST_SEED)
@@ -467,11 +489,15 @@ def error_sentence(exc: Exception, n_labels: int, encoder_spec: str) -> str:
     """The plain sentence, with the fix, shown for a refit that could not run."""
     arrived = f"{n_labels} label{'s' if n_labels != 1 else ''} arrived"
     if isinstance(exc, EncoderLoadError):
-        return (f"Error: no forecast, the encoder {encoder_spec!r} cannot be loaded: {exc}. {arrived} and "
-                f"are kept; fix ENCODER (or put its weights on the worker's machine) and restart the worker.")
+        return (
+            f"Error: no forecast, the encoder {encoder_spec!r} cannot be loaded: {exc}. {arrived} and "
+            f"are kept; fix ENCODER (or put its weights on the worker's machine) and restart the worker."
+        )
     if isinstance(exc, (LabelConfigError, SettingsError)):
-        return (f"Error: no forecast, the project's settings cannot be used: {exc}. {arrived} and are kept; "
-                f"fix the labeling config or the model's extra params in Label Studio.")
+        return (
+            f"Error: no forecast, the project's settings cannot be used: {exc}. {arrived} and are kept; "
+            f"fix the labeling config or the model's extra params in Label Studio."
+        )
     return f"Error: no forecast, {arrived} but none could be used: {image_error_summary(exc.image_errors)}."
 
 
@@ -486,8 +512,10 @@ def image_error_summary(errors: dict[int, str]) -> str:
     parts = []
     for kind, tasks in sorted(groups.items(), key=lambda item: -len(item[1])):
         example = errors[tasks[0]][:200]
-        parts.append(f"{len(tasks)} image{'s' if len(tasks) != 1 else ''} {kind} (task {tasks[0]}: {example}); "
-                     f"{_ERROR_FIX[kind]}")
+        parts.append(
+            f"{len(tasks)} image{'s' if len(tasks) != 1 else ''} {kind} (task {tasks[0]}: {example}); "
+            f"{_ERROR_FIX[kind]}"
+        )
     return "; ".join(parts)
 
 
@@ -593,22 +621,27 @@ class _Progress:
             record = store.get_forecast(self.project_id) or {}
             model = store.get_model(self.project_id) or {}
             version = model.get("version") or model_version(self.trainer.settings.encoder, 0)
-            message = record.get("message") or f"{self.embedded_before + self.ok:,} of {self.tasks_total:,} images embedded."
+            message = (
+                record.get("message") or f"{self.embedded_before + self.ok:,} of {self.tasks_total:,} images embedded."
+            )
             self.trainer._tell_label_studio(self.project_id, self.project, version, message)
 
     def _write(self, running: bool) -> None:
         self.written = time.monotonic()
         seconds = self.written - self.started
-        self.trainer.store.put_embedding_progress(self.project_id, {
-            "running": running,
-            "tasks_total": self.tasks_total,
-            "tasks_embedded": self.embedded_before + self.ok,
-            "job_images": self.n_images,
-            "job_done": self.done,
-            "images_per_s": round(self.done / seconds, 1) if seconds > 0 and self.done else None,
-            "errors": dict(self.errors),
-            "updated_at": time.time(),
-        })
+        self.trainer.store.put_embedding_progress(
+            self.project_id,
+            {
+                "running": running,
+                "tasks_total": self.tasks_total,
+                "tasks_embedded": self.embedded_before + self.ok,
+                "job_images": self.n_images,
+                "job_done": self.done,
+                "images_per_s": round(self.done / seconds, 1) if seconds > 0 and self.done else None,
+                "errors": dict(self.errors),
+                "updated_at": time.time(),
+            },
+        )
 
     def _tell(self, status: str) -> None:
         client = self.trainer.client(self.project)
@@ -617,7 +650,11 @@ class _Progress:
         model = self.trainer.store.get_model(self.project_id) or {}
         version = model.get("version") or model_version(self.trainer.settings.encoder, 0)
         settings = self.trainer.settings
-        auth = (settings.basic_auth_user, settings.basic_auth_pass) if settings.basic_auth_user and settings.basic_auth_pass else None
+        auth = (
+            (settings.basic_auth_user, settings.basic_auth_pass)
+            if settings.basic_auth_user and settings.basic_auth_pass
+            else None
+        )
         try:
             client.set_model_version(self.project_id, version, status=status, basic_auth=auth)
             self.told = True

@@ -59,18 +59,25 @@ def main() -> int:
             spec = {"case": case, "encoder": encoder, "store": str(work / f"{case}.sqlite3"), "refs": refs}
             spec_path = work / f"{case}.json"
             spec_path.write_text(json.dumps(spec))
-            result = subprocess.run([sys.executable, __file__, "--child", json.dumps({"spec": str(spec_path)})],
-                                    capture_output=True, text=True, timeout=args.max_seconds, env=os.environ)
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", json.dumps({"spec": str(spec_path)})],
+                capture_output=True,
+                text=True,
+                timeout=args.max_seconds,
+                env=os.environ,
+            )
             lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
             if result.returncode != 0 or not lines:
                 print(f"{case}: the process failed (exit {result.returncode}): {result.stderr[-600:]}")
                 continue
             figures = json.loads(lines[-1])
             size = sum(len(ref) for ref in refs) / 1e6
-            print(f"{case}: {len(refs)} image(s), {size:.1f} MB as data: URIs; RSS before "
-                  f"{figures['before_mb']:.0f} MB, peak {figures['peak_mb']:.0f} MB, growth "
-                  f"{figures['peak_mb'] - figures['before_mb']:.0f} MB in {figures['seconds']:.1f} s; "
-                  f"embedded {figures['embedded']}, errors: {figures['errors'][:160]}")
+            print(
+                f"{case}: {len(refs)} image(s), {size:.1f} MB as data: URIs; RSS before "
+                f"{figures['before_mb']:.0f} MB, peak {figures['peak_mb']:.0f} MB, growth "
+                f"{figures['peak_mb'] - figures['before_mb']:.0f} MB in {figures['seconds']:.1f} s; "
+                f"embedded {figures['embedded']}, errors: {figures['errors'][:160]}"
+            )
     return 0
 
 
@@ -100,8 +107,17 @@ def _child(options: dict) -> int:
     vectors = trainer.embed_tasks(1, list(refs), errors)
     seconds = time.perf_counter() - started
     peak = _status_kb("VmHWM")
-    print(json.dumps({"before_mb": before / 1024, "peak_mb": peak / 1024, "seconds": seconds,
-                      "embedded": len(vectors), "errors": "; ".join(sorted(set(errors.values())))}))
+    print(
+        json.dumps(
+            {
+                "before_mb": before / 1024,
+                "peak_mb": peak / 1024,
+                "seconds": seconds,
+                "embedded": len(vectors),
+                "errors": "; ".join(sorted(set(errors.values()))),
+            }
+        )
+    )
     return 0
 
 
@@ -130,17 +146,31 @@ def _dicom_refs(inflated_mb: int) -> list[str]:
     element of zeros is compressed in chunks (never held whole)."""
     syntax = b"1.2.840.10008.1.2.1.99\0"
     sop_class, sop_instance = b"1.2.840.10008.5.1.4.1.1.7\0", b"1.2.826.0.1.3680043.8.498.1\0"
-    meta_elements = (_element(0x0002, 0x0001, b"OB", b"\0\1") + _element(0x0002, 0x0002, b"UI", sop_class)
-                     + _element(0x0002, 0x0003, b"UI", sop_instance) + _element(0x0002, 0x0010, b"UI", syntax))
+    meta_elements = (
+        _element(0x0002, 0x0001, b"OB", b"\0\1")
+        + _element(0x0002, 0x0002, b"UI", sop_class)
+        + _element(0x0002, 0x0003, b"UI", sop_instance)
+        + _element(0x0002, 0x0010, b"UI", syntax)
+    )
     meta = _element(0x0002, 0x0000, b"UL", struct.pack("<I", len(meta_elements))) + meta_elements
     size = inflated_mb * 1_000_000
-    head = (_element(0x0008, 0x0016, b"UI", sop_class) + _element(0x0008, 0x0018, b"UI", sop_instance)
-            + _element(0x0009, 0x0010, b"LO", b"LabelCast test") + struct.pack("<HH2sHI", 0x0009, 0x1001, b"OB", 0, size))
-    tail = (_element(0x0028, 0x0002, b"US", struct.pack("<H", 1)) + _element(0x0028, 0x0004, b"CS", b"MONOCHROME2 ")
-            + _element(0x0028, 0x0010, b"US", struct.pack("<H", 8)) + _element(0x0028, 0x0011, b"US", struct.pack("<H", 8))
-            + _element(0x0028, 0x0100, b"US", struct.pack("<H", 8)) + _element(0x0028, 0x0101, b"US", struct.pack("<H", 8))
-            + _element(0x0028, 0x0102, b"US", struct.pack("<H", 7)) + _element(0x0028, 0x0103, b"US", struct.pack("<H", 0))
-            + _element(0x7FE0, 0x0010, b"OB", bytes(range(64))))
+    head = (
+        _element(0x0008, 0x0016, b"UI", sop_class)
+        + _element(0x0008, 0x0018, b"UI", sop_instance)
+        + _element(0x0009, 0x0010, b"LO", b"LabelCast test")
+        + struct.pack("<HH2sHI", 0x0009, 0x1001, b"OB", 0, size)
+    )
+    tail = (
+        _element(0x0028, 0x0002, b"US", struct.pack("<H", 1))
+        + _element(0x0028, 0x0004, b"CS", b"MONOCHROME2 ")
+        + _element(0x0028, 0x0010, b"US", struct.pack("<H", 8))
+        + _element(0x0028, 0x0011, b"US", struct.pack("<H", 8))
+        + _element(0x0028, 0x0100, b"US", struct.pack("<H", 8))
+        + _element(0x0028, 0x0101, b"US", struct.pack("<H", 8))
+        + _element(0x0028, 0x0102, b"US", struct.pack("<H", 7))
+        + _element(0x0028, 0x0103, b"US", struct.pack("<H", 0))
+        + _element(0x7FE0, 0x0010, b"OB", bytes(range(64)))
+    )
     deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     parts = [deflater.compress(head)]
     zeros = bytes(16 * 1024 * 1024)

@@ -50,9 +50,7 @@ _RANDOM_ARCHITECTURES = {
 }
 
 
-def random_encoder(
-    preset: str, device: str | None, batch_size: int | None, precision: str = "auto"
-) -> Encoder:
+def random_encoder(preset: str, device: str | None, batch_size: int | None, precision: str = "auto") -> Encoder:
     """The preset's architecture at its real size with random weights."""
     import torch
 
@@ -192,8 +190,7 @@ def _through_pipeline(encoder: Encoder, jpegs: list[bytes], repeats: int) -> tup
     failed = [r for r in results if r.error]
     if failed:
         raise RuntimeError(f"{len(failed)} images failed in the pipeline: {failed[0].error}")
-    return rate, {**pipeline.stats.as_dict(), "decode_workers": pipeline.decode_workers,
-                  "batch": pipeline.batch_size}
+    return rate, {**pipeline.stats.as_dict(), "decode_workers": pipeline.decode_workers, "batch": pipeline.batch_size}
 
 
 def measure(encoder: Encoder, jpegs: list[bytes], repeats: int) -> dict:
@@ -253,43 +250,31 @@ def measure(encoder: Encoder, jpegs: list[bytes], repeats: int) -> dict:
     if encoder.is_cuda:
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        buffers = [
-            torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in jpegs[: encoder.batch_size]
-        ]
+        buffers = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in jpegs[: encoder.batch_size]]
         decode_jpeg(buffers, mode=ImageReadMode.UNCHANGED, device=encoder.device)
         _sync(encoder)
         start = time.perf_counter()
         images = decode_jpeg(buffers, mode=ImageReadMode.UNCHANGED, device=encoder.device)
         _sync(encoder)
-        result["ms_per_image"]["gpu_nvjpeg_decode"] = round(
-            1e3 * (time.perf_counter() - start) / len(buffers), 3
-        )
+        result["ms_per_image"]["gpu_nvjpeg_decode"] = round(1e3 * (time.perf_counter() - start) / len(buffers), 3)
         start = time.perf_counter()
         encoder.preprocess.tensor_batch(images)
         _sync(encoder)
-        result["ms_per_image"]["gpu_preprocess"] = round(
-            1e3 * (time.perf_counter() - start) / len(buffers), 3
-        )
+        result["ms_per_image"]["gpu_preprocess"] = round(1e3 * (time.perf_counter() - start) / len(buffers), 3)
     stages = result["ms_per_image"]
-    cpu_decode_parallel = (
-        stages["cpu_decode_draft_1_thread"] + stages["cpu_preprocess_1_thread"]
-    ) / max(1, min(encoder.decode_workers, os.cpu_count() or 1))
+    cpu_decode_parallel = (stages["cpu_decode_draft_1_thread"] + stages["cpu_preprocess_1_thread"]) / max(
+        1, min(encoder.decode_workers, os.cpu_count() or 1)
+    )
     result["limit"] = "encoder" if stages["encoder"] >= cpu_decode_parallel else "decode"
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--encoder", default="xrayclip", help="encoder spec or preset (default xrayclip)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoder", default="xrayclip", help="encoder spec or preset (default xrayclip)")
     parser.add_argument("--images", type=int, default=64, help="JPEGs per timed pass (default 64)")
     parser.add_argument("--size", type=int, default=2048, help="JPEG side in pixels (default 2048)")
-    parser.add_argument(
-        "--batch", type=int, help="images per forward pass (default: sized to the device)"
-    )
+    parser.add_argument("--batch", type=int, help="images per forward pass (default: sized to the device)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument(
         "--precision",
@@ -297,12 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=("auto", "fp32", "bf16", "fp16"),
         help="autocast dtype (default auto: bf16 on CUDA, fp32 on CPU)",
     )
-    parser.add_argument(
-        "--repeats", type=int, default=1, help="timed passes over the images (default 1)"
-    )
-    parser.add_argument(
-        "--random-weights", action="store_true", help="skip loading; random weights (presets only)"
-    )
+    parser.add_argument("--repeats", type=int, default=1, help="timed passes over the images (default 1)")
+    parser.add_argument("--random-weights", action="store_true", help="skip loading; random weights (presets only)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
     if args.images < 1 or args.size < 32:
@@ -316,9 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         note = "random weights (forced)"
     else:
         try:
-            encoder = load_encoder(
-                args.encoder, device=args.device, batch_size=args.batch, precision=args.precision
-            )
+            encoder = load_encoder(args.encoder, device=args.device, batch_size=args.batch, precision=args.precision)
         except EncoderLoadError as exc:
             if args.encoder not in _RANDOM_ARCHITECTURES:
                 raise

@@ -121,16 +121,22 @@ def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curv
             curve = empirical_learning_curve(X, y, seed=order)
             rows[(k, "naive")].append(curve.auc - truth_at)
             for method in METHODS:
-                fit = fit_learning_curve(curve.sizes, curve.scores, method=method, n_boot=args.boot, seed=order, pooled=True)
+                fit = fit_learning_curve(
+                    curve.sizes, curve.scores, method=method, n_boot=args.boot, seed=order, pooled=True
+                )
                 rows[(k, method)].append(float(fit.predict([truth_size])[0]) - truth_at)
                 lo_a, hi_a = fit.interval([truth_size], 0.9)
                 cover_auc[(k, method)].append(bool(lo_a[0] <= truth_at <= hi_a[0]))
                 if math.isfinite(true_needed):
                     lo, hi = fit.labels_interval(target)
                     cover[(k, method)].append(lo <= true_needed <= hi)
-    print(f"\n## {name}: n={n}, d={X_full.shape[1]}, true AUC at {truth_size} labels = {truth_at:.3f}, "
-          f"true labels for AUC {target} = {true_needed:g}")
-    print("| from | method | MAE | bias | RMSE | AUC 90% interval covers truth | labels-needed 90% interval covers truth |")
+    print(
+        f"\n## {name}: n={n}, d={X_full.shape[1]}, true AUC at {truth_size} labels = {truth_at:.3f}, "
+        f"true labels for AUC {target} = {true_needed:g}"
+    )
+    print(
+        "| from | method | MAE | bias | RMSE | AUC 90% interval covers truth | labels-needed 90% interval covers truth |"
+    )
     print("|---|---|---|---|---|---|---|")
     for k in args.from_:
         for m in (*METHODS, "naive"):
@@ -141,8 +147,10 @@ def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curv
             cov_s = f"{np.mean(cov):.0%} of {len(cov)}" if cov else "—"
             cov_a = cover_auc.get((k, m), [])
             cov_a_s = f"{np.mean(cov_a):.0%}" if cov_a else "—"
-            print(f"| {k} | {m} | {np.mean(np.abs(e)):.4f} | {np.mean(e):+.4f} | "
-                  f"{np.sqrt(np.mean(e ** 2)):.4f} | {cov_a_s} | {cov_s} |")
+            print(
+                f"| {k} | {m} | {np.mean(np.abs(e)):.4f} | {np.mean(e):+.4f} | "
+                f"{np.sqrt(np.mean(e**2)):.4f} | {cov_a_s} | {cov_s} |"
+            )
 
 
 def lcdb_true_labels(sizes, means, horizon, target):
@@ -205,10 +213,14 @@ def lcdb_grouped_cv(curves, observe_up_to, n_draws, n_refits, folds=5, settings=
 
 
 def print_lcdb(path, args):
-    print(f"\n## LCDB 0.1.0, even OpenML ids, linear learners ({', '.join(name.split('.')[-1] for name in LINEAR_LEARNERS)}); "
-          "grouped 5-fold CV over datasets, judged at the largest size <= 4,096")
-    print("| from | method | curves | AUC MAE | bias | labels within 2x | median labels error | "
-          "AUC 90% interval covers | labels 90% interval covers |")
+    print(
+        f"\n## LCDB 0.1.0, even OpenML ids, linear learners ({', '.join(name.split('.')[-1] for name in LINEAR_LEARNERS)}); "
+        "grouped 5-fold CV over datasets, judged at the largest size <= 4,096"
+    )
+    print(
+        "| from | method | curves | AUC MAE | bias | labels within 2x | median labels error | "
+        "AUC 90% interval covers | labels 90% interval covers |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     curves = read_lcdb_curves(path, LINEAR_LEARNERS)
     for up_to in args.lcdb_from:
@@ -217,26 +229,41 @@ def print_lcdb(path, args):
             e, l2 = np.array(rec["err"]), np.array(rec["log2"])
             within = f"{np.mean(l2 <= 1):.0%} of {len(l2)}" if l2.size else "—"
             med = np.median(l2) if l2.size else math.nan
-            med_s = "never reaches" if math.isinf(med) else f"x{2 ** med:.1f}"
+            med_s = "never reaches" if math.isinf(med) else f"x{2**med:.1f}"
             cov = lambda v: f"{np.mean(v):.0%}" if v else "—"  # noqa: E731
-            print(f"| <= {up_to} | {m} | {len(e)} | {np.mean(np.abs(e)):.4f} | {np.mean(e):+.4f} | {within} | {med_s} | "
-                  f"{cov(rec['cover_auc'])} | {cov(rec['cover_labels'])} |", flush=True)
+            print(
+                f"| <= {up_to} | {m} | {len(e)} | {np.mean(np.abs(e)):.4f} | {np.mean(e):+.4f} | {within} | {med_s} | "
+                f"{cov(rec['cover_auc'])} | {cov(rec['cover_labels'])} |",
+                flush=True,
+            )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=30, help="annotation orders per data set")
     parser.add_argument("--from", dest="from_", type=lambda s: [int(v) for v in s.split(",")], default=[50, 100])
-    parser.add_argument("--target", type=float, default=None,
-                        help="AUC target of the coverage check (default: the true AUC at 40%% of the full size)")
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="AUC target of the coverage check (default: the true AUC at 40%% of the full size)",
+    )
     parser.add_argument("--boot", type=int, default=100)
     parser.add_argument("--sets", default="shenzhen,montgomery,synthetic")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lcdb", type=pathlib.Path, default=None,
-                        help="LCDB 0.1.0 sdist or database-auc.csv: add the grouped cross-validation on its even ids")
+    parser.add_argument(
+        "--lcdb",
+        type=pathlib.Path,
+        default=None,
+        help="LCDB 0.1.0 sdist or database-auc.csv: add the grouped cross-validation on its even ids",
+    )
     parser.add_argument("--lcdb-from", type=lambda s: [int(v) for v in s.split(",")], default=[64, 128])
-    parser.add_argument("--lcdb-boot", type=int, default=20,
-                        help="bootstrap refits of the power laws in the LCDB section (the analog method draws 200)")
+    parser.add_argument(
+        "--lcdb-boot",
+        type=int,
+        default=20,
+        help="bootstrap refits of the power laws in the LCDB section (the analog method draws 200)",
+    )
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()

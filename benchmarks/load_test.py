@@ -60,10 +60,19 @@ def annotation(task_id: int, image_url: str, positive: bool, project: int = PROJ
         "action": "ANNOTATION_CREATED",
         "project": {"id": project, "label_config": CONFIG},
         "task": {"id": task_id, "data": {"image": image_url}},
-        "annotation": {"id": 50_000 + task_id, "was_cancelled": False,
-                       "updated_at": "2026-01-01T00:00:00Z", "result": [
-                           {"from_name": "finding", "to_name": "image", "type": "choices",
-                            "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
+        "annotation": {
+            "id": 50_000 + task_id,
+            "was_cancelled": False,
+            "updated_at": "2026-01-01T00:00:00Z",
+            "result": [
+                {
+                    "from_name": "finding",
+                    "to_name": "image",
+                    "type": "choices",
+                    "value": {"choices": ["Effusion" if positive else "No effusion"]},
+                }
+            ],
+        },
     }
 
 
@@ -152,8 +161,13 @@ def run(args) -> dict:
     work = pathlib.Path(tempfile.mkdtemp(prefix="labelcast-load-"))
     processes: list[subprocess.Popen] = []
     deadline = time.monotonic() + args.max_seconds
-    figures: dict = {"mode": args.mode, "annotations": args.annotations, "clients": args.clients,
-                     "predict_pause_s": args.predict_pause, "warmup_labels": args.warmup}
+    figures: dict = {
+        "mode": args.mode,
+        "annotations": args.annotations,
+        "clients": args.clients,
+        "predict_pause_s": args.predict_pause,
+        "warmup_labels": args.warmup,
+    }
     image_server = None
     try:
         encoder = str(_save_tiny_clip(work / "tiny-clip"))
@@ -165,8 +179,15 @@ def run(args) -> dict:
         image_base, image_server = serve_folder(images)
 
         port = free_port()
-        env = {**os.environ, "MODEL_DIR": str(work / "model"), "ENCODER": encoder, "DEVICE": "cpu",
-               "LOG_LEVEL": "WARNING", "MIN_LABELS": "30", "ALLOWED_IMAGE_HOSTS": "127.0.0.1"}
+        env = {
+            **os.environ,
+            "MODEL_DIR": str(work / "model"),
+            "ENCODER": encoder,
+            "DEVICE": "cpu",
+            "LOG_LEVEL": "WARNING",
+            "MIN_LABELS": "30",
+            "ALLOWED_IMAGE_HOSTS": "127.0.0.1",
+        }
         for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "REDIS_URL", "BASIC_AUTH_USER", "BASIC_AUTH_PASS"):
             env.pop(name, None)
         serve = [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -174,9 +195,24 @@ def run(args) -> dict:
             serve += ["--threads", str(args.threads)]
         if args.mode == "redis":
             redis_port = free_port()
-            processes.append(subprocess.Popen(
-                [shutil.which("redis-server"), "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "yes", "--dir", str(work)], stdout=subprocess.DEVNULL))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        shutil.which("redis-server"),
+                        "--port",
+                        str(redis_port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "yes",
+                        "--dir",
+                        str(work),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )
+            )
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
             time.sleep(0.5)
             processes.append(subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], cwd=ROOT, env=env))
@@ -277,7 +313,10 @@ def run(args) -> dict:
             response = requests.get(f"{url}/forecast", params={"project": PROJECT}, timeout=30)
             if response.status_code == 200:
                 forecast = response.json()
-                if forecast.get("n_labels_recorded") == args.annotations and forecast.get("n_labels") == args.annotations:
+                if (
+                    forecast.get("n_labels_recorded") == args.annotations
+                    and forecast.get("n_labels") == args.annotations
+                ):
                     break
             time.sleep(0.5)
         figures["settle_seconds"] = round(time.monotonic() - started - figures["post_seconds"], 2)
@@ -291,34 +330,36 @@ def run(args) -> dict:
 
         labels = recorded_labels(env, work)
         expected = {50_000 + t: ["Effusion" if truth[t] else "No effusion"] for t in ids}
-        figures.update({
-            "deliveries": len(deliveries),
-            "duplicates": len(duplicates),
-            "labels_recorded": len(labels),
-            "labels_lost": len(set(expected) - set(labels)),
-            "labels_wrong": sum(1 for a, c in labels.items() if expected.get(a) != c),
-            "forecast_n_labels": forecast.get("n_labels"),
-            "webhook_p50_ms": round(percentile(webhook_ms, 50), 1),
-            "webhook_p99_ms": round(percentile(webhook_ms, 99), 1),
-            "webhook_max_ms": round(max(webhook_ms, default=float("nan")) * 1000, 1),
-            "webhook_app_p50_ms": round(percentile(webhook_app_ms, 50), 1),
-            "webhook_app_p99_ms": round(percentile(webhook_app_ms, 99), 1),
-            "predict_calls": len(predict_ms),
-            "predict_p50_ms": round(percentile(predict_ms, 50), 1),
-            "predict_p99_ms": round(percentile(predict_ms, 99), 1),
-            "status_counts": {str(k): v for k, v in sorted(statuses.items())},
-            "http_5xx": sum(v for k, v in statuses.items() if k >= 500),
-            "connection_errors": len(errors),
-            "rss_peak_mb": round(max(rss_samples, default=0.0), 1),
-            "rss_end_mb": round(rss_samples[-1] if rss_samples else 0.0, 1),
-            "errors": errors[:5],
-        })
+        figures.update(
+            {
+                "deliveries": len(deliveries),
+                "duplicates": len(duplicates),
+                "labels_recorded": len(labels),
+                "labels_lost": len(set(expected) - set(labels)),
+                "labels_wrong": sum(1 for a, c in labels.items() if expected.get(a) != c),
+                "forecast_n_labels": forecast.get("n_labels"),
+                "webhook_p50_ms": round(percentile(webhook_ms, 50), 1),
+                "webhook_p99_ms": round(percentile(webhook_ms, 99), 1),
+                "webhook_max_ms": round(max(webhook_ms, default=float("nan")) * 1000, 1),
+                "webhook_app_p50_ms": round(percentile(webhook_app_ms, 50), 1),
+                "webhook_app_p99_ms": round(percentile(webhook_app_ms, 99), 1),
+                "predict_calls": len(predict_ms),
+                "predict_p50_ms": round(percentile(predict_ms, 50), 1),
+                "predict_p99_ms": round(percentile(predict_ms, 99), 1),
+                "status_counts": {str(k): v for k, v in sorted(statuses.items())},
+                "http_5xx": sum(v for k, v in statuses.items() if k >= 500),
+                "connection_errors": len(errors),
+                "rss_peak_mb": round(max(rss_samples, default=0.0), 1),
+                "rss_end_mb": round(rss_samples[-1] if rss_samples else 0.0, 1),
+                "errors": errors[:5],
+            }
+        )
         figures["checks"] = {
             "every label exactly once": figures["labels_recorded"] == args.annotations
-            and figures["labels_lost"] == 0 and figures["labels_wrong"] == 0
+            and figures["labels_lost"] == 0
+            and figures["labels_wrong"] == 0
             and figures["forecast_n_labels"] == args.annotations,
-            "no 5xx, no connection error": figures["http_5xx"] == 0 and not errors
-            and set(statuses) <= {200},
+            "no 5xx, no connection error": figures["http_5xx"] == 0 and not errors and set(statuses) <= {200},
             f"webhook p99 <= {args.p99_ms:g} ms": figures["webhook_p99_ms"] <= args.p99_ms,
             f"memory <= {args.max_rss_mb:g} MiB": figures["rss_peak_mb"] <= args.max_rss_mb,
         }
@@ -352,15 +393,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--duplicates", type=int, default=20, help="annotations delivered twice (default 20)")
     parser.add_argument("--pause", type=float, default=0.05, help="seconds between bursts (default 0.05)")
-    parser.add_argument("--warmup", type=int, default=30,
-                        help="labels posted to another project first, to start the trainer (default 30; 0: none)")
-    parser.add_argument("--predict-pause", type=float, default=0.0,
-                        help="seconds between /predict calls (default 0: back to back)")
-    parser.add_argument("--keep-alive", action="store_true",
-                        help="webhook clients reuse one connection each (default: a new connection "
-                        "per webhook, as Label Studio sends them)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="request threads per web process (default: labelcast serve's own default)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=30,
+        help="labels posted to another project first, to start the trainer (default 30; 0: none)",
+    )
+    parser.add_argument(
+        "--predict-pause", type=float, default=0.0, help="seconds between /predict calls (default 0: back to back)"
+    )
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="webhook clients reuse one connection each (default: a new connection "
+        "per webhook, as Label Studio sends them)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="request threads per web process (default: labelcast serve's own default)",
+    )
     parser.add_argument("--p99-ms", type=float, default=50.0, help="webhook p99 target (default 50 ms)")
     parser.add_argument("--max-rss-mb", type=float, default=2048.0, help="memory bound (default 2048 MiB)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="hard stop (default 300 s)")

@@ -62,10 +62,12 @@ def main(argv=None):
     for k in args.counts:
         prevalence = k / 50
         X_test, y_test = draw(20000, int(round(20000 * prevalence)))
-        truth = np.mean([
-            roc_auc(y_test, fit_probe(*draw(HORIZON, int(round(HORIZON * prevalence)))).decision_function(X_test))
-            for _ in range(10)
-        ])
+        truth = np.mean(
+            [
+                roc_auc(y_test, fit_probe(*draw(HORIZON, int(round(HORIZON * prevalence)))).decision_function(X_test))
+                for _ in range(10)
+            ]
+        )
         errs, cover = [], []
         for rep in range(args.reps):
             X, y = draw(50, k)

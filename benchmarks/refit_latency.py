@@ -39,7 +39,9 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--methods", default="analog,pow3-bma", help=f"curve methods, side by side (of {', '.join(METHODS)})")
+    parser.add_argument(
+        "--methods", default="analog,pow3-bma", help=f"curve methods, side by side (of {', '.join(METHODS)})"
+    )
     args = parser.parse_args(argv)
     print("| method | labels | dim | median s | min s | peak Python heap MB | max RSS MB | status |")
     print("|---|---|---|---|---|---|---|---|")
@@ -54,8 +56,11 @@ def main(argv=None) -> None:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"| {method} | {n:,} | {args.dim} | {np.median(times):.2f} | {min(times):.2f} | {peak / 2**20:.0f} | "
-              f"{rss:.0f} | {fc.status} |", flush=True)
+        print(
+            f"| {method} | {n:,} | {args.dim} | {np.median(times):.2f} | {min(times):.2f} | {peak / 2**20:.0f} | "
+            f"{rss:.0f} | {fc.status} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -130,8 +130,7 @@ def run_set(name, X, y, fresh, args, rng):
             ratio = np.mean(np.abs(u)) / np.mean(np.abs(rows[("random", k, "corrected")]))
             raw_ratio = np.mean(np.abs(rows[("uncertainty", k, "raw")])) / np.mean(np.abs(r))
             print(f"at {k}: uncertainty/random error ratio raw {raw_ratio:.1f}x, corrected {ratio:.1f}x")
-    print("flagged at 100 labels: " + ", ".join(
-        f"{o} {np.mean(f):.0%} of {len(f)}" for o, f in flags.items() if f))
+    print("flagged at 100 labels: " + ", ".join(f"{o} {np.mean(f):.0%} of {len(f)}" for o, f in flags.items() if f))
     if args.reach:
         if fresh is not None:
             X_fit, y_fit, test = X, y, fresh
@@ -142,7 +141,9 @@ def run_set(name, X, y, fresh, args, rng):
         target = truth - args.target_gap
         print(f"labels needed to reach AUC {target:.3f} on held-out rows (median of {args.reps}):", end="")
         for order in ORDERS:
-            needs = [labels_to_reach(X_fit, y_fit, test, order, target, args.seed * 1000 + r, 10) for r in range(args.reps)]
+            needs = [
+                labels_to_reach(X_fit, y_fit, test, order, target, args.seed * 1000 + r, 10) for r in range(args.reps)
+            ]
             print(f" {order} {np.median(needs):.0f}", end="")
         print(flush=True)
 
@@ -169,7 +170,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=10, help="replays of each order per data set")
     parser.add_argument("--checkpoints", type=lambda s: [int(v) for v in s.split(",")], default=[50, 100, 200])
-    parser.add_argument("--sets", type=lambda s: s.split(","), default=["synthetic-64", "synthetic-14", "shenzhen", "montgomery"])
+    parser.add_argument(
+        "--sets", type=lambda s: s.split(","), default=["synthetic-64", "synthetic-14", "shenzhen", "montgomery"]
+    )
     parser.add_argument("--target-gap", type=float, default=0.02)
     parser.add_argument("--no-reach", dest="reach", action="store_false", help="skip the labels-to-reach count")
     parser.add_argument("--calibrate", action="store_true", help="only the detection statistic's distribution")

@@ -79,16 +79,41 @@ def serve_images(images: dict[str, bytes], latency_s: float):
 
 def start_label_studio(binary: str, folder: pathlib.Path):
     port = free_port()
-    env = {**os.environ, "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false",
-           "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false",
-           "LABEL_STUDIO_BASE_DATA_DIR": str(folder), "DJANGO_DB": "sqlite"}
+    env = {
+        **os.environ,
+        "ML_BLOCK_LOCAL_IP": "false",
+        "SSRF_PROTECTION_ENABLED": "false",
+        "LATEST_VERSION_CHECK": "false",
+        "COLLECT_ANALYTICS": "false",
+        "LABEL_STUDIO_BASE_DATA_DIR": str(folder),
+        "DJANGO_DB": "sqlite",
+    }
     env.pop("VIRTUAL_ENV", None)
     log = open(folder / "label-studio.log", "wb")
     process = subprocess.Popen(
-        [binary, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(folder / "data"), "--username", "bench@example.com", "--password", "bench-pass-123",
-         "--user-token", TOKEN, "--enable-legacy-api-token"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            binary,
+            "start",
+            "--no-browser",
+            "--internal-host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(folder / "data"),
+            "--username",
+            "bench@example.com",
+            "--password",
+            "bench-pass-123",
+            "--user-token",
+            TOKEN,
+            "--enable-legacy-api-token",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/health", timeout=300, process=process)
     return url, process
@@ -115,31 +140,54 @@ def main(argv=None) -> int:
     ls_url, ls_process = start_label_studio(args.label_studio_bin, folder)
     port = free_port()
     backend_log = folder / "backend.log"
-    env = {**os.environ, "LABEL_STUDIO_URL": ls_url, "LABEL_STUDIO_API_KEY": TOKEN, "MODEL_DIR": str(folder / "model"),
-           "ENCODER": encoder, "DEVICE": os.environ.get("DEVICE", "cpu"), "LOG_LEVEL": "INFO",
-           "ALLOWED_IMAGE_HOSTS": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_URL": ls_url,
+        "LABEL_STUDIO_API_KEY": TOKEN,
+        "MODEL_DIR": str(folder / "model"),
+        "ENCODER": encoder,
+        "DEVICE": os.environ.get("DEVICE", "cpu"),
+        "LOG_LEVEL": "INFO",
+        "ALLOWED_IMAGE_HOSTS": "127.0.0.1",
+    }
     env.pop("REDIS_URL", None)
     with open(backend_log, "wb") as log:
-        backend = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1",
-                                    "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        backend = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     backend_url = f"http://127.0.0.1:{port}"
     try:
         wait_http(backend_url + "/health", timeout=120, process=backend)
         session = requests.Session()
         session.headers["Authorization"] = f"Token {TOKEN}"
-        pid = session.post(f"{ls_url}/api/projects", json={"title": "bench", "label_config": CONFIG}, timeout=60).json()["id"]
+        pid = session.post(
+            f"{ls_url}/api/projects", json={"title": "bench", "label_config": CONFIG}, timeout=60
+        ).json()["id"]
         names = list(truth)
+
+        def choice(name):
+            label = "Effusion" if truth[name] else "No effusion"
+            return [{"from_name": "finding", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]
+
         for start in range(0, len(names), 200):
-            choice = lambda name: [{"from_name": "finding", "to_name": "image", "type": "choices",  # noqa: E731
-                                    "value": {"choices": ["Effusion" if truth[name] else "No effusion"]}}]
-            answer = session.post(f"{ls_url}/api/projects/{pid}/import", timeout=300, json=[
-                {"data": {"image": f"{image_url}/{name}"}, "annotations": [{"result": choice(name)}]}
-                for name in names[start:start + 200]])
+            answer = session.post(
+                f"{ls_url}/api/projects/{pid}/import",
+                timeout=300,
+                json=[
+                    {"data": {"image": f"{image_url}/{name}"}, "annotations": [{"result": choice(name)}]}
+                    for name in names[start : start + 200]
+                ],
+            )
             answer.raise_for_status()
         print(f"imported {args.n} labeled tasks; connecting the backend", file=sys.stderr)
         started = time.perf_counter()
-        session.post(f"{ls_url}/api/ml", json={"project": pid, "url": backend_url, "title": "LabelCast"},
-                     timeout=60).raise_for_status()
+        session.post(
+            f"{ls_url}/api/ml", json={"project": pid, "url": backend_url, "title": "LabelCast"}, timeout=60
+        ).raise_for_status()
         deadline = time.monotonic() + 1800
         record = {}
         while time.monotonic() < deadline:
@@ -153,9 +201,11 @@ def main(argv=None) -> int:
             print(f"no forecast on {args.n} labels: {record.get('message')}", file=sys.stderr)
             return 1
         text = backend_log.read_text(errors="replace")
-        print(f"service_embed: N={args.n}, {args.size}² JPEG, {args.latency_ms:g} ms latency, "
-              f"{os.cpu_count()} cores: connect → version {record['version']} in {seconds:.1f} s, "
-              f"{args.n / seconds:.1f} images/s")
+        print(
+            f"service_embed: N={args.n}, {args.size}² JPEG, {args.latency_ms:g} ms latency, "
+            f"{os.cpu_count()} cores: connect → version {record['version']} in {seconds:.1f} s, "
+            f"{args.n / seconds:.1f} images/s"
+        )
         print("time split (backend log):")
         for what, pattern in (
             ("sync", r"synced \d+ tasks, \d+ labels from Label Studio in ([\d.]+) s"),

@@ -62,10 +62,19 @@ def annotation(task_id: int, image_url: str, positive: bool, project: int = PROJ
         "action": "ANNOTATION_CREATED",
         "project": {"id": project, "label_config": CONFIG},
         "task": {"id": task_id, "data": {"image": image_url}},
-        "annotation": {"id": 10_000 + task_id, "was_cancelled": False,
-                       "updated_at": "2026-01-01T00:00:00Z", "result": [
-            {"from_name": "finding", "to_name": "image", "type": "choices",
-             "value": {"choices": ["Effusion" if positive else "No effusion"]}}]},
+        "annotation": {
+            "id": 10_000 + task_id,
+            "was_cancelled": False,
+            "updated_at": "2026-01-01T00:00:00Z",
+            "result": [
+                {
+                    "from_name": "finding",
+                    "to_name": "image",
+                    "type": "choices",
+                    "value": {"choices": ["Effusion" if positive else "No effusion"]},
+                }
+            ],
+        },
     }
 
 
@@ -111,15 +120,36 @@ def main(argv=None) -> int:
         image_url = lambda i: f"{image_base}/{i:05d}.png"  # noqa: E731
 
         port = free_port()
-        env = {**os.environ, "MODEL_DIR": str(work / "model"), "ENCODER": encoder, "DEVICE": "cpu",
-               "LOG_LEVEL": "WARNING", "MIN_LABELS": "30",
-               "ALLOWED_IMAGE_HOSTS": "127.0.0.1"}  # the image server is on loopback
+        env = {
+            **os.environ,
+            "MODEL_DIR": str(work / "model"),
+            "ENCODER": encoder,
+            "DEVICE": "cpu",
+            "LOG_LEVEL": "WARNING",
+            "MIN_LABELS": "30",
+            "ALLOWED_IMAGE_HOSTS": "127.0.0.1",
+        }  # the image server is on loopback
         env.pop("LABEL_STUDIO_URL", None)
         if args.mode == "redis":
             redis_port = free_port()
-            processes.append(subprocess.Popen(
-                [shutil.which("redis-server"), "--port", str(redis_port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(work)], stdout=subprocess.DEVNULL))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        shutil.which("redis-server"),
+                        "--port",
+                        str(redis_port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(work),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )
+            )
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
             time.sleep(0.5)
             processes.append(subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], cwd=ROOT, env=env))
@@ -137,7 +167,9 @@ def main(argv=None) -> int:
         load_project = PROJECT + 1
         next_load = load_base
         for _ in range(40):
-            session.post(f"{url}/webhook", json=annotation(next_load, image_url(next_load), truth[next_load], load_project))
+            session.post(
+                f"{url}/webhook", json=annotation(next_load, image_url(next_load), truth[next_load], load_project)
+            )
             next_load += 1
         wait_forecast(url, 40, timeout=300, project=load_project)
 
@@ -159,9 +191,11 @@ def main(argv=None) -> int:
                 ids = range(next_load, next_load + 20)
                 next_load += 20
                 latencies += list(pool.map(post, ids))
-        print(f"[{args.mode}] webhook, 20 concurrent x {args.rounds} rounds: "
-              f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
-              f"max {max(latencies) * 1000:.1f} ms")
+        print(
+            f"[{args.mode}] webhook, 20 concurrent x {args.rounds} rounds: "
+            f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
+            f"max {max(latencies) * 1000:.1f} ms"
+        )
         wait_forecast(url, next_load - load_base, project=load_project)  # let project 2 settle
         next_task = 0
 
@@ -189,8 +223,10 @@ def main(argv=None) -> int:
             started = time.perf_counter()
             session.post(f"{url}/predict", json=body).raise_for_status()
             predict.append(time.perf_counter() - started)
-        print(f"[{args.mode}] /predict, 100 tasks, cached embeddings: p50 {percentile(predict, 50):.1f} ms, "
-              f"p90 {percentile(predict, 90):.1f} ms")
+        print(
+            f"[{args.mode}] /predict, 100 tasks, cached embeddings: p50 {percentile(predict, 50):.1f} ms, "
+            f"p90 {percentile(predict, 90):.1f} ms"
+        )
         print(session.get(f"{url}/forecast", params={"project": PROJECT}).json()["message"])
     finally:
         for process in reversed(processes):

@@ -45,18 +45,36 @@ def main() -> int:
         env = {**os.environ, "MODEL_DIR": folder, "LOG_LEVEL": "WARNING"}
         for name in ("REDIS_URL", "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "BASIC_AUTH_USER", "BASIC_AUTH_PASS"):
             env.pop(name, None)
-        command = [sys.executable, "-m", "gunicorn", "--config", "python:backend.gunicorn_config",
-                   "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8"]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "python:backend.gunicorn_config",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "8",
+        ]
         if args.worker_class:
             command += ["--worker-class", args.worker_class]
-        server = subprocess.Popen([*command, "backend.app:create_app()"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [*command, "backend.app:create_app()"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait_up(port)
             stop = threading.Event()
             held: list[float] = []
-            threads = [threading.Thread(target=_slow_client, args=(port, args.interval, stop, held), daemon=True)
-                       for _ in range(slow)]
+            threads = [
+                threading.Thread(target=_slow_client, args=(port, args.interval, stop, held), daemon=True)
+                for _ in range(slow)
+            ]
             for thread in threads:
                 thread.start()
             time.sleep(1.0)
@@ -76,14 +94,18 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=20)
 
-    print(f"worker class: {args.worker_class or 'backend.gunicorn_config (RequestReadingWorker)'}; "
-          f"{slow} slow connections, a header byte every {args.interval:g} s; {seconds:g} s measured")
+    print(
+        f"worker class: {args.worker_class or 'backend.gunicorn_config (RequestReadingWorker)'}; "
+        f"{slow} slow connections, a header byte every {args.interval:g} s; {seconds:g} s measured"
+    )
     if latencies:
         ordered = sorted(latencies)
         p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-        print(f"/health: {len(latencies)} answered, {failures} timed out (> {HEALTH_TIMEOUT_S:g} s); "
-              f"latency p50 {statistics.median(ordered) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, "
-              f"max {ordered[-1] * 1000:.1f} ms")
+        print(
+            f"/health: {len(latencies)} answered, {failures} timed out (> {HEALTH_TIMEOUT_S:g} s); "
+            f"latency p50 {statistics.median(ordered) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, "
+            f"max {ordered[-1] * 1000:.1f} ms"
+        )
     else:
         print(f"/health: none answered, {failures} timed out (> {HEALTH_TIMEOUT_S:g} s)")
     if held:

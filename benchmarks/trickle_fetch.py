@@ -86,8 +86,14 @@ def main() -> int:
             vectors = trainer.embed_tasks(1, list(refs), errors)
             return f"{len(vectors)} embedded, {len(errors)} image errors ({next(iter(errors.values()), '')})"
 
-        threads = [threading.Thread(target=timed, args=("one download", lambda: len(SafeFetcher(allowed_hosts="127.0.0.1").get(f"{base}/x.png"))), daemon=True),
-                   threading.Thread(target=timed, args=("one job of 8 trickling + 8 good images", job), daemon=True)]
+        threads = [
+            threading.Thread(
+                target=timed,
+                args=("one download", lambda: len(SafeFetcher(allowed_hosts="127.0.0.1").get(f"{base}/x.png"))),
+                daemon=True,
+            ),
+            threading.Thread(target=timed, args=("one job of 8 trickling + 8 good images", job), daemon=True),
+        ]
         started = time.monotonic()
         for thread in threads:
             thread.start()

@@ -77,9 +77,7 @@ def check_worker(redis_url: str) -> tuple[bool, str]:
 
     where = redis_url.rpartition("@")[2]
     try:
-        client = redis.Redis.from_url(
-            redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
-        )
+        client = redis.Redis.from_url(redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
         client.ping()
     except redis.RedisError as exc:
         return False, f"Redis at {where} unreachable: {exc}"

@@ -46,7 +46,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lcdb", type=pathlib.Path, required=True, help="lcdb-0.1.0.tar.gz or its database-auc.csv")
     parser.add_argument("--out", type=pathlib.Path, default=SHIPPED, help="where to write (default: the shipped file)")
-    parser.add_argument("--check", action="store_true", help="compare with --out instead of writing; exit 1 if they differ")
+    parser.add_argument(
+        "--check", action="store_true", help="compare with --out instead of writing; exit 1 if they differ"
+    )
     args = parser.parse_args(argv)
     text = make_prior_text(args.lcdb)
     if args.check:

@@ -27,8 +27,9 @@ def pytest_runtest_makereport(item, call):
     if report.skipped and os.environ.get("CI") == "true" and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
-        report.longrepr = (f"CI=true: this test skipped, which CI counts as a failure (.ci/run installs "
-                           f"what the tests need): {reason}")
+        report.longrepr = (
+            f"CI=true: this test skipped, which CI counts as a failure (.ci/run installs what the tests need): {reason}"
+        )
 
 
 # --- real data -------------------------------------------------------------------------------
@@ -50,8 +51,9 @@ def tb_data_dir() -> pathlib.Path:
     """The folder of the real TB radiological-sign features (read-only, outside the project)."""
     folder = find_tb_data_dir()
     if folder is None:
-        pytest.skip(f"real TB data not found at {SHARED_DATA} nor in the cache: run "
-                    f"`labelcast data tb-signs` (.ci/run does)")
+        pytest.skip(
+            f"real TB data not found at {SHARED_DATA} nor in the cache: run `labelcast data tb-signs` (.ci/run does)"
+        )
     return folder
 
 
@@ -63,8 +65,14 @@ TINY_IMAGE_SIZE = 32  # input side of every tiny test encoder, in pixels
 
 
 def _tiny_vit_kwargs() -> dict:
-    return dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                image_size=TINY_IMAGE_SIZE, patch_size=8)
+    return dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=TINY_IMAGE_SIZE,
+        patch_size=8,
+    )
 
 
 def _save_tiny_clip(folder: pathlib.Path) -> pathlib.Path:
@@ -72,9 +80,17 @@ def _save_tiny_clip(folder: pathlib.Path) -> pathlib.Path:
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
 
     torch.manual_seed(0)
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                vocab_size=64, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
-                pad_token_id=1)
+    text = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        vocab_size=64,
+        max_position_embeddings=16,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
     config = CLIPConfig(text_config=text, vision_config=_tiny_vit_kwargs(), projection_dim=16)
     CLIPModel(config).eval().save_pretrained(folder)
     CLIPImageProcessorPil(
@@ -89,13 +105,17 @@ def _save_tiny_siglip(folder: pathlib.Path) -> pathlib.Path:
     from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel
 
     torch.manual_seed(0)
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                vocab_size=64, max_position_embeddings=16)
+    text = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        vocab_size=64,
+        max_position_embeddings=16,
+    )
     config = SiglipConfig(text_config=text, vision_config=_tiny_vit_kwargs())
     SiglipModel(config).eval().save_pretrained(folder)
-    SiglipImageProcessorPil(
-        size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
-    ).save_pretrained(folder)
+    SiglipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}).save_pretrained(folder)
     return folder
 
 
@@ -110,7 +130,8 @@ def _save_tiny_dinov2(folder: pathlib.Path) -> pathlib.Path:
     BitImageProcessorPil(
         size={"shortest_edge": TINY_IMAGE_SIZE + 8},
         crop_size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE},
-        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
         do_convert_rgb=True,
     ).save_pretrained(folder)
     return folder
@@ -185,6 +206,7 @@ def chest_xray_png_bytes() -> bytes:
 # --- service: settings, stores, queue, app, real redis-server and Label Studio (issue 4) -----
 # Real servers listen on free loopback ports and keep their data in pytest's tmp folders.
 
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -230,8 +252,9 @@ def xray_png(seed: int, positive: bool, size: int = 96) -> bytes:
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
-    lungs = 0.55 - 0.35 * (np.exp(-((xx - 0.3) ** 2 + (yy - 0.5) ** 2) / 0.03)
-                           + np.exp(-((xx - 0.7) ** 2 + (yy - 0.5) ** 2) / 0.03))
+    lungs = 0.55 - 0.35 * (
+        np.exp(-((xx - 0.3) ** 2 + (yy - 0.5) ** 2) / 0.03) + np.exp(-((xx - 0.7) ** 2 + (yy - 0.5) ** 2) / 0.03)
+    )
     image = lungs + 0.08 * rng.standard_normal((size, size))
     if positive:
         image += 0.5 * np.exp(-((xx - 0.3) ** 2 + (yy - 0.75) ** 2) / 0.01)
@@ -324,10 +347,20 @@ SEVERAL_FINDINGS = (PROJECT_ROOT / "plugin_config" / "several_findings.xml").rea
 """The several-findings labeling config (``choice="multiple"``)."""
 
 
-def annotation_event(pid: int, task_id: int, annotation_id: int, positive: bool | None = None, *,
-                     choices=None, image: str | None = None, action: str = "ANNOTATION_CREATED",
-                     cancelled: bool = False, updated_at: str | None = None, label_config: str | None = None,
-                     choices_name: str = "finding") -> dict:
+def annotation_event(
+    pid: int,
+    task_id: int,
+    annotation_id: int,
+    positive: bool | None = None,
+    *,
+    choices=None,
+    image: str | None = None,
+    action: str = "ANNOTATION_CREATED",
+    cancelled: bool = False,
+    updated_at: str | None = None,
+    label_config: str | None = None,
+    choices_name: str = "finding",
+) -> dict:
     """An annotation webhook as Label Studio 1.23 sends it.
 
     ``positive`` (default: even task ids) picks the choice (``Effusion`` / ``No effusion``) and
@@ -343,9 +376,14 @@ def annotation_event(pid: int, task_id: int, annotation_id: int, positive: bool 
         "action": action,
         "project": project,
         "task": {"id": task_id, "data": {"image": image or data_uri(xray_png(task_id, positive))}},
-        "annotation": {"id": annotation_id, "was_cancelled": cancelled, "updated_at": updated_at or iso_now(),
-                       "result": [{"from_name": choices_name, "to_name": "image", "type": "choices",
-                                   "value": {"choices": chosen}}]},
+        "annotation": {
+            "id": annotation_id,
+            "was_cancelled": cancelled,
+            "updated_at": updated_at or iso_now(),
+            "result": [
+                {"from_name": choices_name, "to_name": "image", "type": "choices", "value": {"choices": chosen}}
+            ],
+        },
     }
 
 
@@ -392,9 +430,9 @@ def redis_server(tmp_path_factory):
     port = free_port()
     folder = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     import redis
 
@@ -461,8 +499,14 @@ def app(service_settings, sqlite_store):
     from backend.jobs import ThreadJobs
 
     jobs = ThreadJobs(service_settings, sqlite_store, isolate=False)
-    app = create_app({"TESTING": True, "LABELCAST_SETTINGS": service_settings, "LABELCAST_STORE": sqlite_store,
-                      "LABELCAST_JOBS": jobs})
+    app = create_app(
+        {
+            "TESTING": True,
+            "LABELCAST_SETTINGS": service_settings,
+            "LABELCAST_STORE": sqlite_store,
+            "LABELCAST_JOBS": jobs,
+        }
+    )
     yield app
     app.extensions[EXTENSION].jobs.close()
 
@@ -502,11 +546,28 @@ def label_studio(tmp_path_factory):
     env.pop("VIRTUAL_ENV", None)
     log = open(folder / "label-studio.log", "wb")
     process = subprocess.Popen(
-        [binary, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(folder / "data"), "--username", LABEL_STUDIO_USER,
-         "--password", LABEL_STUDIO_PASSWORD, "--user-token", LABEL_STUDIO_TOKEN,
-         "--enable-legacy-api-token"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            binary,
+            "start",
+            "--no-browser",
+            "--internal-host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(folder / "data"),
+            "--username",
+            LABEL_STUDIO_USER,
+            "--password",
+            LABEL_STUDIO_PASSWORD,
+            "--user-token",
+            LABEL_STUDIO_TOKEN,
+            "--enable-legacy-api-token",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -523,8 +584,7 @@ def label_studio(tmp_path_factory):
 
 TINY_OPEN_CLIP_CFG = {
     "embed_dim": 16,
-    "vision_cfg": {"image_size": TINY_IMAGE_SIZE, "layers": 1, "width": 32, "head_width": 16,
-                   "patch_size": 8},
+    "vision_cfg": {"image_size": TINY_IMAGE_SIZE, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
     "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
 }
 
@@ -539,8 +599,13 @@ def tiny_open_clip_dir(tmp_path_factory) -> pathlib.Path:
     import torch
 
     folder = tmp_path_factory.mktemp("tiny-open-clip")
-    preprocess = {"size": TINY_IMAGE_SIZE, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
-                  "interpolation": "bicubic", "resize_mode": "shortest"}
+    preprocess = {
+        "size": TINY_IMAGE_SIZE,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25],
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
     (folder / "open_clip_config.json").write_text(
         json.dumps({"model_cfg": TINY_OPEN_CLIP_CFG, "preprocess_cfg": preprocess})
     )

@@ -49,8 +49,9 @@ def test_every_answer_says_how_long_the_app_took(client):
 
 def test_setup_accepts_the_shipped_config(client):
     """/setup with the one-finding config answers the initial model version."""
-    response = client.post("/setup", json={"project": "3.1700000000", "schema": CONFIG,
-                                           "extra_params": {"target_auc": 0.85}})
+    response = client.post(
+        "/setup", json={"project": "3.1700000000", "schema": CONFIG, "extra_params": {"target_auc": 0.85}}
+    )
     assert response.status_code == 200
     assert response.json["model_version"].startswith("labelcast-") and response.json["model_version"].endswith("-n0")
 
@@ -58,12 +59,15 @@ def test_setup_accepts_the_shipped_config(client):
 @pytest.mark.parametrize(
     "body, fragment",
     [
-        pytest.param({"project": 1, "schema": '<View><Image name="i" value="$image"/></View>'}, "no <Choices",
-                     id="no-choices"),
-        pytest.param({"project": 1, "schema": CONFIG, "extra_params": {"target": 1}}, "unknown extra_params",
-                     id="bad-extra"),
-        pytest.param({"project": 1, "schema": CONFIG, "extra_params": {"target_auc": 2}}, "between 0.5 and 1",
-                     id="bad-target"),
+        pytest.param(
+            {"project": 1, "schema": '<View><Image name="i" value="$image"/></View>'}, "no <Choices", id="no-choices"
+        ),
+        pytest.param(
+            {"project": 1, "schema": CONFIG, "extra_params": {"target": 1}}, "unknown extra_params", id="bad-extra"
+        ),
+        pytest.param(
+            {"project": 1, "schema": CONFIG, "extra_params": {"target_auc": 2}}, "between 0.5 and 1", id="bad-target"
+        ),
         pytest.param({"schema": CONFIG}, "project must be an integer", id="no-project"),
     ],
 )
@@ -119,7 +123,9 @@ def test_labels_train_and_predictions_follow(app, client):
     predictions = client.post("/predict", json={"project": 7, "tasks": _tasks([0, 1, 60, 61])}).json
     assert predictions["model_version"] == forecast["version"]
     first, new = predictions["results"][0], predictions["results"][2]
-    assert {r["type"] for r in first["result"]} == {"choices", "textarea"} | ({"number"} if forecast["labels_needed"] is not None else set())
+    assert {r["type"] for r in first["result"]} == {"choices", "textarea"} | (
+        {"number"} if forecast["labels_needed"] is not None else set()
+    )
     assert 0.5 <= first["score"] <= 1.0
     assert "score" not in new and new["result"][0]["type"] == "textarea"
     assert _jobs(app).wait_idle(60)  # the embed job for tasks 60, 61
@@ -153,8 +159,10 @@ def test_deleting_annotations_refits_without_them(app, client):
     for i in range(12):
         client.post("/webhook", json=_annotation(8, i, 200 + i, i % 2 == 0))
     assert _jobs(app).wait_idle(120)
-    client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 8},
-                                  "annotations": [{"id": 200}, {"id": 201}]})
+    client.post(
+        "/webhook",
+        json={"action": "ANNOTATIONS_DELETED", "project": {"id": 8}, "annotations": [{"id": 200}, {"id": 201}]},
+    )
     assert _jobs(app).wait_idle(120)
     assert client.get("/forecast?project=8").json["n_labels"] == 10
 
@@ -186,7 +194,7 @@ app = create_app({{"LABELCAST_SETTINGS": Settings(model_dir=pathlib.Path({str(tm
 app.extensions["labelcast"].jobs.request_refit = lambda pid, sync=False: True
 app.extensions["labelcast"].jobs.request_embed = lambda pid, ids: None
 c = app.test_client()
-config = open({str(PROJECT_ROOT / 'plugin_config' / 'one_finding.xml')!r}).read()
+config = open({str(PROJECT_ROOT / "plugin_config" / "one_finding.xml")!r}).read()
 assert c.post("/setup", json={{"project": 1, "schema": config}}).status_code == 200
 assert c.post("/predict", json={{"project": 1, "tasks": [{{"id": 1, "data": {{"image": "http://x/1.png"}}}}]}}).status_code == 200
 assert c.post("/webhook", json={{"action": "START_TRAINING", "project": {{"id": 1}}}}).status_code == 200
@@ -236,8 +244,7 @@ def test_tasks_created_embeds_ahead_and_project_updated_rereads_the_config(app, 
     stores the new labeling config."""
     client.post("/setup", json={"project": 11, "schema": CONFIG})
     assert _jobs(app).wait_idle(60)
-    response = client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 11},
-                                             "tasks": _tasks([1, 2])})
+    response = client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 11}, "tasks": _tasks([1, 2])})
     assert response.status_code == 200
     assert _jobs(app).wait_idle(60)
     tasks = sqlite_store.get_tasks(11)
@@ -284,9 +291,15 @@ def test_a_burst_of_webhooks_reads_the_project_once_and_setup_refreshes_it(servi
 
 
 def _annotation_event(pid, task_id, choice, config, choices_name="finding"):
-    return annotation_event(pid, task_id, 1000 + task_id, choices=[choice], image=f"http://x/{task_id}.png",
-                            label_config=config, choices_name=choices_name)
-
+    return annotation_event(
+        pid,
+        task_id,
+        1000 + task_id,
+        choices=[choice],
+        image=f"http://x/{task_id}.png",
+        label_config=config,
+        choices_name=choices_name,
+    )
 
 
 def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client):
@@ -342,7 +355,6 @@ def test_a_large_pool_is_read_as_a_sample(app, client, monkeypatch):
     assert record["n_pool"] == 30 and record["sampling"] == "random"
     bias = record["findings"]["Effusion"].get("selection_bias")
     assert bias["n_pool"] == 30 and bias["statistic"] is None  # 10 rows read: below MIN_POOL, not compared
-
 
 
 def test_health_is_degraded_with_the_reason_when_a_refit_cannot_run(client, sqlite_store):

@@ -35,56 +35,136 @@ def _assert_json_4xx(response, status, fragment):
 @pytest.mark.parametrize(
     "path, kwargs, status, fragment",
     [
-        pytest.param("/webhook", {"data": "{not json", "content_type": "application/json"}, 400, "JSON body",
-                     id="webhook-malformed-json"),
-        pytest.param("/predict", {"data": "[1, 2", "content_type": "application/json"}, 400, "JSON body",
-                     id="predict-malformed-json"),
-        pytest.param("/setup", {"data": b"\xff\xfe\x00", "content_type": "application/json"}, 400, "JSON body",
-                     id="setup-binary-garbage"),
+        pytest.param(
+            "/webhook",
+            {"data": "{not json", "content_type": "application/json"},
+            400,
+            "JSON body",
+            id="webhook-malformed-json",
+        ),
+        pytest.param(
+            "/predict",
+            {"data": "[1, 2", "content_type": "application/json"},
+            400,
+            "JSON body",
+            id="predict-malformed-json",
+        ),
+        pytest.param(
+            "/setup",
+            {"data": b"\xff\xfe\x00", "content_type": "application/json"},
+            400,
+            "JSON body",
+            id="setup-binary-garbage",
+        ),
         pytest.param("/webhook", {"json": [1, 2, 3]}, 400, "JSON object", id="webhook-array"),
         pytest.param("/webhook", {"json": "ANNOTATION_CREATED"}, 400, "JSON object", id="webhook-string"),
         pytest.param("/webhook", {"json": {}}, 400, "action", id="webhook-no-action"),
         pytest.param("/webhook", {"json": {"action": 7}}, 400, "action", id="webhook-action-not-string"),
-        pytest.param("/webhook", {"json": {"action": "ANNOTATION_CREATED", "project": {"id": PID}}}, 400,
-                     "'annotation' and 'task'", id="annotation-missing"),
-        pytest.param("/webhook", {"json": {**_annotation(1, 1), "annotation": {"id": "abc"}}}, 400,
-                     "annotation.id must be an integer", id="annotation-id-not-int"),
-        pytest.param("/webhook", {"json": {**_annotation(1, 1), "task": {"data": {}}}}, 400,
-                     "task.id must be an integer", id="task-without-id"),
-        pytest.param("/webhook", {"json": {**_annotation(1, 1), "task": {"id": 1, "data": ["x"]}}}, 400,
-                     "data", id="task-data-not-object"),
-        pytest.param("/webhook", {"json": {**_annotation(1, 1), "task": {"id": 1, "data": {}}}}, 400,
-                     "no image", id="task-without-image"),
-        pytest.param("/webhook", {"json": {"action": "ANNOTATIONS_DELETED", "project": {"id": PID},
-                                           "annotations": "all"}}, 400, "list", id="deleted-not-list"),
-        pytest.param("/webhook", {"json": {"action": "TASKS_CREATED", "project": {"id": PID}, "tasks": "abc"}},
-                     400, "list", id="tasks-created-not-list"),
-        pytest.param("/webhook", {"json": {**_annotation(1, 1), "project": {"id": 999}}}, 404,
-                     "not connected", id="unknown-project"),
-        pytest.param("/webhook", {"json": {"action": "START_TRAINING"}}, 400, "project id",
-                     id="event-without-project"),
+        pytest.param(
+            "/webhook",
+            {"json": {"action": "ANNOTATION_CREATED", "project": {"id": PID}}},
+            400,
+            "'annotation' and 'task'",
+            id="annotation-missing",
+        ),
+        pytest.param(
+            "/webhook",
+            {"json": {**_annotation(1, 1), "annotation": {"id": "abc"}}},
+            400,
+            "annotation.id must be an integer",
+            id="annotation-id-not-int",
+        ),
+        pytest.param(
+            "/webhook",
+            {"json": {**_annotation(1, 1), "task": {"data": {}}}},
+            400,
+            "task.id must be an integer",
+            id="task-without-id",
+        ),
+        pytest.param(
+            "/webhook",
+            {"json": {**_annotation(1, 1), "task": {"id": 1, "data": ["x"]}}},
+            400,
+            "data",
+            id="task-data-not-object",
+        ),
+        pytest.param(
+            "/webhook",
+            {"json": {**_annotation(1, 1), "task": {"id": 1, "data": {}}}},
+            400,
+            "no image",
+            id="task-without-image",
+        ),
+        pytest.param(
+            "/webhook",
+            {"json": {"action": "ANNOTATIONS_DELETED", "project": {"id": PID}, "annotations": "all"}},
+            400,
+            "list",
+            id="deleted-not-list",
+        ),
+        pytest.param(
+            "/webhook",
+            {"json": {"action": "TASKS_CREATED", "project": {"id": PID}, "tasks": "abc"}},
+            400,
+            "list",
+            id="tasks-created-not-list",
+        ),
+        pytest.param(
+            "/webhook",
+            {"json": {**_annotation(1, 1), "project": {"id": 999}}},
+            404,
+            "not connected",
+            id="unknown-project",
+        ),
+        pytest.param("/webhook", {"json": {"action": "START_TRAINING"}}, 400, "project id", id="event-without-project"),
         pytest.param("/predict", {"json": {"project": PID, "tasks": "all"}}, 400, "list", id="predict-tasks-not-list"),
-        pytest.param("/predict", {"json": {"project": PID, "tasks": [{"data": {}}]}}, 400, "'id'",
-                     id="predict-task-without-id"),
-        pytest.param("/predict", {"json": {"project": [1], "tasks": []}}, 400, "project must be an integer",
-                     id="predict-project-wrong-type"),
-        pytest.param("/predict", {"json": {"project": 404, "tasks": []}}, 404, "not connected",
-                     id="predict-unknown-project"),
-        pytest.param("/setup", {"json": {"project": PID, "schema": "<View><Image"}}, 400, "",
-                     id="setup-invalid-xml"),
-        pytest.param("/setup", {"json": {"project": PID, "schema": '<View><Image name="i" value="$i"/></View>'}},
-                     400, "choices", id="setup-config-without-choices"),
-        pytest.param("/setup", {"json": {"project": PID, "schema": '<View><Choices name="c" toName="i">'
-                                         '<Choice value="a"/><Choice value="b"/></Choices></View>'}},
-                     400, "image", id="setup-config-without-image"),
+        pytest.param(
+            "/predict", {"json": {"project": PID, "tasks": [{"data": {}}]}}, 400, "'id'", id="predict-task-without-id"
+        ),
+        pytest.param(
+            "/predict",
+            {"json": {"project": [1], "tasks": []}},
+            400,
+            "project must be an integer",
+            id="predict-project-wrong-type",
+        ),
+        pytest.param(
+            "/predict", {"json": {"project": 404, "tasks": []}}, 404, "not connected", id="predict-unknown-project"
+        ),
+        pytest.param("/setup", {"json": {"project": PID, "schema": "<View><Image"}}, 400, "", id="setup-invalid-xml"),
+        pytest.param(
+            "/setup",
+            {"json": {"project": PID, "schema": '<View><Image name="i" value="$i"/></View>'}},
+            400,
+            "choices",
+            id="setup-config-without-choices",
+        ),
+        pytest.param(
+            "/setup",
+            {
+                "json": {
+                    "project": PID,
+                    "schema": '<View><Choices name="c" toName="i">'
+                    '<Choice value="a"/><Choice value="b"/></Choices></View>',
+                }
+            },
+            400,
+            "image",
+            id="setup-config-without-image",
+        ),
         pytest.param("/setup", {"json": {"project": PID, "schema": 42}}, 400, "", id="setup-schema-not-string"),
-        pytest.param("/setup", {"json": {"project": PID, "schema": CONFIG, "extra_params": "{nope"}}, 400,
-                     "extra_params", id="setup-extra-params-not-json"),
-        pytest.param("/forecast?project=abc", {"method": "get"}, 400, "project must be an integer",
-                     id="forecast-project-not-int"),
+        pytest.param(
+            "/setup",
+            {"json": {"project": PID, "schema": CONFIG, "extra_params": "{nope"}},
+            400,
+            "extra_params",
+            id="setup-extra-params-not-json",
+        ),
+        pytest.param(
+            "/forecast?project=abc", {"method": "get"}, 400, "project must be an integer", id="forecast-project-not-int"
+        ),
         pytest.param("/forecast?project=77", {"method": "get"}, 404, "not connected", id="forecast-unknown"),
-        pytest.param("/forecast.png?project=77", {"method": "get"}, 404, "not connected",
-                     id="forecast-png-unknown"),
+        pytest.param("/forecast.png?project=77", {"method": "get"}, 404, "not connected", id="forecast-png-unknown"),
         pytest.param("/nowhere", {"method": "get"}, 404, "", id="unknown-path"),
         pytest.param("/predict", {"method": "get"}, 405, "", id="wrong-method"),
     ],
@@ -129,8 +209,10 @@ def test_choice_not_in_config_is_ignored_with_a_reason(app, connected, sqlite_st
 
 def test_delete_of_unknown_annotations_is_harmless(connected):
     """Deleting annotations the backend never saw answers 200 and queues no refit."""
-    response = connected.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": PID},
-                                                "annotations": [{"id": 12345}, {"id": 777}]})
+    response = connected.post(
+        "/webhook",
+        json={"action": "ANNOTATIONS_DELETED", "project": {"id": PID}, "annotations": [{"id": 12345}, {"id": 777}]},
+    )
     assert response.status_code == 200 and response.json["refit_queued"] is False
 
 
@@ -143,15 +225,16 @@ def test_duplicated_webhooks_record_one_label(app, connected, sqlite_store):
 
 def test_out_of_order_webhooks_keep_the_newest(app, connected, sqlite_store):
     """An older update arriving after a newer one does not overwrite it (annotation updated_at)."""
-    new = _annotation(2, 31, choices=("No effusion",), action="ANNOTATION_UPDATED",
-                      updated_at="2026-01-01T10:00:05.000000Z")
-    old = _annotation(2, 31, choices=("Effusion",), action="ANNOTATION_CREATED",
-                      updated_at="2026-01-01T10:00:00.000000Z")
+    new = _annotation(
+        2, 31, choices=("No effusion",), action="ANNOTATION_UPDATED", updated_at="2026-01-01T10:00:05.000000Z"
+    )
+    old = _annotation(
+        2, 31, choices=("Effusion",), action="ANNOTATION_CREATED", updated_at="2026-01-01T10:00:00.000000Z"
+    )
     assert connected.post("/webhook", json=new).status_code == 200
     assert connected.post("/webhook", json=old).status_code == 200
     assert sqlite_store.get_labels(PID) == {2: ["No effusion"]}
-    newer = _annotation(2, 31, choices=("Effusion",), action="ANNOTATION_UPDATED",
-                        updated_at="2026-01-01T10:00:09Z")
+    newer = _annotation(2, 31, choices=("Effusion",), action="ANNOTATION_UPDATED", updated_at="2026-01-01T10:00:09Z")
     assert connected.post("/webhook", json=newer).status_code == 200
     assert sqlite_store.get_labels(PID) == {2: ["Effusion"]}
 
@@ -161,11 +244,16 @@ def test_a_late_create_of_a_deleted_annotation_stays_deleted(app, connected, sql
     update of that annotation arriving late: the label does not come back, and a delete that
     comes before the create is remembered too."""
     assert connected.post("/webhook", json=_annotation(4, 41)).status_code == 200
-    deleted = connected.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": PID},
-                                               "annotations": [{"id": 41}, {"id": 42}]})
+    deleted = connected.post(
+        "/webhook",
+        json={"action": "ANNOTATIONS_DELETED", "project": {"id": PID}, "annotations": [{"id": 41}, {"id": 42}]},
+    )
     assert deleted.status_code == 200 and deleted.json["status"] == "ok"
-    for late in (_annotation(4, 41), _annotation(4, 41, action="ANNOTATION_UPDATED", updated_at=iso_now()),
-                 _annotation(5, 42)):  # 42: deleted before its create ever arrived
+    for late in (
+        _annotation(4, 41),
+        _annotation(4, 41, action="ANNOTATION_UPDATED", updated_at=iso_now()),
+        _annotation(5, 42),
+    ):  # 42: deleted before its create ever arrived
         assert connected.post("/webhook", json=late).status_code == 200
     assert sqlite_store.get_labels(PID) == {}
     assert connected.post("/webhook", json=_annotation(4, 43)).status_code == 200  # a new annotation counts
@@ -226,8 +314,9 @@ def test_bad_images_are_marked_and_the_refit_goes_on(app, connected, sqlite_stor
         107: "http://169.254.169.254/latest/meta-data/",
     }
     for i in range(12):
-        body = _annotation(i, 500 + i, choices=("Effusion" if i % 2 else "No effusion",),
-                           image=data_uri(xray_png(i, i % 2 == 1)))
+        body = _annotation(
+            i, 500 + i, choices=("Effusion" if i % 2 else "No effusion",), image=data_uri(xray_png(i, i % 2 == 1))
+        )
         assert connected.post("/webhook", json=body).status_code == 200
     for task_id, ref in bad.items():
         assert connected.post("/webhook", json=_annotation(task_id, 600 + task_id, image=ref)).status_code == 200
@@ -342,17 +431,29 @@ def test_oversized_and_chunked_bodies_under_gunicorn(tmp_path):
     port = free_port()
     env = {**os.environ, "MODEL_DIR": str(tmp_path), "LOG_LEVEL": "WARNING", "MAX_BODY_BYTES": "100000"}
     env.pop("REDIS_URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1",
-                                "--port", str(port), "--lazy-encoder"], cwd=PROJECT_ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--lazy-encoder"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/health", 60, process)
-        big = requests.post(f"{url}/webhook", data=b"{" + b" " * 200_000 + b"}",
-                            headers={"Content-Type": "application/json"}, timeout=10)
+        big = requests.post(
+            f"{url}/webhook",
+            data=b"{" + b" " * 200_000 + b"}",
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
         assert big.status_code == 413 and "100000" in big.json()["message"]
-        chunked = requests.post(f"{url}/webhook", data=iter([b"{", b" " * 150_000, b"}"]),
-                                headers={"Content-Type": "application/json"}, timeout=10)
+        chunked = requests.post(
+            f"{url}/webhook",
+            data=iter([b"{", b" " * 150_000, b"}"]),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
         assert chunked.status_code in (400, 413) and chunked.json()["message"]
         assert requests.post(f"{url}/webhook", json={"action": "PING"}, timeout=10).json()["status"] == "ignored"
     finally:
@@ -367,7 +468,9 @@ def test_a_broken_config_is_not_stored_and_labels_still_count(app, connected, sq
     labels and predictions work; an annotation carrying a broken config is recorded under the
     last good one."""
     broken = "<View><broken"
-    response = connected.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": PID, "label_config": broken}})
+    response = connected.post(
+        "/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": PID, "label_config": broken}}
+    )
     _assert_json_4xx(response, 400, "")
     assert sqlite_store.get_project(PID)["label_config"] == CONFIG
     assert connected.post("/webhook", json=_annotation(1, 11)).status_code == 200
@@ -385,8 +488,9 @@ def test_a_config_in_a_webhook_does_not_create_a_project(connected, sqlite_store
     body = _annotation(1, 11)
     body["project"] = {"id": 77, "label_config": CONFIG}
     _assert_json_4xx(connected.post("/webhook", json=body), 404, "not connected")
-    _assert_json_4xx(connected.post("/predict", json={"project": 78, "tasks": [], "label_config": CONFIG}),
-                     404, "not connected")
+    _assert_json_4xx(
+        connected.post("/predict", json={"project": 78, "tasks": [], "label_config": CONFIG}), 404, "not connected"
+    )
     assert sqlite_store.get_project(77) is None and sqlite_store.get_project(78) is None
 
 
@@ -403,8 +507,9 @@ def test_deleting_260000_annotations_at_once(app, connected, sqlite_store):
     for task_id in (1, 2):
         assert connected.post("/webhook", json=_annotation(task_id, 100 + task_id)).status_code == 200
     ids = [{"id": i} for i in range(260_000)]
-    response = connected.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": PID},
-                                                "annotations": ids})
+    response = connected.post(
+        "/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": PID}, "annotations": ids}
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert sqlite_store.get_labels(PID) == {}
 
@@ -441,11 +546,13 @@ def _with_annotation(body, **fields):
         pytest.param({**_annotation(1, 1), "project": {"id": 5.9}}, "project id", id="project-float"),
         pytest.param({**_annotation(1, 1), "project": {"id": "5.abc"}}, "project id", id="project-5.abc"),
         pytest.param(_with_annotation(_annotation(1, 1), updated_at=None), "updated_at", id="no-updated-at"),
-        pytest.param(_with_annotation(_annotation(1, 1), updated_at="yesterday"), "updated_at", id="updated-at-yesterday"),
-        pytest.param(_with_annotation(_annotation(1, 1), updated_at="9999-01-01T00:00:00Z"), "ahead",
-                     id="updated-at-year-9999"),
-        pytest.param(_with_annotation(_annotation(1, 1), updated_at=1767225600), "updated_at",
-                     id="updated-at-number"),
+        pytest.param(
+            _with_annotation(_annotation(1, 1), updated_at="yesterday"), "updated_at", id="updated-at-yesterday"
+        ),
+        pytest.param(
+            _with_annotation(_annotation(1, 1), updated_at="9999-01-01T00:00:00Z"), "ahead", id="updated-at-year-9999"
+        ),
+        pytest.param(_with_annotation(_annotation(1, 1), updated_at=1767225600), "updated_at", id="updated-at-number"),
     ],
 )
 def test_only_what_label_studio_sends_is_accepted(connected, sqlite_store, body, fragment):
@@ -468,12 +575,17 @@ def test_predict_refuses_project_ids_that_are_not_ids(connected, project):
 def test_credentials_in_image_references_stay_out_of_forecast_and_log(app, connected, caplog):
     """References carrying user info or a token, in any scheme, are listed in /forecast's
     image_errors and the log without them."""
-    refs = {201: "ftp://alice:hunter2@files.example/x.png", 202: "http://bob:hunter2@10.0.0.9/x.png",
-            203: "https://cdn.example/x.png?token=hunter2", 204: "s3://AKIA:hunter2@bucket/x.png",
-            205: "/data/upload/1/x.png?token=hunter2"}
+    refs = {
+        201: "ftp://alice:hunter2@files.example/x.png",
+        202: "http://bob:hunter2@10.0.0.9/x.png",
+        203: "https://cdn.example/x.png?token=hunter2",
+        204: "s3://AKIA:hunter2@bucket/x.png",
+        205: "/data/upload/1/x.png?token=hunter2",
+    }
     for i in range(12):
-        body = _annotation(i, 700 + i, choices=("Effusion" if i % 2 else "No effusion",),
-                           image=data_uri(xray_png(i, i % 2 == 1)))
+        body = _annotation(
+            i, 700 + i, choices=("Effusion" if i % 2 else "No effusion",), image=data_uri(xray_png(i, i % 2 == 1))
+        )
         assert connected.post("/webhook", json=body).status_code == 200
     for task_id, ref in refs.items():
         assert connected.post("/webhook", json=_annotation(task_id, 800 + task_id, image=ref)).status_code == 200

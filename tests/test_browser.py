@@ -28,8 +28,14 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
 N_TASKS = 30
 N_LABELED = 24
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1400, "height": 1100}
 
 
@@ -52,9 +58,14 @@ def backend_for(tmp_path, tiny_encoder_spec, sqlite_store, label_studio):
     from backend.jobs import ThreadJobs
     from backend.settings import Settings
 
-    settings = Settings(model_dir=tmp_path / "model", encoder=tiny_encoder_spec, min_labels=10,
-                        target_auc=0.9, label_studio_url=label_studio["url"],
-                        label_studio_api_key=label_studio["token"])
+    settings = Settings(
+        model_dir=tmp_path / "model",
+        encoder=tiny_encoder_spec,
+        min_labels=10,
+        target_auc=0.9,
+        label_studio_url=label_studio["url"],
+        label_studio_api_key=label_studio["token"],
+    )
     jobs = ThreadJobs(settings, sqlite_store, isolate=False)
     app = create_app({"LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store, "LABELCAST_JOBS": jobs})
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -74,8 +85,9 @@ def subtle_xray_png(seed: int, positive: bool, size: int = 256) -> bytes:
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
-    lungs = 0.55 - 0.35 * (np.exp(-((xx - 0.3) ** 2 + (yy - 0.5) ** 2) / 0.03)
-                           + np.exp(-((xx - 0.7) ** 2 + (yy - 0.5) ** 2) / 0.03))
+    lungs = 0.55 - 0.35 * (
+        np.exp(-((xx - 0.3) ** 2 + (yy - 0.5) ** 2) / 0.03) + np.exp(-((xx - 0.7) ** 2 + (yy - 0.5) ** 2) / 0.03)
+    )
     image = lungs + 0.08 * rng.standard_normal((size, size))
     cx, cy = 0.3 + 0.05 * rng.standard_normal(), 0.75 + 0.05 * rng.standard_normal()
     if positive:
@@ -102,30 +114,50 @@ def test_forecast_is_visible_in_the_labeling_interface(chromium_path, label_stud
     pid = api("POST", "/api/projects", json={"title": "Pleural effusion (LabelCast)", "label_config": config})["id"]
 
     def choice(positive):
-        return [{"from_name": "finding", "to_name": "image", "type": "choices",
-                 "value": {"choices": ["Effusion" if positive else "No effusion"]}}]
+        return [
+            {
+                "from_name": "finding",
+                "to_name": "image",
+                "type": "choices",
+                "value": {"choices": ["Effusion" if positive else "No effusion"]},
+            }
+        ]
 
-    api("POST", f"/api/projects/{pid}/import", json=[
-        {"data": {"image": data_uri(subtle_xray_png(2000 + i, i % 2 == 0))},
-         **({"annotations": [{"result": choice(i % 2 == 0)}]} if i < N_LABELED else {})}
-        for i in range(N_TASKS)
-    ])
+    api(
+        "POST",
+        f"/api/projects/{pid}/import",
+        json=[
+            {
+                "data": {"image": data_uri(subtle_xray_png(2000 + i, i % 2 == 0))},
+                **({"annotations": [{"result": choice(i % 2 == 0)}]} if i < N_LABELED else {}),
+            }
+            for i in range(N_TASKS)
+        ],
+    )
     # Connecting reads the imported labels, refits, embeds every task, moves the model version.
     api("POST", "/api/ml", json={"project": pid, "url": backend, "title": "LabelCast"})
     forecast = wait_until(
-        lambda: (r := requests.get(f"{backend}/forecast", params={"project": pid}, timeout=10)).ok
-        and r.json()["n_labels"] == N_LABELED and r.json(),
-        120, f"a forecast on {N_LABELED} labels",
+        lambda: (
+            (r := requests.get(f"{backend}/forecast", params={"project": pid}, timeout=10)).ok
+            and r.json()["n_labels"] == N_LABELED
+            and r.json()
+        ),
+        120,
+        f"a forecast on {N_LABELED} labels",
     )
     version = forecast["version"]
     wait_until(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == version, 60, "the model version")
     tasks = api("GET", f"/api/tasks?project={pid}&page_size=100&fields=all")["tasks"]
     task = next(t for t in sorted(tasks, key=lambda t: t["id"]) if not t["annotations"])
-    api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
-        json={"project": str(pid), "selectedItems": {"all": False, "included": [task["id"]]}})
+    api(
+        "POST",
+        f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
+        json={"project": str(pid), "selectedItems": {"all": False, "included": [task["id"]]}},
+    )
     prediction = wait_until(
         lambda: [p for p in api("GET", f"/api/predictions?task={task['id']}") if p["model_version"] == version],
-        60, "the task's prediction",
+        60,
+        "the task's prediction",
     )[0]
     by_type = {r["type"]: r["value"] for r in prediction["result"]}
     message = by_type["textarea"]["text"][0]

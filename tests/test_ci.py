@@ -11,15 +11,34 @@ from conftest import PROJECT_ROOT
 
 def _run_skipping_test(tmp_path, ci: bool) -> subprocess.CompletedProcess:
     (tmp_path / "test_needs_redis.py").write_text(
-        "import pytest\n\n\ndef test_needs_redis():\n    pytest.skip('redis-server is not installed')\n")
+        "import pytest\n\n\ndef test_needs_redis():\n    pytest.skip('redis-server is not installed')\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT / "tests"), str(PROJECT_ROOT)])
     if ci:
         env["CI"] = "true"
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest",
-                           "-c", str(PROJECT_ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
-                           str(tmp_path / "test_needs_redis.py")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "conftest",
+            "-c",
+            str(PROJECT_ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path / "test_needs_redis.py"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_skip_fails_under_ci(tmp_path):
@@ -41,6 +60,11 @@ def test_make_run_leaves_no_untracked_files():
     """The SQLite store `make run` creates in ./labelcast-data (DEFAULT_MODEL_DIR) is ignored by git."""
     from backend.settings import DEFAULT_MODEL_DIR
 
-    result = subprocess.run(["git", "check-ignore", "--no-index", f"{DEFAULT_MODEL_DIR}/labelcast.sqlite3"],
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", f"{DEFAULT_MODEL_DIR}/labelcast.sqlite3"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, f"git does not ignore {DEFAULT_MODEL_DIR}/: {result.stdout}{result.stderr}"

@@ -25,8 +25,13 @@ def auth_backend(tmp_path, tiny_encoder_spec, sqlite_store, monkeypatch):
     from backend.jobs import ThreadJobs
     from backend.settings import Settings
 
-    settings = Settings(model_dir=tmp_path / "model", encoder=tiny_encoder_spec, min_labels=10,
-                        basic_auth_user=USER, basic_auth_pass=PASSWORD)
+    settings = Settings(
+        model_dir=tmp_path / "model",
+        encoder=tiny_encoder_spec,
+        min_labels=10,
+        basic_auth_user=USER,
+        basic_auth_pass=PASSWORD,
+    )
     jobs = ThreadJobs(settings, sqlite_store, isolate=False)
     app = create_app({"LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store, "LABELCAST_JOBS": jobs})
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -42,15 +47,23 @@ def auth_backend(tmp_path, tiny_encoder_spec, sqlite_store, monkeypatch):
 
 
 def _new_project(label_studio, title: str) -> int:
-    response = requests.post(f"{label_studio['url']}/api/projects", json={"title": title},
-                             headers={"Authorization": f"Token {label_studio['token']}"}, timeout=30)
+    response = requests.post(
+        f"{label_studio['url']}/api/projects",
+        json={"title": title},
+        headers={"Authorization": f"Token {label_studio['token']}"},
+        timeout=30,
+    )
     response.raise_for_status()
     return response.json()["id"]
 
 
 def _hooks(label_studio, pid: int) -> list[dict]:
-    return requests.get(f"{label_studio['url']}/api/webhooks", params={"project": pid},
-                        headers={"Authorization": f"Token {label_studio['token']}"}, timeout=30).json()
+    return requests.get(
+        f"{label_studio['url']}/api/webhooks",
+        params={"project": pid},
+        headers={"Authorization": f"Token {label_studio['token']}"},
+        timeout=30,
+    ).json()
 
 
 def _cli(*argv) -> int:
@@ -63,16 +76,27 @@ def _cli(*argv) -> int:
 def test_connect_registers_sets_config_and_authorizes_the_webhook(label_studio, auth_backend, capsys):
     """A fresh project gets the config, the ML backend and a webhook carrying basic auth."""
     pid = _new_project(label_studio, "connect")
-    common = ("--label-studio", label_studio["url"], "--api-key", label_studio["token"],
-              "--project", str(pid), "--backend-url", auth_backend)
+    common = (
+        "--label-studio",
+        label_studio["url"],
+        "--api-key",
+        label_studio["token"],
+        "--project",
+        str(pid),
+        "--backend-url",
+        auth_backend,
+    )
     assert _cli("connect", *common, "--config", "one_finding") == 0
     out = capsys.readouterr().out
     assert "labeling config: FIXED" in out and "ML backend: FIXED" in out, out
     hooks = [h for h in _hooks(label_studio, pid) if h["url"].startswith(auth_backend)]
     assert hooks and all(h["headers"].get("Authorization", "").startswith("Basic ") for h in hooks), hooks
     config = ONE_FINDING
-    project = requests.get(f"{label_studio['url']}/api/projects/{pid}",
-                           headers={"Authorization": f"Token {label_studio['token']}"}, timeout=30).json()
+    project = requests.get(
+        f"{label_studio['url']}/api/projects/{pid}",
+        headers={"Authorization": f"Token {label_studio['token']}"},
+        timeout=30,
+    ).json()
     assert project["label_config"].strip() == config.strip()
 
     # A second run finds everything in place and fixes nothing.
@@ -86,16 +110,21 @@ def test_connect_registers_sets_config_and_authorizes_the_webhook(label_studio, 
     capsys.readouterr()
     headers = {"Authorization": f"Token {label_studio['token']}"}
     for hook in hooks:
-        requests.patch(f"{label_studio['url']}/api/webhooks/{hook['id']}", headers=headers,
-                       json={"url": hook["url"], "headers": {}}, timeout=30).raise_for_status()
+        requests.patch(
+            f"{label_studio['url']}/api/webhooks/{hook['id']}",
+            headers=headers,
+            json={"url": hook["url"], "headers": {}},
+            timeout=30,
+        ).raise_for_status()
     assert _cli("doctor", *common) == 1
     out = capsys.readouterr().out
     assert "lacks the basic-auth header" in out and "labelcast connect" in out, out
 
     # A deleted webhook is created again, with the header.
     for hook in hooks:
-        requests.delete(f"{label_studio['url']}/api/webhooks/{hook['id']}", headers=headers,
-                        timeout=30).raise_for_status()
+        requests.delete(
+            f"{label_studio['url']}/api/webhooks/{hook['id']}", headers=headers, timeout=30
+        ).raise_for_status()
     assert _cli("connect", *common) == 0
     assert "webhook: FIXED, created" in capsys.readouterr().out
     hooks = [h for h in _hooks(label_studio, pid) if h["url"].startswith(auth_backend)]
@@ -114,8 +143,17 @@ def test_connect_registers_sets_config_and_authorizes_the_webhook(label_studio, 
 def test_connect_errors_are_one_line(label_studio, auth_backend, capsys, key, project, expected):
     """A bad key or a missing project ends with exit code 2 and one plain message."""
     pid = project or _new_project(label_studio, "connect errors")
-    code = _cli("connect", "--label-studio", label_studio["url"], "--api-key", key or label_studio["token"],
-                "--project", str(pid), "--backend-url", auth_backend)
+    code = _cli(
+        "connect",
+        "--label-studio",
+        label_studio["url"],
+        "--api-key",
+        key or label_studio["token"],
+        "--project",
+        str(pid),
+        "--backend-url",
+        auth_backend,
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert expected in err and "Traceback" not in err, err
@@ -136,9 +174,19 @@ def test_connect_reports_a_backend_label_studio_cannot_reach(label_studio, capsy
     from conftest import free_port
 
     pid = _new_project(label_studio, "connect unreachable backend")
-    code = _cli("connect", "--label-studio", label_studio["url"], "--api-key", label_studio["token"],
-                "--project", str(pid), "--backend-url", f"http://127.0.0.1:{free_port()}",
-                "--config", "one_finding")
+    code = _cli(
+        "connect",
+        "--label-studio",
+        label_studio["url"],
+        "--api-key",
+        label_studio["token"],
+        "--project",
+        str(pid),
+        "--backend-url",
+        f"http://127.0.0.1:{free_port()}",
+        "--config",
+        "one_finding",
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "refused to add the ML backend" in err and "ML_BLOCK_LOCAL_IP" in err, err
@@ -180,21 +228,32 @@ def test_ssrf_refusal_names_the_label_studio_settings():
 
     from backend.commands.connect import _registration_hint
 
-    refusal = ApiError(status_code=403, body={
-        "status_code": 403, "detail": "URL resolves to a reserved network address (block: 127.0.0.0/8)"})
+    refusal = ApiError(
+        status_code=403,
+        body={"status_code": 403, "detail": "URL resolves to a reserved network address (block: 127.0.0.0/8)"},
+    )
     hint = _registration_hint(refusal, "http://127.0.0.1:9090")
     assert "HTTP 403: URL resolves to a reserved network address" in hint
     assert "SSRF_PROTECTION_ENABLED=false" in hint and "ML_BLOCK_LOCAL_IP=false" in hint
 
 
-@pytest.mark.parametrize("jobs, words", [
-    pytest.param({"kind": "thread", "refits_queued": 1, "embeds_queued": 2, "running": None, "failed": 0},
-                 "3 queued, nothing running, 0 failed", id="thread-idle"),
-    pytest.param({"kind": "thread", "refits_queued": 0, "embeds_queued": 0, "running": "refit:9", "failed": 1},
-                 "0 queued, running refit:9, 1 failed", id="thread-busy"),
-    pytest.param({"queued": 4, "running": 2, "failed": 0}, "4 queued, 2 running, 0 failed", id="rq"),
-    pytest.param({"queued": 0, "running": 0, "failed": 0}, "0 queued, nothing running, 0 failed", id="rq-idle"),
-])
+@pytest.mark.parametrize(
+    "jobs, words",
+    [
+        pytest.param(
+            {"kind": "thread", "refits_queued": 1, "embeds_queued": 2, "running": None, "failed": 0},
+            "3 queued, nothing running, 0 failed",
+            id="thread-idle",
+        ),
+        pytest.param(
+            {"kind": "thread", "refits_queued": 0, "embeds_queued": 0, "running": "refit:9", "failed": 1},
+            "0 queued, running refit:9, 1 failed",
+            id="thread-busy",
+        ),
+        pytest.param({"queued": 4, "running": 2, "failed": 0}, "4 queued, 2 running, 0 failed", id="rq"),
+        pytest.param({"queued": 0, "running": 0, "failed": 0}, "0 queued, nothing running, 0 failed", id="rq-idle"),
+    ],
+)
 def test_doctor_says_the_jobs_in_words(jobs, words):
     """Either queue's /metrics jobs read as words; no "None running"."""
     from backend.commands.doctor import jobs_summary

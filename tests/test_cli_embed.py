@@ -80,9 +80,7 @@ def test_folder_of_dicom_files_without_suffix(tmp_path, tiny_encoder_spec):
     np.testing.assert_allclose(data["X"][0], data["X"][1], atol=1e-5)  # lossless: same pixels
 
 
-def test_csv_with_numeric_labels_and_relative_paths(
-    tmp_path, tiny_encoder_spec, chest_xray_png_bytes
-):
+def test_csv_with_numeric_labels_and_relative_paths(tmp_path, tiny_encoder_spec, chest_xray_png_bytes):
     """A CSV of relative paths with 0/1 labels gives y directly, rows in CSV order."""
     (tmp_path / "a.png").write_bytes(_png(10))
     (tmp_path / "chest.png").write_bytes(chest_xray_png_bytes)
@@ -167,9 +165,7 @@ def test_label_studio_export(tmp_path, tiny_encoder_spec, image_server):
             }
         ]
         annotations = (
-            []
-            if choice is None
-            else [{"result": result, "was_cancelled": cancelled, "updated_at": "2026-01-02"}]
+            [] if choice is None else [{"result": result, "was_cancelled": cancelled, "updated_at": "2026-01-02"}]
         )
         return {"id": tid, "data": {"image": image}, "annotations": annotations}
 
@@ -209,9 +205,7 @@ def test_label_studio_export(tmp_path, tiny_encoder_spec, image_server):
     )
     assert rc == 0
     data = np.load(out)
-    assert list(data["ids"]) == ["1", "2", "3"] and list(data["failed"]) == [
-        "/data/upload/1/missing.png"
-    ]
+    assert list(data["ids"]) == ["1", "2", "3"] and list(data["failed"]) == ["/data/upload/1/missing.png"]
     assert list(data["labels"]) == ["TB", "Normal", "TB"] and list(data["y"]) == [1, 0, 1]
     assert _Server.seen_auth and set(_Server.seen_auth) == {"Token " + "a" * 40}
 
@@ -236,9 +230,7 @@ def test_label_studio_export(tmp_path, tiny_encoder_spec, image_server):
     assert "y" not in np.load(out).files
 
 
-def test_interrupted_run_resumes_from_the_cache(
-    labeled_folder, tmp_path, tiny_encoder_spec, monkeypatch
-):
+def test_interrupted_run_resumes_from_the_cache(labeled_folder, tmp_path, tiny_encoder_spec, monkeypatch):
     """After an interruption, a rerun embeds only the images the first run did not finish."""
     import sqlite3
 

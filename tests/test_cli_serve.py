@@ -19,8 +19,14 @@ from conftest import PROJECT_ROOT, free_port, stop_process, wait_http
 def serve_env(tmp_path):
     """The environment of an embedded-mode `labelcast serve`: a private store and an empty,
     offline Hugging Face cache (so the default preset's weights are missing)."""
-    env = {**os.environ, "MODEL_DIR": str(tmp_path / "model"), "LOG_LEVEL": "WARNING",
-           "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf-cache"), "DEVICE": "cpu"}
+    env = {
+        **os.environ,
+        "MODEL_DIR": str(tmp_path / "model"),
+        "LOG_LEVEL": "WARNING",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "hf-cache"),
+        "DEVICE": "cpu",
+    }
     for name in ("REDIS_URL", "ENCODER", "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "HF_HOME"):
         env.pop(name, None)
     return env
@@ -30,7 +36,11 @@ def _serve(env, *options):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *options],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     return process, f"http://127.0.0.1:{port}"
 
@@ -54,8 +64,12 @@ def test_serve_stops_with_the_fix_when_the_encoder_does_not_resolve(serve_env):
     message = err.strip()
     assert message.startswith("labelcast serve: error: the encoder ENCODER='xrayclip' does not resolve")
     assert "\n" not in message, message
-    for fragment in ("hf download StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k", "offline mode is on",
-                     "labelcast encoders", "--lazy-encoder"):
+    for fragment in (
+        "hf download StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k",
+        "offline mode is on",
+        "labelcast encoders",
+        "--lazy-encoder",
+    ):
         assert fragment in message, message
 
 

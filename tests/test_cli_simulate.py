@@ -13,10 +13,23 @@ from backend.cli import main
 def test_simulate_real_file_writes_json_and_png(tb_data_dir, tmp_path, capsys):
     """simulate replays checkpoints, prints a table, writes the JSON document and a PNG."""
     out_json, out_png = tmp_path / "sim.json", tmp_path / "sim.png"
-    code = main([
-        "simulate", "--data", str(tb_data_dir / "montgomery.json"), "--target", "0.9",
-        "--checkpoints", "20,50,100", "--seed", "0", "--json", str(out_json), "--plot", str(out_png),
-    ])
+    code = main(
+        [
+            "simulate",
+            "--data",
+            str(tb_data_dir / "montgomery.json"),
+            "--target",
+            "0.9",
+            "--checkpoints",
+            "20,50,100",
+            "--seed",
+            "0",
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "final" in printed and "collecting" in printed
@@ -96,8 +109,10 @@ def test_plot_title_names_the_data_file_not_its_whole_path(tmp_path, capsys, mon
     rng = np.random.default_rng(2)
     y = np.tile([0, 1], 60)
     np.savez(deep / "tb.npz", X=rng.normal(size=(120, 4)) + y[:, None], y=y)
-    assert main(["simulate", "--data", str(deep / "tb.npz"), "--checkpoints", "40,80",
-                 "--plot", str(tmp_path / "p.png")]) == 0
+    assert (
+        main(["simulate", "--data", str(deep / "tb.npz"), "--checkpoints", "40,80", "--plot", str(tmp_path / "p.png")])
+        == 0
+    )
     assert titles == ["tb.npz: forecast at 80 of 120 labels"]
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -107,10 +122,19 @@ def test_simulate_order_replays_a_sampling_strategy(tb_data_dir, tmp_path, capsy
     """--order replays a labeling order; uncertainty and mixed are flagged and corrected at 100
     labels of Shenzhen, random is not; the JSON names the order."""
     out_json = tmp_path / "sim.json"
-    code = main([
-        "simulate", "--data", str(tb_data_dir / "shenzhen.json"), "--checkpoints", "100",
-        "--order", order, "--json", str(out_json),
-    ])
+    code = main(
+        [
+            "simulate",
+            "--data",
+            str(tb_data_dir / "shenzhen.json"),
+            "--checkpoints",
+            "100",
+            "--order",
+            order,
+            "--json",
+            str(out_json),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert f"order {order}" in printed

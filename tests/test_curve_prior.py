@@ -138,8 +138,14 @@ def test_the_script_regenerates_the_prior_deterministically(tmp_path):
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     prior = CurvePrior.from_json(text)
-    expected = build_prior([(SIZES, _curve(a, b, c)) for _, a, b, c in sorted(
-        {(2, 0.95, 1.5, 0.6), (4, 0.80, 0.8, 0.4), (6, 0.90, 3.0, 0.9), (8, 0.70, 0.5, 0.3)})])
+    expected = build_prior(
+        [
+            (SIZES, _curve(a, b, c))
+            for _, a, b, c in sorted(
+                {(2, 0.95, 1.5, 0.6), (4, 0.80, 0.8, 0.4), (6, 0.90, 3.0, 0.9), (8, 0.70, 0.5, 0.3)}
+            )
+        ]
+    )
     np.testing.assert_allclose(prior.curves, expected.curves, atol=1e-5)
     assert prior.source["openml_ids"] == [2, 4, 6, 8]
     assert _run_script("--lcdb", fixture, "--out", out, "--check").returncode == 0
@@ -148,7 +154,9 @@ def test_the_script_regenerates_the_prior_deterministically(tmp_path):
     assert changed.returncode == 1 and "DIFFERS" in changed.stdout
 
 
-@pytest.mark.skipif(not os.environ.get("LCDB_SDIST"), reason="LCDB_SDIST (the lcdb-0.1.0 sdist, ~68 MB) not set; .ci/run sets it")
+@pytest.mark.skipif(
+    not os.environ.get("LCDB_SDIST"), reason="LCDB_SDIST (the lcdb-0.1.0 sdist, ~68 MB) not set; .ci/run sets it"
+)
 def test_shipped_prior_is_what_the_script_makes_from_lcdb():
     """The shipped prior equals, byte for byte, what the script regenerates from the LCDB download."""
     done = _run_script("--lcdb", os.environ["LCDB_SDIST"], "--check")

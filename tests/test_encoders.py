@@ -293,10 +293,7 @@ def test_open_clip_local_dir_loads(tiny_open_clip_dir):
 
 def test_plain_open_clip_folder_is_recognised(tiny_open_clip_dir):
     """A plain folder holding open_clip_config.json loads as an open_clip model."""
-    assert (
-        load_encoder(str(tiny_open_clip_dir)).id
-        == load_encoder(f"open_clip:local-dir:{tiny_open_clip_dir}").id
-    )
+    assert load_encoder(str(tiny_open_clip_dir)).id == load_encoder(f"open_clip:local-dir:{tiny_open_clip_dir}").id
 
 
 def test_open_clip_embedding_matches_encode_image(tiny_open_clip_dir):
@@ -314,9 +311,7 @@ def test_open_clip_embedding_matches_encode_image(tiny_open_clip_dir):
 def test_open_clip_hf_hub_loads_offline(tiny_open_clip_dir, make_hf_cache):
     """open_clip:hf-hub:<repo> loads offline from a hub cache snapshot (BiomedCLIP's layout)."""
     cache = make_hf_cache("someone/tiny-biomedclip", tiny_open_clip_dir)
-    encoder = load_encoder(
-        "open_clip:hf-hub:someone/tiny-biomedclip", cache_dir=str(cache), offline=True
-    )
+    encoder = load_encoder("open_clip:hf-hub:someone/tiny-biomedclip", cache_dir=str(cache), offline=True)
     assert encoder.dim == 16
     _check_embeddings(encoder)
 
@@ -330,9 +325,7 @@ def test_open_clip_repo_given_as_hf_points_to_open_clip(tiny_open_clip_dir, make
 
 def test_open_clip_hf_hub_missing_offline(tmp_path):
     """A missing open_clip hub repo offline raises EncoderLoadError with the repo and cache."""
-    with pytest.raises(
-        EncoderLoadError, match="microsoft/BiomedCLIP.*not in the Hugging Face cache"
-    ):
+    with pytest.raises(EncoderLoadError, match="microsoft/BiomedCLIP.*not in the Hugging Face cache"):
         load_encoder("open_clip:hf-hub:microsoft/BiomedCLIP", cache_dir=str(tmp_path), offline=True)
 
 
@@ -438,13 +431,9 @@ def test_open_clip_visual_only_checkpoint_of_another_model_is_refused(tiny_open_
 @pytest.mark.parametrize(
     "spec, fragment",
     [
-        pytest.param(
-            "open_clip:No-Such-Model:x", "has no model 'No-Such-Model'", id="unknown-model"
-        ),
+        pytest.param("open_clip:No-Such-Model:x", "has no model 'No-Such-Model'", id="unknown-model"),
         pytest.param("open_clip:ViT-B-16", "names no weights", id="no-weights"),
-        pytest.param(
-            "open_clip:ViT-B-16:no_such_tag", "neither a file nor a pretrained tag", id="bad-tag"
-        ),
+        pytest.param("open_clip:ViT-B-16:no_such_tag", "neither a file nor a pretrained tag", id="bad-tag"),
     ],
 )
 def test_open_clip_bad_specs(spec, fragment):
@@ -482,8 +471,9 @@ def test_check_encoder_resolves_every_format(
     config = json.loads((tiny_open_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
     name = _register_open_clip_config("labelcast-tiny-check", config, tmp_path)
     visual = tmp_path / "visual.pt"
-    torch.save({"visual." + k: v for k, v in _tiny_open_clip_model(tiny_open_clip_dir).visual.state_dict().items()},
-               visual)
+    torch.save(
+        {"visual." + k: v for k, v in _tiny_open_clip_model(tiny_open_clip_dir).visual.state_dict().items()}, visual
+    )
     specs = {
         "hf-clip": str(tiny_hf_encoder_dirs["clip"]),
         "hf-clip-vision": str(tiny_hf_vision_dirs["clip"]),
@@ -514,7 +504,9 @@ def test_truncated_weights_are_refused_by_the_check_and_the_load(tiny_hf_vision_
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
     for call in (check_encoder, load_encoder):
-        with pytest.raises(EncoderLoadError, match=r"model.safetensors is unreadable .*the file has .*copy or download it again"):
+        with pytest.raises(
+            EncoderLoadError, match=r"model.safetensors is unreadable .*the file has .*copy or download it again"
+        ):
             call(str(folder))
 
 
@@ -569,9 +561,7 @@ def test_torchvision_real_mobilenet_weights_file(mobilenet_v2_weights_file, ches
 def test_torchvision_release_loads_from_the_checkpoint_cache(mobilenet_v2_weights_file, tmp_path):
     """torchvision:<arch> finds the release file in the checkpoint folder without downloading."""
     shutil.copy(mobilenet_v2_weights_file, tmp_path / mobilenet_v2_weights_file.name)
-    encoder = load_encoder(
-        "torchvision:mobilenet_v2:IMAGENET1K_V1", cache_dir=str(tmp_path), offline=True
-    )
+    encoder = load_encoder("torchvision:mobilenet_v2:IMAGENET1K_V1", cache_dir=str(tmp_path), offline=True)
     same = load_encoder(f"torchvision:mobilenet_v2:{mobilenet_v2_weights_file}")
     assert encoder.id == same.id
 
@@ -607,12 +597,8 @@ def test_torchvision_tiny_state_dict_roundtrip(tmp_path):
     "spec, fragment",
     [
         pytest.param("torchvision:no_such_net", "no classification model 'no_such_net'", id="arch"),
-        pytest.param(
-            "torchvision:resnet50:IMAGENET9K", "neither a file nor a weights name", id="enum"
-        ),
-        pytest.param(
-            "torchvision:resnet50:/nonexistent/w.pth", "not found at /nonexistent/w.pth", id="file"
-        ),
+        pytest.param("torchvision:resnet50:IMAGENET9K", "neither a file nor a weights name", id="enum"),
+        pytest.param("torchvision:resnet50:/nonexistent/w.pth", "not found at /nonexistent/w.pth", id="file"),
     ],
 )
 def test_torchvision_bad_specs(spec, fragment):

@@ -13,9 +13,25 @@ SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "embed_thr
 def test_benchmark_reports_end_to_end_encoder_and_stage_figures(tiny_encoder_spec):
     """The benchmark runs on the CPU and reports images/s and the per-stage split as JSON."""
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--encoder", tiny_encoder_spec, "--images", "6",
-         "--size", "256", "--batch", "4", "--device", "cpu", "--json"],
-        capture_output=True, text=True, timeout=300, check=True,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--encoder",
+            tiny_encoder_spec,
+            "--images",
+            "6",
+            "--size",
+            "256",
+            "--batch",
+            "4",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["weights"] == "real" and result["device"] == "cpu" and result["batch"] == 4
@@ -29,9 +45,26 @@ def test_benchmark_reports_end_to_end_encoder_and_stage_figures(tiny_encoder_spe
 def test_benchmark_random_weights_for_a_preset():
     """--random-weights builds the preset's real architecture (ResNet-50 here) without weights."""
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--encoder", "resnet50", "--random-weights", "--images", "2",
-         "--size", "256", "--batch", "2", "--device", "cpu", "--json"],
-        capture_output=True, text=True, timeout=300, check=True,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--encoder",
+            "resnet50",
+            "--random-weights",
+            "--images",
+            "2",
+            "--size",
+            "256",
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["encoder"] == "random-resnet50" and result["weights"].startswith("random")

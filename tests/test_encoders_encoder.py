@@ -58,9 +58,7 @@ def test_embed_batches_and_normalises():
     assert model.calls == [3, 3, 1]
     assert out.shape == (7, 4) and out.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
-    expected = l2_normalise(
-        np.array([[v / 255] * 3 + [1.0] for v in (0, 51, 102, 153, 204, 255, 0)])
-    )
+    expected = l2_normalise(np.array([[v / 255] * 3 + [1.0] for v in (0, 51, 102, 153, 204, 255, 0)]))
     np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
@@ -122,9 +120,7 @@ def test_out_of_memory_halves_the_batch():
 
 def test_wrong_feature_size_is_reported():
     """A model whose output length differs from dim raises a clear error."""
-    encoder = Encoder(
-        id="x", dim=7, model=MeanColour(), preprocess=Preprocess(size=8), device="cpu"
-    )
+    encoder = Encoder(id="x", dim=7, model=MeanColour(), preprocess=Preprocess(size=8), device="cpu")
     with pytest.raises(RuntimeError, match="produced 4-d features; expected 7"):
         encoder.embed([Image.new("L", (8, 8))])
 
@@ -204,9 +200,7 @@ def test_unknown_precision_is_refused():
 
 def _jpeg(value: int, size=(40, 30), mode="L") -> bytes:
     buffer = io.BytesIO()
-    Image.new(mode, size, value if mode == "L" else (value, value, value)).save(
-        buffer, format="JPEG", quality=95
-    )
+    Image.new(mode, size, value if mode == "L" else (value, value, value)).save(buffer, format="JPEG", quality=95)
     return buffer.getvalue()
 
 
@@ -227,9 +221,7 @@ def test_gpu_batch_logic_runs_with_torchvision_decode_on_cpu():
     encoder.max_pixels = 1_000_000
     errors = []
     with ThreadPoolExecutor(2) as pool:
-        good, pixels = encoder._gpu_decode_batch(
-            datas, names, list(range(5)), pool, lambda i, e: errors.append(i)
-        )
+        good, pixels = encoder._gpu_decode_batch(datas, names, list(range(5)), pool, lambda i, e: errors.append(i))
     assert good == [0, 1, 3] and sorted(errors) == [2, 4]
     from backend.images import decode_image
 

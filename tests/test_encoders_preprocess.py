@@ -26,9 +26,7 @@ def _photo(width: int = 90, height: int = 64, mode: str = "RGB") -> Image.Image:
             dict(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
             id="clip",
         ),
-        pytest.param(
-            "SiglipImageProcessorPil", dict(size={"height": 40, "width": 40}), id="siglip"
-        ),
+        pytest.param("SiglipImageProcessorPil", dict(size={"height": 40, "width": 40}), id="siglip"),
         pytest.param(
             "BitImageProcessorPil",
             dict(

@@ -31,18 +31,14 @@ from backend.exceptions import EncoderLoadError
             ("open_clip", "ViT-B-16", "laion2b_s34b_b88k"),
             id="oc-tag",
         ),
-        pytest.param(
-            "open_clip:ViT-B-16:/w/ckpt.pt", ("open_clip", "ViT-B-16", "/w/ckpt.pt"), id="oc-file"
-        ),
+        pytest.param("open_clip:ViT-B-16:/w/ckpt.pt", ("open_clip", "ViT-B-16", "/w/ckpt.pt"), id="oc-file"),
         pytest.param("open_clip:ViT-B-16", ("open_clip", "ViT-B-16", None), id="oc-bare"),
         pytest.param(
             "open_clip:hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
             ("open_clip", "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224", None),
             id="oc-hub",
         ),
-        pytest.param(
-            "open_clip:local-dir:/m/oc", ("open_clip", "local-dir:/m/oc", None), id="oc-local"
-        ),
+        pytest.param("open_clip:local-dir:/m/oc", ("open_clip", "local-dir:/m/oc", None), id="oc-local"),
         pytest.param("torchvision:resnet50", ("torchvision", "resnet50", None), id="tv"),
         pytest.param(
             "torchvision:resnet50:/w/r50.pth",

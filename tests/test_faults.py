@@ -55,12 +55,25 @@ def slow_images():
 
 
 def _start_worker(redis_url, encoder, log_path):
-    env = {**os.environ, "REDIS_URL": redis_url, "ENCODER": encoder, "MIN_LABELS": "10", "DEVICE": "cpu",
-           "ALLOWED_IMAGE_HOSTS": "127.0.0.1", "LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "ENCODER": encoder,
+        "MIN_LABELS": "10",
+        "DEVICE": "cpu",
+        "ALLOWED_IMAGE_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "INFO",
+    }
     # Its own process group: `kill -9` below takes the worker with its RQ scheduler process,
     # as stopping a container would; the scheduler would otherwise outlive the test.
-    return subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], cwd=PROJECT_ROOT, env=env,
-                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "worker"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _kill_worker(worker):
@@ -87,7 +100,9 @@ def test_rq_worker_killed_mid_refit_reruns_it_on_restart(redis_url, service_sett
         wait_until(lambda: (store.get_forecast(8) or {}).get("n_labels") == 12, 120, "the first refit")
         first_version = store.get_model(8)["version"]
         # The worker lowered its own CPU priority: web requests and Redis go first on shared cores.
-        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICE_INCREMENT)
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(
+            19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICE_INCREMENT
+        )
         embedded = len(store.connection.hkeys(store.key("embeddings", store.get_model(8)["encoder"])))
 
         for i in range(12, 15):  # images behind the slow server: the refit takes >= SLOW_S
@@ -145,9 +160,23 @@ def test_embedded_training_process_killed_mid_refit_reruns_it(service_settings, 
 
 def _start_redis(port, folder):
     process = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "yes", "--appendfsync", "always", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            shutil.which("redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     import redis
 
@@ -257,8 +286,9 @@ def test_sqlite_crash_mid_write_leaves_a_consistent_store(tmp_path):
     from backend.store import SQLiteStore
 
     path = tmp_path / "crash.sqlite3"
-    process = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], cwd=PROJECT_ROOT,
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+    )
     acknowledged = -1
     deadline = time.monotonic() + 30
     while acknowledged < 300 and time.monotonic() < deadline:
@@ -301,15 +331,17 @@ class _FlakyLabelStudio:
 
     def settings(self, settings):
         """``settings`` pointing at a port where nothing listens, like a stopped Label Studio."""
-        return dataclasses.replace(settings, label_studio_url=f"http://127.0.0.1:{free_port()}",
-                                   label_studio_api_key="k")
+        return dataclasses.replace(
+            settings, label_studio_url=f"http://127.0.0.1:{free_port()}", label_studio_api_key="k"
+        )
 
 
 def _labeled_project(store, pid):
     store.put_project(pid, {"label_config": CONFIG})
     for i in range(12):
-        store.put_label(pid, 200 + i, i, ["Effusion" if i % 2 else "No effusion"],
-                        image=data_uri(xray_png(i, i % 2 == 1)))
+        store.put_label(
+            pid, 200 + i, i, ["Effusion" if i % 2 else "No effusion"], image=data_uri(xray_png(i, i % 2 == 1))
+        )
 
 
 def test_label_studio_unreachable_does_not_block_and_a_later_job_pushes(service_settings, sqlite_store):
@@ -339,8 +371,9 @@ def test_embedded_worker_retries_a_missed_push_on_a_timer(service_settings, sqli
     monkeypatch.setattr(training, "PUSH_RETRY_S", 0.5)
     flaky = _FlakyLabelStudio()
     settings = flaky.settings(service_settings)
-    jobs = ThreadJobs(settings, sqlite_store,
-                      trainer_factory=lambda s, st: training.Trainer(s, st, client_factory=flaky.client))
+    jobs = ThreadJobs(
+        settings, sqlite_store, trainer_factory=lambda s, st: training.Trainer(s, st, client_factory=flaky.client)
+    )
     try:
         _labeled_project(sqlite_store, 3)
         jobs.request_refit(3)
@@ -375,10 +408,14 @@ def test_rq_worker_schedules_a_push_for_a_missed_version(service_settings, redis
     assert run_worker(settings, redis_store, burst=True, trainer_factory=trainer_factory)
     registry = ScheduledJobRegistry(queue=Queue(QUEUE_NAME, connection=redis_store.connection))
     assert [job.func_name for job in map(registry.get_queue().fetch_job, registry.get_job_ids())] == [
-        "backend.jobs._rq.push_job"]
+        "backend.jobs._rq.push_job"
+    ]
     # The next worker run moves the due job to the queue and runs it.
-    wait_until(lambda: run_worker(settings, redis_store, burst=True, trainer_factory=trainer_factory), 15,
-          "a worker run that runs the scheduled push_job")
+    wait_until(
+        lambda: run_worker(settings, redis_store, burst=True, trainer_factory=trainer_factory),
+        15,
+        "a worker run that runs the scheduled push_job",
+    )
     version = redis_store.get_model(4)["version"]
     assert flaky.pushes == [("failed", version), ("ok", version)]
     assert registry.count == 0
@@ -391,15 +428,27 @@ def test_embedded_serve_killed_mid_refit_refits_on_restart(tmp_path, tiny_encode
 
     from conftest import wait_http
 
-    env = {**os.environ, "MODEL_DIR": str(tmp_path / "model"), "ENCODER": tiny_encoder_spec, "MIN_LABELS": "10",
-           "DEVICE": "cpu", "LOG_LEVEL": "WARNING", "ALLOWED_IMAGE_HOSTS": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "MODEL_DIR": str(tmp_path / "model"),
+        "ENCODER": tiny_encoder_spec,
+        "MIN_LABELS": "10",
+        "DEVICE": "cpu",
+        "LOG_LEVEL": "WARNING",
+        "ALLOWED_IMAGE_HOSTS": "127.0.0.1",
+    }
     for name in ("REDIS_URL", "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
         env.pop(name, None)
 
     def serve(port):
-        process = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1",
-                                    "--port", str(port)], cwd=PROJECT_ROOT, env=env, start_new_session=True,
-                                   stdout=open(tmp_path / "serve.log", "ab"), stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=open(tmp_path / "serve.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
         wait_http(f"http://127.0.0.1:{port}/health", 60, process)
         return process
 
@@ -411,16 +460,24 @@ def test_embedded_serve_killed_mid_refit_refits_on_restart(tmp_path, tiny_encode
         for i in range(12):
             body = annotation_event(6, i, 600 + i, image=f"{slow_images}/{i}.png" if i >= 9 else None)
             requests.post(f"{url}/webhook", json=body, timeout=10).raise_for_status()
-        wait_until(lambda: requests.get(f"{url}/metrics", timeout=10).json()["jobs"]["running"] == "refit:6",
-              60, "the refit to run")
+        wait_until(
+            lambda: requests.get(f"{url}/metrics", timeout=10).json()["jobs"]["running"] == "refit:6",
+            60,
+            "the refit to run",
+        )
         time.sleep(1.0)
         os.killpg(process.pid, signal.SIGKILL)  # the server's own process group: master, worker, child
         process.wait(timeout=10)
 
         process = serve(port)  # no new label: the restart alone must bring the forecast up to date
-        wait_until(lambda: requests.get(f"{url}/forecast", params={"project": 6}, timeout=10).status_code == 200
-              and requests.get(f"{url}/forecast", params={"project": 6}, timeout=10).json()["n_labels"] == 12,
-              60 + 6 * SLOW_S, "the refit after the restart")
+        wait_until(
+            lambda: (
+                requests.get(f"{url}/forecast", params={"project": 6}, timeout=10).status_code == 200
+                and requests.get(f"{url}/forecast", params={"project": 6}, timeout=10).json()["n_labels"] == 12
+            ),
+            60 + 6 * SLOW_S,
+            "the refit after the restart",
+        )
     finally:
         try:
             os.killpg(process.pid, signal.SIGTERM)

@@ -165,8 +165,19 @@ def test_unlisted_hosts_and_schemes_are_refused(url, fragment):
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-     "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.9",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+    ],
 )
 def test_public_wildcard_refuses_names_resolving_to_non_global_addresses(server, address):
     """``*`` admits any name, but a name resolving to a non-global address is refused after DNS."""
@@ -341,11 +352,18 @@ def test_setup_records_a_hostname_only_when_it_is_trusted(app, service_settings,
     assert sqlite_store.get_project(2)["hostname"] == "http://localhost:8080"
 
     settings = dataclasses.replace(service_settings, basic_auth_user="ls", basic_auth_pass="pw")
-    authed = create_app({"TESTING": True, "LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store,
-                         "LABELCAST_JOBS": app.extensions[EXTENSION].jobs})
+    authed = create_app(
+        {
+            "TESTING": True,
+            "LABELCAST_SETTINGS": settings,
+            "LABELCAST_STORE": sqlite_store,
+            "LABELCAST_JOBS": app.extensions[EXTENSION].jobs,
+        }
+    )
     body = {**body, "project": 3, "hostname": "http://ls.internal:8080"}
-    response = authed.test_client().post("/setup", json=body, auth=("ls", "pw"),
-                                         environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    response = authed.test_client().post(
+        "/setup", json=body, auth=("ls", "pw"), environ_base={"REMOTE_ADDR": "10.1.2.3"}
+    )
     assert response.status_code == 200 and sqlite_store.get_project(3)["hostname"] == "http://ls.internal:8080"
 
 
@@ -420,14 +438,18 @@ def test_report_links_follow_only_label_studio_or_public_url(app, sqlite_store):
     config = ONE_FINDING
     client = app.test_client()
     body = {"project": 12, "schema": config, "hostname": "http://127.0.0.1:8080"}
-    client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "127.0.0.1"},
-                headers={"Host": "labelcast.internal:9090"})
+    client.post(
+        "/setup", json=body, environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers={"Host": "labelcast.internal:9090"}
+    )
     assert sqlite_store.get_project(12)["backend_url"] == "http://labelcast.internal:9090"
-    client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "10.9.9.9"},
-                headers={"Host": "evil.example:1337"})
+    client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "10.9.9.9"}, headers={"Host": "evil.example:1337"})
     assert sqlite_store.get_project(12)["backend_url"] == "http://labelcast.internal:9090"
-    client.post("/setup", json={"project": 13, "schema": config}, environ_base={"REMOTE_ADDR": "10.9.9.9"},
-                headers={"Host": "evil.example:1337"})
+    client.post(
+        "/setup",
+        json={"project": 13, "schema": config},
+        environ_base={"REMOTE_ADDR": "10.9.9.9"},
+        headers={"Host": "evil.example:1337"},
+    )
     assert sqlite_store.get_project(13).get("backend_url") is None
 
 

@@ -114,11 +114,14 @@ def test_message_is_one_sentence_with_figures():
     assert fc.message.count(".") >= 1 and "\n" not in fc.message
 
 
-@pytest.mark.parametrize("interval, words", [
-    ((10.0, 90.0), "about 40 more labels (10–90) to reach 0.90."),
-    ((12.0, math.inf), "about 40 more labels (at least 12, no upper bound yet) to reach 0.90."),
-    ((0.0, math.inf), "about 40 more labels (maybe none, and no upper bound yet) to reach 0.90."),
-])
+@pytest.mark.parametrize(
+    "interval, words",
+    [
+        ((10.0, 90.0), "about 40 more labels (10–90) to reach 0.90."),
+        ((12.0, math.inf), "about 40 more labels (at least 12, no upper bound yet) to reach 0.90."),
+        ((0.0, math.inf), "about 40 more labels (maybe none, and no upper bound yet) to reach 0.90."),
+    ],
+)
 def test_labels_needed_interval_reads_plainly(interval, words):
     """The labels-needed interval in the message: a range, an open one, one that starts at 0."""
     from types import SimpleNamespace
@@ -145,7 +148,8 @@ def test_every_collecting_state_speaks_the_same_sentence():
         assert "; the forecast starts after " in message and message.endswith("."), message
     assert collecting_message(0, 30) == (
         "Collecting: 0 labels so far (0 positive); the forecast starts after 8 more positive and "
-        "8 more without positive and 30 more labels in all.")
+        "8 more without positive and 30 more labels in all."
+    )
 
 
 # --- labels that are not a random sample (issue 14) ---------------------------------------------

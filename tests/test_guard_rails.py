@@ -54,18 +54,22 @@ def test_layers_import_only_downward():
     assert "0 broken" in result.stdout
 
 
-@pytest.mark.parametrize("module, upward, contract", [
-    pytest.param("curve.py", "import torch", "numeric core", id="core-imports-torch"),
-    pytest.param("probe.py", "from backend import store", "numeric core", id="core-imports-store"),
-    pytest.param("images.py", "import flask", "images and encoders", id="images-import-flask"),
-    pytest.param("store/_base.py", "from backend.app import errors", "store and jobs", id="store-imports-app"),
-    pytest.param("labelstudio/config.py", "import torch", "labelstudio", id="labelstudio-imports-torch"),
-])
+@pytest.mark.parametrize(
+    "module, upward, contract",
+    [
+        pytest.param("curve.py", "import torch", "numeric core", id="core-imports-torch"),
+        pytest.param("probe.py", "from backend import store", "numeric core", id="core-imports-store"),
+        pytest.param("images.py", "import flask", "images and encoders", id="images-import-flask"),
+        pytest.param("store/_base.py", "from backend.app import errors", "store and jobs", id="store-imports-app"),
+        pytest.param("labelstudio/config.py", "import torch", "labelstudio", id="labelstudio-imports-torch"),
+    ],
+)
 def test_an_upward_import_breaks_the_contract(tmp_path, module, upward, contract):
     """A copy of the project where one module imports upward fails lint-imports, naming the
     broken contract."""
-    shutil.copytree(PROJECT_ROOT / "backend", tmp_path / "backend",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.json", "*.xml"))
+    shutil.copytree(
+        PROJECT_ROOT / "backend", tmp_path / "backend", ignore=shutil.ignore_patterns("__pycache__", "*.json", "*.xml")
+    )
     shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
     path = tmp_path / "backend" / module
     path.write_text(path.read_text() + f"\n{upward}  # an upward import\n")

@@ -20,9 +20,25 @@ def served(tmp_path):
     port = free_port()
     env = {**os.environ, "MODEL_DIR": str(tmp_path), "LOG_LEVEL": "WARNING", "MAX_BODY_BYTES": "4000000"}
     env.pop("REDIS_URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1",
-                                "--port", str(port), "--threads", "8", "--lazy-encoder"], cwd=PROJECT_ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backend.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--threads",
+            "8",
+            "--lazy-encoder",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/health", 60, process)
@@ -80,8 +96,12 @@ def test_requests_still_work_kept_alive_and_with_large_bodies(served):
         large = b'{"action": "PING", "pad": "' + b"x" * 2_000_000 + b'"}'
         response = session.post(url + "/webhook", data=large, headers={"Content-Type": "application/json"}, timeout=10)
         assert response.status_code == 200 and response.json()["status"] == "ignored"
-        too_large = session.post(url + "/webhook", data=b"{" + b" " * 5_000_000 + b"}",
-                                 headers={"Content-Type": "application/json"}, timeout=10)
+        too_large = session.post(
+            url + "/webhook",
+            data=b"{" + b" " * 5_000_000 + b"}",
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
         assert too_large.status_code == 413
     with socket.create_connection(("127.0.0.1", served[1]), timeout=10) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
@@ -126,8 +146,10 @@ def test_a_client_waiting_for_100_continue_is_not_kept_waiting(served):
     _, port = served
     body = b'{"action": "PING"}'
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        sock.sendall(
+            b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
         sock.settimeout(3)
         assert sock.recv(100).startswith(b"HTTP/1.1 100")
         sock.sendall(body)

@@ -27,9 +27,7 @@ def _encode(image: Image.Image, fmt: str, **options) -> bytes:
 
 
 def _gradient(width: int = 64, height: int = 48) -> np.ndarray:
-    return (np.add.outer(np.arange(height), np.arange(width)) * 255 // (width + height)).astype(
-        np.uint8
-    )
+    return (np.add.outer(np.arange(height), np.arange(width)) * 255 // (width + height)).astype(np.uint8)
 
 
 def _dicom_bytes(name: str) -> bytes:
@@ -267,9 +265,7 @@ def test_preambleless_dicom_is_recognised_by_suffix():
     [
         pytest.param(b"", "e.png", "empty", id="empty"),
         pytest.param(b"hello, not an image at all", "t.txt", "not a supported image", id="text"),
-        pytest.param(
-            _encode(Image.new("L", (4, 4)), "GIF"), "x.gif", "not a supported image", id="gif"
-        ),
+        pytest.param(_encode(Image.new("L", (4, 4)), "GIF"), "x.gif", "not a supported image", id="gif"),
         pytest.param(
             _encode(Image.fromarray(_gradient(200, 200)), "JPEG")[:400],
             "t.jpg",
@@ -282,9 +278,7 @@ def test_preambleless_dicom_is_recognised_by_suffix():
             "truncated",
             id="truncated-png",
         ),
-        pytest.param(
-            b"\xff\xd8\xff" + bytes(500), "junk.jpg", "not a supported image", id="jpeg-magic-junk"
-        ),
+        pytest.param(b"\xff\xd8\xff" + bytes(500), "junk.jpg", "not a supported image", id="jpeg-magic-junk"),
     ],
 )
 def test_bad_bytes_raise_image_decode_error(data, filename, fragment):

@@ -53,8 +53,9 @@ class StoreTrainer:
 
         if project_id == 666:
             os._exit(3)  # the training process dies
-        self.store.put_project(project_id, {"pid": os.getpid(), "sync": sync,
-                                            "niceness": os.getpriority(os.PRIO_PROCESS, 0)})
+        self.store.put_project(
+            project_id, {"pid": os.getpid(), "sync": sync, "niceness": os.getpriority(os.PRIO_PROCESS, 0)}
+        )
 
     def embed_tasks(self, project_id, task_ids):
         self.store.put_tasks(project_id, {t: "done" for t in task_ids})

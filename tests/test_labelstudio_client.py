@@ -90,8 +90,11 @@ def test_model_version_and_webhook_auth_against_label_studio(label_studio, backe
     """Against a real Label Studio: uploads are fetched with the key, the title moves the
     project's model version, and a basic-auth backend gets its credentials onto the webhook."""
     settings = dataclasses.replace(
-        service_settings, label_studio_url=label_studio["url"], label_studio_api_key=label_studio["token"],
-        basic_auth_user="labelstudio", basic_auth_pass="s3cret",
+        service_settings,
+        label_studio_url=label_studio["url"],
+        label_studio_api_key=label_studio["token"],
+        basic_auth_user="labelstudio",
+        basic_auth_pass="s3cret",
     )
     backend_url, app = backend_in_thread(settings)
     session = requests.Session()
@@ -107,9 +110,17 @@ def test_model_version_and_webhook_auth_against_label_studio(label_studio, backe
     with pytest.raises(ImageFetchError, match="LABEL_STUDIO_API_KEY"):
         LabelStudioClient(label_studio["url"], "wrong-token").fetch_image(task["data"]["image"])
 
-    ml = session.post(f"{api}/api/ml", json={
-        "project": pid, "url": backend_url, "title": "LabelCast",
-        "auth_method": "BASIC_AUTH", "basic_auth_user": "labelstudio", "basic_auth_pass": "s3cret"})
+    ml = session.post(
+        f"{api}/api/ml",
+        json={
+            "project": pid,
+            "url": backend_url,
+            "title": "LabelCast",
+            "auth_method": "BASIC_AUTH",
+            "basic_auth_user": "labelstudio",
+            "basic_auth_pass": "s3cret",
+        },
+    )
     assert ml.status_code == 201, ml.text
 
     # /setup (with credentials) queued a first refit, which pushed n0 and authorized the webhook.
@@ -123,12 +134,20 @@ def test_model_version_and_webhook_auth_against_label_studio(label_studio, backe
     assert session.get(f"{api}/api/projects/{pid}").json()["model_version"].endswith("-n0")
 
     # A label saved in Label Studio now reaches the backend through the authorized webhook.
-    session.post(f"{api}/api/tasks/{task['id']}/annotations", json={"result": [
-        {"from_name": "finding", "to_name": "image", "type": "choices", "value": {"choices": ["Effusion"]}}]})
+    session.post(
+        f"{api}/api/tasks/{task['id']}/annotations",
+        json={
+            "result": [
+                {"from_name": "finding", "to_name": "image", "type": "choices", "value": {"choices": ["Effusion"]}}
+            ]
+        },
+    )
     deadline = time.monotonic() + 60
     token = base64.b64encode(b"labelstudio:s3cret").decode()
     while time.monotonic() < deadline:
-        r = requests.get(f"{backend_url}/forecast", params={"project": pid}, headers={"Authorization": f"Basic {token}"})
+        r = requests.get(
+            f"{backend_url}/forecast", params={"project": pid}, headers={"Authorization": f"Basic {token}"}
+        )
         if r.ok and r.json()["n_labels"] == 1:
             break
         time.sleep(0.5)
@@ -139,7 +158,11 @@ def test_model_version_and_webhook_auth_against_label_studio(label_studio, backe
         assert time.monotonic() < deadline, "the refit's model version never reached Label Studio"
         time.sleep(0.2)
 
-    assert client.set_model_version(pid, "labelcast-manual-n7", status="a status line",
-                                    basic_auth=("labelstudio", "s3cret")) == ml.json()["id"]
+    assert (
+        client.set_model_version(
+            pid, "labelcast-manual-n7", status="a status line", basic_auth=("labelstudio", "s3cret")
+        )
+        == ml.json()["id"]
+    )
     assert session.get(f"{api}/api/projects/{pid}").json()["model_version"] == "labelcast-manual-n7"
     assert session.get(f"{api}/api/ml/{ml.json()['id']}").json()["description"] == "a status line"

@@ -27,7 +27,11 @@ def test_several_findings_config():
     assert config.mode == MULTILABEL
     assert config.findings == ("Effusion", "Cardiomegaly", "Consolidation", "Pneumothorax")
     assert config.targets(["Cardiomegaly", "Effusion"]) == {
-        "Effusion": 1, "Cardiomegaly": 1, "Consolidation": 0, "Pneumothorax": 0}
+        "Effusion": 1,
+        "Cardiomegaly": 1,
+        "Consolidation": 0,
+        "Pneumothorax": 0,
+    }
 
 
 def test_positive_can_be_chosen():
@@ -53,11 +57,18 @@ def test_more_than_two_single_choices_is_one_vs_rest():
     [
         pytest.param("", "empty", id="empty"),
         pytest.param("<View><Image", "not valid XML", id="broken-xml"),
-        pytest.param('<View><Text name="t" value="$text"/><Choices name="c" toName="t">'
-                     '<Choice value="A"/><Choice value="B"/></Choices></View>', "no <Image", id="no-image"),
+        pytest.param(
+            '<View><Text name="t" value="$text"/><Choices name="c" toName="t">'
+            '<Choice value="A"/><Choice value="B"/></Choices></View>',
+            "no <Image",
+            id="no-image",
+        ),
         pytest.param('<View><Image name="i" value="$image"/></View>', "no <Choices", id="no-choices"),
-        pytest.param('<View><Image name="i" value="$image"/><Choices name="c" toName="i">'
-                     '<Choice value="A"/></Choices></View>', "at least two", id="one-choice"),
+        pytest.param(
+            '<View><Image name="i" value="$image"/><Choices name="c" toName="i"><Choice value="A"/></Choices></View>',
+            "at least two",
+            id="one-choice",
+        ),
     ],
 )
 def test_unusable_configs_explain_why(xml, fragment):

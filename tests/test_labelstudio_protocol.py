@@ -19,8 +19,15 @@ def _annotation_payload(action="ANNOTATION_CREATED", cancelled=False):
         "action": action,
         "project": {"id": 3, "label_config": "<View/>"},
         "task": {"id": 11, "data": {"image": "http://x/1.png"}, "project": 3},
-        "annotation": {"id": 21, "task": 11, "was_cancelled": cancelled, "updated_at": "2026-01-01T10:00:00Z", "result": [
-            {"from_name": "finding", "to_name": "image", "type": "choices", "value": {"choices": ["Effusion"]}}]},
+        "annotation": {
+            "id": 21,
+            "task": 11,
+            "was_cancelled": cancelled,
+            "updated_at": "2026-01-01T10:00:00Z",
+            "result": [
+                {"from_name": "finding", "to_name": "image", "type": "choices", "value": {"choices": ["Effusion"]}}
+            ],
+        },
     }
 
 
@@ -35,11 +42,13 @@ def test_parse_annotation_event():
 
 def test_parse_deleted_and_created():
     """ANNOTATIONS_DELETED gives the ids; TASKS_CREATED gives the tasks."""
-    deleted = protocol.parse_webhook({"action": "ANNOTATIONS_DELETED", "project": {"id": 2},
-                                      "annotations": [{"id": 5}, {"id": 6}]})
+    deleted = protocol.parse_webhook(
+        {"action": "ANNOTATIONS_DELETED", "project": {"id": 2}, "annotations": [{"id": 5}, {"id": 6}]}
+    )
     assert deleted.deleted_annotation_ids == (5, 6)
-    created = protocol.parse_webhook({"action": "TASKS_CREATED", "project": {"id": 2},
-                                      "tasks": [{"id": 1, "data": {"image": "a"}}]})
+    created = protocol.parse_webhook(
+        {"action": "TASKS_CREATED", "project": {"id": 2}, "tasks": [{"id": 1, "data": {"image": "a"}}]}
+    )
     assert created.tasks == ({"id": 1, "data": {"image": "a"}},)
 
 
@@ -49,8 +58,11 @@ def test_parse_deleted_and_created():
         pytest.param([], "JSON object", id="not-object"),
         pytest.param({}, "no 'action'", id="no-action"),
         pytest.param({"action": "ANNOTATION_CREATED", "project": {"id": 1}}, "'annotation' and 'task'", id="no-task"),
-        pytest.param({"action": "ANNOTATION_CREATED", "annotation": {"id": "x"}, "task": {"id": 1}},
-                     "annotation.id must be an integer", id="bad-id"),
+        pytest.param(
+            {"action": "ANNOTATION_CREATED", "annotation": {"id": "x"}, "task": {"id": 1}},
+            "annotation.id must be an integer",
+            id="bad-id",
+        ),
     ],
 )
 def test_malformed_webhooks(payload, fragment):
@@ -66,8 +78,12 @@ def test_binary_prediction_has_choice_score_text_and_number():
     assert prediction["score"] == pytest.approx(0.8)
     choices, text, number = prediction["result"]
     assert choices["value"] == {"choices": ["No effusion"]} and choices["type"] == "choices"
-    assert text == {"from_name": "forecast", "to_name": "image", "type": "textarea",
-                    "value": {"text": ["About 80 more labels."]}}
+    assert text == {
+        "from_name": "forecast",
+        "to_name": "image",
+        "type": "textarea",
+        "value": {"text": ["About 80 more labels."]},
+    }
     assert number["value"] == {"number": 80} and number["type"] == "number"
 
 

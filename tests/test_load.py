@@ -14,10 +14,27 @@ def test_small_load_records_every_label_once():
     labels, no 5xx, the web worker tuned (GC, GIL); the latency bound here is loose
     (CI machines vary; the benchmark has the 50 ms target)."""
     result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "load_test.py"), "--annotations", "60",
-         "--clients", "10", "--duplicates", "6", "--p99-ms", "2000", "--max-rss-mb", "3072",
-         "--max-seconds", "120", "--json"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "benchmarks" / "load_test.py"),
+            "--annotations",
+            "60",
+            "--clients",
+            "10",
+            "--duplicates",
+            "6",
+            "--p99-ms",
+            "2000",
+            "--max-rss-mb",
+            "3072",
+            "--max-seconds",
+            "120",
+            "--json",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["labels_recorded"] == 60 and figures["labels_lost"] == 0, figures

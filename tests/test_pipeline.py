@@ -99,7 +99,9 @@ def _pipeline(encoder, store, **kwargs):
     return pipeline
 
 
-def test_results_carry_their_keys_and_the_right_vectors_whatever_the_order(encoder, sqlite_store, server, images, fetch):
+def test_results_carry_their_keys_and_the_right_vectors_whatever_the_order(
+    encoder, sqlite_store, server, images, fetch
+):
     """Image 0 answers last: results come as they are ready, each with its key, and each
     vector is the encoder's own embedding of that image."""
     pipeline = _pipeline(encoder, sqlite_store, batch_size=4)
@@ -130,7 +132,9 @@ def test_every_failure_is_a_result_with_its_reason(encoder, sqlite_store, server
     results = {r.key: r for r in pipeline.embed_all(refs.items(), fetch)}
     assert results["good1"].vector is not None and results["good2"].vector is not None
     assert results["missing"].error.startswith("image not fetched") and "404" in results["missing"].error
-    assert results["refused"].error.startswith("image not fetched") and "ALLOWED_IMAGE_HOSTS" in results["refused"].error
+    assert (
+        results["refused"].error.startswith("image not fetched") and "ALLOWED_IMAGE_HOSTS" in results["refused"].error
+    )
     assert results["bad"].error.startswith("image not decoded") and results["bad"].sha
     assert results["malformed"].error.startswith("image not fetched")
     assert pipeline.stats.errors == {"not fetched": 3, "not decoded": 1}
@@ -138,6 +142,7 @@ def test_every_failure_is_a_result_with_its_reason(encoder, sqlite_store, server
 
 def test_a_bug_in_the_fetcher_is_raised_not_swallowed(encoder, sqlite_store, server):
     """Only ImageFetchError is an image error: a TypeError from the fetcher propagates."""
+
     def broken(key, ref):
         raise TypeError("bug")
 
@@ -184,7 +189,13 @@ def test_a_stalled_encoder_stops_the_fetching(encoder, sqlite_store, images, fet
     calls = []
 
     class Stalling:
-        id, dim, max_pixels, is_cuda, preprocess = encoder.id, encoder.dim, encoder.max_pixels, False, encoder.preprocess
+        id, dim, max_pixels, is_cuda, preprocess = (
+            encoder.id,
+            encoder.dim,
+            encoder.max_pixels,
+            False,
+            encoder.preprocess,
+        )
 
         def embed_pixels(self, pixels):
             calls.append(len(pixels))
@@ -243,7 +254,14 @@ def test_on_cuda_the_encoder_decodes_several_batches_per_call(encoder, sqlite_st
     calls = []
 
     class OnCuda:
-        id, dim, max_pixels, preprocess, is_cuda, batch_size = encoder.id, encoder.dim, encoder.max_pixels, encoder.preprocess, True, 2
+        id, dim, max_pixels, preprocess, is_cuda, batch_size = (
+            encoder.id,
+            encoder.dim,
+            encoder.max_pixels,
+            encoder.preprocess,
+            True,
+            2,
+        )
 
         def embed_bytes(self, datas, names, on_error=None):
             calls.append(len(datas))
@@ -277,8 +295,14 @@ def test_decoding_processes_exit_when_their_parent_is_killed(tiny_encoder_spec, 
         "assert p.embed_all([(0, 'x.png')], lambda k, r: data)[0].vector is not None;"
         "print(' '.join(str(pid) for pid in p._pool._processes), flush=True); os._exit(0)"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
     pids = [int(pid) for pid in out.stdout.split()]
     assert pids, out.stderr[-2000:]  # the pool starts its processes as work arrives
 

@@ -64,17 +64,28 @@ def test_report_escapes_what_it_shows(app, client):
     store = app.extensions[EXTENSION].store
     evil = "<script>alert(1)</script>"
     store.put_project(3, {"label_config": CONFIG, "extra_params": {}})
-    store.put_result(3, {"version": "v1", "encoder_spec": evil},
-                     {"version": "v1", "n_labels": 2, "message": evil,
-                      "findings": {evil: {"status": "collecting", "message": evil}}}, {})
+    store.put_result(
+        3,
+        {"version": "v1", "encoder_spec": evil},
+        {
+            "version": "v1",
+            "n_labels": 2,
+            "message": evil,
+            "findings": {evil: {"status": "collecting", "message": evil}},
+        },
+        {},
+    )
     body = client.get("/report?project=3").get_data(as_text=True)
     assert "<script>" not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
 
 @pytest.mark.parametrize(
     "query, status",
-    [pytest.param("", 400, id="no-project"), pytest.param("?project=abc", 400, id="not-a-number"),
-     pytest.param("?project=404", 404, id="unknown-project")],
+    [
+        pytest.param("", 400, id="no-project"),
+        pytest.param("?project=abc", 400, id="not-a-number"),
+        pytest.param("?project=404", 404, id="unknown-project"),
+    ],
 )
 def test_report_errors_are_json(client, query, status):
     """Missing, malformed or unknown projects answer JSON errors like every other route."""
@@ -89,7 +100,9 @@ def test_report_before_the_first_forecast(client):
     assert "No forecast yet" in body
 
 
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"), pytest.param("redis", id="redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[pytest.param("sqlite", id="sqlite"), pytest.param("redis", id="redis", marks=pytest.mark.redis)]
+)
 def store(request):
     return request.getfixturevalue(f"{request.param}_store")
 
@@ -97,16 +110,36 @@ def store(request):
 def test_store_keeps_a_history_of_forecast_summaries(store):
     """Each put_result appends one summary, oldest first; projects are kept apart."""
     for n in (10, 12, 15):
-        store.put_result(1, {"version": f"v{n}"}, {
-            "version": f"v{n}", "n_labels": n, "labels_needed": 100 - n, "updated_at": float(n),
-            "findings": {"Effusion": {"status": "forecast", "auc": 0.7, "labels_remaining": 90 - n,
-                                      "points": {"sizes": [1, 2]}}}}, {})
+        store.put_result(
+            1,
+            {"version": f"v{n}"},
+            {
+                "version": f"v{n}",
+                "n_labels": n,
+                "labels_needed": 100 - n,
+                "updated_at": float(n),
+                "findings": {
+                    "Effusion": {
+                        "status": "forecast",
+                        "auc": 0.7,
+                        "labels_remaining": 90 - n,
+                        "points": {"sizes": [1, 2]},
+                    }
+                },
+            },
+            {},
+        )
     store.put_result(2, {"version": "w"}, {"version": "w", "n_labels": 1, "findings": {}}, {})
     history = store.get_history(1)
     assert [h["n_labels"] for h in history] == [10, 12, 15]
     assert history[-1]["findings"]["Effusion"] == {
-        "status": "forecast", "auc": 0.7, "labels_remaining": 75, "labels_needed": None,
-        "n_positive": None, "n_negative": None}
+        "status": "forecast",
+        "auc": 0.7,
+        "labels_remaining": 75,
+        "labels_needed": None,
+        "n_positive": None,
+        "n_negative": None,
+    }
     assert [h["version"] for h in store.get_history(2)] == ["w"] and store.get_history(99) == []
 
 
@@ -116,12 +149,17 @@ def test_public_url_setting_wins_over_the_url_label_studio_uses(tmp_path, tiny_e
     from backend.jobs import ThreadJobs
     from backend.settings import Settings
 
-    settings = Settings(model_dir=tmp_path / "m", encoder=tiny_encoder_spec, min_labels=10,
-                        public_url="https://labelcast.hospital.example/")
+    settings = Settings(
+        model_dir=tmp_path / "m",
+        encoder=tiny_encoder_spec,
+        min_labels=10,
+        public_url="https://labelcast.hospital.example/",
+    )
     assert Settings.from_env({"PUBLIC_URL": "https://x.example/"}).public_url == "https://x.example"
     jobs = ThreadJobs(settings, sqlite_store, isolate=False)
-    app = create_app({"TESTING": True, "LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store,
-                      "LABELCAST_JOBS": jobs})
+    app = create_app(
+        {"TESTING": True, "LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store, "LABELCAST_JOBS": jobs}
+    )
     client = app.test_client()
     try:
         client.post("/setup", json={"project": 4, "schema": CONFIG})
@@ -143,7 +181,8 @@ def test_report_does_not_show_the_servers_folders(app, client, tiny_encoder_spec
     assert tiny_encoder_spec.rstrip("/") not in page and "…/clip" in page
     assert public_spec("open_clip:ViT-B-16:/srv/ckpt/b16.pt") == "open_clip:ViT-B-16:…/b16.pt"
     assert public_spec("StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k") == (
-        "StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k")
+        "StanfordAIMI/XrayCLIP__vit-b-16__laion2b-s34b-b88k"
+    )
 
 
 def test_report_shows_raw_and_corrected_curves_side_by_side(app, client):
@@ -172,8 +211,12 @@ def test_report_shows_raw_and_corrected_curves_side_by_side(app, client):
 
     store = app.extensions[EXTENSION].store
     store.put_project(4, {"label_config": CONFIG, "extra_params": {"sampling": "uncertainty"}})
-    store.put_result(4, {"version": "v1"}, {"version": "v1", "n_labels": 100, "message": fc.message,
-                                            "findings": {"Effusion": fc.to_dict()}}, {"Effusion": png})
+    store.put_result(
+        4,
+        {"version": "v1"},
+        {"version": "v1", "n_labels": 100, "message": fc.message, "findings": {"Effusion": fc.to_dict()}},
+        {"Effusion": png},
+    )
     page = _Tags()
     page.feed(client.get("/report?project=4").get_data(as_text=True))
     text = " ".join(page.text)
@@ -187,13 +230,23 @@ def test_report_shows_raw_and_corrected_curves_side_by_side(app, client):
 def test_report_shows_an_error_forecast_and_the_labels_left_out(client, sqlite_store):
     """A forecast with status error: the report shows its sentence, the labels that arrived and
     each labeled task left out with the reason."""
-    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    config = ONE_FINDING
     client.post("/setup", json={"project": 5, "schema": config})
     sentence = "Error: no forecast, 2 labels arrived but none could be used: 2 images refused"
-    sqlite_store.put_result(5, {"version": "v"}, {
-        "status": "error", "error": sentence, "message": sentence, "n_labels": 0, "n_labels_recorded": 2,
-        "image_errors": {"11": "image not fetched: image host 'h' is not allowed"}, "n_image_errors": 2,
-    }, {})
+    sqlite_store.put_result(
+        5,
+        {"version": "v"},
+        {
+            "status": "error",
+            "error": sentence,
+            "message": sentence,
+            "n_labels": 0,
+            "n_labels_recorded": 2,
+            "image_errors": {"11": "image not fetched: image host 'h' is not allowed"},
+            "n_image_errors": 2,
+        },
+        {},
+    )
     page = client.get("/report?project=5").get_data(as_text=True)
     assert 'class="message error"' in page and sentence in page
     assert "Labeled tasks left out" in page and "image host &#x27;h&#x27; is not allowed" in page
@@ -202,10 +255,18 @@ def test_report_shows_an_error_forecast_and_the_labels_left_out(client, sqlite_s
 
 def test_metrics_and_report_show_the_embedding_progress(client, sqlite_store):
     """The worker's progress record: per project in /metrics, as a section of /report."""
-    config = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()
+    config = ONE_FINDING
     client.post("/setup", json={"project": 6, "schema": config})
-    progress = {"running": True, "tasks_total": 10000, "tasks_embedded": 3200, "job_images": 9000,
-                "job_done": 2200, "images_per_s": 61.5, "errors": {"refused": 3}, "updated_at": 1.0}
+    progress = {
+        "running": True,
+        "tasks_total": 10000,
+        "tasks_embedded": 3200,
+        "job_images": 9000,
+        "job_done": 2200,
+        "images_per_s": 61.5,
+        "errors": {"refused": 3},
+        "updated_at": 1.0,
+    }
     sqlite_store.put_embedding_progress(6, progress)
     assert client.get("/metrics").json["projects"]["6"]["embedding"] == progress
     page = client.get("/report?project=6").get_data(as_text=True)

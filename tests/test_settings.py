@@ -20,15 +20,33 @@ def test_defaults_from_empty_env():
 def test_reads_every_variable():
     """Each documented variable lands in its field; empty strings count as unset."""
     env = {
-        "LABEL_STUDIO_URL": "http://ls:8080/", "LABEL_STUDIO_API_KEY": "k", "MODEL_DIR": "/m",
-        "ENCODER": "rad-dino", "TARGET_AUC": "0.85", "MIN_LABELS": "40", "REDIS_URL": "redis://r:6379/0",
-        "BASIC_AUTH_USER": "u", "BASIC_AUTH_PASS": "p", "DEVICE": "cpu", "LOG_LEVEL": "debug", "POSITIVE": "",
+        "LABEL_STUDIO_URL": "http://ls:8080/",
+        "LABEL_STUDIO_API_KEY": "k",
+        "MODEL_DIR": "/m",
+        "ENCODER": "rad-dino",
+        "TARGET_AUC": "0.85",
+        "MIN_LABELS": "40",
+        "REDIS_URL": "redis://r:6379/0",
+        "BASIC_AUTH_USER": "u",
+        "BASIC_AUTH_PASS": "p",
+        "DEVICE": "cpu",
+        "LOG_LEVEL": "debug",
+        "POSITIVE": "",
     }
     s = Settings.from_env(env)
     assert (s.label_studio_url, s.label_studio_api_key, s.model_dir, s.encoder) == (
-        "http://ls:8080", "k", pathlib.Path("/m"), "rad-dino")
+        "http://ls:8080",
+        "k",
+        pathlib.Path("/m"),
+        "rad-dino",
+    )
     assert (s.target_auc, s.min_labels, s.redis_url, s.device, s.log_level) == (
-        0.85, 40, "redis://r:6379/0", "cpu", "DEBUG")
+        0.85,
+        40,
+        "redis://r:6379/0",
+        "cpu",
+        "DEBUG",
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,22 +77,31 @@ def test_a_project_without_extra_params_gets_the_environment_defaults():
     """Empty extra_params: the environment's target and minimum, sampling "mixed"."""
     base = Settings.from_env({"TARGET_AUC": "0.8", "MIN_LABELS": "40"})
     for empty in ("", None, {}):
-        assert base.for_project(empty) == ProjectSettings(target_auc=0.8, min_labels=40, positive=None,
-                                                          sampling="mixed")
+        assert base.for_project(empty) == ProjectSettings(
+            target_auc=0.8, min_labels=40, positive=None, sampling="mixed"
+        )
     assert SAMPLING_MODES == ("uncertainty", "random", "mixed")
 
 
-@pytest.mark.parametrize("params, fragment", [
-    pytest.param({"target_auc": 1.0}, "target_auc must be a number strictly between 0.5 and 1, got 1.0", id="auc-1"),
-    pytest.param({"target_auc": 0.5}, "strictly between 0.5 and 1", id="auc-chance"),
-    pytest.param({"target_auc": "nan"}, "target_auc", id="auc-nan"),
-    pytest.param({"target_auc": True}, "target_auc", id="auc-bool"),
-    pytest.param({"min_labels": 1}, "min_labels must be an integer >= 2, got 1", id="min-labels-1"),
-    pytest.param({"min_labels": 12.5}, "min_labels must be an integer", id="min-labels-float"),
-    pytest.param({"positive": ""}, "positive must be a choice value", id="positive-empty"),
-    pytest.param({"sampling": "active"}, "sampling must be one of uncertainty, random, mixed, got 'active'",
-                 id="sampling-unknown"),
-])
+@pytest.mark.parametrize(
+    "params, fragment",
+    [
+        pytest.param(
+            {"target_auc": 1.0}, "target_auc must be a number strictly between 0.5 and 1, got 1.0", id="auc-1"
+        ),
+        pytest.param({"target_auc": 0.5}, "strictly between 0.5 and 1", id="auc-chance"),
+        pytest.param({"target_auc": "nan"}, "target_auc", id="auc-nan"),
+        pytest.param({"target_auc": True}, "target_auc", id="auc-bool"),
+        pytest.param({"min_labels": 1}, "min_labels must be an integer >= 2, got 1", id="min-labels-1"),
+        pytest.param({"min_labels": 12.5}, "min_labels must be an integer", id="min-labels-float"),
+        pytest.param({"positive": ""}, "positive must be a choice value", id="positive-empty"),
+        pytest.param(
+            {"sampling": "active"},
+            "sampling must be one of uncertainty, random, mixed, got 'active'",
+            id="sampling-unknown",
+        ),
+    ],
+)
 def test_bad_project_values_name_the_key_and_the_range(params, fragment):
     """Each extra_params value is checked once, with its key, the value and what is allowed."""
     with pytest.raises(SettingsError, match=fragment):
@@ -107,8 +134,12 @@ def test_unknown_extra_params_key_is_refused():
 
 def test_redacted_hides_secrets():
     """redacted() masks the API key, the basic-auth password and Redis credentials."""
-    s = Settings(label_studio_api_key="secret", basic_auth_user="u", basic_auth_pass="pw",
-                 redis_url="redis://user:pw@host:6379/0")
+    s = Settings(
+        label_studio_api_key="secret",
+        basic_auth_user="u",
+        basic_auth_pass="pw",
+        redis_url="redis://user:pw@host:6379/0",
+    )
     text = str(s.redacted())
     assert "secret" not in text and "pw@" not in text and "'pw'" not in text
 

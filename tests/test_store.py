@@ -9,7 +9,9 @@ from backend.settings import Settings
 from backend.store import RedisStore, SQLiteStore, open_store
 
 
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"), pytest.param("redis", id="redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[pytest.param("sqlite", id="sqlite"), pytest.param("redis", id="redis", marks=pytest.mark.redis)]
+)
 def store(request):
     """Each store implementation, empty."""
     return request.getfixturevalue(f"{request.param}_store")
@@ -41,7 +43,10 @@ def test_task_hash_is_forgotten_when_the_image_changes(store):
     store.put_tasks(1, {5: "http://x/a.png", 6: "http://x/b.png"})
     store.set_task_hashes(1, {5: "aa", 6: "bb"})
     store.put_tasks(1, {5: "http://x/a.png", 6: "http://x/new.png"})
-    assert store.get_tasks(1) == {5: {"image": "http://x/a.png", "sha": "aa"}, 6: {"image": "http://x/new.png", "sha": None}}
+    assert store.get_tasks(1) == {
+        5: {"image": "http://x/a.png", "sha": "aa"},
+        6: {"image": "http://x/new.png", "sha": None},
+    }
     assert store.get_tasks(1, [6, 7]) == {6: {"image": "http://x/new.png", "sha": None}}
     assert store.get_tasks(1, []) == {}
 
@@ -87,7 +92,6 @@ def test_open_store_follows_the_settings(tmp_path):
     """open_store gives Redis with REDIS_URL and SQLite in MODEL_DIR otherwise."""
     assert isinstance(open_store(Settings(model_dir=tmp_path)), SQLiteStore)
     assert isinstance(open_store(Settings(redis_url="redis://127.0.0.1:1/0")), RedisStore)
-
 
 
 @pytest.mark.redis
@@ -177,12 +181,17 @@ def test_sqlite_writer_waits_for_another_process_transaction(tmp_path):
     store = SQLiteStore(path)
     store.put_project(1, {"label_config": "x"})  # creates the database
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3, sys, time\n"
-         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True)\n"
-         "time.sleep(0.5); c.execute('COMMIT')\n", str(path)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True)\n"
+            "time.sleep(0.5); c.execute('COMMIT')\n",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "locked"
     started = time.monotonic()
@@ -266,8 +275,9 @@ def test_redis_task_hash_write_does_not_undo_an_image_change_in_between(redis_st
     def hmget(pipe, *args, **kwargs):
         if not injected:
             injected.append(True)
-            redis_store.connection.hset(redis_store.key("project", 1, "tasks"), "7",
-                                        '{"image": "http://h/b.png", "sha": null}')
+            redis_store.connection.hset(
+                redis_store.key("project", 1, "tasks"), "7", '{"image": "http://h/b.png", "sha": null}'
+            )
         return original(pipe, *args, **kwargs)
 
     monkeypatch.setattr(redis.client.Pipeline, "hmget", hmget)

@@ -191,6 +191,7 @@ def test_embed_tasks_fills_the_cache(trainer, sqlite_store):
 
 def test_summary_labels_needed_is_the_slowest_finding():
     """The number shown is the largest remaining count; unreachable findings blank it."""
+
     class F:
         def __init__(self, status, remaining=None, n=40):
             self.status, self.labels_remaining, self.n_labels = status, remaining, n
@@ -204,7 +205,9 @@ def test_summary_labels_needed_is_the_slowest_finding():
 # --- round 2 (issue 13) ------------------------------------------------------------------------
 
 
-def test_trickling_images_hold_a_refit_for_the_fetch_budget_only(service_settings, sqlite_store, trickling_images, monkeypatch):
+def test_trickling_images_hold_a_refit_for_the_fetch_budget_only(
+    service_settings, sqlite_store, trickling_images, monkeypatch
+):
     """Three images from a server that trickles a byte every 0.25 s: the refit gives up on them
     when its download budget is spent (they are fetched side by side, each cut off at the
     deadline) and goes on with the rest; so a refit of another project waits that long at most."""
@@ -237,7 +240,9 @@ def test_a_batch_never_holds_more_decoded_pixels_than_the_budget(trainer, sqlite
     trainer._pipeline = Pipeline(trainer.encoder, sqlite_store, batch_pixels=30_000)
     calls = []
     embed_pixels = trainer.encoder.embed_pixels
-    monkeypatch.setattr(trainer.encoder, "embed_pixels", lambda pixels: calls.append(len(pixels)) or embed_pixels(pixels))
+    monkeypatch.setattr(
+        trainer.encoder, "embed_pixels", lambda pixels: calls.append(len(pixels)) or embed_pixels(pixels)
+    )
     sqlite_store.put_project(1, {"label_config": CONFIG})
     sqlite_store.put_tasks(1, {i: data_uri(xray_png(i, i % 2 == 0, size=120)) for i in range(8)})
     vectors = trainer.embed_tasks(1, range(8))
@@ -250,8 +255,9 @@ def test_many_bad_images_log_one_warning(trainer, sqlite_store, caplog):
     import logging
 
     sqlite_store.put_project(1, {"label_config": CONFIG})
-    sqlite_store.put_tasks(1, {i: "data:image/png;base64,bm90IGFuIGltYWdl" if i % 2 else f"ftp://u:p@h/{i}"
-                               for i in range(40)})
+    sqlite_store.put_tasks(
+        1, {i: "data:image/png;base64,bm90IGFuIGltYWdl" if i % 2 else f"ftp://u:p@h/{i}" for i in range(40)}
+    )
     with caplog.at_level(logging.WARNING, logger="backend.training"):
         trainer.embed_tasks(1, range(40))
     warnings = [r for r in caplog.records if r.name == "backend.training" and r.levelno >= logging.WARNING]
@@ -304,8 +310,12 @@ def test_an_encoder_that_cannot_load_gives_an_error_forecast(service_settings, s
     """ENCODER names a folder that does not exist: the forecast says so, with the fix."""
     import dataclasses
 
-    settings = dataclasses.replace(service_settings, encoder=str(tmp_path / "no-such-encoder"),
-                                   label_studio_url="http://ls", label_studio_api_key="k")
+    settings = dataclasses.replace(
+        service_settings,
+        encoder=str(tmp_path / "no-such-encoder"),
+        label_studio_url="http://ls",
+        label_studio_api_key="k",
+    )
     trainer = Trainer(settings, sqlite_store, client_factory=RecordingClient)
     sqlite_store.put_project(1, {"label_config": CONFIG})
     label_tasks(sqlite_store, 1, 12)

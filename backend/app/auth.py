@@ -29,8 +29,7 @@ def register(app: Flask, settings) -> None:
             or not hmac.compare_digest((given.password or "").encode(), password)
         ):
             raise Unauthorized(
-                "this backend needs HTTP basic auth; set the same user and password in "
-                "Label Studio's model settings",
+                "this backend needs HTTP basic auth; set the same user and password in Label Studio's model settings",
                 www_authenticate=WWWAuthenticate("basic", {"realm": "LabelCast"}),  # browsers ask
             )
         return None

@@ -51,17 +51,32 @@ def render_report(svc, pid: int) -> str:
     model = store.get_model(pid) or {}
     parts = [f"<h1>LabelCast report: project {_e(pid)}</h1>"]
     if record is None:
-        parts.append('<p class="message">No forecast yet: it is made after the first submitted '
-                     "label.</p>")
+        parts.append('<p class="message">No forecast yet: it is made after the first submitted label.</p>')
     else:
         css = "message error" if record.get("status") == "error" else "message"
         parts.append(f'<p class="{css}">{_e(record.get("message"))}</p>')
-        parts.append(_table(
-            ["model version", "labels arrived", "labels used", "labels needed (slowest finding)", "target AUC",
-             "updated"],
-            [[record.get("version"), record.get("n_labels_recorded"), record.get("n_labels"),
-              _num(record.get("labels_needed"), 0), record.get("target_auc"), _time(record.get("updated_at"))]],
-        ))
+        parts.append(
+            _table(
+                [
+                    "model version",
+                    "labels arrived",
+                    "labels used",
+                    "labels needed (slowest finding)",
+                    "target AUC",
+                    "updated",
+                ],
+                [
+                    [
+                        record.get("version"),
+                        record.get("n_labels_recorded"),
+                        record.get("n_labels"),
+                        _num(record.get("labels_needed"), 0),
+                        record.get("target_auc"),
+                        _time(record.get("updated_at")),
+                    ]
+                ],
+            )
+        )
         parts.append(_image_errors_section(record))
         for finding, fc in (record.get("findings") or {}).items():
             parts.append(_finding_section(store, pid, finding, fc))
@@ -100,9 +115,11 @@ def _finding_section(store, pid: int, finding: str, fc: dict[str, Any]) -> str:
     out = [f"<h2>{_e(finding)}</h2>", f"<p>{_e(fc.get('message'))}</p>", _table(["", ""], rows, header=False)]
     png = store.get_plot(pid, finding)
     if raw:
-        out.append('<p class="muted">The labels so far are not a random sample of this project\'s '
-                   "images: left, the learning curve as measured on them; right, corrected towards "
-                   "all the project's images (the forecast uses the right one).</p>")
+        out.append(
+            '<p class="muted">The labels so far are not a random sample of this project\'s '
+            "images: left, the learning curve as measured on them; right, corrected towards "
+            "all the project's images (the forecast uses the right one).</p>"
+        )
     if png:
         data = base64.b64encode(png).decode("ascii")
         out.append(f'<img alt="learning curve of {_e(finding)}" src="data:image/png;base64,{data}">')
@@ -120,8 +137,10 @@ def _bias_text(bias: dict[str, Any]) -> str:
     if bias.get("statistic") is None:
         seen = "no unlabeled images embedded yet to compare with"
     else:
-        seen = (f"a classifier tells them apart with AUC {_num(bias.get('statistic'), 2)} "
-                f"(z = {_num(bias.get('z'), 1)}) against {n_pool:,} unlabeled images")
+        seen = (
+            f"a classifier tells them apart with AUC {_num(bias.get('statistic'), 2)} "
+            f"(z = {_num(bias.get('z'), 1)}) against {n_pool:,} unlabeled images"
+        )
     verdict = "unlike: corrected, " + how if bias.get("detected") else "alike: not corrected"
     return f"{verdict}; {seen}"
 
@@ -133,8 +152,11 @@ def _embedding_section(progress: dict[str, Any] | None) -> str:
     state = "running" if progress.get("running") else "done"
     rows = [
         ["tasks embedded / total", f"{progress.get('tasks_embedded')} / {progress.get('tasks_total')}"],
-        [f"latest job ({state})", f"{progress.get('job_done')} of {progress.get('job_images')} images, "
-                                  f"{_num(progress.get('images_per_s'), 1)} images/s"],
+        [
+            f"latest job ({state})",
+            f"{progress.get('job_done')} of {progress.get('job_images')} images, "
+            f"{_num(progress.get('images_per_s'), 1)} images/s",
+        ],
         ["image errors by reason (latest job)", errors],
         ["updated", _time(progress.get("updated_at"))],
     ]
@@ -147,8 +169,10 @@ def _image_errors_section(record: dict[str, Any]) -> str:
         return ""
     rows = [[task, reason] for task, reason in errors.items()]
     shown = f" (the first {len(rows)})" if len(rows) < (record.get("n_image_errors") or 0) else ""
-    return (f"<h2>Labeled tasks left out</h2><p>{_e(record.get('n_image_errors'))} labeled task(s) whose "
-            f"image could not be used{_e(shown)}:</p>" + _table(["task", "reason"], rows))
+    return (
+        f"<h2>Labeled tasks left out</h2><p>{_e(record.get('n_image_errors'))} labeled task(s) whose "
+        f"image could not be used{_e(shown)}:</p>" + _table(["task", "reason"], rows)
+    )
 
 
 def _history_section(history: list[dict[str, Any]]) -> str:
@@ -162,12 +186,18 @@ def _history_section(history: list[dict[str, Any]]) -> str:
         head += [f"{f}: AUC", f"{f}: more needed"]
     rows = []
     for entry in reversed(history):  # newest first
-        row = [_time(entry.get("updated_at")), entry.get("version"), entry.get("n_labels"),
-               _num(entry.get("labels_needed"), 0)]
+        row = [
+            _time(entry.get("updated_at")),
+            entry.get("version"),
+            entry.get("n_labels"),
+            _num(entry.get("labels_needed"), 0),
+        ]
         for f in findings:
             fc = (entry.get("findings") or {}).get(f) or {}
-            row += [_num(fc.get("auc"), 3), _num(fc.get("labels_remaining"), 0)
-                    if fc.get("status") != "collecting" else "collecting"]
+            row += [
+                _num(fc.get("auc"), 3),
+                _num(fc.get("labels_remaining"), 0) if fc.get("status") != "collecting" else "collecting",
+            ]
         rows.append(row)
     return "<h2>History</h2><p class=muted>One row per refit, newest first.</p>" + _table(head, rows)
 

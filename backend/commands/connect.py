@@ -63,12 +63,11 @@ def add_label_studio_arguments(parser: argparse.ArgumentParser, required: bool) 
     parser.add_argument(
         "--label-studio", metavar="URL", help=f"Label Studio base URL (default: LABEL_STUDIO_URL){need}"
     )
-    parser.add_argument(
-        "--api-key", metavar="KEY", help=f"Label Studio token (default: LABEL_STUDIO_API_KEY){need}"
-    )
+    parser.add_argument("--api-key", metavar="KEY", help=f"Label Studio token (default: LABEL_STUDIO_API_KEY){need}")
     parser.add_argument("--project", metavar="ID", type=int, help=f"Label Studio project id{need}")
     parser.add_argument(
-        "--backend-url", metavar="URL",
+        "--backend-url",
+        metavar="URL",
         help="this backend's URL as Label Studio reaches it (default: http://localhost:9090)",
     )
 
@@ -117,9 +116,7 @@ def read_label_config(choice: str) -> str:
     else:
         path = pathlib.Path(choice)
         if not path.is_file():
-            raise CommandError(
-                f"--config {choice!r}: not {', '.join(PLUGIN_CONFIGS)} or an existing XML file"
-            )
+            raise CommandError(f"--config {choice!r}: not {', '.join(PLUGIN_CONFIGS)} or an existing XML file")
         xml = path.read_text(encoding="utf-8")
     parse_label_config(xml)  # LabelConfigError with what is missing
     return xml
@@ -131,8 +128,13 @@ def shipped_label_config(name: str) -> str:
     return resource.read_text(encoding="utf-8")
 
 
-def connect(client, project_id: int, backend_url: str, label_config: str | None = None,
-            basic_auth: tuple[str, str] | None = None) -> list[str]:
+def connect(
+    client,
+    project_id: int,
+    backend_url: str,
+    label_config: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+) -> list[str]:
     """Register the backend at ``backend_url`` on the project; returns one line per finding/fix.
 
     Raises
@@ -142,51 +144,70 @@ def connect(client, project_id: int, backend_url: str, label_config: str | None 
     """
     lines: list[str] = []
     project = check_project(client, project_id)
-    lines.append(f"Label Studio {client.url}: API key accepted; project {project_id} "
-                 f"{getattr(project, 'title', '') or ''!r} found")
+    lines.append(
+        f"Label Studio {client.url}: API key accepted; project {project_id} "
+        f"{getattr(project, 'title', '') or ''!r} found"
+    )
     if label_config is not None:
         if (getattr(project, "label_config", "") or "").strip() == label_config.strip():
             lines.append("labeling config: already the requested one")
         else:
-            _call(lambda: client.sdk.projects.update(project_id, label_config=label_config),
-                  f"setting the labeling config of project {project_id}")
+            _call(
+                lambda: client.sdk.projects.update(project_id, label_config=label_config),
+                f"setting the labeling config of project {project_id}",
+            )
             lines.append("labeling config: FIXED, set from plugin_config")
 
     backend = _find_backend(client, project_id, backend_url)
     if backend is None:
-        fields = {"project": int(project_id), "url": backend_url, "title": ML_BACKEND_TITLE,
-                  "is_interactive": False}
+        fields = {"project": int(project_id), "url": backend_url, "title": ML_BACKEND_TITLE, "is_interactive": False}
         if basic_auth:
-            fields.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0],
-                          basic_auth_pass=basic_auth[1])
+            fields.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
         try:
             backend = client.sdk.ml.create(**fields)
         except Exception as exc:
             raise BackendRegistrationError(_registration_hint(exc, backend_url)) from exc
         lines.append(f"ML backend: FIXED, registered {backend_url} (id {backend.id})")
     else:
-        lines.append(f"ML backend: already registered at {backend.url} (id {backend.id}, "
-                     f"model version {backend.title!r})")
+        lines.append(
+            f"ML backend: already registered at {backend.url} (id {backend.id}, model version {backend.title!r})"
+        )
         if basic_auth and getattr(backend, "auth_method", None) != "BASIC_AUTH":
-            _call(lambda: client.sdk.ml.update(
-                backend.id, project=int(project_id), url=backend.url, auth_method="BASIC_AUTH",
-                basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1]),
-                f"setting basic auth on ML backend {backend.id}")
+            _call(
+                lambda: client.sdk.ml.update(
+                    backend.id,
+                    project=int(project_id),
+                    url=backend.url,
+                    auth_method="BASIC_AUTH",
+                    basic_auth_user=basic_auth[0],
+                    basic_auth_pass=basic_auth[1],
+                ),
+                f"setting basic auth on ML backend {backend.id}",
+            )
             lines.append("ML backend: FIXED, basic-auth user and password set")
 
     hooks = backend_webhooks(client, project_id, backend.url)
     if not hooks:
-        _call(lambda: client.sdk.webhooks.create(
-            url=backend.url.rstrip("/") + "/webhook", project=int(project_id),
-            send_payload=True, send_for_all_actions=True, is_active=True),
-            f"creating the webhook of project {project_id}")
+        _call(
+            lambda: client.sdk.webhooks.create(
+                url=backend.url.rstrip("/") + "/webhook",
+                project=int(project_id),
+                send_payload=True,
+                send_for_all_actions=True,
+                is_active=True,
+            ),
+            f"creating the webhook of project {project_id}",
+        )
         lines.append(f"webhook: FIXED, created {backend.url.rstrip('/')}/webhook")
     else:
         lines.append(f"webhook: present ({hooks[0].url})")
     if basic_auth:
         updated = client.authorize_webhooks(project_id, *basic_auth, backend_url=backend.url)
-        lines.append("webhook basic auth: FIXED, Authorization header added" if updated
-                     else "webhook basic auth: header already present")
+        lines.append(
+            "webhook basic auth: FIXED, Authorization header added"
+            if updated
+            else "webhook basic auth: header already present"
+        )
     lines.append(f"connected: annotations in project {project_id} now reach {backend.url}")
     return lines
 
@@ -219,22 +240,23 @@ def check_project(client, project_id: int):
                 f"project {project_id} does not exist in Label Studio at {client.url} (or this "
                 f"key's user cannot see it); the id is the number in the project's URL"
             ) from exc
-        raise LabelStudioError(
-            f"reading project {project_id} from {client.url} failed: {_reason(exc)}"
-        ) from exc
+        raise LabelStudioError(f"reading project {project_id} from {client.url} failed: {_reason(exc)}") from exc
 
 
 def backend_webhooks(client, project_id: int, backend_url: str) -> list:
     """The project's webhooks that point at the backend."""
     prefix = backend_url.rstrip("/") + "/"
-    hooks = _call(lambda: list(client.sdk.webhooks.list(project=str(int(project_id)))),
-                  f"listing the webhooks of project {project_id}")
+    hooks = _call(
+        lambda: list(client.sdk.webhooks.list(project=str(int(project_id)))),
+        f"listing the webhooks of project {project_id}",
+    )
     return [h for h in hooks if (h.url or "").startswith(prefix)]
 
 
 def _find_backend(client, project_id: int, backend_url: str):
-    backends = _call(lambda: list(client.sdk.ml.list(project=int(project_id))),
-                     f"listing the ML backends of project {project_id}")
+    backends = _call(
+        lambda: list(client.sdk.ml.list(project=int(project_id))), f"listing the ML backends of project {project_id}"
+    )
     wanted = backend_url.rstrip("/")
     return next((b for b in backends if (b.url or "").rstrip("/") == wanted), None)
 
@@ -270,8 +292,10 @@ def _reason(exc: Exception) -> str:
 
 def _registration_hint(exc: Exception, backend_url: str) -> str:
     if SSRF_HINT in _reason(exc):
-        return (f"Label Studio refused the ML backend at {backend_url} (it may have registered the "
-                f"backend but not its webhook): {_reason(exc)}")
+        return (
+            f"Label Studio refused the ML backend at {backend_url} (it may have registered the "
+            f"backend but not its webhook): {_reason(exc)}"
+        )
     return (
         f"Label Studio refused to add the ML backend at {backend_url}: {_reason(exc)}. "
         f"Label Studio itself must reach that URL: check the backend runs (labelcast doctor), "

@@ -27,8 +27,12 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tb.add_argument("--dir", type=pathlib.Path, default=None,
-                    help="cache folder (default: $LABELCAST_DATA_DIR/tb-signs or ~/.cache/labelcast/tb-signs)")
+    tb.add_argument(
+        "--dir",
+        type=pathlib.Path,
+        default=None,
+        help="cache folder (default: $LABELCAST_DATA_DIR/tb-signs or ~/.cache/labelcast/tb-signs)",
+    )
     tb.add_argument("--force", action="store_true", help="download and extract again")
     tb.set_defaults(func=run_tb_signs)
 

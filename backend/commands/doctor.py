@@ -52,17 +52,22 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
-def diagnose(settings, backend_url: str, label_studio_url: str | None, api_key: str | None,
-             project_id: int | None) -> list[Check]:
+def diagnose(
+    settings, backend_url: str, label_studio_url: str | None, api_key: str | None, project_id: int | None
+) -> list[Check]:
     """Every check, in order; later Label Studio checks are skipped when an earlier one fails."""
     checks = [check_backend(backend_url, settings)]
     if checks[0].ok:
         checks.append(check_backend_state(backend_url, settings, project_id))
     checks.append(check_encoder(settings.encoder))
     if not (label_studio_url and api_key):
-        checks.append(Check("Label Studio", None,
-                            "not checked: give --label-studio and --api-key (or LABEL_STUDIO_URL / "
-                            "LABEL_STUDIO_API_KEY)"))
+        checks.append(
+            Check(
+                "Label Studio",
+                None,
+                "not checked: give --label-studio and --api-key (or LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY)",
+            )
+        )
         return checks
     checks.extend(check_label_studio(settings, backend_url, label_studio_url, api_key, project_id))
     return checks
@@ -75,13 +80,19 @@ def check_backend(backend_url: str, settings) -> Check:
     try:
         response = requests.get(f"{backend_url}/health", timeout=10)
     except requests.RequestException as exc:
-        return Check("backend", False,
-                     f"nothing answers at {backend_url} ({type(exc).__name__}); start it with "
-                     f"`labelcast serve` (or `make run`), or pass --backend-url")
+        return Check(
+            "backend",
+            False,
+            f"nothing answers at {backend_url} ({type(exc).__name__}); start it with "
+            f"`labelcast serve` (or `make run`), or pass --backend-url",
+        )
     if response.status_code != 200 or not _is_labelcast(response):
-        return Check("backend", False,
-                     f"{backend_url}/health answered HTTP {response.status_code}, not LabelCast; "
-                     f"is another service on that port?")
+        return Check(
+            "backend",
+            False,
+            f"{backend_url}/health answered HTTP {response.status_code}, not LabelCast; "
+            f"is another service on that port?",
+        )
     version = response.json().get("version", "?")
     return Check("backend", True, f"LabelCast {version} is up at {backend_url}")
 
@@ -98,8 +109,11 @@ def check_backend_state(backend_url: str, settings, project_id: int | None) -> C
     except requests.RequestException as exc:
         return Check("backend state", False, f"{backend_url}/metrics failed: {type(exc).__name__}")
     if response.status_code == 401:
-        hint = ("set BASIC_AUTH_USER and BASIC_AUTH_PASS here to the backend's values" if auth is None
-                else "BASIC_AUTH_USER/BASIC_AUTH_PASS here differ from the backend's")
+        hint = (
+            "set BASIC_AUTH_USER and BASIC_AUTH_PASS here to the backend's values"
+            if auth is None
+            else "BASIC_AUTH_USER/BASIC_AUTH_PASS here differ from the backend's"
+        )
         return Check("backend state", False, f"the backend wants HTTP basic auth: {hint}")
     if response.status_code != 200:
         return Check("backend state", False, f"{backend_url}/metrics answered HTTP {response.status_code}")
@@ -112,12 +126,18 @@ def check_backend_state(backend_url: str, settings, project_id: int | None) -> C
         return Check("backend state", True, detail)
     project = (metrics.get("projects") or {}).get(str(project_id))
     if project is None:
-        return Check("backend state", False,
-                     f"{detail}; the backend has never been set up for project {project_id}: "
-                     f"Label Studio calls /setup when the ML backend is added (labelcast connect)")
-    return Check("backend state", True,
-                 f"{detail}; project {project_id}: {project.get('n_labels', 0)} labels, "
-                 f"model version {project.get('model_version')}")
+        return Check(
+            "backend state",
+            False,
+            f"{detail}; the backend has never been set up for project {project_id}: "
+            f"Label Studio calls /setup when the ML backend is added (labelcast connect)",
+        )
+    return Check(
+        "backend state",
+        True,
+        f"{detail}; project {project_id}: {project.get('n_labels', 0)} labels, "
+        f"model version {project.get('model_version')}",
+    )
 
 
 def jobs_summary(jobs: dict) -> str:
@@ -163,44 +183,57 @@ def check_label_studio(settings, backend_url: str, url: str, key: str, project_i
     from backend.labelstudio.client import LabelStudioClient
 
     client = LabelStudioClient(url, key)
-    fix = (f"run `labelcast connect --label-studio {url} --api-key ... --project {project_id} "
-           f"--backend-url {backend_url}`")
+    fix = (
+        f"run `labelcast connect --label-studio {url} --api-key ... --project {project_id} --backend-url {backend_url}`"
+    )
     if project_id is None:
         try:
             client.sdk.projects.list(page_size=1)
         except Exception as exc:
             return [_label_studio_failure(client, exc)]
-        return [Check("Label Studio", True, f"{url} accepts the API key"),
-                Check("project", None, "not checked: give --project ID")]
+        return [
+            Check("Label Studio", True, f"{url} accepts the API key"),
+            Check("project", None, "not checked: give --project ID"),
+        ]
     try:
         project = check_project(client, project_id)
     except LabelCastError as exc:
         return [Check("Label Studio", False, str(exc))]
-    checks = [Check("Label Studio", True, f"{url} accepts the API key; project {project_id} "
-                                          f"{getattr(project, 'title', '')!r} exists")]
+    checks = [
+        Check(
+            "Label Studio",
+            True,
+            f"{url} accepts the API key; project {project_id} {getattr(project, 'title', '')!r} exists",
+        )
+    ]
     try:
         backend = _find_backend(client, project_id, backend_url)
     except LabelCastError as exc:
         return checks + [Check("ML backend", False, str(exc))]
     if backend is None:
-        return checks + [Check("ML backend", False,
-                               f"project {project_id} has no ML backend at {backend_url}; {fix}")]
+        return checks + [Check("ML backend", False, f"project {project_id} has no ML backend at {backend_url}; {fix}")]
     checks.append(Check("ML backend", True, f"registered (id {backend.id}, model version {backend.title!r})"))
     try:
         hooks = backend_webhooks(client, project_id, backend.url)
     except LabelCastError as exc:
         return checks + [Check("webhook", False, str(exc))]
     if not hooks:
-        return checks + [Check("webhook", False,
-                               f"no webhook to {backend.url}: labels will not reach the backend; {fix}")]
+        return checks + [
+            Check("webhook", False, f"no webhook to {backend.url}: labels will not reach the backend; {fix}")
+        ]
     if settings.basic_auth_user and settings.basic_auth_pass:
         import base64
 
         token = base64.b64encode(f"{settings.basic_auth_user}:{settings.basic_auth_pass}".encode()).decode()
         if not all((h.headers or {}).get("Authorization") == f"Basic {token}" for h in hooks):
-            return checks + [Check("webhook", False,
-                                   f"the webhook to {backend.url} lacks the basic-auth header, so the "
-                                   f"backend refuses every label (HTTP 401); {fix}")]
+            return checks + [
+                Check(
+                    "webhook",
+                    False,
+                    f"the webhook to {backend.url} lacks the basic-auth header, so the "
+                    f"backend refuses every label (HTTP 401); {fix}",
+                )
+            ]
     checks.append(Check("webhook", True, f"{hooks[0].url}"))
     return checks
 
@@ -210,8 +243,11 @@ def _label_studio_failure(client, exc: Exception) -> Check:
 
     status = getattr(exc, "status_code", None)
     if status in (401, 403):
-        return Check("Label Studio", False, f"{client.url} refused the API key (HTTP {status}); copy "
-                                            f"the token from Account & Settings")
+        return Check(
+            "Label Studio",
+            False,
+            f"{client.url} refused the API key (HTTP {status}); copy the token from Account & Settings",
+        )
     try:
         requests.get(f"{client.url}/health", timeout=10)
     except requests.RequestException:

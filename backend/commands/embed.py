@@ -71,9 +71,7 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "source", metavar="SOURCE", help="folder, .csv/.tsv file or Label Studio .json export"
-    )
+    parser.add_argument("source", metavar="SOURCE", help="folder, .csv/.tsv file or Label Studio .json export")
     parser.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
     parser.add_argument(
         "--encoder",
@@ -87,22 +85,15 @@ def register(subparsers) -> None:
         help="embedding cache (default: OUT with .cache.sqlite instead of .npz)",
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda when available)")
-    parser.add_argument(
-        "--batch-size", type=int, help="images per forward pass (default: sized to the device)"
-    )
+    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: sized to the device)")
     parser.add_argument(
         "--precision",
         default="auto",
         choices=("auto", "fp32", "bf16", "fp16"),
-        help="autocast dtype (default auto: bf16 on CUDA, fp32 on CPU; bf16 is "
-        "much faster on recent CPUs)",
+        help="autocast dtype (default auto: bf16 on CUDA, fp32 on CPU; bf16 is much faster on recent CPUs)",
     )
-    parser.add_argument(
-        "--positive", metavar="LABEL", help="the label that means y = 1 (all others 0)"
-    )
-    parser.add_argument(
-        "--folder-labels", action="store_true", help="label folder images by their first sub-folder"
-    )
+    parser.add_argument("--positive", metavar="LABEL", help="the label that means y = 1 (all others 0)")
+    parser.add_argument("--folder-labels", action="store_true", help="label folder images by their first sub-folder")
     parser.add_argument("--path-column", help="CSV column holding the image path or URL")
     parser.add_argument("--label-column", help="CSV column holding the label")
     parser.add_argument(
@@ -114,9 +105,7 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="LOCAL_FILES_DOCUMENT_ROOT of Label Studio, for /data/local-files/?d= URLs",
     )
-    parser.add_argument(
-        "--label-studio-url", metavar="URL", help="Label Studio base URL, for /data/upload/ URLs"
-    )
+    parser.add_argument("--label-studio-url", metavar="URL", help="Label Studio base URL, for /data/upload/ URLs")
     parser.add_argument("--api-key", help="Label Studio API token, sent to --label-studio-url only")
     parser.add_argument(
         "--offline",
@@ -265,9 +254,7 @@ def labels_to_y(labels: list[str | None], positive: str | None) -> np.ndarray | 
     else:
         unknown = [label for label in distinct if label.strip().lower() not in _ONE | _ZERO]
         if unknown:
-            raise CommandError(
-                f"labels {distinct[:20]} are not 0/1; pass --positive LABEL to say which one is 1"
-            )
+            raise CommandError(f"labels {distinct[:20]} are not 0/1; pass --positive LABEL to say which one is 1")
         y = [None if label is None else int(label.strip().lower() in _ONE) for label in labels]
     if any(value is None for value in y):
         return None
@@ -285,14 +272,10 @@ def read_source(source: pathlib.Path, args) -> list[Item]:
         raise CommandError(f"SOURCE {str(source)!r} is neither a folder nor a file")
     suffix = source.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        return _read_csv(
-            source, getattr(args, "path_column", None), getattr(args, "label_column", None)
-        )
+        return _read_csv(source, getattr(args, "path_column", None), getattr(args, "label_column", None))
     if suffix == ".json":
         return _read_label_studio(source, getattr(args, "data_key", None))
-    raise CommandError(
-        f"SOURCE {str(source)!r}: expected a folder, a .csv/.tsv file or a Label Studio .json export"
-    )
+    raise CommandError(f"SOURCE {str(source)!r}: expected a folder, a .csv/.tsv file or a Label Studio .json export")
 
 
 def _read_folder(folder: pathlib.Path, folder_labels: bool) -> list[Item]:
@@ -307,9 +290,7 @@ def _read_folder(folder: pathlib.Path, folder_labels: bool) -> list[Item]:
         label = None
         if folder_labels:
             if len(relative.parts) < 2:
-                raise CommandError(
-                    f"--folder-labels: {relative} is not inside a label sub-folder of {folder}"
-                )
+                raise CommandError(f"--folder-labels: {relative} is not inside a label sub-folder of {folder}")
             label = relative.parts[0]
         items.append(Item(relative.as_posix(), relative.as_posix(), label))
     return items
@@ -353,9 +334,7 @@ def _column(path, columns, lowered, wanted, defaults, what) -> str:
     for name in defaults:
         if name in lowered:
             return lowered[name]
-    raise CommandError(
-        f"{path}: no {what} column; expected one of {list(defaults)} (columns: {columns})"
-    )
+    raise CommandError(f"{path}: no {what} column; expected one of {list(defaults)} (columns: {columns})")
 
 
 def _read_label_studio(path: pathlib.Path, data_key: str | None) -> list[Item]:
@@ -366,15 +345,11 @@ def _read_label_studio(path: pathlib.Path, data_key: str | None) -> list[Item]:
     if isinstance(tasks, dict):
         tasks = [tasks]
     if not isinstance(tasks, list):
-        raise CommandError(
-            f"{path}: expected a list of Label Studio tasks, got {type(tasks).__name__}"
-        )
+        raise CommandError(f"{path}: expected a list of Label Studio tasks, got {type(tasks).__name__}")
     items = []
     for number, task in enumerate(tasks):
         if not isinstance(task, dict):
-            raise CommandError(
-                f"{path}: task {number} is {type(task).__name__}; expected an object"
-            )
+            raise CommandError(f"{path}: task {number} is {type(task).__name__}; expected an object")
         data = task.get("data") if isinstance(task.get("data"), dict) else task  # JSON or JSON_MIN
         key = data_key or _image_key(data)
         if key is None or not isinstance(data.get(key), str):
@@ -403,11 +378,7 @@ def _looks_like_image(value: str) -> bool:
 
 def _task_label(task: dict) -> str | None:
     """The first choice of the latest non-cancelled annotation (or JSON_MIN's ``choice``)."""
-    annotations = [
-        a
-        for a in task.get("annotations") or []
-        if isinstance(a, dict) and not a.get("was_cancelled")
-    ]
+    annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
     for annotation in sorted(
         annotations,
         key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""),

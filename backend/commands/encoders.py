@@ -12,9 +12,7 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--cache-dir", help="Hugging Face hub cache to check (default: HF_HUB_CACHE)"
-    )
+    parser.add_argument("--cache-dir", help="Hugging Face hub cache to check (default: HF_HUB_CACHE)")
     parser.set_defaults(func=run)
 
 

@@ -38,12 +38,17 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="interface to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     parser.add_argument(
-        "--workers", type=int, default=1,
+        "--workers",
+        type=int,
+        default=1,
         help="gunicorn worker processes; more than 1 needs REDIS_URL (default 1)",
     )
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help=f"threads per worker (default {DEFAULT_THREADS})")
     parser.add_argument(
-        "--lazy-encoder", action="store_true",
+        "--threads", type=int, default=DEFAULT_THREADS, help=f"threads per worker (default {DEFAULT_THREADS})"
+    )
+    parser.add_argument(
+        "--lazy-encoder",
+        action="store_true",
         help="start even if the encoder does not resolve; it is loaded at the first refit",
     )
     parser.set_defaults(func=run)
@@ -59,9 +64,7 @@ def run(args) -> int:
     if args.workers < 1 or args.threads < 1:
         raise CommandError("--workers and --threads must be at least 1")
     if args.workers > 1 and not settings.redis_url:
-        raise CommandError(
-            "--workers > 1 needs REDIS_URL: the embedded SQLite mode trains in the one web process"
-        )
+        raise CommandError("--workers > 1 needs REDIS_URL: the embedded SQLite mode trains in the one web process")
     if not args.lazy_encoder and not settings.redis_url:
         _check_encoder(settings.encoder)
 
@@ -83,12 +86,13 @@ def run(args) -> int:
 
             return create_app({"LABELCAST_SETTINGS": settings})
 
-    print(f"labelcast: serving on http://{args.host}:{args.port} "
-          f"({'Redis store and RQ queue' if settings.redis_url else 'embedded SQLite store and trainer'})",
-          flush=True)
+    print(
+        f"labelcast: serving on http://{args.host}:{args.port} "
+        f"({'Redis store and RQ queue' if settings.redis_url else 'embedded SQLite store and trainer'})",
+        flush=True,
+    )
     _Server().run()
     return 0
-
 
 
 def _check_encoder(spec: str) -> None:

@@ -20,15 +20,27 @@ def register(subparsers) -> None:
             "the AUC realised with all rows (repeated 5-fold cross-validation)."
         ),
     )
-    p.add_argument("--data", required=True, type=pathlib.Path,
-                   help=".npz with X (n×d) and y (n) in annotation order, or a TB radiological-signs .json")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=pathlib.Path,
+        help=".npz with X (n×d) and y (n) in annotation order, or a TB radiological-signs .json",
+    )
     p.add_argument("--target", type=float, default=0.9, help="target AUC (default 0.90)")
     p.add_argument("--checkpoints", default="50,100,200", help="comma-separated label counts (default 50,100,200)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (JSON input) and forecast seed")
-    p.add_argument("--method", default=None, help="curve-fitting method: analog (default: the prior learned from real curves), pow3-bma or pow3")
-    p.add_argument("--order", default="file", choices=("file", "random", "uncertainty", "mixed"),
-                   help="labeling order replayed: the file's rows (default), random, uncertainty "
-                        "(least sure first) or mixed (least sure first with 20%% random audit rows)")
+    p.add_argument(
+        "--method",
+        default=None,
+        help="curve-fitting method: analog (default: the prior learned from real curves), pow3-bma or pow3",
+    )
+    p.add_argument(
+        "--order",
+        default="file",
+        choices=("file", "random", "uncertainty", "mixed"),
+        help="labeling order replayed: the file's rows (default), random, uncertainty "
+        "(least sure first) or mixed (least sure first with 20%% random audit rows)",
+    )
     p.add_argument("--json", type=pathlib.Path, help="write the checkpoints and the final AUC here")
     p.add_argument("--plot", type=pathlib.Path, help="write a PNG of the last checkpoint's learning curve here")
     p.set_defaults(func=run)
@@ -103,12 +115,18 @@ def _table(result) -> str:
     ]
     for fc, row in zip(result.forecasts, doc["checkpoints"]):
         auc = "—" if fc.auc is None else f"{fc.auc:.3f} ({fc.auc_interval[0]:.3f}–{fc.auc_interval[1]:.3f})"
-        plat = "—" if fc.plateau is None else f"{fc.plateau:.3f} ({fc.plateau_interval[0]:.3f}–{fc.plateau_interval[1]:.3f})"
+        plat = (
+            "—"
+            if fc.plateau is None
+            else f"{fc.plateau:.3f} ({fc.plateau_interval[0]:.3f}–{fc.plateau_interval[1]:.3f})"
+        )
         full = "—" if row["predicted_auc_at_full"] is None else f"{row['predicted_auc_at_full']:.3f}"
         raw = f"{row['raw_predicted_auc_at_full']:.3f}" if fc.corrected else "="
         status = f"{fc.status} (labels unlike the pool: corrected)" if fc.corrected else fc.status
         lines.append(f"{fc.n_labels:>7} {auc:>22} {plat:>22} {full:>9} {raw:>9} {_fmt(fc.labels_needed):>12}  {status}")
     lo, hi = result.final_interval
-    lines.append(f"{'final':>7} {f'{result.final_auc:.3f} ({lo:.3f}–{hi:.3f})':>22}  realised with all {result.n_total} rows")
+    lines.append(
+        f"{'final':>7} {f'{result.final_auc:.3f} ({lo:.3f}–{hi:.3f})':>22}  realised with all {result.n_total} rows"
+    )
     lines.append("total needed: labels in all (those so far included) for the target AUC; never: above the plateau")
     return "\n".join(lines)

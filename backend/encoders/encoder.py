@@ -189,9 +189,7 @@ class Encoder:
 
     def _finish(self, features: np.ndarray) -> np.ndarray:
         if features.shape[1] != self.dim:
-            raise RuntimeError(
-                f"encoder {self.id!r} produced {features.shape[1]}-d features; expected {self.dim}"
-            )
+            raise RuntimeError(f"encoder {self.id!r} produced {features.shape[1]}-d features; expected {self.dim}")
         return l2_normalise(features)
 
     def embed_pixels(self, pixels) -> np.ndarray:
@@ -238,10 +236,7 @@ class Encoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         chunks = [images[i : i + self.batch_size] for i in range(0, len(images), self.batch_size)]
         with ThreadPoolExecutor(max_workers=1) as pool, self._lock:
-            parts = [
-                self._forward(_as_tensor(pixels))
-                for pixels in _prefetch(pool, self.preprocess.batch, chunks)
-            ]
+            parts = [self._forward(_as_tensor(pixels)) for pixels in _prefetch(pool, self.preprocess.batch, chunks)]
         return self._finish(np.concatenate(parts))
 
     # --- encoded bytes -------------------------------------------------------------------------
@@ -294,9 +289,7 @@ class Encoder:
         return out
 
     def _decode_cpu(self, data: bytes, name: str | None) -> Image.Image:
-        return decode_image(
-            data, name, max_pixels=self.max_pixels, target_size=self.preprocess.min_decode_size
-        )
+        return decode_image(data, name, max_pixels=self.max_pixels, target_size=self.preprocess.min_decode_size)
 
     def _cpu_batches(self, datas, names, on_error) -> Iterator[tuple[list[int], object]]:
         """(indices, pixel tensor) per batch; decoding of the next batch runs in threads."""
@@ -317,11 +310,7 @@ class Encoder:
                     on_error(index, result)
                 else:
                     good.append(index)
-            pixels = (
-                np.stack([r for r in results if not isinstance(r, ImageDecodeError)])
-                if good
-                else None
-            )
+            pixels = np.stack([r for r in results if not isinstance(r, ImageDecodeError)]) if good else None
             return good, pixels
 
         chunks = [
@@ -356,9 +345,7 @@ class Encoder:
                         if stop.is_set():
                             return
                         with torch.cuda.stream(stream):
-                            good, pixels = self._gpu_decode_batch(
-                                datas, names, indices, decoders, on_error
-                            )
+                            good, pixels = self._gpu_decode_batch(datas, names, indices, decoders, on_error)
                             event = torch.cuda.Event()
                             event.record(stream)
                         ready.put((good, pixels, event, None))

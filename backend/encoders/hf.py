@@ -151,8 +151,7 @@ def resolve_hf_checkpoint(spec: EncoderSpec, *, cache_dir: str | None, offline: 
     weights = hf_weight_paths(folder, HF_WEIGHT_FILES)
     if not weights:
         raise EncoderLoadError(
-            f"cannot load encoder {spec.text!r}: no weights in {folder}; expected one of "
-            f"{', '.join(HF_WEIGHT_FILES)}"
+            f"cannot load encoder {spec.text!r}: no weights in {folder}; expected one of {', '.join(HF_WEIGHT_FILES)}"
         )
     keys = checkpoint_keys(weights, spec.text)
     if not any(_VISION_KEY[model_type] in key for key in keys):
@@ -165,9 +164,7 @@ def resolve_hf_checkpoint(spec: EncoderSpec, *, cache_dir: str | None, offline: 
     return HFCheckpoint(folder, model_type, tuple(weights), keys, preprocess)
 
 
-def load_hf_encoder(
-    spec: EncoderSpec, *, cache_dir: str | None, offline: bool, **encoder_options
-) -> Encoder:
+def load_hf_encoder(spec: EncoderSpec, *, cache_dir: str | None, offline: bool, **encoder_options) -> Encoder:
     """Load a transformers CLIP, SigLIP or DINOv2 checkpoint (full model or vision tower alone)
     from a folder or the hub cache.
 
@@ -303,8 +300,7 @@ def _vision_model(spec: EncoderSpec, checkpoint: HFCheckpoint):
     mismatched = sorted(info.get("mismatched_keys") or (), key=str)
     if mismatched:
         shapes = ", ".join(
-            f"{name} (weights {list(saved)}, config {list(expected)})"
-            for name, saved, expected in mismatched[:3]
+            f"{name} (weights {list(saved)}, config {list(expected)})" for name, saved, expected in mismatched[:3]
         )
         raise EncoderLoadError(
             f"cannot load encoder {spec.text!r}: {len(mismatched)} tensor(s) in {folder} have "
@@ -321,12 +317,16 @@ def _vision_class(checkpoint: HFCheckpoint, config, transformers):
         vision = config.vision_config
         vision.projection_dim = config.projection_dim
         return (
-            transformers.CLIPVisionModelWithProjection, vision, "image_embeds",
+            transformers.CLIPVisionModelWithProjection,
+            vision,
+            "image_embeds",
             int(config.projection_dim),
         )
     if model_type == "clip_vision_model" and checkpoint.has_projection:
         return (
-            transformers.CLIPVisionModelWithProjection, config, "image_embeds",
+            transformers.CLIPVisionModelWithProjection,
+            config,
+            "image_embeds",
             int(config.projection_dim),
         )
     if model_type == "clip_vision_model":

@@ -64,9 +64,7 @@ class OpenClipCheckpoint:
     force_preprocess: dict | None
 
 
-def resolve_open_clip_checkpoint(
-    spec: EncoderSpec, *, cache_dir: str | None, offline: bool
-) -> OpenClipCheckpoint:
+def resolve_open_clip_checkpoint(spec: EncoderSpec, *, cache_dir: str | None, offline: bool) -> OpenClipCheckpoint:
     """Find an open_clip model's config and checkpoint and read the checkpoint's tensor names.
 
     Reads no tensor (a safetensors header; a torch file memory-mapped). A pretrained tag or
@@ -110,9 +108,7 @@ def resolve_open_clip_checkpoint(
     return OpenClipCheckpoint(model_name, path, layout, force_preprocess)
 
 
-def load_open_clip_encoder(
-    spec: EncoderSpec, *, cache_dir: str | None, offline: bool, **encoder_options
-) -> Encoder:
+def load_open_clip_encoder(spec: EncoderSpec, *, cache_dir: str | None, offline: bool, **encoder_options) -> Encoder:
     """Load an open_clip image tower, from a whole-model checkpoint or the tower's alone.
 
     Parameters
@@ -254,9 +250,7 @@ def _named_checkpoint(spec: EncoderSpec, open_clip, cache_dir, offline) -> tuple
     try:
         return download_pretrained_from_url(url, cache_dir=str(root)), overrides
     except Exception as exc:
-        raise missing_file(
-            spec.text, f"open_clip weights {target.name}", str(target), url, offline, str(exc)
-        ) from None
+        raise missing_file(spec.text, f"open_clip weights {target.name}", str(target), url, offline, str(exc)) from None
 
 
 def _hub_file(spec, repo: str, filename: str | None, cache_dir, offline) -> str:
@@ -282,20 +276,14 @@ def _hub_folder(spec, repo: str, cache_dir, offline) -> pathlib.Path:
     ):
         try:
             folder = pathlib.Path(
-                snapshot_download(
-                    repo, allow_patterns=patterns, cache_dir=cache_dir, local_files_only=offline
-                )
+                snapshot_download(repo, allow_patterns=patterns, cache_dir=cache_dir, local_files_only=offline)
             )
         except Exception as exc:
             last = exc
             continue
-        if (folder / "open_clip_config.json").is_file() and hf_weight_paths(
-            folder, OPEN_CLIP_WEIGHT_FILES
-        ):
+        if (folder / "open_clip_config.json").is_file() and hf_weight_paths(folder, OPEN_CLIP_WEIGHT_FILES):
             return folder
-    raise missing_hf_weights(
-        spec.text, repo, hf_cache_dir(cache_dir), offline, str(last or "no open_clip files")
-    )
+    raise missing_hf_weights(spec.text, repo, hf_cache_dir(cache_dir), offline, str(last or "no open_clip files"))
 
 
 def _output_dim(visual, preprocess: Preprocess) -> int:

@@ -68,15 +68,11 @@ class Preprocess:
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode={self.resize_mode!r}; expected one of {RESIZE_MODES}")
         if self.interpolation not in _PIL_CODES:
-            raise ValueError(
-                f"interpolation={self.interpolation!r}; expected one of {sorted(_PIL_CODES)}"
-            )
+            raise ValueError(f"interpolation={self.interpolation!r}; expected one of {sorted(_PIL_CODES)}")
         if int(self.size) < 1 or (self.crop is not None and int(self.crop) < 1):
             raise ValueError(f"size={self.size!r}, crop={self.crop!r}; expected positive integers")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(
-                f"mean={self.mean!r}, std={self.std!r}; expected 3 values each, std > 0"
-            )
+            raise ValueError(f"mean={self.mean!r}, std={self.std!r}; expected 3 values each, std > 0")
 
     # --- constructors from each library's configuration ------------------------------------
 
@@ -103,20 +99,14 @@ class Preprocess:
         elif isinstance(size_cfg, (int, float)):
             size, mode = int(size_cfg), ("shortest" if do_crop else "exact")
         else:
-            raise ValueError(
-                f"preprocessor size {size_cfg!r}; expected shortest_edge or height/width"
-            )
+            raise ValueError(f"preprocessor size {size_cfg!r}; expected shortest_edge or height/width")
         mean = _three(config.get("image_mean", IMAGENET_MEAN))
         std = _three(config.get("image_std", IMAGENET_STD))
         if not config.get("do_normalize", True):
             mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-        rescale = (
-            float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale", True) else 1.0
-        )
+        rescale = float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale", True) else 1.0
         resample = config.get("resample", 3)
-        interpolation = (
-            _PIL_NAMES.get(int(resample), "bicubic") if resample is not None else "bicubic"
-        )
+        interpolation = _PIL_NAMES.get(int(resample), "bicubic") if resample is not None else "bicubic"
         return cls(size, mode, crop, interpolation, mean, std, rescale)
 
     @classmethod
@@ -128,9 +118,7 @@ class Preprocess:
             config.get("resize_mode", "shortest")
         )
         if mode is None:
-            raise ValueError(
-                f"open_clip resize_mode {config.get('resize_mode')!r} is not supported"
-            )
+            raise ValueError(f"open_clip resize_mode {config.get('resize_mode')!r} is not supported")
         return cls(
             size,
             mode,
@@ -198,14 +186,10 @@ class Preprocess:
         """
         if image.mode not in ("L", "RGB"):
             image = to_l_or_rgb(image)
-        resized = image.resize(
-            self.resized_shape(image.width, image.height), resample=_PIL_CODES[self.interpolation]
-        )
+        resized = image.resize(self.resized_shape(image.width, image.height), resample=_PIL_CODES[self.interpolation])
         if self.resize_mode == "longest":
             square = Image.new(resized.mode, (self.size, self.size), color=self.fill)
-            square.paste(
-                resized, ((self.size - resized.width) // 2, (self.size - resized.height) // 2)
-            )
+            square.paste(resized, ((self.size - resized.width) // 2, (self.size - resized.height) // 2))
             resized = square
         if self.crop is not None:
             resized = _center_crop(resized, int(self.crop))
@@ -287,9 +271,7 @@ def _center_crop(image: Image.Image, side: int) -> Image.Image:
     """Centre crop to side × side, padding with black where the image is smaller."""
     if image.width < side or image.height < side:
         padded = Image.new(image.mode, (max(side, image.width), max(side, image.height)))
-        padded.paste(
-            image, ((padded.width - image.width) // 2, (padded.height - image.height) // 2)
-        )
+        padded.paste(image, ((padded.width - image.width) // 2, (padded.height - image.height) // 2))
         image = padded
     top = (image.height - side) // 2
     left = (image.width - side) // 2

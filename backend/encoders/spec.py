@@ -88,8 +88,7 @@ def parse_spec(spec: str) -> EncoderSpec:
             return EncoderSpec("open_clip", "local-dir:" + text, None, text)
         return EncoderSpec("hf", text, None, text)
     raise EncoderLoadError(
-        f"unknown encoder spec {text!r}: not a preset, a known prefix or an existing folder; "
-        f"expected {SPEC_HELP}"
+        f"unknown encoder spec {text!r}: not a preset, a known prefix or an existing folder; expected {SPEC_HELP}"
     )
 
 

@@ -30,9 +30,7 @@ WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 """A weights part ending like this is a file name, never an enum name."""
 
 
-def load_torchvision_encoder(
-    spec: EncoderSpec, *, cache_dir: str | None, offline: bool, **encoder_options
-) -> Encoder:
+def load_torchvision_encoder(spec: EncoderSpec, *, cache_dir: str | None, offline: bool, **encoder_options) -> Encoder:
     """Load a torchvision model with its classifier removed.
 
     Parameters
@@ -87,9 +85,7 @@ class TorchvisionCheckpoint:
     release: object
 
 
-def resolve_torchvision_checkpoint(
-    spec: EncoderSpec, *, cache_dir: str | None, offline: bool
-) -> TorchvisionCheckpoint:
+def resolve_torchvision_checkpoint(spec: EncoderSpec, *, cache_dir: str | None, offline: bool) -> TorchvisionCheckpoint:
     """Find a torchvision architecture's weights file and read its tensor names (no tensors).
 
     A release not in the checkpoint folder is downloaded unless ``offline``.
@@ -110,9 +106,7 @@ def resolve_torchvision_checkpoint(
             f"{spec.name!r}; expected one of torchvision.models.list_models(), e.g. resnet50"
         ) from None
     if spec.weights and (
-        os.path.isfile(spec.weights)
-        or os.sep in spec.weights
-        or spec.weights.endswith(WEIGHT_SUFFIXES)
+        os.path.isfile(spec.weights) or os.sep in spec.weights or spec.weights.endswith(WEIGHT_SUFFIXES)
     ):
         path = spec.weights
         if not os.path.isfile(path):
@@ -146,16 +140,12 @@ def _release_for_file(weights_enum, path: str):
 def _release_file(spec: EncoderSpec, release, cache_dir: str | None, offline: bool) -> str:
     import torch
 
-    folder = (
-        pathlib.Path(cache_dir) if cache_dir else pathlib.Path(torch.hub.get_dir()) / "checkpoints"
-    )
+    folder = pathlib.Path(cache_dir) if cache_dir else pathlib.Path(torch.hub.get_dir()) / "checkpoints"
     target = folder / os.path.basename(release.url)
     if target.is_file():
         return str(target)
     if offline:
-        raise missing_file(
-            spec.text, f"torchvision weights {target.name}", str(target), release.url, offline
-        )
+        raise missing_file(spec.text, f"torchvision weights {target.name}", str(target), release.url, offline)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(release.url, str(target), progress=False)

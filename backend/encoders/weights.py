@@ -50,8 +50,7 @@ def offline_mode(offline: bool | None, environ: dict | None = None) -> bool:
         return bool(offline)
     environ = os.environ if environ is None else environ
     return any(
-        str(environ.get(name, "")).strip().lower() in _TRUE
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+        str(environ.get(name, "")).strip().lower() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     )
 
 
@@ -131,17 +130,23 @@ def checkpoint_keys(paths: Iterable[str | os.PathLike], spec_text: str) -> froze
                 keys.update(_safetensors_keys(path))
             else:
                 keys.update(_torch_file_keys(path))
-        except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError,
-                pickle.UnpicklingError) as exc:  # what parsing a file we did not write raises
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+            RuntimeError,
+            EOFError,
+            pickle.UnpicklingError,
+        ) as exc:  # what parsing a file we did not write raises
             raise EncoderLoadError(
                 f"cannot load encoder {spec_text!r}: weights file {path} is unreadable "
                 f"({type(exc).__name__}: {_first_line(str(exc))}); it is truncated, corrupt or "
                 "not a weights file: copy or download it again"
             ) from None
     if not keys:
-        raise EncoderLoadError(
-            f"cannot load encoder {spec_text!r}: {', '.join(map(str, paths))} holds no tensors"
-        )
+        raise EncoderLoadError(f"cannot load encoder {spec_text!r}: {', '.join(map(str, paths))} holds no tensors")
     return frozenset(key.removeprefix("module.") for key in keys)
 
 
@@ -181,15 +186,9 @@ def _torch_file_keys(path: str) -> list[str]:
     return [str(key) for key in state]
 
 
-def missing_hf_weights(
-    spec_text: str, repo: str, cache: str, offline: bool, reason: str
-) -> EncoderLoadError:
+def missing_hf_weights(spec_text: str, repo: str, cache: str, offline: bool, reason: str) -> EncoderLoadError:
     """The error for Hugging Face weights that are neither in the cache nor downloadable."""
-    why = (
-        "offline mode is on (HF_HUB_OFFLINE)"
-        if offline
-        else "the Hugging Face hub could not be reached"
-    )
+    why = "offline mode is on (HF_HUB_OFFLINE)" if offline else "the Hugging Face hub could not be reached"
     return EncoderLoadError(
         f"cannot load encoder {spec_text!r}: the weights of {repo!r} are not in the Hugging Face "
         f"cache at {cache} and {why} ({_first_line(reason)}). Provide them one of two ways: "
@@ -213,8 +212,7 @@ def missing_file(
     state = " (offline mode is on)" if offline else ""
     detail = f": {_first_line(reason)}" if reason else ""
     return EncoderLoadError(
-        f"cannot load encoder {spec_text!r}: {what} not found at {path}{state}{detail}. To provide "
-        f"it, {how}."
+        f"cannot load encoder {spec_text!r}: {what} not found at {path}{state}{detail}. To provide it, {how}."
     )
 
 

@@ -57,9 +57,7 @@ class RQJobs(Jobs):
             self.connection.set(_key(project_id, "sync-pending"), 1)
         if not self.connection.set(_key(project_id, "refit-pending"), 1, nx=True):
             return False
-        self.queue.enqueue(
-            f"{__name__}.refit_job", int(project_id), job_timeout=JOB_TIMEOUT_S, result_ttl=600
-        )
+        self.queue.enqueue(f"{__name__}.refit_job", int(project_id), job_timeout=JOB_TIMEOUT_S, result_ttl=600)
         return True
 
     def request_embed(self, project_id: int, task_ids: Iterable[int]) -> None:
@@ -68,9 +66,7 @@ class RQJobs(Jobs):
             return
         self.connection.sadd(_key(project_id, "embed-tasks"), *ids)
         if self.connection.set(_key(project_id, "embed-pending"), 1, nx=True):
-            self.queue.enqueue(
-                f"{__name__}.embed_job", int(project_id), job_timeout=JOB_TIMEOUT_S, result_ttl=600
-            )
+            self.queue.enqueue(f"{__name__}.embed_job", int(project_id), job_timeout=JOB_TIMEOUT_S, result_ttl=600)
 
     def status(self) -> dict[str, Any]:
         from rq.registry import FailedJobRegistry, StartedJobRegistry
@@ -190,12 +186,18 @@ def _schedule_version_pushes(trainer) -> None:
     queue = Queue(job.origin if job else QUEUE_NAME, connection=connection)
     for project_id, seconds in trainer.pending_pushes().items():
         if connection.set(_key(project_id, "push-scheduled"), 1, nx=True, ex=int(seconds) + 60):
-            queue.enqueue_in(timedelta(seconds=seconds), f"{__name__}.push_job", int(project_id),
-                             job_timeout=JOB_TIMEOUT_S, result_ttl=600)
+            queue.enqueue_in(
+                timedelta(seconds=seconds),
+                f"{__name__}.push_job",
+                int(project_id),
+                job_timeout=JOB_TIMEOUT_S,
+                result_ttl=600,
+            )
 
 
-def run_worker(settings, store, *, burst: bool = False, queue_name: str = QUEUE_NAME,
-               trainer_factory=TRAINER_FACTORY) -> bool:
+def run_worker(
+    settings, store, *, burst: bool = False, queue_name: str = QUEUE_NAME, trainer_factory=TRAINER_FACTORY
+) -> bool:
     """Run an RQ worker with one trainer (encoder loaded once) for this process.
 
     Uses RQ's ``SimpleWorker`` (no fork per job), so the loaded encoder stays warm across jobs.

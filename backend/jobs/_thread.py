@@ -20,6 +20,7 @@ from backend.jobs._base import PUSH_RETRY_S, TRAINER_FACTORY, TRAINING_NICE_INCR
 
 log = logging.getLogger(__name__)
 
+
 class ThreadJobs(Jobs):
     """Coalescing in-process queue.
 
@@ -168,7 +169,6 @@ class ThreadJobs(Jobs):
                     self.last_error = outcome
                 self._cond.notify_all()
 
-
     def _note_pushes(self, task, pending: dict[int, float] | None) -> None:
         """Keep track of the model versions Label Studio missed and set the retry timer.
 
@@ -193,8 +193,10 @@ class ThreadJobs(Jobs):
             context = multiprocessing.get_context("spawn")  # no fork of a threaded server
             parent, child = context.Pipe()
             process = context.Process(
-                target=_child_main, args=(child, self.settings, self.store, self.trainer_factory),
-                name="labelcast-trainer", daemon=True,
+                target=_child_main,
+                args=(child, self.settings, self.store, self.trainer_factory),
+                name="labelcast-trainer",
+                daemon=True,
             )
             process.start()
             child.close()
@@ -207,8 +209,12 @@ class ThreadJobs(Jobs):
             self._child = None
             process.join(timeout=5)
             if not retried:  # killed mid-job (OOM killer, kill -9): run the job once more
-                log.warning("the training process exited (code %s) during %s of project %s; "
-                            "running it again in a new one", process.exitcode, task[0], task[1])
+                log.warning(
+                    "the training process exited (code %s) during %s of project %s; running it again in a new one",
+                    process.exitcode,
+                    task[0],
+                    task[1],
+                )
                 return self._run_in_child(task, retried=True)
             raise RuntimeError(f"the training process exited (code {process.exitcode})") from exc
         if error:

@@ -193,7 +193,6 @@ class LabelStudioClient:
             raise LabelStudioError(f"cannot update ML backend {backend.id}: {exc}") from exc
         return backend.id
 
-
     def authorize_webhooks(self, project_id: int, user: str, password: str, backend_url: str | None = None) -> int:
         """Add basic-auth credentials to the webhooks Label Studio created for the ML backend.
 
@@ -220,4 +219,3 @@ class LabelStudioClient:
         except Exception as exc:
             raise LabelStudioError(f"cannot update the webhooks of project {project_id}: {exc}") from exc
         return updated
-

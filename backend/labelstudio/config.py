@@ -92,16 +92,14 @@ def parse_label_config(xml: str, positive: str | None = None) -> LabelingConfig:
     images = [el for el in root.iter() if el.tag == "Image" and el.get("name")]
     if not images:
         raise LabelConfigError(
-            'the labeling config has no <Image name=".." value="$image"/> tag; '
-            "LabelCast classifies images"
+            'the labeling config has no <Image name=".." value="$image"/> tag; LabelCast classifies images'
         )
     image_names = {el.get("name") for el in images}
     all_choices = [el for el in root.iter() if el.tag == "Choices" and el.get("name")]
     choices = [el for el in all_choices if el.get("toName") in image_names] or all_choices
     if not choices:
         raise LabelConfigError(
-            'the labeling config has no <Choices name=".." toName=".."> tag; '
-            "LabelCast learns from image-level choices"
+            'the labeling config has no <Choices name=".." toName=".."> tag; LabelCast learns from image-level choices'
         )
     choices_el = choices[0]
     image_el = next((el for el in images if el.get("name") == choices_el.get("toName")), images[0])
@@ -112,14 +110,11 @@ def parse_label_config(xml: str, positive: str | None = None) -> LabelingConfig:
         )
 
     values = tuple(
-        el.get("alias") or el.get("value")
-        for el in choices_el.iter("Choice")
-        if el.get("alias") or el.get("value")
+        el.get("alias") or el.get("value") for el in choices_el.iter("Choice") if el.get("alias") or el.get("value")
     )
     if len(values) < 2 and choices_el.get("choice") != "multiple":
         raise LabelConfigError(
-            f'<Choices name="{choices_el.get("name")}"> needs at least two <Choice> values, '
-            f"got {list(values)}"
+            f'<Choices name="{choices_el.get("name")}"> needs at least two <Choice> values, got {list(values)}'
         )
     if not values:
         raise LabelConfigError(f'<Choices name="{choices_el.get("name")}"> has no <Choice> values')
@@ -128,9 +123,7 @@ def parse_label_config(xml: str, positive: str | None = None) -> LabelingConfig:
         mode, findings = MULTILABEL, values
     elif len(values) == 2:
         if positive is not None and positive not in values:
-            raise LabelConfigError(
-                f"positive choice {positive!r} is not in the config's choices {list(values)}"
-            )
+            raise LabelConfigError(f"positive choice {positive!r} is not in the config's choices {list(values)}")
         mode, findings = BINARY, (positive or values[0],)
     else:
         mode, findings = ONE_VS_REST, values

@@ -111,7 +111,9 @@ MAX_CLOCK_AHEAD_S = 86_400.0
 """How far (seconds) an annotation's ``updated_at`` may lie ahead of this backend's clock. A
 version from the future would win over every later one and freeze the label."""
 
-_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?")
+_ISO_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?"
+)
 
 
 def parse_time(value: Any) -> float | None:

@@ -171,8 +171,7 @@ def history_entry(forecast: Mapping[str, Any]) -> dict[str, Any]:
         "labels_needed": forecast.get("labels_needed"),
         "updated_at": forecast.get("updated_at"),
         "findings": {
-            name: {k: (fc or {}).get(k) for k in keep}
-            for name, fc in (forecast.get("findings") or {}).items()
+            name: {k: (fc or {}).get(k) for k in keep} for name, fc in (forecast.get("findings") or {}).items()
         },
     }
 

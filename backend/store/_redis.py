@@ -161,18 +161,29 @@ class RedisStore(Store):
 
     # --- labels -----------------------------------------------------------------------------
     def put_label(self, project_id, annotation_id, task_id, choices, image=None, updated_at=None):
-        record = {"task_id": int(task_id), "choices": None if choices is None else list(choices),
-                  "updated_at": time.time()}
+        record = {
+            "task_id": int(task_id),
+            "choices": None if choices is None else list(choices),
+            "updated_at": time.time(),
+        }
         if updated_at is not None:
             record["source_at"] = float(updated_at)
         # One script, one round trip: the task's image, the checks (tombstone, the stored
         # annotation's time) and the write of the label happen atomically.
         pid = int(project_id)
         self._put_label(
-            keys=[self.key("project", pid, "labels"), self.key("project", pid, "deleted"),
-                  self.key("project", pid, "tasks")],
-            args=[str(int(annotation_id)), json.dumps(record), "" if updated_at is None else repr(float(updated_at)),
-                  str(int(task_id)), "" if image is None else str(image)],
+            keys=[
+                self.key("project", pid, "labels"),
+                self.key("project", pid, "deleted"),
+                self.key("project", pid, "tasks"),
+            ],
+            args=[
+                str(int(annotation_id)),
+                json.dumps(record),
+                "" if updated_at is None else repr(float(updated_at)),
+                str(int(task_id)),
+                "" if image is None else str(image),
+            ],
         )
 
     def delete_labels(self, project_id, annotation_ids):
@@ -180,9 +191,11 @@ class RedisStore(Store):
         if not ids:
             return 0
         pid = int(project_id)
-        return int(self._delete_labels(
-            keys=[self.key("project", pid, "labels"), self.key("project", pid, "deleted")], args=ids
-        ))
+        return int(
+            self._delete_labels(
+                keys=[self.key("project", pid, "labels"), self.key("project", pid, "deleted")], args=ids
+            )
+        )
 
     def replace_labels(self, project_id, labels, older_than=None):
         pid = int(project_id)
@@ -259,7 +272,9 @@ class RedisStore(Store):
         return self.connection.hget(self.key("project", int(project_id), "plots"), finding)
 
     def get_history(self, project_id):
-        return [json.loads(raw) for raw in self.connection.lrange(self.key("project", int(project_id), "history"), 0, -1)]
+        return [
+            json.loads(raw) for raw in self.connection.lrange(self.key("project", int(project_id), "history"), 0, -1)
+        ]
 
     def close(self):
         self.connection.close()

@@ -42,9 +42,7 @@ CREATE TABLE IF NOT EXISTS plots (
     PRIMARY KEY (project_id, finding));
 """
 
-_NOT_DELETED = (
-    "NOT EXISTS (SELECT 1 FROM deleted_annotations WHERE project_id = ? AND annotation_id = ?)"
-)
+_NOT_DELETED = "NOT EXISTS (SELECT 1 FROM deleted_annotations WHERE project_id = ? AND annotation_id = ?)"
 """SQL condition: the annotation (project_id, annotation_id) has no tombstone."""
 
 _NO_LABEL = "null"
@@ -214,9 +212,16 @@ class SQLiteStore(Store):
                 "task_id = excluded.task_id, choices = excluded.choices, updated_at = excluded.updated_at, "
                 "source_at = excluded.source_at WHERE labels.source_at IS NULL "
                 "OR excluded.source_at IS NULL OR excluded.source_at >= labels.source_at",
-                (int(project_id), int(annotation_id), int(task_id),
-                 json.dumps(None if choices is None else list(choices)), time.time(),
-                 source_at, int(project_id), int(annotation_id)),
+                (
+                    int(project_id),
+                    int(annotation_id),
+                    int(task_id),
+                    json.dumps(None if choices is None else list(choices)),
+                    time.time(),
+                    source_at,
+                    int(project_id),
+                    int(annotation_id),
+                ),
             )
         )
         self._write_grouped(statements)
@@ -231,12 +236,20 @@ class SQLiteStore(Store):
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             statements += [
-                (f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({marks}) "
-                 f"AND choices != '{_NO_LABEL}'", (pid, *chunk)),
+                (
+                    f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({marks}) "
+                    f"AND choices != '{_NO_LABEL}'",
+                    (pid, *chunk),
+                ),
                 (f"DELETE FROM labels WHERE project_id = ? AND annotation_id IN ({marks})", (pid, *chunk)),
             ]
-        statements += [("INSERT OR IGNORE INTO deleted_annotations (project_id, annotation_id, deleted_at) "
-                        "VALUES (?, ?, ?)", (pid, a, now)) for a in ids]
+        statements += [
+            (
+                "INSERT OR IGNORE INTO deleted_annotations (project_id, annotation_id, deleted_at) VALUES (?, ?, ?)",
+                (pid, a, now),
+            )
+            for a in ids
+        ]
         counts = self._write_many(statements)
         return sum(counts[0 : 2 * ((len(ids) + _CHUNK - 1) // _CHUNK) : 2])
 
@@ -245,8 +258,9 @@ class SQLiteStore(Store):
         cutoff = time.time() if older_than is None else float(older_than)
         # "No label" records (skips) stay: Label Studio's list does not carry them, and they keep
         # a late, older version of a skipped annotation from coming back.
-        statements = [(f"DELETE FROM labels WHERE project_id = ? AND updated_at < ? AND choices != '{_NO_LABEL}'",
-                       (pid, cutoff))]
+        statements = [
+            (f"DELETE FROM labels WHERE project_id = ? AND updated_at < ? AND choices != '{_NO_LABEL}'", (pid, cutoff))
+        ]
         now = time.time()
         statements += [
             (
@@ -303,8 +317,10 @@ class SQLiteStore(Store):
         self.checkpoint()
 
     def put_embedding_progress(self, project_id, progress):
-        self._write("INSERT OR REPLACE INTO embedding_progress (project_id, progress) VALUES (?, ?)",
-                    (int(project_id), json.dumps(dict(progress))))
+        self._write(
+            "INSERT OR REPLACE INTO embedding_progress (project_id, progress) VALUES (?, ?)",
+            (int(project_id), json.dumps(dict(progress))),
+        )
 
     def get_embedding_progress(self, project_id):
         rows = self._read("SELECT progress FROM embedding_progress WHERE project_id = ?", (int(project_id),))
@@ -319,10 +335,12 @@ class SQLiteStore(Store):
                 (pid, json.dumps(dict(model)), json.dumps(dict(forecast))),
             ),
             ("DELETE FROM plots WHERE project_id = ?", (pid,)),
-            ("INSERT INTO history (project_id, entry) VALUES (?, ?)",
-             (pid, json.dumps(history_entry(forecast)))),
-            ("DELETE FROM history WHERE project_id = ? AND seq NOT IN (SELECT seq FROM history "
-             "WHERE project_id = ? ORDER BY seq DESC LIMIT ?)", (pid, pid, HISTORY_LIMIT)),
+            ("INSERT INTO history (project_id, entry) VALUES (?, ?)", (pid, json.dumps(history_entry(forecast)))),
+            (
+                "DELETE FROM history WHERE project_id = ? AND seq NOT IN (SELECT seq FROM history "
+                "WHERE project_id = ? ORDER BY seq DESC LIMIT ?)",
+                (pid, pid, HISTORY_LIMIT),
+            ),
         ]
         statements += [
             ("INSERT INTO plots (project_id, finding, png) VALUES (?, ?, ?)", (pid, finding, png))
@@ -342,9 +360,7 @@ class SQLiteStore(Store):
         return self._result(project_id, "forecast")
 
     def get_plot(self, project_id, finding):
-        rows = self._read(
-            "SELECT png FROM plots WHERE project_id = ? AND finding = ?", (int(project_id), finding)
-        )
+        rows = self._read("SELECT png FROM plots WHERE project_id = ? AND finding = ?", (int(project_id), finding))
         return bytes(rows[0][0]) if rows else None
 
     def get_history(self, project_id):
