@@ -33,7 +33,7 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import _save_tiny_clip, free_port, stop_process, wait_http  # noqa: E402
+from conftest import _save_tiny_clip, free_port, start_label_studio, stop_process, wait_http  # noqa: E402
 
 CONFIG = (ROOT / "plugin_config" / "one_finding.xml").read_text()
 TOKEN = "labelcast-bench-token-0123456789abcdef"
@@ -77,48 +77,6 @@ def serve_images(images: dict[str, bytes], latency_s: float):
     return f"http://127.0.0.1:{server.server_address[1]}", server
 
 
-def start_label_studio(binary: str, folder: pathlib.Path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "ML_BLOCK_LOCAL_IP": "false",
-        "SSRF_PROTECTION_ENABLED": "false",
-        "LATEST_VERSION_CHECK": "false",
-        "COLLECT_ANALYTICS": "false",
-        "LABEL_STUDIO_BASE_DATA_DIR": str(folder),
-        "DJANGO_DB": "sqlite",
-    }
-    env.pop("VIRTUAL_ENV", None)
-    log = open(folder / "label-studio.log", "wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            "start",
-            "--no-browser",
-            "--internal-host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(folder / "data"),
-            "--username",
-            "bench@example.com",
-            "--password",
-            "bench-pass-123",
-            "--user-token",
-            TOKEN,
-            "--enable-legacy-api-token",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/health", timeout=300, process=process)
-    return url, process
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=600, help="labeled tasks (default 600)")
@@ -137,7 +95,9 @@ def main(argv=None) -> int:
     image_url, image_server = serve_images(images, args.latency_ms / 1000)
     encoder = args.encoder or str(_save_tiny_clip(folder / "encoder"))
     print("starting Label Studio ...", file=sys.stderr)
-    ls_url, ls_process = start_label_studio(args.label_studio_bin, folder)
+    ls_url, ls_process, _ = start_label_studio(
+        args.label_studio_bin, folder, "bench@example.com", "bench-pass-123", TOKEN
+    )
     port = free_port()
     backend_log = folder / "backend.log"
     env = {

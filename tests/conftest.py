@@ -522,18 +522,21 @@ LABEL_STUDIO_PASSWORD = "labelcast-test-pass"
 LABEL_STUDIO_TOKEN = "labelcast0test0token0000000000000000000a"
 
 
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory):
-    """A real Label Studio 1.23 on a free loopback port: ``{"url", "token", "process"}``.
+def start_label_studio(
+    binary: str,
+    folder: pathlib.Path,
+    user: str = LABEL_STUDIO_USER,
+    password: str = LABEL_STUDIO_PASSWORD,
+    token: str = LABEL_STUDIO_TOKEN,
+    timeout: float = 300,
+):
+    """Start a real Label Studio (``binary``) with its data in ``folder`` on a free loopback
+    port, as DESIGN.md says a sidecar needs it; wait for /health.
 
-    Needs ``LABEL_STUDIO_BIN`` (``.ci/run`` installs label-studio==1.23.2 in its own venv and
-    sets it). First start runs the migrations (about a minute).
+    Returns ``(url, process, log file)``; on a failed start the process is killed and
+    the waiting error raised (the log is ``folder / "label-studio.log"``).
     """
-    binary = os.environ.get("LABEL_STUDIO_BIN")
-    if not binary:
-        pytest.skip("LABEL_STUDIO_BIN is not set (path of a label-studio 1.23 executable; .ci/run sets it)")
     port = free_port()
-    folder = tmp_path_factory.mktemp("label-studio")
     env = {
         **os.environ,
         "ML_BLOCK_LOCAL_IP": "false",
@@ -545,38 +548,36 @@ def label_studio(tmp_path_factory):
     }
     env.pop("VIRTUAL_ENV", None)
     log = open(folder / "label-studio.log", "wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            "start",
-            "--no-browser",
-            "--internal-host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(folder / "data"),
-            "--username",
-            LABEL_STUDIO_USER,
-            "--password",
-            LABEL_STUDIO_PASSWORD,
-            "--user-token",
-            LABEL_STUDIO_TOKEN,
-            "--enable-legacy-api-token",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    command = [binary, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)]
+    command += ["--data-dir", str(folder / "data"), "--username", user, "--password", password]
+    command += ["--user-token", token, "--enable-legacy-api-token"]
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + "/health", timeout=240, process=process)
+        wait_http(url + "/health", timeout=timeout, process=process)
     except Exception:
         process.kill()
         log.close()
+        raise
+    return url, process, log
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio 1.23 on a free loopback port: ``{"url", "token", "process"}``.
+
+    Needs ``LABEL_STUDIO_BIN`` (``.ci/run`` installs label-studio==1.23.2 in its own venv and
+    sets it). First start runs the migrations (about a minute).
+    """
+    binary = os.environ.get("LABEL_STUDIO_BIN")
+    if not binary:
+        pytest.skip("LABEL_STUDIO_BIN is not set (path of a label-studio 1.23 executable; .ci/run sets it)")
+    folder = tmp_path_factory.mktemp("label-studio")
+    try:
+        url, process, log = start_label_studio(binary, folder, timeout=240)
+    except Exception as exc:  # any failed start: fail with Label Studio's log
         tail = (folder / "label-studio.log").read_text(errors="replace")[-3000:]
-        pytest.fail(f"Label Studio did not start:\n{tail}")
+        pytest.fail(f"Label Studio did not start ({exc}):\n{tail}")
     yield {"url": url, "token": LABEL_STUDIO_TOKEN, "process": process, "log": folder / "label-studio.log"}
     stop_process(process)
     log.close()
