@@ -28,7 +28,8 @@ from backend.exceptions import (
 from backend.jobs._base import PUSH_RETRY_S
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.config import LabelingConfig, parse_label_config
-from backend.labelstudio.protocol import annotation_choices, collecting_message, model_version, parse_time
+from backend.labelstudio.protocol import collecting_message, model_version
+from backend.sync import sync_labels
 
 log = logging.getLogger(__name__)
 
@@ -198,38 +199,12 @@ class Trainer:
 
     # --- refit ------------------------------------------------------------------------------
     def sync_labels(self, project_id: int) -> tuple[int, int]:
-        """Re-read every task and annotation of a project from Label Studio into the store.
-
-        Label Studio is the source of truth: this catches annotations that arrived without a
-        webhook (imported with the tasks, or made while the backend was down).
-        Returns ``(n_tasks, n_labels)``.
-        """
-        started = time.time()
+        """Re-read every task and annotation of a project from Label Studio into the store
+        (:func:`backend.sync.sync_labels`). Returns ``(n_tasks, n_labels)``."""
         project = self._project(project_id)
         settings = self.settings.for_project(project.get("extra_params"))
         config = parse_label_config(project["label_config"], settings.positive)
-        images, labels = {}, {}
-        for task in self.client(project).iter_tasks(project_id):
-            ref = (task.get("data") or {}).get(config.image_key)
-            if not isinstance(ref, str) or not ref:
-                continue
-            images[int(task["id"])] = ref
-            for annotation in task.get("annotations") or []:
-                if annotation.get("was_cancelled"):
-                    continue
-                choices = annotation_choices(annotation.get("result"), config)
-                if choices is not None:
-                    labels[int(annotation["id"])] = (int(task["id"]), choices, parse_time(annotation.get("updated_at")))
-        self.store.put_tasks(project_id, images)
-        self.store.replace_labels(project_id, labels, older_than=started)
-        log.info(
-            "project %s: synced %d tasks, %d labels from Label Studio in %.2f s",
-            project_id,
-            len(images),
-            len(labels),
-            time.time() - started,
-        )
-        return len(images), len(labels)
+        return sync_labels(self.store, self.client(project), project_id, config)
 
     def refit(self, project_id: int, sync: bool = False) -> dict[str, Any]:
         """Refit every probe of a project on its current labels and save the new forecast.
