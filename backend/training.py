@@ -25,10 +25,10 @@ from backend.exceptions import (
     SettingsError,
     UnusableLabelsError,
 )
-from backend.jobs._base import PUSH_RETRY_S
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.config import LabelingConfig, parse_label_config
 from backend.labelstudio.protocol import collecting_message, model_version
+from backend.publish import Publisher, Retry
 from backend.sync import sync_labels
 
 log = logging.getLogger(__name__)
@@ -78,15 +78,24 @@ class Trainer:
         An already loaded encoder; default: load ``settings.encoder`` on first use.
     client_factory : callable, optional
         ``(url, api_key) -> LabelStudioClient``.
+    retry : backend.publish.Retry, optional
+        When a model version Label Studio missed is pushed again; default ``Retry()``.
     """
 
-    def __init__(self, settings, store, encoder=None, client_factory: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings,
+        store,
+        encoder=None,
+        client_factory: Callable[..., Any] | None = None,
+        retry: Retry | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self._encoder = encoder
         self._client_factory = client_factory or LabelStudioClient
         self._clients: dict[tuple[str | None, str | None], Any] = {}
-        self._unpushed: dict[int, float] = {}  # project -> when to retry telling Label Studio
+        self.publisher = Publisher(settings, store, self.client, retry)
         self._pipeline = None
 
     @property
@@ -319,7 +328,7 @@ class Trainer:
         }
         self.store.put_result(project_id, model, record, plots)
         log.info("project %s: %s in %.2f s: %s", project_id, version, seconds, message)
-        self._tell_label_studio(project_id, project, version, message)
+        self.publisher.tell(project_id, project, version, message)
         return record
 
     def _pool_embeddings(self, project_id: int, labeled: Iterable[int]) -> tuple[list[int], np.ndarray, int]:
@@ -381,69 +390,28 @@ class Trainer:
         }
         self.store.put_result(project_id, model, record, plots)
         log.error("project %s: refit cannot run: %s", project_id, sentence)
-        self._tell_label_studio(project_id, project, model["version"], record["message"])
+        self.publisher.tell(project_id, project, model["version"], record["message"])
         return record
 
+    # --- publishing (backend.publish) ------------------------------------------------------
     def retry_version_pushes(self) -> None:
-        """Tell Label Studio the latest model version of projects where that failed before
-        (Label Studio was unreachable), at most every PUSH_RETRY_S seconds per project.
+        """Tell Label Studio the model versions it missed whose retry time has come (the
+        deadlines are kept in the store). Every job starts with this; the queues also run it on
+        a timer (:meth:`next_push_in`), so a version is reported even when no job comes."""
+        self.publisher.push_due()
 
-        Every job starts with this; the queues also call :meth:`push_version` on a timer while
-        :meth:`pending_pushes` is not empty, so a version is reported even when no job comes.
-        """
-        now = time.monotonic()
-        for project_id, due in list(self._unpushed.items()):
-            if due <= now:
-                self.push_version(project_id)
+    def next_push_in(self) -> float | None:
+        """Seconds until a missed model version is due to be pushed again, None when none is."""
+        return self.publisher.next_push_in()
 
     def pending_pushes(self) -> dict[int, float]:
         """``{project_id: seconds until the next try}`` of versions Label Studio was not told."""
-        now = time.monotonic()
-        return {project_id: max(0.0, due - now) for project_id, due in self._unpushed.items()}
+        return self.publisher.pending()
 
     def push_version(self, project_id: int) -> None:
-        """Tell Label Studio the project's latest saved model version and message (whichever
-        worker saved it). Label Studio unreachable (handled in :meth:`_tell_label_studio`) or the
-        store unreachable is retried after PUSH_RETRY_S, never at once; any other error is a bug:
-        it is raised (the queues log it and count it) and not retried."""
-        try:
-            model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
-            project = self.store.get_project(project_id)
-            if not (model and record and project):
-                self._unpushed.pop(project_id, None)
-                return
-            self._tell_label_studio(project_id, project, model["version"], record.get("message") or "")
-        except _store_errors():
-            self._unpushed[project_id] = time.monotonic() + PUSH_RETRY_S
-            raise
-        except Exception:
-            self._unpushed.pop(project_id, None)  # a bug: surfaced once, not retried in a loop
-            raise
-
-    def _tell_label_studio(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
-        client = self.client(project)
-        if not (getattr(client, "url", None) and getattr(client, "api_key", None)):
-            log.info("project %s: no Label Studio URL/API key; model version not pushed", project_id)
-            return
-        auth = None
-        if self.settings.basic_auth_user and self.settings.basic_auth_pass:
-            auth = (self.settings.basic_auth_user, self.settings.basic_auth_pass)
-        try:
-            backend_id = client.set_model_version(project_id, version, status=message, basic_auth=auth)
-        except LabelStudioError as exc:
-            log.warning("project %s: %s (retried in %.0f s)", project_id, exc, PUSH_RETRY_S)
-            self._unpushed[project_id] = time.monotonic() + PUSH_RETRY_S
-            return
-        self._unpushed.pop(project_id, None)
-        if backend_id is None:
-            log.info("project %s has no ML backend in Label Studio; model version not pushed", project_id)
-            return
-        if auth:
-            try:
-                if client.authorize_webhooks(project_id, *auth):
-                    log.info("project %s: added basic auth to the ML backend's webhook", project_id)
-            except LabelStudioError as exc:
-                log.warning("project %s: %s", project_id, exc)
+        """Tell Label Studio the project's latest saved model version and message
+        (:meth:`backend.publish.Publisher.push`: expected failures retried later, bugs raised)."""
+        self.publisher.push(project_id)
 
 
 def summary_message(config: LabelingConfig, forecasts: dict[str, Any], n_labels: int, min_labels: int) -> str:
@@ -599,7 +567,7 @@ class _Progress:
             message = (
                 record.get("message") or f"{self.embedded_before + self.ok:,} of {self.tasks_total:,} images embedded."
             )
-            self.trainer._tell_label_studio(self.project_id, self.project, version, message)
+            self.trainer.publisher.tell(self.project_id, self.project, version, message)
 
     def _write(self, running: bool) -> None:
         self.written = time.monotonic()
@@ -624,26 +592,13 @@ class _Progress:
             return
         model = self.trainer.store.get_model(self.project_id) or {}
         version = model.get("version") or model_version(self.trainer.settings.encoder, 0)
-        settings = self.trainer.settings
-        auth = (
-            (settings.basic_auth_user, settings.basic_auth_pass)
-            if settings.basic_auth_user and settings.basic_auth_pass
-            else None
-        )
         try:
-            client.set_model_version(self.project_id, version, status=status, basic_auth=auth)
+            client.set_model_version(
+                self.project_id, version, status=status, basic_auth=self.trainer.publisher.basic_auth()
+            )
             self.told = True
         except LabelStudioError as exc:  # progress is a courtesy: the job goes on
             log.info("project %s: progress not shown in Label Studio: %s", self.project_id, exc)
-
-
-def _store_errors() -> tuple[type[BaseException], ...]:
-    """What a store raises when it is unreachable or busy for a while (worth a retry)."""
-    import sqlite3
-
-    from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
-
-    return (sqlite3.OperationalError, ConnectionError, TimeoutError, BusyLoadingError)
 
 
 def _fingerprint(labels: dict[int, list[str]], findings) -> str:

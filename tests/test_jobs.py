@@ -35,11 +35,11 @@ class RecordingTrainer:
     def embed_tasks(self, project_id, task_ids):
         self.embeds.append((project_id, list(task_ids)))
 
-    def push_version(self, project_id):
+    def retry_version_pushes(self):
         pass
 
-    def pending_pushes(self):
-        return {}
+    def next_push_in(self):
+        return None
 
 
 class StoreTrainer:
@@ -60,11 +60,11 @@ class StoreTrainer:
     def embed_tasks(self, project_id, task_ids):
         self.store.put_tasks(project_id, {t: "done" for t in task_ids})
 
-    def push_version(self, project_id):
+    def retry_version_pushes(self):
         pass
 
-    def pending_pushes(self):
-        return {}
+    def next_push_in(self):
+        return None
 
 
 @pytest.fixture
@@ -168,14 +168,15 @@ class PushTrainer:
     def embed_tasks(self, project_id, task_ids):
         pass
 
-    def push_version(self, project_id):
-        PushTrainer.pushes.append(project_id)
-        if len(PushTrainer.pushes) == 1:
-            raise RuntimeError("the store hiccuped")
-        self.unpushed.pop(project_id, None)
+    def retry_version_pushes(self):
+        for project_id in list(self.unpushed):
+            PushTrainer.pushes.append(project_id)
+            if len(PushTrainer.pushes) == 1:
+                raise RuntimeError("the store hiccuped")
+            self.unpushed.pop(project_id, None)
 
-    def pending_pushes(self):
-        return dict(self.unpushed)
+    def next_push_in(self):
+        return min(self.unpushed.values()) if self.unpushed else None
 
 
 def test_thread_worker_keeps_retrying_a_push_after_a_failed_try(tmp_path):
@@ -189,7 +190,7 @@ def test_thread_worker_keeps_retrying_a_push_after_a_failed_try(tmp_path):
         assert PushTrainer.pushes == [7, 7]
         assert jobs.wait_idle(5)
         status = jobs.status()
-        assert status["version_pushes_pending"] == 0 and status["failed"] == 1
+        assert status["version_push_in_s"] is None and status["failed"] == 1
         time.sleep(0.5)
         assert PushTrainer.pushes == [7, 7]  # no more tries once it worked
     finally:
