@@ -6,9 +6,6 @@ worker (thread or ``labelcast worker`` process); the web process never imports t
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import math
 import time
@@ -26,9 +23,11 @@ from backend.exceptions import (
     UnusableLabelsError,
 )
 from backend.labelstudio.client import LabelStudioClient
-from backend.labelstudio.config import LabelingConfig, parse_label_config
-from backend.labelstudio.protocol import collecting_message, model_version
+from backend.labelstudio.config import parse_label_config
+from backend.labelstudio.protocol import model_version
 from backend.publish import Publisher, Retry
+from backend.refit import FORECAST_SEED, IMAGE_ERRORS_SHOWN, error_kind, image_error_summary, with_report_link
+from backend.refit import refit as refit_project
 from backend.sync import sync_labels
 
 log = logging.getLogger(__name__)
@@ -53,18 +52,9 @@ PROGRESS_PUSH_S = 15.0
 IMAGE_ERRORS_LOGGED = 5
 """Image errors quoted in the one warning a job logs about them (all are counted)."""
 
-PROBE_MIN_PER_CLASS = 2
-"""A probe is fitted once each class of a finding has at least this many labels."""
-
-IMAGE_ERRORS_SHOWN = 100
-"""Tasks whose image failed listed in a forecast record (all are counted in ``n_image_errors``)."""
-
 POOL_SAMPLE = 5000
 """Most unlabeled tasks' embeddings a refit reads to compare the labels with (a seeded random
 sample of a larger project; ``backend.selection_bias.MAX_POOL`` is the same bound)."""
-
-FORECAST_SEED = 0
-"""Seed of the learning curve's resampling, so a refit on the same labels gives the same forecast."""
 
 
 class Trainer:
@@ -247,88 +237,30 @@ class Trainer:
         labels = self.store.get_labels(project_id)
         image_errors: dict[int, str] = {}
         vectors = self.embed_tasks(project_id, labels, image_errors)
-        task_ids = [t for t in labels if t in vectors]
-        n = len(task_ids)
-        if labels and not n:
-            raise UnusableLabelsError(len(labels), image_errors)
-        X = np.stack([vectors[t] for t in task_ids]) if n else np.zeros((0, self.encoder.dim), np.float32)
-        targets = [config.targets(labels[t]) for t in task_ids]
-
-        from backend.forecast import MIN_LABELS, forecast
-        from backend.probe import fit_probe
-        from backend.sampling import selection_probabilities
-
-        pool_ids, pool, pool_size = self._pool_embeddings(project_id, labels)
-        n_tasks = len(self.store.get_tasks(project_id))
-        known = selection_probabilities(project_id, task_ids, n_tasks) if settings.sampling == "mixed" and n else None
-        min_labels = settings.min_labels or MIN_LABELS
-        forecasts, probes, plots = {}, {}, {}
-        for finding in config.findings:
-            y = np.array([row[finding] for row in targets], dtype=np.int8)
-            fc = forecast(
-                X,
-                y,
-                settings.target_auc,
-                seed=FORECAST_SEED,
-                min_labels=min_labels,
-                positive_name=finding,
-                pool=pool if len(pool_ids) else None,
-                selection_prob=known,
-                pool_size=pool_size,
-            )
-            forecasts[finding] = fc
-            n_pos = int(y.sum())
-            if min(n_pos, n - n_pos) >= PROBE_MIN_PER_CLASS:
-                probes[finding] = fit_probe(X, y, seed=FORECAST_SEED).to_dict()
-            png = _plot(fc)
-            if png:
-                plots[finding] = png
-
-        fingerprint = _fingerprint({t: labels[t] for t in task_ids}, config.findings)
-        previous = self.store.get_model(project_id) or {}
-        revision = 1
-        if previous.get("n_labels") == n and previous.get("encoder_spec") == self.settings.encoder:
-            same = previous.get("fingerprint") == fingerprint
-            revision = int(previous.get("revision", 1)) + (0 if same else 1)
-        version = model_version(self.settings.encoder, n, revision)
-        base_url = self.settings.public_url or project.get("backend_url")
-        message = summary_message(config, forecasts, n, min_labels) + left_out_note(len(labels), image_errors)
-        message = with_report_link(message, base_url, project_id)
-        needed = summary_labels_needed(forecasts, min_labels)
-        seconds = time.perf_counter() - started
-        model = {
-            "version": version,
-            "revision": revision,
-            "encoder": self.encoder.id,
-            "encoder_spec": self.settings.encoder,
-            "n_labels": n,
-            "fingerprint": fingerprint,
-            "probes": probes,
-            # Where audit tasks' scores are drawn from under sampling=mixed (backend.sampling).
-            "score_quantiles": _score_quantiles(config, probes, X, pool),
-            "trained_at": time.time(),
-        }
-        record = {
-            "status": "ok",
-            "version": version,
-            "n_labels": n,
-            "n_labels_recorded": len(labels),
-            "target_auc": settings.target_auc,
-            "message": message,
-            "labels_needed": needed,
-            "findings": {f: fc.to_dict() for f, fc in forecasts.items()},
-            "updated_at": time.time(),
-            "refit_seconds": round(seconds, 3),
-            # Labeled tasks left out of this refit, with the reason (shown by /forecast).
-            "image_errors": {str(t): reason[:300] for t, reason in sorted(image_errors.items())[:IMAGE_ERRORS_SHOWN]},
-            "n_image_errors": len(image_errors),
-            # The unlabeled tasks' embeddings the forecast compared the labels with.
-            "n_pool": pool_size,
-            "sampling": settings.sampling,
-        }
-        self.store.put_result(project_id, model, record, plots)
-        log.info("project %s: %s in %.2f s: %s", project_id, version, seconds, message)
-        self.publisher.tell(project_id, project, version, message)
+        _, pool, pool_size = self._pool_embeddings(project_id, labels)
+        result = refit_project(
+            project_id,
+            labels,
+            vectors,
+            config,
+            settings,
+            encoder_id=self.encoder.id,
+            dim=self.encoder.dim,
+            pool=pool,
+            pool_size=pool_size,
+            n_tasks=len(self.store.get_tasks(project_id)),
+            previous=self.store.get_model(project_id),
+            encoder_spec=self.settings.encoder,
+            image_errors=image_errors,
+            base_url=self.settings.public_url or project.get("backend_url"),
+            started=started,
+        )
+        model, record = result.model, result.record
+        self.store.put_result(project_id, model, record, result.plots)
+        log.info(
+            "project %s: %s in %.2f s: %s", project_id, record["version"], record["refit_seconds"], record["message"]
+        )
+        self.publisher.tell(project_id, project, record["version"], record["message"])
         return record
 
     def _pool_embeddings(self, project_id: int, labeled: Iterable[int]) -> tuple[list[int], np.ndarray, int]:
@@ -414,15 +346,6 @@ class Trainer:
         self.publisher.push(project_id)
 
 
-def summary_message(config: LabelingConfig, forecasts: dict[str, Any], n_labels: int, min_labels: int) -> str:
-    """One sentence (or one per finding) for the forecast TextArea."""
-    if n_labels == 0:
-        return collecting_message(0, min_labels)
-    if len(forecasts) == 1:
-        return next(iter(forecasts.values())).message
-    return " | ".join(f"{finding}: {fc.message}" for finding, fc in forecasts.items())
-
-
 REFIT_ERRORS = (EncoderLoadError, LabelConfigError, SettingsError, UnusableLabelsError)
 """Errors that stop a refit for a reason a person can fix: saved as a forecast with status
 ``error`` (any other exception is a bug and fails the job)."""
@@ -442,86 +365,6 @@ def error_sentence(exc: Exception, n_labels: int, encoder_spec: str) -> str:
             f"fix the labeling config or the model's extra params in Label Studio."
         )
     return f"Error: no forecast, {arrived} but none could be used: {image_error_summary(exc.image_errors)}."
-
-
-def image_error_summary(errors: dict[int, str]) -> str:
-    """Image errors grouped by kind, with one example each and the fix: ``"40 images refused
-    (task 7: image host 'x' is not allowed ...); add the host to ALLOWED_IMAGE_HOSTS"``."""
-    groups: dict[str, list[int]] = {}
-    for task_id, reason in sorted(errors.items()):
-        groups.setdefault(_error_kind(reason), []).append(task_id)
-    if not groups:
-        return "their tasks have no image"
-    parts = []
-    for kind, tasks in sorted(groups.items(), key=lambda item: -len(item[1])):
-        example = errors[tasks[0]][:200]
-        parts.append(
-            f"{len(tasks)} image{'s' if len(tasks) != 1 else ''} {kind} (task {tasks[0]}: {example}); "
-            f"{_ERROR_FIX[kind]}"
-        )
-    return "; ".join(parts)
-
-
-_ERROR_FIX = {
-    "refused": "add the image host to ALLOWED_IMAGE_HOSTS, or serve the images through Label Studio",
-    "not fetched": "check that the image server is reachable from the backend and the URLs are right",
-    "not decoded": "the files are not images LabelCast reads (PNG, JPEG, DICOM, ...) or are too large",
-}
-
-
-def _error_kind(reason: str) -> str:
-    if not reason.startswith("image not fetched"):
-        return "not decoded"
-    if "ALLOWED_IMAGE_HOSTS" in reason or "is not allowed" in reason or "refused" in reason:
-        return "refused"
-    return "not fetched"
-
-
-def left_out_note(n_labels: int, errors: dict[int, str]) -> str:
-    """`` (40 labels arrived; 3 left out: ...)`` when some labels' images could not be used."""
-    if not errors:
-        return ""
-    return f" ({n_labels} labels arrived; {len(errors)} left out: {image_error_summary(errors)}.)"
-
-
-def with_report_link(message: str, base_url: str | None, project_id: int) -> str:
-    """``message`` plus a link to the project's /report when the backend knows its URL."""
-    base = base_url.rstrip("/") if base_url else None
-    return f"{message} Details: {base}/report?project={int(project_id)}" if base else message
-
-
-def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float | None:
-    """More labels needed for every finding to reach the target (the slowest finding counts).
-
-    While collecting, the labels still missing for a first forecast; None when some finding
-    is not expected to reach the target at all.
-    """
-    values = []
-    for fc in forecasts.values():
-        if fc.status == "target_reached":
-            values.append(0.0)
-        elif fc.status == "collecting":
-            values.append(float(max(min_labels - fc.n_labels, fc.positives_needed + fc.negatives_needed, 0)))
-        elif fc.labels_remaining is None or not math.isfinite(fc.labels_remaining):
-            return None
-        else:
-            values.append(float(fc.labels_remaining))
-    return max(values) if values else float(min_labels)
-
-
-def _score_quantiles(config: LabelingConfig, probes: dict[str, Any], X: np.ndarray, pool: np.ndarray) -> list[float]:
-    """Quantiles of the probes' confidence over every embedded task of the project."""
-    from backend.labelstudio.config import MULTILABEL
-    from backend.labelstudio.protocol import confidence
-    from backend.probe import LinearProbe
-    from backend.sampling import score_quantiles
-
-    findings = [f for f in config.findings if f in probes]
-    if not findings or (config.mode != MULTILABEL and len(findings) != len(config.findings)):
-        return []
-    every = np.vstack([X, pool]) if len(pool) else X
-    p = {f: LinearProbe.from_dict(probes[f]).predict_proba(every) for f in findings}
-    return score_quantiles([confidence(config, {f: p[f][i] for f in findings}) for i in range(len(every))])
 
 
 class _Progress:
@@ -548,7 +391,7 @@ class _Progress:
             if result.vector is not None:
                 self.ok += 1
             else:
-                kind = _error_kind(result.error or "")
+                kind = error_kind(result.error or "")
                 self.errors[kind] = self.errors.get(kind, 0) + 1
         now = time.monotonic()
         if now - self.written >= PROGRESS_EVERY_S:
@@ -599,24 +442,3 @@ class _Progress:
             self.told = True
         except LabelStudioError as exc:  # progress is a courtesy: the job goes on
             log.info("project %s: progress not shown in Label Studio: %s", self.project_id, exc)
-
-
-def _fingerprint(labels: dict[int, list[str]], findings) -> str:
-    """Hash of the training labels: the same labels and findings keep the same model version."""
-    payload = json.dumps([sorted((int(t), sorted(c)) for t, c in labels.items()), list(findings)])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _plot(fc) -> bytes | None:
-    """The learning-curve PNG of a forecast, None when there is no curve or plotting fails."""
-    if fc.curve is None:
-        return None
-    try:
-        from backend.plotting import plot_forecast
-
-        buffer = io.BytesIO()
-        plot_forecast(fc, buffer)
-        return buffer.getvalue()
-    except Exception:  # the plot is a convenience; never lose a refit over it
-        log.exception("plotting the forecast failed")
-        return None

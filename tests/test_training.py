@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from backend.exceptions import ProjectNotFoundError
-from backend.training import Trainer, summary_labels_needed
+from backend.refit import summary_labels_needed
+from backend.training import Trainer
 from conftest import ONE_FINDING, SEVERAL_FINDINGS, data_uri, label_tasks, xray_png
 
 CONFIG = ONE_FINDING
