@@ -36,7 +36,7 @@ class RecordingTrainer:
         self.embeds.append((project_id, list(task_ids)))
 
     def retry_version_pushes(self):
-        pass
+        self.push_runs = getattr(self, "push_runs", 0) + 1
 
     def next_push_in(self):
         return None
@@ -152,6 +152,23 @@ def test_rq_jobs_coalesce_and_run_in_a_worker(redis_store):
     assert trainer.refits == [4] and trainer.syncs == [4]
     assert trainer.embeds == [(4, [1, 2, 3])]
     assert jobs.request_refit(4) is True  # the flag was cleared when the job started
+
+
+@pytest.mark.redis
+def test_rq_push_job_scheduled_by_an_older_version_still_runs(redis_store):
+    """A push_job carrying a project id (as older versions scheduled it) runs the trainer's
+    push job instead of failing."""
+    from rq import Queue
+    from rq.registry import FailedJobRegistry
+
+    from backend.jobs._rq import QUEUE_NAME
+
+    RecordingTrainer.instances.clear()
+    queue = Queue(QUEUE_NAME, connection=redis_store.connection)
+    queue.enqueue("backend.jobs._rq.push_job", 4)
+    assert run_worker(Settings(redis_url="redis://unused"), redis_store, burst=True, trainer_factory=RecordingTrainer)
+    assert RecordingTrainer.instances[0].push_runs == 1
+    assert FailedJobRegistry(queue=queue).count == 0
 
 
 class PushTrainer:

@@ -163,9 +163,12 @@ def embed_job(project_id: int) -> None:
         _schedule_version_pushes(trainer)
 
 
-def push_job() -> None:
+def push_job(project_id: int | None = None) -> None:
     """RQ job (scheduled): tell Label Studio the model versions it missed (it was unreachable)
-    whose retry time has come; the deadlines are the trainer's, kept in the store."""
+    whose retry time has come; the deadlines are the trainer's, kept in the store.
+
+    ``project_id`` is ignored: push jobs scheduled by an older LabelCast carry one, and every
+    due project is pushed anyway."""
     trainer = _trainer.get()
     trainer.store.connection.delete(_key_push_scheduled())
     try:
