@@ -6,9 +6,6 @@ worker (thread or ``labelcast worker`` process); the web process never imports t
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import math
 import time
@@ -25,10 +22,13 @@ from backend.exceptions import (
     SettingsError,
     UnusableLabelsError,
 )
-from backend.jobs._base import PUSH_RETRY_S
 from backend.labelstudio.client import LabelStudioClient
-from backend.labelstudio.config import LabelingConfig, parse_label_config
-from backend.labelstudio.protocol import annotation_choices, collecting_message, model_version, parse_time
+from backend.labelstudio.config import parse_label_config
+from backend.labelstudio.protocol import model_version
+from backend.publish import Publisher, Retry
+from backend.refit import FORECAST_SEED, IMAGE_ERRORS_SHOWN, error_kind, image_error_summary, with_report_link
+from backend.refit import refit as refit_project
+from backend.sync import sync_labels
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,9 @@ PROGRESS_PUSH_S = 15.0
 IMAGE_ERRORS_LOGGED = 5
 """Image errors quoted in the one warning a job logs about them (all are counted)."""
 
-PROBE_MIN_PER_CLASS = 2
-"""A probe is fitted once each class of a finding has at least this many labels."""
-
-IMAGE_ERRORS_SHOWN = 100
-"""Tasks whose image failed listed in a forecast record (all are counted in ``n_image_errors``)."""
-
 POOL_SAMPLE = 5000
 """Most unlabeled tasks' embeddings a refit reads to compare the labels with (a seeded random
 sample of a larger project; ``backend.selection_bias.MAX_POOL`` is the same bound)."""
-
-FORECAST_SEED = 0
-"""Seed of the learning curve's resampling, so a refit on the same labels gives the same forecast."""
 
 
 class Trainer:
@@ -77,15 +68,24 @@ class Trainer:
         An already loaded encoder; default: load ``settings.encoder`` on first use.
     client_factory : callable, optional
         ``(url, api_key) -> LabelStudioClient``.
+    retry : backend.publish.Retry, optional
+        When a model version Label Studio missed is pushed again; default ``Retry()``.
     """
 
-    def __init__(self, settings, store, encoder=None, client_factory: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings,
+        store,
+        encoder=None,
+        client_factory: Callable[..., Any] | None = None,
+        retry: Retry | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self._encoder = encoder
         self._client_factory = client_factory or LabelStudioClient
         self._clients: dict[tuple[str | None, str | None], Any] = {}
-        self._unpushed: dict[int, float] = {}  # project -> when to retry telling Label Studio
+        self.publisher = Publisher(settings, store, self.client, retry)
         self._pipeline = None
 
     @property
@@ -198,38 +198,12 @@ class Trainer:
 
     # --- refit ------------------------------------------------------------------------------
     def sync_labels(self, project_id: int) -> tuple[int, int]:
-        """Re-read every task and annotation of a project from Label Studio into the store.
-
-        Label Studio is the source of truth: this catches annotations that arrived without a
-        webhook (imported with the tasks, or made while the backend was down).
-        Returns ``(n_tasks, n_labels)``.
-        """
-        started = time.time()
+        """Re-read every task and annotation of a project from Label Studio into the store
+        (:func:`backend.sync.sync_labels`). Returns ``(n_tasks, n_labels)``."""
         project = self._project(project_id)
         settings = self.settings.for_project(project.get("extra_params"))
         config = parse_label_config(project["label_config"], settings.positive)
-        images, labels = {}, {}
-        for task in self.client(project).iter_tasks(project_id):
-            ref = (task.get("data") or {}).get(config.image_key)
-            if not isinstance(ref, str) or not ref:
-                continue
-            images[int(task["id"])] = ref
-            for annotation in task.get("annotations") or []:
-                if annotation.get("was_cancelled"):
-                    continue
-                choices = annotation_choices(annotation.get("result"), config)
-                if choices is not None:
-                    labels[int(annotation["id"])] = (int(task["id"]), choices, parse_time(annotation.get("updated_at")))
-        self.store.put_tasks(project_id, images)
-        self.store.replace_labels(project_id, labels, older_than=started)
-        log.info(
-            "project %s: synced %d tasks, %d labels from Label Studio in %.2f s",
-            project_id,
-            len(images),
-            len(labels),
-            time.time() - started,
-        )
-        return len(images), len(labels)
+        return sync_labels(self.store, self.client(project), project_id, config)
 
     def refit(self, project_id: int, sync: bool = False) -> dict[str, Any]:
         """Refit every probe of a project on its current labels and save the new forecast.
@@ -263,88 +237,30 @@ class Trainer:
         labels = self.store.get_labels(project_id)
         image_errors: dict[int, str] = {}
         vectors = self.embed_tasks(project_id, labels, image_errors)
-        task_ids = [t for t in labels if t in vectors]
-        n = len(task_ids)
-        if labels and not n:
-            raise UnusableLabelsError(len(labels), image_errors)
-        X = np.stack([vectors[t] for t in task_ids]) if n else np.zeros((0, self.encoder.dim), np.float32)
-        targets = [config.targets(labels[t]) for t in task_ids]
-
-        from backend.forecast import MIN_LABELS, forecast
-        from backend.probe import fit_probe
-        from backend.sampling import selection_probabilities
-
-        pool_ids, pool, pool_size = self._pool_embeddings(project_id, labels)
-        n_tasks = len(self.store.get_tasks(project_id))
-        known = selection_probabilities(project_id, task_ids, n_tasks) if settings.sampling == "mixed" and n else None
-        min_labels = settings.min_labels or MIN_LABELS
-        forecasts, probes, plots = {}, {}, {}
-        for finding in config.findings:
-            y = np.array([row[finding] for row in targets], dtype=np.int8)
-            fc = forecast(
-                X,
-                y,
-                settings.target_auc,
-                seed=FORECAST_SEED,
-                min_labels=min_labels,
-                positive_name=finding,
-                pool=pool if len(pool_ids) else None,
-                selection_prob=known,
-                pool_size=pool_size,
-            )
-            forecasts[finding] = fc
-            n_pos = int(y.sum())
-            if min(n_pos, n - n_pos) >= PROBE_MIN_PER_CLASS:
-                probes[finding] = fit_probe(X, y, seed=FORECAST_SEED).to_dict()
-            png = _plot(fc)
-            if png:
-                plots[finding] = png
-
-        fingerprint = _fingerprint({t: labels[t] for t in task_ids}, config.findings)
-        previous = self.store.get_model(project_id) or {}
-        revision = 1
-        if previous.get("n_labels") == n and previous.get("encoder_spec") == self.settings.encoder:
-            same = previous.get("fingerprint") == fingerprint
-            revision = int(previous.get("revision", 1)) + (0 if same else 1)
-        version = model_version(self.settings.encoder, n, revision)
-        base_url = self.settings.public_url or project.get("backend_url")
-        message = summary_message(config, forecasts, n, min_labels) + left_out_note(len(labels), image_errors)
-        message = with_report_link(message, base_url, project_id)
-        needed = summary_labels_needed(forecasts, min_labels)
-        seconds = time.perf_counter() - started
-        model = {
-            "version": version,
-            "revision": revision,
-            "encoder": self.encoder.id,
-            "encoder_spec": self.settings.encoder,
-            "n_labels": n,
-            "fingerprint": fingerprint,
-            "probes": probes,
-            # Where audit tasks' scores are drawn from under sampling=mixed (backend.sampling).
-            "score_quantiles": _score_quantiles(config, probes, X, pool),
-            "trained_at": time.time(),
-        }
-        record = {
-            "status": "ok",
-            "version": version,
-            "n_labels": n,
-            "n_labels_recorded": len(labels),
-            "target_auc": settings.target_auc,
-            "message": message,
-            "labels_needed": needed,
-            "findings": {f: fc.to_dict() for f, fc in forecasts.items()},
-            "updated_at": time.time(),
-            "refit_seconds": round(seconds, 3),
-            # Labeled tasks left out of this refit, with the reason (shown by /forecast).
-            "image_errors": {str(t): reason[:300] for t, reason in sorted(image_errors.items())[:IMAGE_ERRORS_SHOWN]},
-            "n_image_errors": len(image_errors),
-            # The unlabeled tasks' embeddings the forecast compared the labels with.
-            "n_pool": pool_size,
-            "sampling": settings.sampling,
-        }
-        self.store.put_result(project_id, model, record, plots)
-        log.info("project %s: %s in %.2f s: %s", project_id, version, seconds, message)
-        self._tell_label_studio(project_id, project, version, message)
+        _, pool, pool_size = self._pool_embeddings(project_id, labels)
+        result = refit_project(
+            project_id,
+            labels,
+            vectors,
+            config,
+            settings,
+            encoder_id=self.encoder.id,
+            dim=self.encoder.dim,
+            pool=pool,
+            pool_size=pool_size,
+            n_tasks=len(self.store.get_tasks(project_id)),
+            previous=self.store.get_model(project_id),
+            encoder_spec=self.settings.encoder,
+            image_errors=image_errors,
+            base_url=self.settings.public_url or project.get("backend_url"),
+            started=started,
+        )
+        model, record = result.model, result.record
+        self.store.put_result(project_id, model, record, result.plots)
+        log.info(
+            "project %s: %s in %.2f s: %s", project_id, record["version"], record["refit_seconds"], record["message"]
+        )
+        self.publisher.tell(project_id, project, record["version"], record["message"])
         return record
 
     def _pool_embeddings(self, project_id: int, labeled: Iterable[int]) -> tuple[list[int], np.ndarray, int]:
@@ -406,78 +322,28 @@ class Trainer:
         }
         self.store.put_result(project_id, model, record, plots)
         log.error("project %s: refit cannot run: %s", project_id, sentence)
-        self._tell_label_studio(project_id, project, model["version"], record["message"])
+        self.publisher.tell(project_id, project, model["version"], record["message"])
         return record
 
+    # --- publishing (backend.publish) ------------------------------------------------------
     def retry_version_pushes(self) -> None:
-        """Tell Label Studio the latest model version of projects where that failed before
-        (Label Studio was unreachable), at most every PUSH_RETRY_S seconds per project.
+        """Tell Label Studio the model versions it missed whose retry time has come (the
+        deadlines are kept in the store). Every job starts with this; the queues also run it on
+        a timer (:meth:`next_push_in`), so a version is reported even when no job comes."""
+        self.publisher.push_due()
 
-        Every job starts with this; the queues also call :meth:`push_version` on a timer while
-        :meth:`pending_pushes` is not empty, so a version is reported even when no job comes.
-        """
-        now = time.monotonic()
-        for project_id, due in list(self._unpushed.items()):
-            if due <= now:
-                self.push_version(project_id)
+    def next_push_in(self) -> float | None:
+        """Seconds until a missed model version is due to be pushed again, None when none is."""
+        return self.publisher.next_push_in()
 
     def pending_pushes(self) -> dict[int, float]:
         """``{project_id: seconds until the next try}`` of versions Label Studio was not told."""
-        now = time.monotonic()
-        return {project_id: max(0.0, due - now) for project_id, due in self._unpushed.items()}
+        return self.publisher.pending()
 
     def push_version(self, project_id: int) -> None:
-        """Tell Label Studio the project's latest saved model version and message (whichever
-        worker saved it). Label Studio unreachable (handled in :meth:`_tell_label_studio`) or the
-        store unreachable is retried after PUSH_RETRY_S, never at once; any other error is a bug:
-        it is raised (the queues log it and count it) and not retried."""
-        try:
-            model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
-            project = self.store.get_project(project_id)
-            if not (model and record and project):
-                self._unpushed.pop(project_id, None)
-                return
-            self._tell_label_studio(project_id, project, model["version"], record.get("message") or "")
-        except _store_errors():
-            self._unpushed[project_id] = time.monotonic() + PUSH_RETRY_S
-            raise
-        except Exception:
-            self._unpushed.pop(project_id, None)  # a bug: surfaced once, not retried in a loop
-            raise
-
-    def _tell_label_studio(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
-        client = self.client(project)
-        if not (getattr(client, "url", None) and getattr(client, "api_key", None)):
-            log.info("project %s: no Label Studio URL/API key; model version not pushed", project_id)
-            return
-        auth = None
-        if self.settings.basic_auth_user and self.settings.basic_auth_pass:
-            auth = (self.settings.basic_auth_user, self.settings.basic_auth_pass)
-        try:
-            backend_id = client.set_model_version(project_id, version, status=message, basic_auth=auth)
-        except LabelStudioError as exc:
-            log.warning("project %s: %s (retried in %.0f s)", project_id, exc, PUSH_RETRY_S)
-            self._unpushed[project_id] = time.monotonic() + PUSH_RETRY_S
-            return
-        self._unpushed.pop(project_id, None)
-        if backend_id is None:
-            log.info("project %s has no ML backend in Label Studio; model version not pushed", project_id)
-            return
-        if auth:
-            try:
-                if client.authorize_webhooks(project_id, *auth):
-                    log.info("project %s: added basic auth to the ML backend's webhook", project_id)
-            except LabelStudioError as exc:
-                log.warning("project %s: %s", project_id, exc)
-
-
-def summary_message(config: LabelingConfig, forecasts: dict[str, Any], n_labels: int, min_labels: int) -> str:
-    """One sentence (or one per finding) for the forecast TextArea."""
-    if n_labels == 0:
-        return collecting_message(0, min_labels)
-    if len(forecasts) == 1:
-        return next(iter(forecasts.values())).message
-    return " | ".join(f"{finding}: {fc.message}" for finding, fc in forecasts.items())
+        """Tell Label Studio the project's latest saved model version and message
+        (:meth:`backend.publish.Publisher.push`: expected failures retried later, bugs raised)."""
+        self.publisher.push(project_id)
 
 
 REFIT_ERRORS = (EncoderLoadError, LabelConfigError, SettingsError, UnusableLabelsError)
@@ -499,86 +365,6 @@ def error_sentence(exc: Exception, n_labels: int, encoder_spec: str) -> str:
             f"fix the labeling config or the model's extra params in Label Studio."
         )
     return f"Error: no forecast, {arrived} but none could be used: {image_error_summary(exc.image_errors)}."
-
-
-def image_error_summary(errors: dict[int, str]) -> str:
-    """Image errors grouped by kind, with one example each and the fix: ``"40 images refused
-    (task 7: image host 'x' is not allowed ...); add the host to ALLOWED_IMAGE_HOSTS"``."""
-    groups: dict[str, list[int]] = {}
-    for task_id, reason in sorted(errors.items()):
-        groups.setdefault(_error_kind(reason), []).append(task_id)
-    if not groups:
-        return "their tasks have no image"
-    parts = []
-    for kind, tasks in sorted(groups.items(), key=lambda item: -len(item[1])):
-        example = errors[tasks[0]][:200]
-        parts.append(
-            f"{len(tasks)} image{'s' if len(tasks) != 1 else ''} {kind} (task {tasks[0]}: {example}); "
-            f"{_ERROR_FIX[kind]}"
-        )
-    return "; ".join(parts)
-
-
-_ERROR_FIX = {
-    "refused": "add the image host to ALLOWED_IMAGE_HOSTS, or serve the images through Label Studio",
-    "not fetched": "check that the image server is reachable from the backend and the URLs are right",
-    "not decoded": "the files are not images LabelCast reads (PNG, JPEG, DICOM, ...) or are too large",
-}
-
-
-def _error_kind(reason: str) -> str:
-    if not reason.startswith("image not fetched"):
-        return "not decoded"
-    if "ALLOWED_IMAGE_HOSTS" in reason or "is not allowed" in reason or "refused" in reason:
-        return "refused"
-    return "not fetched"
-
-
-def left_out_note(n_labels: int, errors: dict[int, str]) -> str:
-    """`` (40 labels arrived; 3 left out: ...)`` when some labels' images could not be used."""
-    if not errors:
-        return ""
-    return f" ({n_labels} labels arrived; {len(errors)} left out: {image_error_summary(errors)}.)"
-
-
-def with_report_link(message: str, base_url: str | None, project_id: int) -> str:
-    """``message`` plus a link to the project's /report when the backend knows its URL."""
-    base = base_url.rstrip("/") if base_url else None
-    return f"{message} Details: {base}/report?project={int(project_id)}" if base else message
-
-
-def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float | None:
-    """More labels needed for every finding to reach the target (the slowest finding counts).
-
-    While collecting, the labels still missing for a first forecast; None when some finding
-    is not expected to reach the target at all.
-    """
-    values = []
-    for fc in forecasts.values():
-        if fc.status == "target_reached":
-            values.append(0.0)
-        elif fc.status == "collecting":
-            values.append(float(max(min_labels - fc.n_labels, fc.positives_needed + fc.negatives_needed, 0)))
-        elif fc.labels_remaining is None or not math.isfinite(fc.labels_remaining):
-            return None
-        else:
-            values.append(float(fc.labels_remaining))
-    return max(values) if values else float(min_labels)
-
-
-def _score_quantiles(config: LabelingConfig, probes: dict[str, Any], X: np.ndarray, pool: np.ndarray) -> list[float]:
-    """Quantiles of the probes' confidence over every embedded task of the project."""
-    from backend.labelstudio.config import MULTILABEL
-    from backend.labelstudio.protocol import confidence
-    from backend.probe import LinearProbe
-    from backend.sampling import score_quantiles
-
-    findings = [f for f in config.findings if f in probes]
-    if not findings or (config.mode != MULTILABEL and len(findings) != len(config.findings)):
-        return []
-    every = np.vstack([X, pool]) if len(pool) else X
-    p = {f: LinearProbe.from_dict(probes[f]).predict_proba(every) for f in findings}
-    return score_quantiles([confidence(config, {f: p[f][i] for f in findings}) for i in range(len(every))])
 
 
 class _Progress:
@@ -605,7 +391,7 @@ class _Progress:
             if result.vector is not None:
                 self.ok += 1
             else:
-                kind = _error_kind(result.error or "")
+                kind = error_kind(result.error or "")
                 self.errors[kind] = self.errors.get(kind, 0) + 1
         now = time.monotonic()
         if now - self.written >= PROGRESS_EVERY_S:
@@ -624,7 +410,7 @@ class _Progress:
             message = (
                 record.get("message") or f"{self.embedded_before + self.ok:,} of {self.tasks_total:,} images embedded."
             )
-            self.trainer._tell_label_studio(self.project_id, self.project, version, message)
+            self.trainer.publisher.tell(self.project_id, self.project, version, message)
 
     def _write(self, running: bool) -> None:
         self.written = time.monotonic()
@@ -649,44 +435,10 @@ class _Progress:
             return
         model = self.trainer.store.get_model(self.project_id) or {}
         version = model.get("version") or model_version(self.trainer.settings.encoder, 0)
-        settings = self.trainer.settings
-        auth = (
-            (settings.basic_auth_user, settings.basic_auth_pass)
-            if settings.basic_auth_user and settings.basic_auth_pass
-            else None
-        )
         try:
-            client.set_model_version(self.project_id, version, status=status, basic_auth=auth)
+            client.set_model_version(
+                self.project_id, version, status=status, basic_auth=self.trainer.publisher.basic_auth()
+            )
             self.told = True
         except LabelStudioError as exc:  # progress is a courtesy: the job goes on
             log.info("project %s: progress not shown in Label Studio: %s", self.project_id, exc)
-
-
-def _store_errors() -> tuple[type[BaseException], ...]:
-    """What a store raises when it is unreachable or busy for a while (worth a retry)."""
-    import sqlite3
-
-    from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
-
-    return (sqlite3.OperationalError, ConnectionError, TimeoutError, BusyLoadingError)
-
-
-def _fingerprint(labels: dict[int, list[str]], findings) -> str:
-    """Hash of the training labels: the same labels and findings keep the same model version."""
-    payload = json.dumps([sorted((int(t), sorted(c)) for t, c in labels.items()), list(findings)])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _plot(fc) -> bytes | None:
-    """The learning-curve PNG of a forecast, None when there is no curve or plotting fails."""
-    if fc.curve is None:
-        return None
-    try:
-        from backend.plotting import plot_forecast
-
-        buffer = io.BytesIO()
-        plot_forecast(fc, buffer)
-        return buffer.getvalue()
-    except Exception:  # the plot is a convenience; never lose a refit over it
-        log.exception("plotting the forecast failed")
-        return None

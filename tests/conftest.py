@@ -484,11 +484,11 @@ class IdleTrainer:
     def embed_tasks(self, project_id, task_ids):
         pass
 
-    def push_version(self, project_id):
+    def retry_version_pushes(self):
         pass
 
-    def pending_pushes(self):
-        return {}
+    def next_push_in(self):
+        return None
 
 
 @pytest.fixture

@@ -356,37 +356,40 @@ def test_label_studio_unreachable_does_not_block_and_a_later_job_pushes(service_
     record = trainer.refit(2)
     assert time.monotonic() - started < 20
     assert sqlite_store.get_forecast(2)["version"] == record["version"] and flaky.pushes[0][0] == "failed"
-    assert set(trainer.pending_pushes()) == {2}
-    trainer._unpushed[2] = 0.0  # the retry is due (PUSH_RETRY_S later in real life)
+    assert set(trainer.pending_pushes()) == {2} and set(sqlite_store.get_push_due()) == {2}
+    sqlite_store.set_push_due(2, 0.0)  # the retry is due (PUSH_RETRY_S later in real life)
     trainer.embed_tasks(2, [0])  # any later job retries the push, no new refit needed
     assert flaky.pushes[-1] == ("ok", record["version"]) and not trainer.pending_pushes()
 
 
-def test_embedded_worker_retries_a_missed_push_on_a_timer(service_settings, sqlite_store, monkeypatch):
+def test_embedded_worker_retries_a_missed_push_on_a_timer(service_settings, sqlite_store):
     """Embedded worker: a version Label Studio missed is pushed again PUSH_RETRY_S later by
     the worker thread itself, with no label, refit or embed coming after."""
     from backend import training
     from backend.jobs import ThreadJobs
+    from backend.publish import Retry
 
-    monkeypatch.setattr(training, "PUSH_RETRY_S", 0.5)
     flaky = _FlakyLabelStudio()
     settings = flaky.settings(service_settings)
-    jobs = ThreadJobs(
-        settings, sqlite_store, trainer_factory=lambda s, st: training.Trainer(s, st, client_factory=flaky.client)
-    )
+
+    def trainer_factory(s, st):
+        return training.Trainer(s, st, client_factory=flaky.client, retry=Retry(interval_s=0.5))
+
+    jobs = ThreadJobs(settings, sqlite_store, trainer_factory=trainer_factory)
     try:
         _labeled_project(sqlite_store, 3)
         jobs.request_refit(3)
         wait_until(lambda: len(flaky.pushes) >= 2, 60, "the timed retry of the push")
         version = sqlite_store.get_model(3)["version"]
         assert flaky.pushes == [("failed", version), ("ok", version)]
-        assert jobs.status()["version_pushes_pending"] == 0 and jobs.status()["failed"] == 0
+        assert jobs.status()["version_push_in_s"] is None and jobs.status()["failed"] == 0
+        assert sqlite_store.get_push_due() == {}
     finally:
         jobs.close()
 
 
 @pytest.mark.redis
-def test_rq_worker_schedules_a_push_for_a_missed_version(service_settings, redis_store, monkeypatch):
+def test_rq_worker_schedules_a_push_for_a_missed_version(service_settings, redis_store):
     """Redis mode: a failed push puts a push_job on RQ's schedule; the next worker run (its
     scheduler) runs it, with no other job, and Label Studio gets the version."""
     from rq import Queue
@@ -395,13 +398,13 @@ def test_rq_worker_schedules_a_push_for_a_missed_version(service_settings, redis
     from backend import training
     from backend.jobs import RQJobs
     from backend.jobs._rq import QUEUE_NAME, run_worker
+    from backend.publish import Retry
 
-    monkeypatch.setattr(training, "PUSH_RETRY_S", 0.0)
     flaky = _FlakyLabelStudio()
     settings = flaky.settings(service_settings)
 
     def trainer_factory(s, st):
-        return training.Trainer(s, st, client_factory=flaky.client)
+        return training.Trainer(s, st, client_factory=flaky.client, retry=Retry(interval_s=0.0))
 
     _labeled_project(redis_store, 4)
     RQJobs(redis_store.connection).request_refit(4)

@@ -62,6 +62,7 @@ def test_layers_import_only_downward():
         pytest.param("images.py", "import flask", "images and encoders", id="images-import-flask"),
         pytest.param("store/_base.py", "from backend.app import errors", "store and jobs", id="store-imports-app"),
         pytest.param("labelstudio/config.py", "import torch", "labelstudio", id="labelstudio-imports-torch"),
+        pytest.param("refit.py", "from backend.store import open_store", "refit", id="refit-imports-store"),
     ],
 )
 def test_an_upward_import_breaks_the_contract(tmp_path, module, upward, contract):

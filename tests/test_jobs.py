@@ -35,11 +35,11 @@ class RecordingTrainer:
     def embed_tasks(self, project_id, task_ids):
         self.embeds.append((project_id, list(task_ids)))
 
-    def push_version(self, project_id):
-        pass
+    def retry_version_pushes(self):
+        self.push_runs = getattr(self, "push_runs", 0) + 1
 
-    def pending_pushes(self):
-        return {}
+    def next_push_in(self):
+        return None
 
 
 class StoreTrainer:
@@ -60,11 +60,11 @@ class StoreTrainer:
     def embed_tasks(self, project_id, task_ids):
         self.store.put_tasks(project_id, {t: "done" for t in task_ids})
 
-    def push_version(self, project_id):
+    def retry_version_pushes(self):
         pass
 
-    def pending_pushes(self):
-        return {}
+    def next_push_in(self):
+        return None
 
 
 @pytest.fixture
@@ -154,6 +154,23 @@ def test_rq_jobs_coalesce_and_run_in_a_worker(redis_store):
     assert jobs.request_refit(4) is True  # the flag was cleared when the job started
 
 
+@pytest.mark.redis
+def test_rq_push_job_scheduled_by_an_older_version_still_runs(redis_store):
+    """A push_job carrying a project id (as older versions scheduled it) runs the trainer's
+    push job instead of failing."""
+    from rq import Queue
+    from rq.registry import FailedJobRegistry
+
+    from backend.jobs._rq import QUEUE_NAME
+
+    RecordingTrainer.instances.clear()
+    queue = Queue(QUEUE_NAME, connection=redis_store.connection)
+    queue.enqueue("backend.jobs._rq.push_job", 4)
+    assert run_worker(Settings(redis_url="redis://unused"), redis_store, burst=True, trainer_factory=RecordingTrainer)
+    assert RecordingTrainer.instances[0].push_runs == 1
+    assert FailedJobRegistry(queue=queue).count == 0
+
+
 class PushTrainer:
     """A trainer whose refits leave a version Label Studio missed, and whose first push fails."""
 
@@ -168,14 +185,15 @@ class PushTrainer:
     def embed_tasks(self, project_id, task_ids):
         pass
 
-    def push_version(self, project_id):
-        PushTrainer.pushes.append(project_id)
-        if len(PushTrainer.pushes) == 1:
-            raise RuntimeError("the store hiccuped")
-        self.unpushed.pop(project_id, None)
+    def retry_version_pushes(self):
+        for project_id in list(self.unpushed):
+            PushTrainer.pushes.append(project_id)
+            if len(PushTrainer.pushes) == 1:
+                raise RuntimeError("the store hiccuped")
+            self.unpushed.pop(project_id, None)
 
-    def pending_pushes(self):
-        return dict(self.unpushed)
+    def next_push_in(self):
+        return min(self.unpushed.values()) if self.unpushed else None
 
 
 def test_thread_worker_keeps_retrying_a_push_after_a_failed_try(tmp_path):
@@ -189,7 +207,7 @@ def test_thread_worker_keeps_retrying_a_push_after_a_failed_try(tmp_path):
         assert PushTrainer.pushes == [7, 7]
         assert jobs.wait_idle(5)
         status = jobs.status()
-        assert status["version_pushes_pending"] == 0 and status["failed"] == 1
+        assert status["version_push_in_s"] is None and status["failed"] == 1
         time.sleep(0.5)
         assert PushTrainer.pushes == [7, 7]  # no more tries once it worked
     finally:

@@ -194,7 +194,7 @@ def test_report_shows_raw_and_corrected_curves_side_by_side(app, client):
 
     from backend.forecast import forecast
     from backend.simulate import replay_order
-    from backend.training import _plot
+    from backend.refit import _plot
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 800)

@@ -253,6 +253,19 @@ def test_pool_embeddings_are_every_embedded_task_labeled_or_not(store):
     assert store.get_pool_embeddings(5, "enc") == {}
 
 
+def test_push_deadlines_are_set_replaced_and_cleared(store):
+    """A missed version's push deadline is kept per project, replaced by a later one and
+    removed once Label Studio has the version."""
+    assert store.get_push_due() == {}
+    store.set_push_due(3, 100.5)
+    store.set_push_due(4, 200.0)
+    store.set_push_due(3, 130.25)
+    assert store.get_push_due() == {3: 130.25, 4: 200.0}
+    store.set_push_due(3, None)
+    store.set_push_due(5, None)  # clearing a project without a deadline is harmless
+    assert store.get_push_due() == {4: 200.0}
+
+
 def test_embedding_progress_round_trips(store):
     """The worker's progress record is replaced whole and read back per project."""
     assert store.get_embedding_progress(3) is None

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from backend.exceptions import ProjectNotFoundError
-from backend.training import Trainer, summary_labels_needed
+from backend.refit import summary_labels_needed
+from backend.training import Trainer
 from conftest import ONE_FINDING, SEVERAL_FINDINGS, data_uri, label_tasks, xray_png
 
 CONFIG = ONE_FINDING
@@ -64,7 +65,7 @@ def test_a_push_that_meets_an_unreachable_store_is_retried_later(trainer, sqlite
     PUSH_RETRY_S later, never at once."""
     import sqlite3
 
-    from backend.jobs import _base
+    from backend import publish
 
     sqlite_store.put_project(1, {"label_config": CONFIG})
     label_tasks(sqlite_store, 1, 24)
@@ -76,7 +77,7 @@ def test_a_push_that_meets_an_unreachable_store_is_retried_later(trainer, sqlite
     monkeypatch.setattr(sqlite_store, "get_model", unreachable)
     with pytest.raises(sqlite3.OperationalError):
         trainer.push_version(1)
-    assert trainer.pending_pushes()[1] > _base.PUSH_RETRY_S - 5
+    assert trainer.pending_pushes()[1] > publish.PUSH_RETRY_S - 5
 
 
 def test_refit_saves_model_forecast_and_tells_label_studio(trainer, sqlite_store):

@@ -10,13 +10,10 @@ from typing import Any
 TRAINER_FACTORY = "backend.training:Trainer"
 """Dotted path of the class that does the work; called as ``Trainer(settings, store)``.
 
-The queues call its ``refit(project_id, sync=...)``, ``embed_tasks(project_id, task_ids)``,
-``push_version(project_id)`` and ``pending_pushes()`` (``{project_id: seconds}`` of model
-versions Label Studio has not been told yet, pushed again on a timer)."""
-
-PUSH_RETRY_S = 30.0
-"""Seconds before a model version that Label Studio could not be told is pushed again (the
-trainer's retry time, and the queues' timer when a failed job reported none)."""
+The queues call its ``refit(project_id, sync=...)``, ``embed_tasks(project_id, task_ids)``
+and ``retry_version_pushes()`` (the push job), and after each job ``next_push_in()``: seconds
+until the push job is due (None: none is). When and why a push is retried is the trainer's
+(``backend.publish.Retry``); a queue only runs the push job when it is told to."""
 
 TRAINING_NICE_INCREMENT = 10
 """Added to the niceness (0 is normal, 19 the lowest CPU priority) of the processes that train:

@@ -163,36 +163,40 @@ def embed_job(project_id: int) -> None:
         _schedule_version_pushes(trainer)
 
 
-def push_job(project_id: int) -> None:
-    """RQ job (scheduled): tell Label Studio the project's latest model version, which it
-    could not be told before (it was unreachable)."""
+def push_job(project_id: int | None = None) -> None:
+    """RQ job (scheduled): tell Label Studio the model versions it missed (it was unreachable)
+    whose retry time has come; the deadlines are the trainer's, kept in the store.
+
+    ``project_id`` is ignored: push jobs scheduled by an older LabelCast carry one, and every
+    due project is pushed anyway."""
     trainer = _trainer.get()
-    trainer.store.connection.delete(_key(project_id, "push-scheduled"))
+    trainer.store.connection.delete(_key_push_scheduled())
     try:
-        trainer.push_version(project_id)
+        trainer.retry_version_pushes()
     finally:
         _schedule_version_pushes(trainer)
 
 
+def _key_push_scheduled() -> str:
+    return f"{KEY_PREFIX}:push-scheduled"
+
+
 def _schedule_version_pushes(trainer) -> None:
-    """Put a :func:`push_job` on RQ's schedule for each project whose model version Label
-    Studio missed (at most one scheduled per project), so it is told even if no job comes."""
+    """Put one :func:`push_job` on RQ's schedule for when the trainer says the next missed
+    model version is due (at most one scheduled at a time), so Label Studio is told even if no
+    job comes."""
     from datetime import timedelta
 
     from rq import Queue, get_current_job
 
+    seconds = trainer.next_push_in()
+    if seconds is None:
+        return
     connection = trainer.store.connection
     job = get_current_job()
     queue = Queue(job.origin if job else QUEUE_NAME, connection=connection)
-    for project_id, seconds in trainer.pending_pushes().items():
-        if connection.set(_key(project_id, "push-scheduled"), 1, nx=True, ex=int(seconds) + 60):
-            queue.enqueue_in(
-                timedelta(seconds=seconds),
-                f"{__name__}.push_job",
-                int(project_id),
-                job_timeout=JOB_TIMEOUT_S,
-                result_ttl=600,
-            )
+    if connection.set(_key_push_scheduled(), 1, nx=True, ex=int(seconds) + 60):
+        queue.enqueue_in(timedelta(seconds=seconds), f"{__name__}.push_job", job_timeout=JOB_TIMEOUT_S, result_ttl=600)
 
 
 def run_worker(

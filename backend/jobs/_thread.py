@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from backend.jobs._base import PUSH_RETRY_S, TRAINER_FACTORY, TRAINING_NICE_INCREMENT, Jobs, load_factory
+from backend.jobs._base import TRAINER_FACTORY, TRAINING_NICE_INCREMENT, Jobs, load_factory
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ class ThreadJobs(Jobs):
         self._sync: set[int] = set()  # of those, the ones to re-read from Label Studio first
         self._embed: dict[int, set[int]] = {}
         self._running: str | None = None
-        self._push_at: float | None = None  # time.monotonic() of the next version-push retry
-        self._unpushed: set[int] = set()  # projects whose model version Label Studio missed
+        self._push_at: float | None = None  # time.monotonic() when the trainer's push job is due
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._trainer = None
@@ -84,7 +83,7 @@ class ThreadJobs(Jobs):
                 "refits_queued": len(self._refit),
                 "embeds_queued": sum(len(v) for v in self._embed.values()),
                 "running": self._running,
-                "version_pushes_pending": len(self._unpushed),
+                "version_push_in_s": None if self._push_at is None else max(0.0, self._push_at - time.monotonic()),
                 "completed": self.completed,
                 "failed": self.failed,
                 "last_error": self.last_error,
@@ -115,17 +114,17 @@ class ThreadJobs(Jobs):
             self._thread = threading.Thread(target=self._loop, name="labelcast-worker", daemon=True)
             self._thread.start()
 
-    def _next(self) -> tuple[str, int, set[int] | bool] | None:
+    def _next(self) -> tuple[str, int, set[int] | bool | None] | None:
         with self._cond:
             while not (self._refit or self._embed or self._stopped):
                 if self._push_at is None:
                     self._cond.wait()
                     continue
                 left = self._push_at - time.monotonic()
-                if left <= 0:  # Label Studio missed a model version: tell it again
+                if left <= 0:  # Label Studio missed a model version: the push job is due
                     self._push_at = None
                     self._running = "push"
-                    return ("push", 0, set(self._unpushed))
+                    return ("push", 0, None)
                 self._cond.wait(left)
             if self._stopped:
                 return None
@@ -144,23 +143,24 @@ class ThreadJobs(Jobs):
             _leave_a_core_for_requests()
         while (task := self._next()) is not None:
             kind, project_id, arg = task
-            pending: dict[int, float] | None = None
+            push_in: float | None | _Unknown = UNKNOWN
             try:
                 if self.isolate:
-                    pending = self._run_in_child(task)
+                    push_in = self._run_in_child(task)
                 else:
                     if self._trainer is None:
                         self._trainer = load_factory(self.trainer_factory)(self.settings, self.store)
-                    pending = _run(self._trainer, task)
+                    push_in = _run(self._trainer, task)
                 outcome = None
             except Exception as exc:  # one bad job must not stop the worker
                 log.exception("%s of project %s failed", kind, project_id)
                 outcome = f"{kind} of project {project_id}: {exc}"
-                pending = getattr(exc, "pending", None)
+                push_in = getattr(exc, "push_in", UNKNOWN)
                 if not self.isolate and self._trainer is not None:
-                    pending = self._trainer.pending_pushes()
+                    push_in = self._trainer.next_push_in()
             with self._cond:
-                self._note_pushes(task, pending)
+                if not isinstance(push_in, _Unknown):  # else (the training process died) keep the timer
+                    self._push_at = None if push_in is None else time.monotonic() + push_in
                 self._running = None
                 if outcome is None:
                     self.completed += 1
@@ -169,24 +169,8 @@ class ThreadJobs(Jobs):
                     self.last_error = outcome
                 self._cond.notify_all()
 
-    def _note_pushes(self, task, pending: dict[int, float] | None) -> None:
-        """Keep track of the model versions Label Studio missed and set the retry timer.
-
-        The thread keeps the project ids itself: a training process started anew after a
-        crash knows nothing of the old one's failed pushes, and a failed job reports none.
-        """
-        if task[0] == "push":
-            self._unpushed -= task[2]
-        self._unpushed |= set(pending or ())
-        if not self._unpushed:
-            self._push_at = None
-        elif pending:
-            self._push_at = time.monotonic() + min(pending.values())
-        elif self._push_at is None:
-            self._push_at = time.monotonic() + PUSH_RETRY_S
-
-    def _run_in_child(self, task, retried: bool = False) -> dict[int, float]:
-        """Run the task in the training process; returns its :meth:`Trainer.pending_pushes`."""
+    def _run_in_child(self, task, retried: bool = False) -> float | None:
+        """Run the task in the training process; returns its :meth:`Trainer.next_push_in`."""
         if self._child is None or not self._child[0].is_alive():
             import multiprocessing
 
@@ -204,7 +188,7 @@ class ThreadJobs(Jobs):
         process, connection = self._child
         try:
             connection.send(task)
-            error, pending = connection.recv()
+            error, push_in = connection.recv()
         except (EOFError, OSError) as exc:
             self._child = None
             process.join(timeout=5)
@@ -218,8 +202,8 @@ class ThreadJobs(Jobs):
                 return self._run_in_child(task, retried=True)
             raise RuntimeError(f"the training process exited (code {process.exitcode})") from exc
         if error:
-            raise _JobError(error, pending)
-        return pending
+            raise _JobError(error, push_in)
+        return push_in
 
     def _stop_child(self) -> None:
         if self._child is None:
@@ -236,25 +220,32 @@ class ThreadJobs(Jobs):
             process.join(timeout=5)
 
 
+class _Unknown:
+    """Type of :data:`UNKNOWN`."""
+
+
+UNKNOWN = _Unknown()
+"""What a job that ended without a report (its training process died) says about pushes."""
+
+
 class _JobError(RuntimeError):
-    """A job failed in the training process; ``pending`` is what it reported."""
+    """A job failed in the training process; ``push_in`` is what it reported."""
 
-    def __init__(self, message: str, pending: dict[int, float] | None) -> None:
+    def __init__(self, message: str, push_in: float | None) -> None:
         super().__init__(message)
-        self.pending = pending
+        self.push_in = push_in
 
 
-def _run(trainer, task) -> dict[int, float]:
-    """Do one task; returns the trainer's pending version pushes (project: seconds to retry)."""
+def _run(trainer, task) -> float | None:
+    """Do one task; returns :meth:`Trainer.next_push_in` (seconds until the push job is due)."""
     kind, project_id, arg = task
     if kind == "embed":
         trainer.embed_tasks(project_id, sorted(arg))
     elif kind == "push":
-        for pid in sorted(arg):
-            trainer.push_version(pid)
+        trainer.retry_version_pushes()
     else:
         trainer.refit(project_id, sync=arg)
-    return trainer.pending_pushes()
+    return trainer.next_push_in()
 
 
 def _child_main(connection, settings, store, trainer_factory) -> None:
@@ -282,7 +273,7 @@ def _child_main(connection, settings, store, trainer_factory) -> None:
             connection.send((None, _run(trainer, task)))
         except Exception as exc:  # reported to the thread, which counts and logs it
             log.exception("%s of project %s failed", task[0], task[1])
-            connection.send((f"{type(exc).__name__}: {exc}", trainer.pending_pushes()))
+            connection.send((f"{type(exc).__name__}: {exc}", trainer.next_push_in()))
 
 
 def _leave_a_core_for_requests() -> None:

@@ -128,6 +128,16 @@ class Store(abc.ABC):
     def get_embedding_progress(self, project_id: int) -> dict[str, Any] | None:
         """The latest embedding progress record, None before the first embedding job."""
 
+    # --- version pushes --------------------------------------------------------------------
+    @abc.abstractmethod
+    def set_push_due(self, project_id: int, at: float | None) -> None:
+        """Record when the project's model version is to be pushed to Label Studio again
+        (``time.time()`` seconds: Label Studio missed it), or, with None, that it has it."""
+
+    @abc.abstractmethod
+    def get_push_due(self) -> dict[int, float]:
+        """``{project_id: time.time() of the next push}`` of every version Label Studio missed."""
+
     # --- models and forecasts ----------------------------------------------------------------
     @abc.abstractmethod
     def put_result(

@@ -247,6 +247,15 @@ class RedisStore(Store):
         raw = self.connection.get(self.key("project", int(project_id), "embedding"))
         return json.loads(raw) if raw else None
 
+    def set_push_due(self, project_id, at):
+        if at is None:
+            self.connection.hdel(self.key("push-due"), int(project_id))
+        else:
+            self.connection.hset(self.key("push-due"), int(project_id), float(at))
+
+    def get_push_due(self):
+        return {int(project_id): float(at) for project_id, at in self.connection.hgetall(self.key("push-due")).items()}
+
     # --- results ----------------------------------------------------------------------------
     def put_result(self, project_id, model, forecast, plots):
         pid = int(project_id)

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS history (
     project_id INTEGER NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS embedding_progress (
     project_id INTEGER PRIMARY KEY, progress TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS push_due (
+    project_id INTEGER PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS plots (
     project_id INTEGER NOT NULL, finding TEXT NOT NULL, png BLOB NOT NULL,
     PRIMARY KEY (project_id, finding));
@@ -325,6 +327,15 @@ class SQLiteStore(Store):
     def get_embedding_progress(self, project_id):
         rows = self._read("SELECT progress FROM embedding_progress WHERE project_id = ?", (int(project_id),))
         return json.loads(rows[0][0]) if rows else None
+
+    def set_push_due(self, project_id, at):
+        if at is None:
+            self._write("DELETE FROM push_due WHERE project_id = ?", (int(project_id),))
+        else:
+            self._write("INSERT OR REPLACE INTO push_due (project_id, at) VALUES (?, ?)", (int(project_id), float(at)))
+
+    def get_push_due(self):
+        return {int(project_id): float(at) for project_id, at in self._read("SELECT project_id, at FROM push_due")}
 
     # --- results ----------------------------------------------------------------------------
     def put_result(self, project_id, model, forecast, plots):

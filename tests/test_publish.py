@@ -1,0 +1,83 @@
+"""Tests of backend.publish: the retry policy and the push deadlines kept in the store."""
+
+import sqlite3
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from backend.exceptions import LabelStudioError
+from backend.publish import PUSH_RETRY_S, Publisher, Retry
+
+
+class DownThenUpClient:
+    """A Label Studio that is unreachable until ``up`` is set; records the versions it got."""
+
+    url, api_key = "http://ls", "k"
+
+    def __init__(self):
+        self.up, self.versions = False, []
+
+    def set_model_version(self, project_id, version, status=None, basic_auth=None):
+        if not self.up:
+            raise LabelStudioError("Label Studio is unreachable")
+        self.versions.append((project_id, version, status))
+        return 1
+
+
+SETTINGS = SimpleNamespace(basic_auth_user=None, basic_auth_pass=None)
+
+
+def _saved_version(store, project_id):
+    store.put_project(project_id, {"label_config": "<View/>"})
+    store.put_result(project_id, {"version": "v-n3", "probes": {}}, {"version": "v-n3", "message": "hi"}, {})
+
+
+@pytest.mark.parametrize(
+    "exc, expected",
+    [
+        pytest.param(LabelStudioError("down"), True, id="label-studio-unreachable"),
+        pytest.param(sqlite3.OperationalError("disk I/O error"), True, id="store-unreachable"),
+        pytest.param(TypeError("unexpected answer"), False, id="bug"),
+    ],
+)
+def test_retry_covers_only_expected_errors(exc, expected):
+    """Label Studio or the store away is retried; a TypeError is a bug, not a retry."""
+    assert Retry().covers(exc) is expected
+
+
+def test_retry_interval_is_checked_and_added():
+    """The next try is interval_s later; a negative interval is refused with its value."""
+    assert Retry(interval_s=5).next_try(100.0) == 105.0 and Retry().interval_s == PUSH_RETRY_S
+    with pytest.raises(ValueError, match="-1"):
+        Retry(interval_s=-1)
+
+
+def test_a_missed_push_is_kept_in_the_store_for_another_publisher(sqlite_store):
+    """Label Studio down: the deadline goes to the store, so a publisher of another process
+    (a new training process) pushes the version once it is due, and clears the deadline."""
+    _saved_version(sqlite_store, 1)
+    client = DownThenUpClient()
+    first = Publisher(SETTINGS, sqlite_store, lambda project: client, Retry(interval_s=60))
+    first.push(1)
+    assert 55 < sqlite_store.get_push_due()[1] - time.time() <= 60
+    assert 55 < first.next_push_in() <= 60
+    client.up = True
+    second = Publisher(SETTINGS, sqlite_store, lambda project: client, Retry(interval_s=60))
+    second.push_due()
+    assert client.versions == []  # not due yet
+    sqlite_store.set_push_due(1, time.time() - 1)
+    second.push_due()
+    assert client.versions == [(1, "v-n3", "hi")]
+    assert sqlite_store.get_push_due() == {} and second.next_push_in() is None
+
+
+def test_next_push_in_with_the_store_away_looks_again_after_the_interval(sqlite_store, monkeypatch):
+    """The store unreachable while asking for deadlines: the queue is told to ask again after
+    the retry interval, not to stop pushing."""
+
+    def unreachable():
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(sqlite_store, "get_push_due", unreachable)
+    assert Publisher(SETTINGS, sqlite_store, lambda project: None, Retry(interval_s=7)).next_push_in() == 7

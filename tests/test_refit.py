@@ -1,0 +1,85 @@
+"""Tests of backend.refit: labels and embeddings in, probes, forecast and version out (no I/O)."""
+
+import time
+
+import numpy as np
+import pytest
+
+from backend.exceptions import UnusableLabelsError
+from backend.labelstudio.config import parse_label_config
+from backend.refit import Refit, refit
+from conftest import ONE_FINDING
+
+CONFIG = parse_label_config(ONE_FINDING)
+
+
+def _labels_and_vectors(n, dim=8, seed=0):
+    """``n`` labels alternating Effusion / No effusion, with embeddings that separate them."""
+    rng = np.random.default_rng(seed)
+    labels = {t: ["Effusion" if t % 2 else "No effusion"] for t in range(n)}
+    vectors = {t: (rng.normal(size=dim) + (2.0 if t % 2 else -2.0)).astype(np.float32) for t in range(n)}
+    return labels, vectors
+
+
+def _refit(settings, labels, vectors, previous=None, image_errors=None, pool=None):
+    return refit(
+        7,
+        labels,
+        vectors,
+        CONFIG,
+        settings,
+        encoder_id="enc-1",
+        encoder_spec="tiny",
+        dim=8,
+        pool=np.zeros((0, 8), np.float32) if pool is None else pool,
+        pool_size=0 if pool is None else len(pool),
+        n_tasks=len(labels),
+        previous=previous,
+        image_errors=image_errors or {},
+        base_url="http://backend:9090",
+        started=time.perf_counter(),
+    )
+
+
+def test_refit_gives_probe_forecast_plot_and_version(service_settings):
+    """Twenty-four separable labels: a probe, a forecast past collecting, a PNG and a version
+    that names the label count; the message links to the project's report."""
+    labels, vectors = _labels_and_vectors(24)
+    result = _refit(service_settings, labels, vectors)
+    assert isinstance(result, Refit)
+    assert set(result.model["probes"]) == {"Effusion"} and result.model["encoder"] == "enc-1"
+    assert result.record["version"] == result.model["version"] and result.model["version"].endswith("-n24")
+    assert result.record["status"] == "ok" and result.record["n_labels"] == 24
+    assert result.record["findings"]["Effusion"]["status"] != "collecting"
+    assert result.record["message"].endswith("Details: http://backend:9090/report?project=7")
+    assert result.plots["Effusion"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_same_labels_keep_the_version_and_changed_ones_bump_the_revision(service_settings):
+    """Given the previous model: the same labels keep its version, a relabel at the same count
+    gets revision 2."""
+    labels, vectors = _labels_and_vectors(12)
+    first = _refit(service_settings, labels, vectors)
+    assert _refit(service_settings, labels, vectors, previous=first.model).model["version"] == first.model["version"]
+    relabeled = {**labels, 0: ["Effusion"]}
+    assert _refit(service_settings, relabeled, vectors, previous=first.model).model["version"].endswith("-n12.r2")
+
+
+def test_labels_without_usable_vectors_are_refused_with_the_image_errors(service_settings):
+    """Labels arrived but no image could be used: UnusableLabelsError carries the reasons."""
+    labels, _ = _labels_and_vectors(3)
+    errors = {0: "image not fetched: refused", 1: "x", 2: "y"}
+    with pytest.raises(UnusableLabelsError) as caught:
+        _refit(service_settings, labels, {}, image_errors=errors)
+    assert caught.value.image_errors == errors
+
+
+def test_images_left_out_are_listed_and_counted(service_settings):
+    """Labels whose image failed are left out of the fit, listed with the reason and named in
+    the message."""
+    labels, vectors = _labels_and_vectors(14)
+    del vectors[13]
+    result = _refit(service_settings, labels, vectors, image_errors={13: "image not decoded: not an image"})
+    assert result.record["n_labels"] == 13 and result.record["n_labels_recorded"] == 14
+    assert result.record["image_errors"] == {"13": "image not decoded: not an image"}
+    assert "14 labels arrived; 1 left out" in result.record["message"]
