@@ -94,14 +94,6 @@ class CurvePrior:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         object.__setattr__(self, "curves", curves)
 
-    def with_settings(self, **settings) -> CurvePrior:
-        """The same library with other settings (used when tuning)."""
-        unknown = set(settings) - set(SETTINGS)
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; expected some of {sorted(SETTINGS)}")
-        values = {name: getattr(self, name) for name in SETTINGS} | settings
-        return CurvePrior(curves=self.curves, measured_from=self.measured_from, source=self.source, **values)
-
     def to_json(self) -> str:
         """Deterministic JSON text (AUCs to 5 decimals): the shipped file's exact bytes."""
         doc = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -302,10 +303,11 @@ def iso_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@pytest.fixture
-def trickling_images():
-    """An HTTP server on 127.0.0.1 whose ``/trickle`` sends a byte every 0.25 s for 8 s (never
-    idle for a read timeout) and whose ``/<seed>.png`` answers at once."""
+@contextlib.contextmanager
+def xray_image_server(delay_s: float = 0.0):
+    """An HTTP server on 127.0.0.1: ``/<seed>.png`` answers a chest X-ray PNG after ``delay_s``
+    seconds; ``/trickle`` sends a byte every 0.25 s for 8 s (never idle for a read timeout).
+    Yields its base URL."""
     import http.server
     import threading
 
@@ -321,6 +323,7 @@ def trickling_images():
                     self.wfile.flush()
                     time.sleep(0.25)
                 return
+            time.sleep(delay_s)
             seed = int(self.path.strip("/").split(".")[0])
             body = xray_png(seed, seed % 2 == 0)
             self.send_response(200)
@@ -329,15 +332,24 @@ def trickling_images():
             self.wfile.write(body)
 
     class Quiet(http.server.ThreadingHTTPServer):
-        def handle_error(self, request, client_address):
+        def handle_error(self, request, client_address):  # a client that hangs up mid-download
             pass
 
     server = Quiet(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def trickling_images():
+    """:func:`xray_image_server` answering its PNGs at once (``/trickle`` trickles)."""
+    with xray_image_server() as url:
+        yield url
 
 
 ONE_FINDING = (PROJECT_ROOT / "plugin_config" / "one_finding.xml").read_text()

@@ -2,7 +2,6 @@
 annotations arrive, SQLite writers racing and crashing, Label Studio unreachable."""
 
 import dataclasses
-import http.server
 import os
 import shutil
 import signal
@@ -16,7 +15,16 @@ import pytest
 
 from backend.app import EXTENSION, create_app
 from backend.jobs import TRAINING_NICE_INCREMENT
-from conftest import ONE_FINDING, PROJECT_ROOT, annotation_event, data_uri, free_port, wait_until, xray_png
+from conftest import (
+    ONE_FINDING,
+    PROJECT_ROOT,
+    annotation_event,
+    data_uri,
+    free_port,
+    wait_until,
+    xray_image_server,
+    xray_png,
+)
 
 CONFIG = ONE_FINDING
 SLOW_S = 3.0  # seconds the slow image server takes per image (a batch fetches them side by side):
@@ -26,29 +34,8 @@ SLOW_S = 3.0  # seconds the slow image server takes per image (a batch fetches t
 @pytest.fixture
 def slow_images():
     """An HTTP server on 127.0.0.1 that answers ``/<seed>.png`` after SLOW_S seconds."""
-
-    class Slow(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            time.sleep(SLOW_S)
-            seed = int(self.path.strip("/").split(".")[0])
-            body = xray_png(seed, seed % 2 == 0)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    class Quiet(http.server.ThreadingHTTPServer):
-        def handle_error(self, request, client_address):  # a killed worker hangs up mid-download
-            pass
-
-    server = Quiet(("127.0.0.1", 0), Slow)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with xray_image_server(SLOW_S) as url:
+        yield url
 
 
 # --- kill -9 of the worker in the middle of a refit ------------------------------------------
