@@ -45,12 +45,15 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 
+from backend.curve_gain import gain_model_for
 from backend.curve_prior import GRID, LOG_GRID, CurvePrior, load_default_prior, posterior
 
 __all__ = ["AnalogCurveFit", "LearningCurveFit", "fit_learning_curve", "pow3", "METHODS", "DEFAULT_METHOD"]
 
-METHODS = ("analog", "pow3", "pow3-bma")
-DEFAULT_METHOD = "analog"
+METHODS = ("ensemble", "analog", "pow3", "pow3-bma")
+DEFAULT_METHOD = "ensemble"
+# In "ensemble", the share of the gain model in the forecast beyond the last observed size.
+GAIN_WEIGHT = 0.5
 
 # Parameter bounds (a, b, c) of the least-squares reference fit.
 _LOWER = np.array([0.0, 0.0, 0.02])
@@ -288,8 +291,9 @@ def fit_learning_curve(
     uniq = np.unique(sizes)
     groups = [scores[sizes == n] for n in uniq]
     sds = _spreads(groups)
-    if method == "analog":
-        return _fit_analog(uniq, groups, sds, prior or load_default_prior(), int(n_boot), seed, pooled)
+    if method in ("analog", "ensemble"):
+        gain_weight = GAIN_WEIGHT if method == "ensemble" else 0.0
+        return _fit_analog(uniq, groups, sds, prior or load_default_prior(), int(n_boot), seed, pooled, gain_weight)
     fit_one = _fit_pow3 if method == "pow3" else _fit_bma
     params, weights = fit_one(uniq, groups, sds, start=None)
 
@@ -450,12 +454,22 @@ def _fit_bma(sizes: np.ndarray, groups, sds: np.ndarray, start=None) -> tuple[np
 
 
 def _fit_analog(
-    sizes: np.ndarray, groups, sds: np.ndarray, prior: CurvePrior, n_draws: int, seed: int, pooled: bool
+    sizes: np.ndarray,
+    groups,
+    sds: np.ndarray,
+    prior: CurvePrior,
+    n_draws: int,
+    seed: int,
+    pooled: bool,
+    gain_weight: float = 0.0,
 ) -> AnalogCurveFit:
     """Weight and shift the prior's library curves by the observed means (variance sd**2 / count).
 
     Points below the library's smallest measured size are left out of the match when at least
-    two sizes lie above it: there the library holds extrapolations, not measurements.
+    two sizes lie above it: there the library holds extrapolations, not measurements. With
+    ``gain_weight`` > 0 the forecast beyond the last observed size is that share of the gain
+    model's curve (:mod:`backend.curve_gain`) and the rest the mixture's; the interval draws
+    move with it.
     """
     counts = np.array([len(g) for g in groups])
     means = np.array([g.mean() for g in groups])
@@ -471,8 +485,18 @@ def _fit_analog(
             draws = np.clip(draws + rng.normal(0.0, sds[-1], (n_draws, 1)), 0.0, 1.0)
     else:
         draws = values[None, :]
+    if gain_weight > 0:
+        # Point forecast: the gain model's share of the way from the mixture to it. Each draw
+        # moves a uniform random share in [0, 2 * gain_weight] of that way: the intervals keep
+        # the two models' disagreement.
+        later = GRID > sizes[match][-1]
+        towards = np.zeros_like(values)
+        towards[later] = gain_model_for(prior).curve(sizes[match], means[match], GRID[later]) - values[later]
+        share = rng.uniform(0.0, 2.0 * gain_weight, (len(draws), 1)) if n_draws > 0 else np.full((1, 1), gain_weight)
+        draws = np.maximum.accumulate(np.clip(draws + share * towards, 0.0, 1.0), axis=1)
+        values = np.maximum.accumulate(np.clip(values + gain_weight * towards, 0.0, 1.0))
     return AnalogCurveFit(
-        method="analog",
+        method="ensemble" if gain_weight > 0 else "analog",
         grid=GRID.copy(),
         values=values,
         draws=draws,

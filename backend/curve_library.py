@@ -64,6 +64,11 @@ def tabulate_curve(sizes: Any, means: Any) -> np.ndarray:
     return np.maximum.accumulate(np.clip(out, 0.0, 1.0))
 
 
+def _sorted(sizes: np.ndarray, means: Any) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(sizes)
+    return sizes[order], np.asarray(means, dtype=np.float64)[order]
+
+
 def build_prior(curves: Iterable[tuple[Any, Any]], source: dict | None = None, **settings) -> CurvePrior:
     """A prior whose library is ``curves``: an iterable of ``(sizes, means)`` pairs.
 
@@ -76,6 +81,7 @@ def build_prior(curves: Iterable[tuple[Any, Any]], source: dict | None = None, *
     return CurvePrior(
         curves=np.stack([tabulate_curve(s, m) for s, m in kept]),
         measured_from=float(min(s.min() for s, _ in kept)),
+        measured=tuple(_sorted(s, m) for s, m in kept),
         source=dict(source or {}),
         **(SETTINGS | settings),
     )

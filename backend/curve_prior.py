@@ -36,9 +36,9 @@ __all__ = ["CurvePrior", "Posterior", "posterior", "load_default_prior", "GRID",
 GRID = np.geomspace(1.0, 2.0**20, 41)
 LOG_GRID = np.log(GRID)
 PRIOR_RESOURCE = "data/curve_prior.json"
-FORMAT = "labelcast-curve-prior/1"
+FORMAT = "labelcast-curve-prior/2"
 # The tunable settings and their defaults (the values chosen by grouped cross-validation).
-SETTINGS = {"tau": 0.1, "noise_floor": 0.005, "temperature": 0.6, "spread": 2.0, "draw_temperature": 4.0}
+SETTINGS = {"tau": 0.1, "noise_floor": 0.005, "temperature": 0.6, "spread": 2.5, "draw_temperature": 4.0}
 # Library curves whose weight is below this share of the largest are dropped from the mixture.
 _PRUNE = 1e-6
 _MAX_COMPONENTS = 96
@@ -67,6 +67,9 @@ class CurvePrior:
         The smallest training size measured in the library (LCDB: 16). Below it the library
         curves are extrapolations, so observed points there are matched only when fewer than
         two sizes lie above it.
+    measured : tuple of (ndarray, ndarray)
+        Each library curve as measured: its distinct sizes, ascending, and the mean AUC at each
+        (no extrapolation, no running maximum). What :mod:`backend.curve_gain` learns from.
     source : dict
         How the prior was made (data, learners, ids, settings); informational.
     """
@@ -78,6 +81,7 @@ class CurvePrior:
     spread: float = SETTINGS["spread"]
     draw_temperature: float = SETTINGS["draw_temperature"]
     measured_from: float = 1.0
+    measured: tuple = ()
     source: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -93,6 +97,7 @@ class CurvePrior:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         object.__setattr__(self, "curves", curves)
+        object.__setattr__(self, "measured", tuple(_check_measured(pair) for pair in self.measured))
 
     def to_json(self) -> str:
         """Deterministic JSON text (AUCs to 5 decimals): the shipped file's exact bytes."""
@@ -103,6 +108,10 @@ class CurvePrior:
             "measured_from": float(self.measured_from),
             "source": self.source,
             "curves": [[round(v, 5) for v in row] for row in self.curves.tolist()],
+            "measured": [
+                [[float(f"{n:.6g}") for n in sizes.tolist()], [round(v, 5) for v in means.tolist()]]
+                for sizes, means in self.measured
+            ],
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
 
@@ -119,9 +128,23 @@ class CurvePrior:
         return cls(
             curves=np.array(doc["curves"], dtype=np.float64),
             measured_from=float(doc.get("measured_from", 1.0)),
+            measured=tuple((sizes, means) for sizes, means in doc.get("measured", [])),
             source=doc.get("source", {}),
             **doc["settings"],
         )
+
+
+def _check_measured(pair) -> tuple[np.ndarray, np.ndarray]:
+    sizes, means = (np.asarray(a, dtype=np.float64) for a in pair)
+    if sizes.ndim != 1 or sizes.shape != means.shape or len(sizes) < 2:
+        raise ValueError(
+            f"a measured curve needs 1-D sizes and means of equal length >= 2, got {sizes.shape}, {means.shape}"
+        )
+    if np.any(np.diff(sizes) <= 0) or sizes[0] < 1:
+        raise ValueError("a measured curve's sizes must be >= 1 and strictly increasing")
+    if not np.all(np.isfinite(means)) or means.min() < 0 or means.max() > 1:
+        raise ValueError("a measured curve's means must be finite AUCs in [0, 1]")
+    return sizes, means
 
 
 @functools.lru_cache(maxsize=1)

@@ -104,9 +104,9 @@ def labels_needed_from_dense(sizes, curve, target):
 
 
 def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curve, args, rng):
-    rows = {(k, m): [] for k in args.from_ for m in (*METHODS, "naive")}
-    cover = {(k, m): [] for k in args.from_ for m in METHODS}
-    cover_auc = {(k, m): [] for k in args.from_ for m in METHODS}
+    rows = {(k, m): [] for k in args.from_ for m in (*args.methods, "naive")}
+    cover = {(k, m): [] for k in args.from_ for m in args.methods}
+    cover_auc = {(k, m): [] for k in args.from_ for m in args.methods}
     # The coverage target: what the true curve reaches at 40 % of the full size, so that the
     # true labels-needed lies inside the range a user would be forecasting.
     target = args.target or round(float(np.interp(0.4 * len(y_full), dense_sizes, dense_curve)), 3)
@@ -120,7 +120,7 @@ def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curv
                 continue
             curve = empirical_learning_curve(X, y, seed=order)
             rows[(k, "naive")].append(curve.auc - truth_at)
-            for method in METHODS:
+            for method in args.methods:
                 fit = fit_learning_curve(
                     curve.sizes, curve.scores, method=method, n_boot=args.boot, seed=order, pooled=True
                 )
@@ -139,7 +139,7 @@ def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curv
     )
     print("|---|---|---|---|---|---|---|")
     for k in args.from_:
-        for m in (*METHODS, "naive"):
+        for m in (*args.methods, "naive"):
             e = np.array(rows[(k, m)])
             if e.size == 0:
                 continue
@@ -196,7 +196,7 @@ def lcdb_grouped_cv(curves, observe_up_to, n_draws, n_refits, folds=5, settings=
                         if math.isfinite(lcdb_true_labels(c.sizes, c.means, horizon, t)):
                             rec["log2"].append(math.inf)
                     continue
-                n_boot = n_draws if m == "analog" else n_refits
+                n_boot = n_draws if m in ("analog", "ensemble") else n_refits
                 fit = fit_learning_curve(sizes, scores, method=m, n_boot=n_boot, seed=fold, prior=prior)
                 rec["err"].append(float(fit.predict([horizon])[0]) - truth)
                 lo, hi = fit.interval([horizon], 0.9)
@@ -224,7 +224,7 @@ def print_lcdb(path, args):
     print("|---|---|---|---|---|---|---|---|---|")
     curves = read_lcdb_curves(path, LINEAR_LEARNERS)
     for up_to in args.lcdb_from:
-        res = lcdb_grouped_cv(curves, up_to, 200, args.lcdb_boot)
+        res = lcdb_grouped_cv(curves, up_to, 200, args.lcdb_boot, methods=("naive", *args.methods))
         for m, rec in res.items():
             e, l2 = np.array(rec["err"]), np.array(rec["log2"])
             within = f"{np.mean(l2 <= 1):.0%} of {len(l2)}" if l2.size else "—"
@@ -264,7 +264,16 @@ def main(argv=None):
         default=20,
         help="bootstrap refits of the power laws in the LCDB section (the analog method draws 200)",
     )
+    parser.add_argument(
+        "--methods",
+        type=lambda s: [m for m in s.split(",") if m],
+        default=list(METHODS),
+        help=f"curve methods to compare, comma-separated (default: all of {', '.join(METHODS)})",
+    )
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
     if args.lcdb is not None:

@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--methods", default="analog,pow3-bma", help=f"curve methods, side by side (of {', '.join(METHODS)})"
+        "--methods", default="ensemble,analog,pow3-bma", help=f"curve methods, side by side (of {', '.join(METHODS)})"
     )
     args = parser.parse_args(argv)
     print("| method | labels | dim | median s | min s | peak Python heap MB | max RSS MB | status |")

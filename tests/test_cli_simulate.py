@@ -42,7 +42,7 @@ def test_simulate_real_file_writes_json_and_png(tb_data_dir, tmp_path, capsys):
     assert doc["final"]["n_labels"] == 138
     lo, hi = doc["final"]["auc_interval"]
     assert lo <= doc["final"]["auc"] <= hi
-    assert doc["method"] == "analog"
+    assert doc["method"] == "ensemble"
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

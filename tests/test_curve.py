@@ -29,9 +29,9 @@ def test_recovers_known_curve(method):
     assert fit.predict([1000])[0] == pytest.approx(pow3(1000, 0.92, 0.9, 0.6), abs=0.015)
 
 
-def test_default_is_analog():
-    """The default method forecasts from the learned prior of real curves."""
-    assert DEFAULT_METHOD == "analog"
+def test_default_is_the_ensemble():
+    """The default method forecasts from the learned prior of real curves (analog + gain model)."""
+    assert DEFAULT_METHOD == "ensemble"
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -57,7 +57,7 @@ def test_json_round_trip_is_byte_identical():
     [
         pytest.param({"format": "something-else"}, "not a LabelCast curve prior", id="format"),
         pytest.param([1, 2], "not a LabelCast curve prior", id="not-an-object"),
-        pytest.param({"format": "labelcast-curve-prior/1", "grid": [1, 2]}, "another grid", id="grid"),
+        pytest.param({"format": "labelcast-curve-prior/2", "grid": [1, 2]}, "another grid", id="grid"),
     ],
 )
 def test_a_wrong_file_is_refused(doc, message):
@@ -100,7 +100,7 @@ def test_a_library_curve_observed_again_is_forecast_by_itself():
     post = posterior(prior, SIZES[seen], _curve(*shapes[2])[seen], np.full(seen.sum(), 1e-5))
     assert np.allclose(post.curves[0], prior.curves[2])
     assert post.weights[0] > 0.9 and abs(post.shifts[0]) < 0.01
-    fit = fit_learning_curve(SIZES[seen], _curve(*shapes[2])[seen], prior=prior, n_boot=50)
+    fit = fit_learning_curve(SIZES[seen], _curve(*shapes[2])[seen], method="analog", prior=prior, n_boot=50)
     assert fit.predict([256])[0] == pytest.approx(_curve(*shapes[2], sizes=np.array([256.0]))[0], abs=0.01)
 
 
@@ -109,7 +109,7 @@ def test_a_level_shift_is_recovered():
     shapes = [(0.95, 1.5, 0.6), (0.80, 0.8, 0.4)]
     prior = build_prior([(SIZES, _curve(*s)) for s in shapes])
     seen = SIZES <= 64
-    fit = fit_learning_curve(SIZES[seen], _curve(*shapes[0])[seen] - 0.03, prior=prior, n_boot=0)
+    fit = fit_learning_curve(SIZES[seen], _curve(*shapes[0])[seen] - 0.03, method="analog", prior=prior, n_boot=0)
     truth = _curve(*shapes[0], sizes=np.array([256.0]))[0] - 0.03
     assert fit.predict([256])[0] == pytest.approx(truth, abs=0.01)
 
