@@ -125,3 +125,21 @@ def test_decode_on_device_cuts_chunks_by_pixels():
     datas = [_jpeg(_gray(i)) for i in range(5)]
     out = decode_on_device(counting, datas, Preprocess(8, crop=8), [1200] * 5, chunk_pixels=2400)
     assert calls == [2, 2, 1] and out.taken == [0, 1, 2, 3, 4] and tuple(out.pixels.shape) == (5, 3, 8, 8)
+
+
+def test_device_preprocessing_is_within_a_level_of_the_cpu_path():
+    """The real radiograph as a 2048 × 2457 JPEG, preprocessed for a 224-px CLIP: decoded whole
+    and resized by Preprocess.tensor_batch (the device route) it differs from the CPU route
+    (Pillow draft-mode decoding, Pillow resize) by under one 8-bit level on average."""
+    from pydicom.data import get_testdata_file
+
+    from backend.images import decode_image
+
+    with open(get_testdata_file("RG1_UNCR.dcm"), "rb") as handle:
+        radiograph = decode_image(handle.read(), "RG1_UNCR.dcm")
+    data = _jpeg(radiograph.resize((2048, 2457)), quality=90)
+    preprocess = Preprocess(224, crop=224, mean=(0.481, 0.458, 0.408), std=(0.269, 0.261, 0.276))
+    device = decode_on_device(JpegDecoder("cpu"), [data], preprocess).pixels[0].numpy()
+    cpu = preprocess.image(decode_image(data, target_size=preprocess.min_decode_size))
+    levels = np.abs(device - cpu) * np.asarray(preprocess.std, np.float32)[:, None, None] * 255
+    assert levels.mean() < 1.0, levels.mean()
