@@ -83,14 +83,21 @@ class Result:
 
 @dataclass
 class Stats:
-    """Counters of the pipeline's work (seconds are summed over its threads and processes)."""
+    """Counters of the pipeline's work (seconds are summed over its threads and processes).
+
+    ``decode_s`` counts decoding and preprocessing wherever they ran; ``device_decode_s`` and
+    ``device_decoded`` the part of it on the device decoder (seconds and images), so that the
+    CPU's share is the difference.
+    """
 
     fetched: int = 0
     cached: int = 0
     embedded: int = 0
+    device_decoded: int = 0
     errors: collections.Counter = field(default_factory=collections.Counter)
     fetch_s: float = 0.0
     decode_s: float = 0.0
+    device_decode_s: float = 0.0
     encode_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -98,9 +105,11 @@ class Stats:
             "fetched": self.fetched,
             "cached": self.cached,
             "embedded": self.embedded,
+            "device_decoded": self.device_decoded,
             "errors": dict(self.errors),
             "fetch_s": round(self.fetch_s, 3),
             "decode_s": round(self.decode_s, 3),
+            "device_decode_s": round(self.device_decode_s, 3),
             "encode_s": round(self.encode_s, 3),
         }
 
@@ -458,7 +467,7 @@ class _Batch:
         if self.device is not None:
             device_pixels, taken, _, seconds = self._device_outcome()
             good.extend(taken)
-            stats._count(decode_s=seconds)
+            stats._count(decode_s=seconds, device_decode_s=seconds, device_decoded=len(taken))
         pixels = []
         for sha, future in self.cpu.items():
             if future is not None:

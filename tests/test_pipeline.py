@@ -359,7 +359,9 @@ def test_a_batch_is_split_at_submission_jpegs_to_the_device_the_rest_to_the_pool
     finally:
         pipeline.close()
     assert not errors and set(vectors) == set(sha.values())
-    assert pipeline.stats.decode_s > 0 and pipeline.stats.encode_s > 0
+    stats = pipeline.stats
+    assert stats.device_decoded == len(DEVICE_JPEGS) and stats.decode_s > stats.device_decode_s > 0
+    assert stats.encode_s > 0
 
 
 def test_a_jpeg_the_device_refuses_is_decoded_on_the_cpu(encoder, sqlite_store, tmp_path, mixed_server, fetch):
@@ -398,6 +400,7 @@ def test_a_mixed_batch_gives_the_cpu_pipelines_vectors(
     )
     assert split["bad"].error.startswith("image not decoded") and split_pipeline.stats.errors == {"not decoded": 1}
     assert split_pipeline.stats.embedded == len(names) - 1
+    assert split_pipeline.stats.device_decoded == len(DEVICE_JPEGS)  # not cut.jpg: it was refused
     for name in names[:-1]:
         assert split[name].error is None, split[name].error
         atol = 2.5e-3 if name in DEVICE_JPEGS else 1e-5
