@@ -295,7 +295,8 @@ class Pipeline:
         embedding (``decoding``: hash -> batch) joins that batch's results instead."""
         from backend.images import read_size
 
-        taken, pixels, done = [], 0, []
+        taken: list[tuple[Hashable, str, _Image]] = []
+        pixels, done = 0, []
         errors_before = 0
         while fetched and len(taken) < self.batch_size:
             key, name, data = fetched[0]

@@ -73,7 +73,9 @@ def jpeg_frame(data: bytes) -> JpegFrame | None:
     """
     if data[:2] != b"\xff\xd8":
         return None
-    offset, orientation, adobe = 2, 1, None
+    offset = 2
+    orientation: int | None = 1
+    adobe: int | None = None
     while offset + 4 <= len(data):
         if data[offset] != 0xFF:
             return None
