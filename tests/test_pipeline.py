@@ -336,7 +336,7 @@ def _run(pipeline, server, names, fetch):
 def test_a_batch_is_split_at_submission_jpegs_to_the_device_the_rest_to_the_pool(encoder, sqlite_store, mixed_images):
     """When a batch is made, the JPEGs the device takes go to the device thread and everything
     else (DICOM, PNG, CMYK JPEG) is submitted to the process pool at once, before the batch
-    is embedded."""
+    is embedded. (The device decoder is decode_jpeg on the CPU: there is no GPU here.)"""
     import hashlib
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -366,7 +366,8 @@ def test_a_batch_is_split_at_submission_jpegs_to_the_device_the_rest_to_the_pool
 
 def test_a_jpeg_the_device_refuses_is_decoded_on_the_cpu(encoder, sqlite_store, tmp_path, mixed_server, fetch):
     """cut.jpg passes the header check, the device decoder refuses it, the CPU decodes it: it
-    is embedded, with the very vector the CPU-only pipeline gives it; no error is counted."""
+    is embedded, with the very vector the CPU-only pipeline gives it; no error is counted. (The
+    device decoder is decode_jpeg on the CPU: there is no GPU here.)"""
     from backend.store import SQLiteStore
 
     decoder = RecordingJpegDecoder()
@@ -387,7 +388,8 @@ def test_a_mixed_batch_gives_the_cpu_pipelines_vectors(
     """JPEG, PNG and DICOM in one batch, with the device decoder: every image has a result,
     'bad' its reason; images decoded on the CPU have the CPU-only pipeline's vectors, and the
     device's JPEGs agree with them within 2.5e-3 (the route's resampling; on this tiny encoder a
-    mirrored image moves a vector by 1.3e-2)."""
+    mirrored image moves a vector by 1.3e-2). (The device decoder is decode_jpeg on the CPU:
+    there is no GPU here.)"""
     from backend.store import SQLiteStore
 
     names = list(mixed_images)
