@@ -4,8 +4,10 @@
 
     refs ──fetch (threads: FETCH_WORKERS in flight, FETCH_PER_HOST per host)──▶ bytes
          ──SHA-256, cache lookup──▶ (cached: out at once)
-         ──decode + preprocess (a process pool on every core; on CUDA nvJPEG one batch ahead,
-           CPU threads for what it cannot take)──▶ pixels ──batched encoder──▶ cache.put_many
+         ──decode + preprocess: a process pool on every core; on CUDA the JPEGs nvJPEG can take
+           are decoded and preprocessed on the GPU in a thread of their own, the rest (PNG, DICOM,
+           CMYK or rotated JPEGs, and any JPEG nvJPEG refuses) in the process pool, both batches
+           ahead of the encoder──▶ pixels ──one batched encoder call──▶ cache.put_many
 
 One :class:`Pipeline` serves the worker (:meth:`backend.training.Trainer.embed_tasks`) and
 ``labelcast embed``. The caller brings the fetching function (the SSRF-safe
@@ -50,10 +52,11 @@ flight this bounds what the pipeline holds: at most ``EMBED_BATCH * (BATCHES_AHE
 encoded images plus ``FETCH_WORKERS`` downloads, whatever the number of references."""
 
 GPU_BATCHES_PER_CALL = 4
-"""On CUDA, encoder batches handed to ``Encoder.embed_bytes`` at once: it decodes with nvJPEG
-one encoder batch ahead on its own stream, so decode and model overlap only within one call.
-Decoded pixels then live on the GPU, bounded by the encoder's batch; the host pixel budget
-(:data:`EMBED_BATCH_PIXELS`) does not cut these batches."""
+"""On CUDA, encoder batches in one pipeline batch (fewer, larger batches: fewer cache round
+trips, larger nvJPEG calls). The device decodes later batches while the encoder runs this one;
+the host pixel budget (:data:`EMBED_BATCH_PIXELS`) cuts a batch by the pixels that are decoded
+on the CPU only, and the device decodes in chunks of at most
+``backend.encoders.device_decode.DEVICE_CHUNK_PIXELS``."""
 
 FETCH_WORKERS = 16
 """Downloads in flight at once: slow hosts are waited for side by side."""
@@ -80,14 +83,21 @@ class Result:
 
 @dataclass
 class Stats:
-    """Counters of the pipeline's work (seconds are summed over its threads and processes)."""
+    """Counters of the pipeline's work (seconds are summed over its threads and processes).
+
+    ``decode_s`` counts decoding and preprocessing wherever they ran; ``device_decode_s`` and
+    ``device_decoded`` the part of it on the device decoder (seconds and images), so that the
+    CPU's share is the difference.
+    """
 
     fetched: int = 0
     cached: int = 0
     embedded: int = 0
+    device_decoded: int = 0
     errors: collections.Counter = field(default_factory=collections.Counter)
     fetch_s: float = 0.0
     decode_s: float = 0.0
+    device_decode_s: float = 0.0
     encode_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,9 +105,11 @@ class Stats:
             "fetched": self.fetched,
             "cached": self.cached,
             "embedded": self.embedded,
+            "device_decoded": self.device_decoded,
             "errors": dict(self.errors),
             "fetch_s": round(self.fetch_s, 3),
             "decode_s": round(self.decode_s, 3),
+            "device_decode_s": round(self.device_decode_s, 3),
             "encode_s": round(self.encode_s, 3),
         }
 
@@ -109,7 +121,7 @@ class Pipeline:
     ----------
     encoder : backend.encoders.Encoder
         Needs ``id``, ``dim``, ``preprocess``, ``max_pixels``, ``is_cuda``, ``embed_pixels``
-        and (on CUDA) ``embed_bytes``.
+        and (on CUDA) ``device`` and ``batch_size``.
     cache : object
         ``get_many(encoder_id, hashes) -> {sha: vector}`` and ``put_many(encoder_id, {sha: vector})``.
     decode_workers : int, optional
@@ -117,6 +129,13 @@ class Pipeline:
     fetch_workers, per_host, batch_size, batch_pixels, batches_ahead : int, optional
         Default :data:`FETCH_WORKERS`, :data:`FETCH_PER_HOST`, :data:`EMBED_BATCH`,
         :data:`EMBED_BATCH_PIXELS`, :data:`BATCHES_AHEAD`.
+    device_decoder : object, optional
+        Decodes JPEGs on the encoder's device: ``accepts(data) -> bool`` from the header, and
+        ``device_decoder(datas) -> list of uint8 tensors (C, H, W)`` raising
+        :class:`~backend.exceptions.ImageDecodeError` for what it cannot decode (those images
+        are then decoded on the CPU). Default: on a CUDA encoder
+        :class:`backend.encoders.device_decode.JpegDecoder` (nvJPEG) on its device; otherwise
+        none, and every image is decoded on the CPU.
     """
 
     def __init__(
@@ -130,6 +149,7 @@ class Pipeline:
         batch_size: int = EMBED_BATCH,
         batch_pixels: int = EMBED_BATCH_PIXELS,
         batches_ahead: int = BATCHES_AHEAD,
+        device_decoder=None,
     ) -> None:
         for name, value in (
             ("fetch_workers", fetch_workers),
@@ -151,6 +171,11 @@ class Pipeline:
         self.batches_ahead = int(batches_ahead)
         if encoder.is_cuda:
             self.batch_size = max(self.batch_size, GPU_BATCHES_PER_CALL * int(encoder.batch_size))
+            if device_decoder is None:
+                from backend.encoders.device_decode import JpegDecoder
+
+                device_decoder = JpegDecoder(encoder.device)
+        self.device_decoder = device_decoder
         self.stats = Stats()
         self._pool: Any = None
         self._hosts: dict[str, threading.Semaphore] = {}
@@ -188,7 +213,10 @@ class Pipeline:
         batches: collections.deque = collections.deque()  # batches being decoded, oldest first
         decoding: dict[str, _Batch] = {}  # image hash -> the batch embedding it
         exhausted = False
-        with ThreadPoolExecutor(self.fetch_workers, thread_name_prefix="labelcast-fetch") as fetchers:
+        with (
+            ThreadPoolExecutor(self.fetch_workers, thread_name_prefix="labelcast-fetch") as fetchers,
+            ThreadPoolExecutor(1, thread_name_prefix="labelcast-device-decode") as device_thread,
+        ):
             try:
                 while True:
                     held = len(fetching) + len(fetched) + sum(len(b.keys) for b in batches)
@@ -210,7 +238,7 @@ class Pipeline:
                             fetched.append(outcome)
                     last = exhausted and not fetching
                     while len(fetched) >= self.batch_size or (last and fetched):
-                        batch, cached = self._start_batch(fetched, decoding)
+                        batch, cached = self._start_batch(fetched, decoding, device_thread)
                         if cached:
                             yield cached
                         if batch is not None:
@@ -257,14 +285,18 @@ class Pipeline:
                 self._hosts[host] = threading.Semaphore(self.per_host)
             return self._hosts[host]
 
-    def _start_batch(self, fetched: list, decoding: dict[str, _Batch]) -> tuple[_Batch | None, list[Result]]:
-        """Take up to a batch (by count and pixels) off ``fetched``: hash, look up, submit the
-        decoding of what the cache lacks. Returns the batch (None when nothing to decode) and
+    def _start_batch(
+        self, fetched: list, decoding: dict[str, _Batch], device_thread: ThreadPoolExecutor
+    ) -> tuple[_Batch | None, list[Result]]:
+        """Take up to a batch off ``fetched`` (by count, and by the pixels to decode on the CPU):
+        hash, look up, submit the decoding of what the cache lacks (to the device decoder in
+        ``device_thread``, or to the CPU). Returns the batch (None when nothing to decode) and
         the results known at once (cached, or a bad header). An image that an earlier batch is
         embedding (``decoding``: hash -> batch) joins that batch's results instead."""
         from backend.images import read_size
 
-        taken, pixels, done = [], 0, []
+        taken: list[tuple[Hashable, str, _Image]] = []
+        pixels, done = 0, []
         errors_before = 0
         while fetched and len(taken) < self.batch_size:
             key, name, data = fetched[0]
@@ -276,26 +308,27 @@ class Pipeline:
                 done.append(Result(key, _sha(data), error=f"image not decoded: {exc}"))
                 errors_before += 1
                 continue
-            if taken and not self.encoder.is_cuda and pixels + width * height > self.batch_pixels:
+            on_device = self.device_decoder is not None and self.device_decoder.accepts(data)
+            if taken and not on_device and pixels + width * height > self.batch_pixels:
                 break
             fetched.pop(0)
-            taken.append((key, name, data, _sha(data)))
-            pixels += width * height
-        vectors = self.cache.get_many(self.encoder.id, {sha for *_, sha in taken}) if taken else {}
-        todo: dict[str, tuple[str | None, bytes]] = {}
+            taken.append((key, _sha(data), _Image(name, data, width * height, on_device)))
+            pixels += 0 if on_device else width * height
+        vectors = self.cache.get_many(self.encoder.id, {sha for _, sha, _ in taken}) if taken else {}
+        todo: dict[str, _Image] = {}
         keys: list[tuple[Hashable, str]] = []
-        for key, name, data, sha in taken:
+        for key, sha, image in taken:
             if sha in vectors:
                 done.append(Result(key, sha, vectors[sha]))
             elif sha in decoding:
                 decoding[sha].keys.append((key, sha))
             else:
-                todo.setdefault(sha, (name, data))
+                todo.setdefault(sha, image)
                 keys.append((key, sha))
         self._count(cached=len(done) - errors_before)
         if not todo:
             return None, done
-        batch = _Batch(self, keys, todo)
+        batch = _Batch(self, keys, todo, device_thread)
         decoding.update(dict.fromkeys(todo, batch))
         return batch, done
 
@@ -333,68 +366,146 @@ class Pipeline:
                 setattr(self.stats, name, getattr(self.stats, name) + amount)
 
 
-class _Batch:
-    """Images of one encoder call, decoding (CPU: in the process pool, submitted at once;
-    CUDA: at :meth:`embed`, by the encoder's nvJPEG path)."""
+@dataclass(frozen=True)
+class _Image:
+    """Encoded bytes waiting to be decoded: their name, size from the header (width × height)
+    and whether they go to the device decoder."""
 
-    def __init__(self, pipeline: Pipeline, keys: list[tuple[Hashable, str]], todo: dict[str, tuple[str | None, bytes]]):
+    name: str | None
+    data: bytes
+    pixels: int
+    on_device: bool
+
+
+class _Batch:
+    """Images of one encoder call, decoding from the moment the batch is made: JPEGs the device
+    decoder takes in the pipeline's device thread (decoded and preprocessed there, on the
+    encoder's device), the rest in the process pool (or, with no pool, here at :meth:`embed`).
+    JPEGs the device refuses are handed to the CPU as soon as this thread sees the device done."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        keys: list[tuple[Hashable, str]],
+        todo: dict[str, _Image],
+        device_thread: ThreadPoolExecutor,
+    ):
         self.pipeline = pipeline
         self.keys = keys
         self.todo = todo
-        self.futures: dict[str, Future] = {}
+        self.cpu: dict[str, Future | None] = {}  # sha -> its decoding in the pool (None: decoded at embed)
+        self.device: Future | None = None
+        self._device_result: tuple[Any, list[str], dict[str, str], float] | None = None
+        self._to_cpu([sha for sha, image in todo.items() if not image.on_device])
+        on_device = [sha for sha, image in todo.items() if image.on_device]
+        if on_device:
+            self.device = device_thread.submit(self._decode_on_device, on_device)
+
+    def _to_cpu(self, shas: list[str]) -> None:
+        pipeline = self.pipeline
+        pool = pipeline._decoder_pool() if shas and pipeline.decode_workers > 0 else None
         encoder = pipeline.encoder
-        if not encoder.is_cuda and pipeline.decode_workers > 0:
-            pool = pipeline._decoder_pool()
-            for sha, (name, data) in todo.items():
-                self.futures[sha] = pool.submit(decode_pixels, data, name, encoder.max_pixels, encoder.preprocess)
+        for sha in shas:
+            image = self.todo[sha]
+            self.cpu[sha] = (
+                pool.submit(decode_pixels, image.data, image.name, encoder.max_pixels, encoder.preprocess)
+                if pool is not None
+                else None
+            )
+
+    def _decode_on_device(self, shas: list[str]) -> tuple[Any, list[str], dict[str, str], float]:
+        """Runs in the device thread: (pixels on the device, their hashes, {hash: why the device
+        refused it}, seconds)."""
+        from backend.encoders.device_decode import decode_on_device
+
+        started = time.perf_counter()
+        images = [self.todo[sha] for sha in shas]
+        out = decode_on_device(
+            self.pipeline.device_decoder,
+            [image.data for image in images],
+            self.pipeline.encoder.preprocess,
+            [image.pixels for image in images],
+        )
+        refused = {shas[index]: reason for index, reason in out.refused.items()}
+        return out.pixels, [shas[index] for index in out.taken], refused, time.perf_counter() - started
+
+    def _device_outcome(self) -> tuple[Any, list[str], dict[str, str], float]:
+        """The device thread's result (waiting for it); the first call sends what it refused
+        to the CPU."""
+        if self._device_result is None:
+            assert self.device is not None
+            self._device_result = self.device.result()  # a bug in the device thread raises here
+            refused = self._device_result[2]
+            if refused:
+                log.info("%d JPEG(s) refused by %r decoded on the CPU", len(refused), self.pipeline.device_decoder)
+            self._to_cpu(list(refused))
+        return self._device_result
 
     def pending(self) -> set[Future]:
-        return {f for f in self.futures.values() if not f.done()}
+        if self.device is not None and self.device.done():
+            self._device_outcome()
+        futures = {f for f in self.cpu.values() if f is not None and not f.done()}
+        if self.device is not None and not self.device.done():
+            futures.add(self.device)
+        return futures
 
     def ready(self) -> bool:
-        return bool(self.futures) and not self.pending()
+        asynchronous = self.device is not None or any(f is not None for f in self.cpu.values())
+        return asynchronous and not self.pending()
 
     def cancel(self) -> None:
-        for future in self.futures.values():
-            future.cancel()
+        for future in [self.device, *self.cpu.values()]:
+            if future is not None:
+                future.cancel()
 
     def embed(self) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-        """``({sha: vector}, {sha: reason it was not decoded})``."""
+        """``({sha: vector}, {sha: reason it was not decoded})``: the device's pixels and the
+        CPU's, preprocessed by the same :class:`~backend.encoders.preprocess.Preprocess`, in one
+        encoder call."""
         encoder, stats = self.pipeline.encoder, self.pipeline
-        shas = list(self.todo)
         errors: dict[str, str] = {}
-        if encoder.is_cuda:  # nvJPEG for JPEGs, CPU threads for the rest, one batch ahead
-            started = time.perf_counter()
-
-            def failed(index, exc):
-                errors[shas[index]] = str(exc)
-
-            rows = encoder.embed_bytes(
-                [self.todo[s][1] for s in shas], [self.todo[s][0] for s in shas], on_error=failed
-            )
-            stats._count(encode_s=time.perf_counter() - started)
-            return {s: rows[i] for i, s in enumerate(shas) if s not in errors}, errors
-        pixels, good = [], []
-        for sha in shas:
-            if self.futures:
-                outcome, seconds = self.futures[sha].result()
+        device_pixels, good = None, []
+        if self.device is not None:
+            device_pixels, taken, _, seconds = self._device_outcome()
+            good.extend(taken)
+            stats._count(decode_s=seconds, device_decode_s=seconds, device_decoded=len(taken))
+        pixels = []
+        for sha, future in self.cpu.items():
+            if future is not None:
+                outcome, seconds = future.result()
             else:
-                outcome, seconds = decode_pixels(
-                    self.todo[sha][1], self.todo[sha][0], encoder.max_pixels, encoder.preprocess
-                )
+                image = self.todo[sha]
+                outcome, seconds = decode_pixels(image.data, image.name, encoder.max_pixels, encoder.preprocess)
             stats._count(decode_s=seconds)
             if isinstance(outcome, ImageDecodeError):
                 errors[sha] = str(outcome)
             else:
                 pixels.append(outcome)
                 good.append(sha)
-        self.futures.clear()
+        self.cpu.clear()
+        self.device = self._device_result = None
         if not good:
             return {}, errors
+        batch: Any = np.stack(pixels) if pixels else None
+        if device_pixels is not None:
+            batch = _on_device_with(device_pixels, batch)
         started = time.perf_counter()
-        rows = np.asarray(encoder.embed_pixels(np.stack(pixels)), dtype=np.float32)
+        rows = np.asarray(encoder.embed_pixels(batch), dtype=np.float32)
         stats._count(encode_s=time.perf_counter() - started)
         return dict(zip(good, rows)), errors
+
+
+def _on_device_with(device_pixels, host_pixels: np.ndarray | None):
+    """The device decoder's pixels (a tensor on the encoder's device, made on the decoder's own
+    stream) followed by the CPU's (an ndarray, copied to that device): one tensor."""
+    import torch
+
+    if device_pixels.is_cuda:  # its memory is not reused while this stream still reads it
+        device_pixels.record_stream(torch.cuda.current_stream(device_pixels.device))
+    if host_pixels is None:
+        return device_pixels
+    host = torch.from_numpy(host_pixels).to(device_pixels.device, non_blocking=True)
+    return torch.cat([device_pixels, host.to(device_pixels.dtype)])
 
 
 PARENT_CHECK_S = 1.0

@@ -1,13 +1,18 @@
 """Embedding throughput: encoded chest X-ray JPEGs → embeddings, end to end and per stage.
 
     python benchmarks/embed_throughput.py --encoder xrayclip --images 64 --size 2048 --batch 32
+    python benchmarks/embed_throughput.py --encoder xrayclip --device cuda --png-share 0.25   # mixed
 
 Prints images/s end to end through the service's pipeline (:class:`backend.pipeline.Pipeline`
-on ``--size``² JPEG bytes: hash, cache lookup, decode — a process pool on every core, or nvJPEG
-on CUDA — preprocess and encoder, overlapped as in the worker; the cache starts empty), images/s
-of ``Encoder.embed_bytes`` alone (the decode-overlapped path the pipeline uses on CUDA), of the
-encoder alone (random preprocessed pixels), and where the time goes (decode, preprocess,
-encoder; per image, single stream, so the parts can be compared).
+on ``--size``² image bytes: hash, cache lookup, decode — a process pool on every core; on CUDA
+nvJPEG for the JPEGs it takes, the pool for the rest — preprocess and encoder, overlapped as in
+the worker; the cache starts empty), images/s of ``Encoder.embed_bytes`` alone (its own
+nvJPEG-overlapped path, for comparison), of the encoder alone (random preprocessed pixels), and
+where the time goes (decode, preprocess, encoder; per image, single stream, so the parts can be
+compared). ``--png-share`` makes that share of the images PNGs (a mixed batch: on CUDA the PNGs
+decode in the process pool while nvJPEG takes the JPEGs). ``--device-decoder cpu`` runs the
+pipeline's device route with ``decode_jpeg`` on the CPU: a dry run of the GPU code path on a
+machine without one.
 
 Weights: the spec is loaded with ``load_encoder``; when its weights are not on this machine
 and the spec is a preset, the preset's real architecture is built with random weights (speed
@@ -16,7 +21,8 @@ does not depend on the values) and the output says so. ``--random-weights`` forc
 On CUDA: bf16 autocast and ``inference_mode`` (inside ``Encoder``), JPEGs decoded by nvJPEG on
 their own stream overlapped with the encoder; the split also times nvJPEG decode alone.
 The images are the real pydicom-data radiograph (RG1_UNCR) resized to ``--size``², saved as
-8-bit grayscale JPEGs (quality 90) with a little noise so that every file differs.
+8-bit grayscale JPEGs (quality 90) or PNGs with a little noise, and a comment in each file so
+that every file differs.
 """
 
 from __future__ import annotations
@@ -129,27 +135,52 @@ def random_encoder(preset: str, device: str | None, batch_size: int | None, prec
 
 def make_jpegs(count: int, size: int, distinct: int = 8) -> list[bytes]:
     """``count`` grayscale JPEGs of size × size from the real radiograph (``distinct`` unique files)."""
+    return make_images(count, size, png_share=0.0, distinct=distinct)
+
+
+def make_images(count: int, size: int, png_share: float = 0.0, distinct: int = 8) -> list[bytes]:
+    """``count`` grayscale images of size × size from the real radiograph, every file distinct
+    bytes: ``round(count * png_share)`` PNGs spread evenly among JPEGs (``distinct`` unique
+    pixel contents per format)."""
     from PIL import Image
     from pydicom.data import get_testdata_file
 
     with open(get_testdata_file("RG1_UNCR.dcm"), "rb") as handle:
         base = decode_image(handle.read()).resize((size, size), Image.BILINEAR)
+    pngs = round(count * png_share)
+    is_png = [int((i + 1) * pngs / count) > int(i * pngs / count) for i in range(count)]
     rng = np.random.default_rng(0)
     pixels = np.asarray(base, dtype=np.int16)
-    files = []
-    for _ in range(min(count, distinct)):
-        noisy = np.clip(pixels + rng.integers(-3, 4, pixels.shape), 0, 255).astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(noisy).save(buffer, format="JPEG", quality=90)
-        files.append(buffer.getvalue())
-    # Every file distinct bytes (the pipeline embeds identical bytes once): a JPEG comment
-    # segment (COM, 0xFFFE) with the index, right after the start-of-image marker.
-    return [_with_comment(files[i % len(files)], i) for i in range(count)]
+    files: dict[str, list[bytes]] = {"JPEG": [], "PNG": []}
+    for fmt, needed in (("JPEG", count - pngs), ("PNG", pngs)):
+        for _ in range(min(needed, distinct)):
+            noisy = np.clip(pixels + rng.integers(-3, 4, pixels.shape), 0, 255).astype(np.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(noisy).save(buffer, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+            files[fmt].append(buffer.getvalue())
+    # Every file distinct bytes (the pipeline embeds identical bytes once): a comment with the
+    # index in each (a JPEG COM segment, a PNG tEXt chunk).
+    out, seen = [], {"JPEG": 0, "PNG": 0}
+    for index in range(count):
+        fmt = "PNG" if is_png[index] else "JPEG"
+        data = files[fmt][seen[fmt] % len(files[fmt])]
+        seen[fmt] += 1
+        out.append(_png_with_comment(data, index) if fmt == "PNG" else _with_comment(data, index))
+    return out
 
 
 def _with_comment(jpeg: bytes, index: int) -> bytes:
     payload = f"labelcast-bench {index}".encode()
     return jpeg[:2] + b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
+def _png_with_comment(png: bytes, index: int) -> bytes:
+    import zlib
+
+    body = b"tEXt" + b"Comment\0" + f"labelcast-bench {index}".encode()
+    chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+    end_of_header = 8 + 25  # signature, then the IHDR chunk (4 + 4 + 13 + 4 bytes)
+    return png[:end_of_header] + chunk + png[end_of_header:]
 
 
 def _sync(encoder: Encoder) -> None:
@@ -169,12 +200,12 @@ class _EmptyCache:
         pass
 
 
-def _through_pipeline(encoder: Encoder, jpegs: list[bytes], repeats: int) -> tuple[float, dict]:
+def _through_pipeline(encoder: Encoder, jpegs: list[bytes], repeats: int, device_decoder=None) -> tuple[float, dict]:
     """Images/s of the service's pipeline on these bytes (fetching is a dict lookup here), and
     its stats of the last pass. The decoding processes are started before the clock runs."""
     from backend.pipeline import Pipeline
 
-    pipeline = Pipeline(encoder, _EmptyCache())
+    pipeline = Pipeline(encoder, _EmptyCache(), device_decoder=device_decoder)
     items = [(i, f"mem:{i}") for i in range(len(jpegs))]
     try:
         pipeline.embed_all(items[: min(len(items), 2 * pipeline.decode_workers)], lambda k, ref: jpegs[k])
@@ -190,12 +221,19 @@ def _through_pipeline(encoder: Encoder, jpegs: list[bytes], repeats: int) -> tup
     failed = [r for r in results if r.error]
     if failed:
         raise RuntimeError(f"{len(failed)} images failed in the pipeline: {failed[0].error}")
-    return rate, {**pipeline.stats.as_dict(), "decode_workers": pipeline.decode_workers, "batch": pipeline.batch_size}
+    return rate, {
+        **pipeline.stats.as_dict(),
+        "decode_workers": pipeline.decode_workers,
+        "batch": pipeline.batch_size,
+        "device_decoder": repr(pipeline.device_decoder),
+    }
 
 
-def measure(encoder: Encoder, jpegs: list[bytes], repeats: int) -> dict:
-    """Images/s end to end and per stage."""
+def measure(encoder: Encoder, jpegs: list[bytes], repeats: int, device_decoder=None) -> dict:
+    """Images/s end to end and per stage (``jpegs``: the image files, JPEG or PNG)."""
     import torch
+
+    from backend.encoders.device_decode import device_decodable
 
     n = len(jpegs)
     side = encoder.preprocess.output_size
@@ -208,7 +246,7 @@ def measure(encoder: Encoder, jpegs: list[bytes], repeats: int) -> dict:
         encoder.embed_bytes(jpegs)
     _sync(encoder)
     embed_bytes_rate = repeats * n / (time.perf_counter() - start)
-    end_to_end, pipeline_stats = _through_pipeline(encoder, jpegs, repeats)
+    end_to_end, pipeline_stats = _through_pipeline(encoder, jpegs, repeats, device_decoder)
 
     pixels = torch.randn(encoder.batch_size, 3, side, side)
     if encoder.is_cuda:
@@ -250,7 +288,8 @@ def measure(encoder: Encoder, jpegs: list[bytes], repeats: int) -> dict:
     if encoder.is_cuda:
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        buffers = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in jpegs[: encoder.batch_size]]
+        nvjpeg = [d for d in jpegs if device_decodable(d)][: encoder.batch_size]
+        buffers = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in nvjpeg]
         decode_jpeg(buffers, mode=ImageReadMode.UNCHANGED, device=encoder.device)
         _sync(encoder)
         start = time.perf_counter()
@@ -284,10 +323,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=1, help="timed passes over the images (default 1)")
     parser.add_argument("--random-weights", action="store_true", help="skip loading; random weights (presets only)")
+    parser.add_argument(
+        "--png-share", type=float, default=0.0, help="share of the images that are PNGs, 0 to 1 (default 0: all JPEG)"
+    )
+    parser.add_argument(
+        "--device-decoder",
+        choices=("auto", "cpu"),
+        default="auto",
+        help="the pipeline's JPEG decoder on the device: auto (nvJPEG on CUDA, none on the CPU) or "
+        "cpu (torchvision decode_jpeg on the CPU: a dry run of the GPU route)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
     if args.images < 1 or args.size < 32:
         parser.error("--images must be ≥ 1 and --size ≥ 32")
+    if not 0.0 <= args.png_share <= 1.0:
+        parser.error(f"--png-share {args.png_share}; expected a share between 0 and 1")
 
     note = ""
     if args.random_weights:
@@ -304,9 +355,15 @@ def main(argv: list[str] | None = None) -> int:
             encoder = random_encoder(args.encoder, args.device, args.batch, args.precision)
             note = "random weights: the real ones are not on this machine"
             print(f"note: {str(exc).split('. Provide')[0]}", file=sys.stderr)
-    jpegs = make_jpegs(args.images, args.size)
-    result = measure(encoder, jpegs, args.repeats)
-    result["jpeg_kb"] = round(sum(map(len, jpegs)) / len(jpegs) / 1024, 1)
+    device_decoder = None
+    if args.device_decoder == "cpu":
+        from backend.encoders.device_decode import JpegDecoder
+
+        device_decoder = JpegDecoder("cpu")
+    files = make_images(args.images, args.size, args.png_share)
+    result = measure(encoder, files, args.repeats, device_decoder)
+    result["file_kb"] = round(sum(map(len, files)) / len(files) / 1024, 1)
+    result["pngs"] = sum(data.startswith(b"\x89PNG") for data in files)
     result["size"] = args.size
     result["weights"] = note or "real"
     result["precision"] = str(encoder.amp_dtype or "float32").replace("torch.", "")
@@ -319,8 +376,17 @@ def main(argv: list[str] | None = None) -> int:
         f"encoder {result['encoder']} on {result['device']} ({result['weights']}), "
         f"batch {result['batch']}, precision {result['precision']}"
     )
-    print(f"{args.images} grayscale JPEGs {args.size}×{args.size} (~{result['jpeg_kb']} KB each)")
+    print(
+        f"{args.images} grayscale images {args.size}×{args.size}, {result['pngs']} of them PNG "
+        f"(~{result['file_kb']} KB each)"
+    )
     print(f"end to end, the service pipeline: {result['end_to_end_images_per_s']:>8.1f} images/s")
+    split = result["pipeline"]
+    print(
+        f"  {split['device_decoded']} decoded by {split['device_decoder']} in {split['device_decode_s']} s, "
+        f"the rest by {split['decode_workers']} processes; decode {split['decode_s']} s, "
+        f"encode {split['encode_s']} s (summed)"
+    )
     print(f"Encoder.embed_bytes alone:       {result['embed_bytes_images_per_s']:>9.1f} images/s")
     print(f"encoder alone:                   {result['encoder_alone_images_per_s']:>9.1f} images/s")
     print("where the time goes (ms per image, one stream):")

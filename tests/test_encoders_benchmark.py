@@ -69,3 +69,38 @@ def test_benchmark_random_weights_for_a_preset():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["encoder"] == "random-resnet50" and result["weights"].startswith("random")
     assert result["encoder_alone_images_per_s"] > 0
+
+
+def test_benchmark_mixed_batch_through_the_device_route_on_the_cpu(tiny_encoder_spec):
+    """--png-share 0.25 --device-decoder cpu: 2 of 8 images are PNGs; the pipeline gives the 6
+    JPEGs to the device decoder (decode_jpeg on the CPU here: there is no GPU) and the PNGs to
+    its processes, and embeds all 8."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--encoder",
+            tiny_encoder_spec,
+            "--images",
+            "8",
+            "--size",
+            "256",
+            "--batch",
+            "4",
+            "--device",
+            "cpu",
+            "--png-share",
+            "0.25",
+            "--device-decoder",
+            "cpu",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    pipeline = result["pipeline"]
+    assert result["pngs"] == 2 and pipeline["embedded"] == 8 and pipeline["device_decoded"] == 6
+    assert pipeline["device_decoder"] == "JpegDecoder(device='cpu')" and pipeline["errors"] == {}

@@ -245,35 +245,168 @@ def test_bad_settings_are_named(encoder, sqlite_store, kwargs, match):
         Pipeline(encoder, sqlite_store, **kwargs)
 
 
-def test_on_cuda_the_encoder_decodes_several_batches_per_call(encoder, sqlite_store, server, fetch):
-    """With a CUDA encoder the pipeline hands whole byte batches (GPU_BATCHES_PER_CALL encoder
-    batches) to embed_bytes (nvJPEG one batch ahead) and takes its decode errors as results.
-    The GPU is stood in for by the CPU encoder behind the same interface."""
-    from backend.pipeline import GPU_BATCHES_PER_CALL
+# --- the device decoder (nvJPEG on CUDA) -----------------------------------------------------
+# There is no GPU here. These tests inject backend.encoders.device_decode.JpegDecoder on the CPU:
+# the same torchvision.io.decode_jpeg call that runs nvJPEG on CUDA, decoding with libjpeg-turbo
+# instead. That is the only stand-in; the encoder, the process pool, the fetcher, the HTTP server
+# and the store are real. The CUDA stream handling itself runs only on a GPU.
 
-    calls = []
 
-    class OnCuda:
-        id, dim, max_pixels, preprocess, is_cuda, batch_size = (
-            encoder.id,
-            encoder.dim,
-            encoder.max_pixels,
-            encoder.preprocess,
-            True,
-            2,
-        )
+class RecordingJpegDecoder:
+    """JpegDecoder on the CPU (see above), recording the bytes it was given."""
 
-        def embed_bytes(self, datas, names, on_error=None):
-            calls.append(len(datas))
-            return encoder.embed_bytes(datas, names, on_error=on_error)
+    def __init__(self):
+        from backend.encoders.device_decode import JpegDecoder
 
-    pipeline = Pipeline(OnCuda(), sqlite_store, decode_workers=0, batch_size=1)
-    assert pipeline.batch_size == GPU_BATCHES_PER_CALL * 2
-    refs = [(i, f"{server.url}/{i}.png") for i in range(10)] + [("bad", f"{server.url}/bad")]
-    results = {r.key: r for r in pipeline.embed_all(refs, fetch)}
-    assert results["bad"].error.startswith("image not decoded")
-    assert all(results[i].vector is not None for i in range(10))
-    assert sum(calls) == 10 and max(calls) == pipeline.batch_size  # "bad" fails at its header
+        self.decoder = JpegDecoder("cpu")
+        self.seen: list[bytes] = []
+
+    def accepts(self, data):
+        return self.decoder.accepts(data)
+
+    def __call__(self, datas):
+        self.seen.extend(datas)
+        return self.decoder(datas)
+
+
+def _jpeg(png: bytes, mode: str = "L", side: int = 320, **kwargs) -> bytes:
+    """A JPEG of ``side`` × 1.2 ``side`` pixels. Sides are multiples of 8 here: the CPU path's
+    JPEG draft mode rounds the aspect ratio of its reduced image (a 301 × 320 image drafted to
+    38 × 40 resizes to 32 × 33, not 32 × 34, at the tiny encoder's 32 px), which shifts the
+    centre crop by a row whichever decoder is compared."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert(mode).resize((side, side * 6 // 5))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def mixed_images(chest_xray_png_bytes):
+    """The real radiograph (pydicom-data RG1_UNCR) as DICOM, PNG, and JPEGs the device takes
+    (gray, RGB, progressive, 1,024 px) or not (CMYK); one JPEG the device refuses only when it
+    tries (no end-of-image marker: decode_jpeg refuses it, Pillow decodes it); bytes that are
+    no image."""
+    from pydicom.data import get_testdata_file
+
+    from test_encoders_device_decode import cut_jpeg
+
+    with open(get_testdata_file("RG1_UNCR.dcm"), "rb") as handle:
+        dicom = handle.read()
+    png = chest_xray_png_bytes
+    import io
+
+    from PIL import Image
+
+    return {
+        "chest.dcm": dicom,
+        "chest.png": png,
+        "gray.jpg": _jpeg(png),
+        "rgb.jpg": _jpeg(png, "RGB"),
+        "progressive.jpg": _jpeg(png, progressive=True),
+        "large.jpg": _jpeg(png, side=1024),
+        "cmyk.jpg": _jpeg(png, "CMYK"),
+        "cut.jpg": cut_jpeg(Image.open(io.BytesIO(png))),
+        "other.png": xray_png(3, True),
+        "bad": b"not an image at all",
+    }
+
+
+DEVICE_JPEGS = ("gray.jpg", "rgb.jpg", "progressive.jpg", "large.jpg")
+"""Of mixed_images, the JPEGs the device decodes (cut.jpg it is given, and refuses)."""
+
+
+@pytest.fixture
+def mixed_server(mixed_images):
+    server = ImageServer(mixed_images)
+    yield server
+    server.close()
+
+
+def _run(pipeline, server, names, fetch):
+    try:
+        return {r.key: r for r in pipeline.embed_all([(name, f"{server.url}/{name}") for name in names], fetch)}
+    finally:
+        pipeline.close()
+
+
+def test_a_batch_is_split_at_submission_jpegs_to_the_device_the_rest_to_the_pool(encoder, sqlite_store, mixed_images):
+    """When a batch is made, the JPEGs the device takes go to the device thread and everything
+    else (DICOM, PNG, CMYK JPEG) is submitted to the process pool at once, before the batch
+    is embedded. (The device decoder is decode_jpeg on the CPU: there is no GPU here.)"""
+    import hashlib
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    decoder = RecordingJpegDecoder()
+    pipeline = Pipeline(encoder, sqlite_store, decode_workers=2, device_decoder=decoder)
+    names = [n for n in mixed_images if n not in ("bad", "cut.jpg")]
+    fetched = [(name, name, mixed_images[name]) for name in names]
+    try:
+        with ThreadPoolExecutor(1) as device_thread:
+            batch, cached = pipeline._start_batch(fetched, {}, device_thread)
+            assert not cached and batch is not None
+            sha = {name: hashlib.sha256(mixed_images[name]).hexdigest() for name in names}
+            on_cpu = {name for name in names if sha[name] in batch.cpu}
+            assert on_cpu == {"chest.dcm", "chest.png", "cmyk.jpg", "other.png"}
+            assert all(isinstance(future, Future) for future in batch.cpu.values())
+            assert batch.device is not None
+            batch.device.result(timeout=60)
+            assert sorted(decoder.seen) == sorted(mixed_images[name] for name in DEVICE_JPEGS)
+            vectors, errors = batch.embed()
+    finally:
+        pipeline.close()
+    assert not errors and set(vectors) == set(sha.values())
+    stats = pipeline.stats
+    assert stats.device_decoded == len(DEVICE_JPEGS) and stats.decode_s > stats.device_decode_s > 0
+    assert stats.encode_s > 0
+
+
+def test_a_jpeg_the_device_refuses_is_decoded_on_the_cpu(encoder, sqlite_store, tmp_path, mixed_server, fetch):
+    """cut.jpg passes the header check, the device decoder refuses it, the CPU decodes it: it
+    is embedded, with the very vector the CPU-only pipeline gives it; no error is counted. (The
+    device decoder is decode_jpeg on the CPU: there is no GPU here.)"""
+    from backend.store import SQLiteStore
+
+    decoder = RecordingJpegDecoder()
+    names = ["gray.jpg", "cut.jpg", "rgb.jpg"]
+    split = _run(Pipeline(encoder, sqlite_store, decode_workers=2, device_decoder=decoder), mixed_server, names, fetch)
+    cpu_only = _run(
+        Pipeline(encoder, SQLiteStore(tmp_path / "cpu.sqlite"), decode_workers=0), mixed_server, names, fetch
+    )
+    assert any(data.startswith(b"\xff\xd8") and data.endswith(b"\0" * 10) for data in decoder.seen)  # it was tried
+    assert split["cut.jpg"].error is None
+    np.testing.assert_allclose(split["cut.jpg"].vector, cpu_only["cut.jpg"].vector, atol=1e-5)
+
+
+@pytest.mark.parametrize("decode_workers", [pytest.param(0, id="no-pool"), pytest.param(2, id="pool")])
+def test_a_mixed_batch_gives_the_cpu_pipelines_vectors(
+    encoder, sqlite_store, tmp_path, mixed_server, mixed_images, fetch, decode_workers
+):
+    """JPEG, PNG and DICOM in one batch, with the device decoder: every image has a result,
+    'bad' its reason; images decoded on the CPU have the CPU-only pipeline's vectors, and the
+    device's JPEGs agree with them within 2.5e-3 (the route's resampling; on this tiny encoder a
+    mirrored image moves a vector by 1.3e-2). (The device decoder is decode_jpeg on the CPU:
+    there is no GPU here.)"""
+    from backend.store import SQLiteStore
+
+    names = list(mixed_images)
+    split_pipeline = Pipeline(
+        encoder, sqlite_store, decode_workers=decode_workers, device_decoder=RecordingJpegDecoder(), batch_size=16
+    )
+    split = _run(split_pipeline, mixed_server, names, fetch)
+    cpu_only = _run(
+        Pipeline(encoder, SQLiteStore(tmp_path / "cpu.sqlite"), decode_workers=0), mixed_server, names, fetch
+    )
+    assert split["bad"].error.startswith("image not decoded") and split_pipeline.stats.errors == {"not decoded": 1}
+    assert split_pipeline.stats.embedded == len(names) - 1
+    assert split_pipeline.stats.device_decoded == len(DEVICE_JPEGS)  # not cut.jpg: it was refused
+    for name in names[:-1]:
+        assert split[name].error is None, split[name].error
+        atol = 2.5e-3 if name in DEVICE_JPEGS else 1e-5
+        np.testing.assert_allclose(split[name].vector, cpu_only[name].vector, atol=atol, err_msg=name)
 
 
 def test_decoding_processes_exit_when_their_parent_is_killed(tiny_encoder_spec, tmp_path):

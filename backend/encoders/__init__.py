@@ -7,6 +7,8 @@ Modules, each importing only the ones above it in this list:
 - ``spec`` — parse a spec string into an :class:`EncoderSpec`;
 - ``preprocess`` — resize/crop/normalise as the weights expect;
 - ``weights`` — offline mode, cache folders, weight digests, helpful errors;
+- ``device_decode`` — JPEG decoding on the encoder's device (nvJPEG on CUDA), which JPEGs
+  it can take;
 - ``encoder`` — the :class:`Encoder` (batches, device, autocast, decode overlap);
 - ``hf``, ``openclip``, ``tvmodels`` — one loader per library;
 - ``loader`` — :func:`load_encoder`, :func:`check_encoder`; ``lazy`` — :class:`LazyEncoder`.

@@ -10,7 +10,8 @@ has no bf16); batches start at a size scaled to the input resolution and halve o
 :meth:`Encoder.embed_bytes` decodes JPEG bytes on the GPU with nvJPEG
 (``torchvision.io.decode_jpeg(device="cuda")``) in a background thread on its own CUDA
 stream while the model runs the previous batch; other formats (PNG, DICOM) and JPEGs nvJPEG
-refuses are decoded by a pool of CPU threads. On the CPU, decoding and preprocessing run in a
+refuses (or that its header says it cannot take: see ``backend.encoders.device_decode``) are
+decoded by a pool of CPU threads. On the CPU, decoding and preprocessing run in a
 thread pool one batch ahead of the model.
 """
 
@@ -28,7 +29,7 @@ from PIL import Image
 
 from backend.encoders.preprocess import Preprocess
 from backend.exceptions import EncoderLoadError, ImageDecodeError
-from backend.images import DEFAULT_MAX_PIXELS, decode_image, image_format, read_size
+from backend.images import DEFAULT_MAX_PIXELS, decode_image, read_size
 
 CPU_BATCH_SIZE = 16
 """Images per forward pass on the CPU."""
@@ -139,6 +140,7 @@ class Encoder:
         self.decode_workers = int(decode_workers or min(16, os.cpu_count() or 1))
         self.amp_dtype = self._amp_dtype(precision or "auto")
         self._lock = threading.Lock()
+        self._jpeg_decoder = None  # backend.encoders.device_decode.JpegDecoder, made on first use
 
     def __repr__(self) -> str:
         return f"Encoder(id={self.id!r}, dim={self.dim}, device={self.device!r})"
@@ -375,13 +377,18 @@ class Encoder:
             thread.join()
 
     def _gpu_decode_batch(self, datas, names, indices, decoders, on_error):
-        """Decode one batch: JPEGs with nvJPEG, the rest (and nvJPEG failures) on CPU threads."""
+        """Decode one batch: the JPEGs nvJPEG takes (by their header, see
+        :func:`backend.encoders.device_decode.device_decodable`) with nvJPEG, the rest (and
+        nvJPEG failures) on CPU threads."""
         import torch
-        from torchvision.io import ImageReadMode, decode_jpeg
 
+        from backend.encoders.device_decode import JpegDecoder
+
+        if self._jpeg_decoder is None:
+            self._jpeg_decoder = JpegDecoder(self.device)
         jpeg, other = [], []
         for index in indices:
-            (jpeg if image_format(datas[index], names[index]) == "jpeg" else other).append(index)
+            (jpeg if self._jpeg_decoder.accepts(datas[index]) else other).append(index)
         # Header check (size limit, corrupt headers) costs tens of microseconds per image.
         checked = []
         for index in jpeg:
@@ -394,17 +401,10 @@ class Encoder:
                 on_error(index, exc)
         decoded: dict[int, torch.Tensor] = {}
         if checked:
-            buffers = [torch.frombuffer(bytearray(datas[i]), dtype=torch.uint8) for i in checked]
             try:
-                images = decode_jpeg(
-                    buffers,
-                    mode=ImageReadMode.UNCHANGED,
-                    device=self._torch_device,
-                    apply_exif_orientation=True,
-                )
-                decoded.update(zip(checked, images, strict=True))
-            except RuntimeError:
-                other.extend(checked)  # e.g. CMYK or arithmetic-coded JPEGs: decode on the CPU
+                decoded.update(zip(checked, self._jpeg_decoder([datas[i] for i in checked]), strict=True))
+            except ImageDecodeError:
+                other.extend(checked)  # decode them on the CPU
 
         def one(index):
             try:
