@@ -25,6 +25,12 @@ Every point is therefore an out-of-sample AUC of a probe trained on exactly that
    rows counts with the product of their weights, so the point estimates the AUC on the whole
    project rather than on rows like the labeled ones. The current AUC's interval is then the
    DeLong interval moved to the weighted AUC and widened by ``sqrt(n / effective n)``.
+5. **The pool** (``pool``, from :mod:`backend.pool_auc`). Instead of weights: unlabeled rows with
+   calibrated probabilities of being positive. Each point is then the probe's estimated AUC on
+   the whole project: its held-out labeled rows (standing for every labeled row) with their
+   labels and the pool rows with their probabilities. The current AUC is that estimate for the
+   out-of-fold scores of the labeled rows and the fold probes' mean score of the pool rows; its
+   interval is the DeLong interval moved to it.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from backend.metrics import auc_interval, roc_auc
+from backend.pool_auc import PoolLabels, project_auc
 from backend import readiness as _readiness
 from backend.probe import check_embeddings, default_C, fit_probe
 
@@ -126,6 +133,7 @@ def empirical_learning_curve(
     C: float | None = None,
     level: float = 0.9,
     weights: Any | None = None,
+    pool: PoolLabels | None = None,
 ) -> EmpiricalCurve:
     """Build the empirical learning curve of a linear probe on ``(X, y)``.
 
@@ -140,7 +148,11 @@ def empirical_learning_curve(
     C : float, optional
         Probe regularisation (default :func:`backend.probe.default_C`).
     weights : array-like of shape (n_samples,), optional
-        Importance weight of each row in every held-out AUC (see the module docstring).
+        Importance weight of each row in every held-out AUC (see the module docstring); not
+        with ``pool``.
+    pool : PoolLabels, optional
+        Unlabeled rows with calibrated probabilities: every held-out AUC becomes the estimated
+        AUC on the whole project (see the module docstring).
 
     Returns
     -------
@@ -163,9 +175,13 @@ def empirical_learning_curve(
         )
     C = default_C(X.shape[1]) if C is None else C
     weights = _check_weights(weights, n)
+    if weights is not None and pool is not None:
+        raise ValueError("give weights or pool, not both: they are two corrections of the same AUCs")
     rng = np.random.default_rng(seed)
     with threadpool_limits(limits=1):
-        return _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights)
+        return _build_curve(
+            X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights, pool
+        )
 
 
 def _check_weights(weights: Any | None, n: int) -> np.ndarray | None:
@@ -177,7 +193,9 @@ def _check_weights(weights: Any | None, n: int) -> np.ndarray | None:
     return w
 
 
-def _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights=None):
+def _build_curve(
+    X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights=None, pool=None
+):
     # One BLAS thread: the matrices are small and many, and threads only contend with each
     # other and with the web process on a shared machine.
     n = len(y)
@@ -186,7 +204,7 @@ def _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_p
     # at sizes above LARGE_SIZE keep a refit at 10,000 labels within seconds.
     cv_repeats = cv_repeats if n <= LARGE_SIZE else 1
     cv = cross_validated_auc(
-        X, y, seed=seed, n_folds=n_folds, repeats=cv_repeats, C=C, level=level, rng=rng, weights=weights
+        X, y, seed=seed, n_folds=n_folds, repeats=cv_repeats, C=C, level=level, rng=rng, weights=weights, pool=pool
     )
     cv_size = cv.train_size
     sizes: list[float] = list(cv.fold_sizes)
@@ -198,8 +216,7 @@ def _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_p
             rest[train] = False
             probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
             sizes.append(m)
-            w_rest = None if weights is None else weights[rest]
-            scores.append(roc_auc(y[rest], probe.decision_function(X[rest], check=False), w_rest))
+            scores.append(_held_out_auc(probe, X, y, rest, weights, pool))
     sizes_arr = np.asarray(sizes, dtype=np.float64)
     return EmpiricalCurve(
         sizes=sizes_arr,
@@ -248,6 +265,7 @@ def cross_validated_auc(
     level: float = 0.9,
     rng: np.random.Generator | None = None,
     weights: Any | None = None,
+    pool: PoolLabels | None = None,
 ) -> CrossValidatedAUC:
     """Repeated stratified ``n_folds``-fold cross-validated AUC of the probe on ``(X, y)``.
 
@@ -264,21 +282,28 @@ def cross_validated_auc(
     C = default_C(X.shape[1]) if C is None else C
     rng = np.random.default_rng(seed) if rng is None else rng
     weights = _check_weights(weights, n)
+    if weights is not None and pool is not None:
+        raise ValueError("give weights or pool, not both: they are two corrections of the same AUCs")
     fold_sizes, fold_scores, pooled = [], [], []
     interval = None
     for _ in range(repeats):
         oof = np.empty(n)
+        pool_scores = np.zeros(0 if pool is None else len(pool.p))
         for train, test in _stratified_folds(y, k, rng):
-            oof[test] = fit_probe(X[train], y[train], C=C, seed=seed, check=False).decision_function(
-                X[test], check=False
-            )
+            probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
+            oof[test] = probe.decision_function(X[test], check=False)
             fold_sizes.append(len(train))
-            fold_scores.append(roc_auc(y[test], oof[test], None if weights is None else weights[test]))
-        pooled.append(roc_auc(y, oof, weights))
+            fold_scores.append(_held_out_auc(probe, X, y, test, weights, pool, oof[test]))
+            if pool is not None:
+                pool_scores += probe.decision_function(pool.X, check=False) / k
+        if pool is None:
+            pooled.append(roc_auc(y, oof, weights))
+        else:  # the labeled rows' out-of-fold scores and the fold probes' mean pool score
+            pooled.append(project_auc(y, oof, pool_scores, pool))
         if interval is None:
             interval = auc_interval(y, oof, level)
-            if weights is not None:
-                interval = _weighted_interval(interval, pooled[-1], weights)
+            if weights is not None or pool is not None:  # moved to the corrected AUC (and widened)
+                interval = _weighted_interval(interval, pooled[-1], np.ones(n) if weights is None else weights)
     if interval is None:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     return CrossValidatedAUC(
@@ -290,6 +315,18 @@ def cross_validated_auc(
         fold_sizes=np.full(len(fold_sizes), float(min(fold_sizes))),
         fold_scores=np.asarray(fold_scores),
     )
+
+
+def _held_out_auc(probe, X, y, rows, weights, pool, scores=None) -> float:
+    """AUC of ``probe`` on the labeled ``rows`` (not its training rows): importance-weighted with
+    ``weights``, on the whole project with ``pool``."""
+    rows = np.flatnonzero(rows) if rows.dtype == bool else rows
+    scores = probe.decision_function(X[rows], check=False) if scores is None else scores
+    if pool is None:
+        return roc_auc(y[rows], scores, None if weights is None else weights[rows])
+    # the held-out rows stand for every labeled row
+    pool_scores = probe.decision_function(pool.X, check=False)
+    return project_auc(y[rows], scores, pool_scores, pool, labeled_weight=len(y) / len(rows))
 
 
 def _weighted_interval(interval, weighted_auc: float, weights: np.ndarray) -> tuple[float, float, float]:
