@@ -37,7 +37,13 @@ from typing import Any
 import numpy as np
 
 from backend.curve import DEFAULT_METHOD, AnalogCurveFit, LearningCurveFit, fit_learning_curve
-from backend.learning_curve import MIN_CLASS_LABELS, EmpiricalCurve, empirical_learning_curve, minimum_labels
+from backend.learning_curve import (
+    MIN_CLASS_LABELS,
+    EmpiricalCurve,
+    empirical_learning_curve,
+    empirical_learning_curves,
+    minimum_labels,
+)
 from backend.pool_auc import calibrate_pool
 from backend.probe import check_embeddings
 from backend.readiness import MIN_LABELS, check_target_auc, collecting_message
@@ -230,13 +236,14 @@ def forecast(
             **base,
         )
 
-    curve = raw_curve = empirical_learning_curve(X, y, seed=seed, level=level)
     bias = None
     if pool is not None or selection_prob is not None:
         bias = estimate_selection_bias(X, y, pool, selection_prob, seed=seed, pool_size=pool_size)
         base["bias"] = bias
-        if bias.detected:
-            curve = _corrected_curve(X, y, pool, pool_size, bias, correction, seed, level)
+    if bias is not None and bias.detected:
+        raw_curve, curve = _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, level)
+    else:
+        curve = raw_curve = empirical_learning_curve(X, y, seed=seed, level=level)
     if curve.n_distinct_sizes < 3:  # only with extreme class imbalance
         extra_minority = max(1, min(n_pos, n_neg))
         more_pos = extra_minority if n_pos <= n_neg else 0
@@ -291,20 +298,22 @@ def forecast(
     )
 
 
-def _corrected_curve(X, y, pool, pool_size, bias, correction, seed, level) -> EmpiricalCurve:
-    """The learning curve corrected towards the whole project (see ``CORRECTIONS``)."""
-    if correction == "weights" or pool is None or bias.source != "classifier":
-        return empirical_learning_curve(X, y, seed=seed, level=level, weights=bias.weights)
-    pool = np.asarray(pool, dtype=np.float64)
-    n_pool = len(pool)
-    if n_pool > MAX_POOL:
-        pool = pool[np.random.default_rng(seed).choice(n_pool, MAX_POOL, replace=False)]
-    labels = calibrate_pool(X, y, pool, seed=seed, pool_size=pool_size or n_pool)
-    curve = empirical_learning_curve(X, y, seed=seed, level=level, pool=labels)
-    if correction == "blend":
-        other = empirical_learning_curve(X, y, seed=seed, level=level, weights=bias.weights)
-        curve = _mean_curve(curve, other, MODEL_SHARE)
-    return curve
+def _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, level):
+    """The learning curve as measured and corrected towards the whole project (``CORRECTIONS``),
+    from the same probes."""
+    views: list[tuple[Any, Any]] = [(None, None), (bias.weights, None)]
+    if correction != "weights" and pool is not None and bias.source == "classifier":
+        pool = np.asarray(pool, dtype=np.float64)
+        n_pool = len(pool)
+        if n_pool > MAX_POOL:
+            pool = pool[np.random.default_rng(seed).choice(n_pool, MAX_POOL, replace=False)]
+        labels = calibrate_pool(X, y, pool, seed=seed, pool_size=pool_size or n_pool)
+        views = views if correction == "blend" else views[:1]
+        views.append((None, labels))
+    curves = empirical_learning_curves(X, y, seed=seed, level=level, views=views)
+    if len(curves) == 3:  # blend: model-based and weighted
+        return curves[0], _mean_curve(curves[2], curves[1], MODEL_SHARE)
+    return curves[0], curves[1]
 
 
 def _mean_curve(a: EmpiricalCurve, b: EmpiricalCurve, share: float) -> EmpiricalCurve:

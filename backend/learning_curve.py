@@ -36,6 +36,7 @@ Every point is therefore an out-of-sample AUC of a probe trained on exactly that
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,7 @@ __all__ = [
     "EmpiricalCurve",
     "CrossValidatedAUC",
     "empirical_learning_curve",
+    "empirical_learning_curves",
     "cross_validated_auc",
     "minimum_labels",
     "MIN_CLASS_LABELS",
@@ -164,6 +166,49 @@ def empirical_learning_curve(
         When a class has ``min_per_class`` labels or fewer (the curve may still have fewer
         than 3 distinct sizes when one class is very rare; check ``n_distinct_sizes``).
     """
+    if weights is not None and pool is not None:
+        raise ValueError("give weights or pool, not both: they are two corrections of the same AUCs")
+    return empirical_learning_curves(
+        X,
+        y,
+        seed,
+        views=[(weights, pool)],
+        n_sizes=n_sizes,
+        n_repeats=n_repeats,
+        n_folds=n_folds,
+        cv_repeats=cv_repeats,
+        min_per_class=min_per_class,
+        C=C,
+        level=level,
+    )[0]
+
+
+def empirical_learning_curves(
+    X: Any,
+    y: Any,
+    seed: int = 0,
+    *,
+    views: Sequence[tuple[Any | None, PoolLabels | None]],
+    n_sizes: int = N_SIZES,
+    n_repeats: int = N_REPEATS,
+    n_folds: int = N_FOLDS,
+    cv_repeats: int = CV_REPEATS,
+    min_per_class: int = MIN_PER_CLASS,
+    C: float | None = None,
+    level: float = 0.9,
+) -> list[EmpiricalCurve]:
+    """Several learning curves from the same probes, each scored its own way.
+
+    Every probe is fitted once and scored for each ``(weights, pool)`` pair of ``views``
+    (``(None, None)``: plain held-out AUCs; one of the two: as in
+    :func:`empirical_learning_curve`), so a raw and a corrected curve cost one curve's fits.
+    Each curve is the one :func:`empirical_learning_curve` gives with those arguments.
+
+    Returns
+    -------
+    list of EmpiricalCurve
+        One per view, in order.
+    """
     X, y = check_embeddings(X, y)
     n = len(y)
     n_pos = int(y.sum())
@@ -174,14 +219,12 @@ def empirical_learning_curve(
             f"need {need_pos} more positive and {need_neg} more negative"
         )
     C = default_C(X.shape[1]) if C is None else C
-    weights = _check_weights(weights, n)
-    if weights is not None and pool is not None:
-        raise ValueError("give weights or pool, not both: they are two corrections of the same AUCs")
+    checked = [(_check_weights(w, n), pool) for w, pool in views]
+    if not checked or any(w is not None and pool is not None for w, pool in checked):
+        raise ValueError("views must be (weights, pool) pairs with at most one of the two given")
     rng = np.random.default_rng(seed)
     with threadpool_limits(limits=1):
-        return _build_curve(
-            X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights, pool
-        )
+        return _build_curves(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, checked)
 
 
 def _check_weights(weights: Any | None, n: int) -> np.ndarray | None:
@@ -193,9 +236,7 @@ def _check_weights(weights: Any | None, n: int) -> np.ndarray | None:
     return w
 
 
-def _build_curve(
-    X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights=None, pool=None
-):
+def _build_curves(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, views):
     # One BLAS thread: the matrices are small and many, and threads only contend with each
     # other and with the web process on a shared machine.
     n = len(y)
@@ -203,32 +244,37 @@ def _build_curve(
     # Large pools vary little between shuffles: one cross-validation and half the subsets
     # at sizes above LARGE_SIZE keep a refit at 10,000 labels within seconds.
     cv_repeats = cv_repeats if n <= LARGE_SIZE else 1
-    cv = cross_validated_auc(
-        X, y, seed=seed, n_folds=n_folds, repeats=cv_repeats, C=C, level=level, rng=rng, weights=weights, pool=pool
-    )
-    cv_size = cv.train_size
-    sizes: list[float] = list(cv.fold_sizes)
-    scores: list[float] = list(cv.fold_scores)
+    k = int(min(n_folds, n_pos, n - n_pos))
+    cvs = _cross_validate(X, y, seed, k, cv_repeats, C, level, rng, views)
+    cv_size = cvs[0].train_size
+    sizes: list[float] = list(cvs[0].fold_sizes)
+    scores: list[list[float]] = [list(cv.fold_scores) for cv in cvs]
     for m in _subset_sizes(n, n_pos, cv_size, n_sizes, min_per_class):
         for _ in range(n_repeats if m <= LARGE_SIZE else max(3, n_repeats // 2)):
             train = _stratified_subset(y, m, min_per_class, rng)
             rest = np.ones(n, dtype=bool)
             rest[train] = False
+            rows = np.flatnonzero(rest)
             probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
             sizes.append(m)
-            scores.append(_held_out_auc(probe, X, y, rest, weights, pool))
+            held_out = probe.decision_function(X[rows], check=False)
+            for view_scores, (weights, pool) in zip(scores, views):
+                view_scores.append(_held_out_auc(probe, X, y, rows, weights, pool, held_out))
     sizes_arr = np.asarray(sizes, dtype=np.float64)
-    return EmpiricalCurve(
-        sizes=sizes_arr,
-        scores=np.asarray(scores),
-        cv_size=int(cv_size),
-        auc=cv.auc,
-        auc_low=cv.low,
-        auc_high=cv.high,
-        level=level,
-        n_labels=n,
-        n_positive=n_pos,
-    )
+    return [
+        EmpiricalCurve(
+            sizes=sizes_arr,
+            scores=np.asarray(view_scores),
+            cv_size=int(cv_size),
+            auc=cv.auc,
+            auc_low=cv.low,
+            auc_high=cv.high,
+            level=level,
+            n_labels=n,
+            n_positive=n_pos,
+        )
+        for view_scores, cv in zip(scores, cvs)
+    ]
 
 
 @dataclass(frozen=True, eq=False)
@@ -284,44 +330,60 @@ def cross_validated_auc(
     weights = _check_weights(weights, n)
     if weights is not None and pool is not None:
         raise ValueError("give weights or pool, not both: they are two corrections of the same AUCs")
-    fold_sizes, fold_scores, pooled = [], [], []
-    interval = None
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    return _cross_validate(X, y, seed, k, repeats, C, level, rng, [(weights, pool)])[0]
+
+
+def _cross_validate(X, y, seed, k, repeats, C, level, rng, views) -> list[CrossValidatedAUC]:
+    """:func:`cross_validated_auc` for each ``(weights, pool)`` view, from the same probes."""
+    n = len(y)
+    fold_sizes: list[int] = []
+    fold_scores: list[list[float]] = [[] for _ in views]
+    pooled: list[list[float]] = [[] for _ in views]
+    intervals: list[tuple[float, float, float]] = []
     for _ in range(repeats):
         oof = np.empty(n)
-        pool_scores = np.zeros(0 if pool is None else len(pool.p))
+        pool_scores = [np.zeros(0 if pool is None else len(pool.p)) for _, pool in views]
         for train, test in _stratified_folds(y, k, rng):
             probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
             oof[test] = probe.decision_function(X[test], check=False)
             fold_sizes.append(len(train))
-            fold_scores.append(_held_out_auc(probe, X, y, test, weights, pool, oof[test]))
-            if pool is not None:
-                pool_scores += probe.decision_function(pool.X, check=False) / k
-        if pool is None:
-            pooled.append(roc_auc(y, oof, weights))
-        else:  # the labeled rows' out-of-fold scores and the fold probes' mean pool score
-            pooled.append(project_auc(y, oof, pool_scores, pool))
-        if interval is None:
-            interval = auc_interval(y, oof, level)
-            if weights is not None or pool is not None:  # moved to the corrected AUC (and widened)
-                interval = _weighted_interval(interval, pooled[-1], np.ones(n) if weights is None else weights)
-    if interval is None:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
-    return CrossValidatedAUC(
-        auc=float(np.mean(pooled)),
-        low=interval[1],
-        high=interval[2],
-        train_size=int(min(fold_sizes)),
-        # Folds differ by a row or two; every fold point sits at the smallest training size.
-        fold_sizes=np.full(len(fold_sizes), float(min(fold_sizes))),
-        fold_scores=np.asarray(fold_scores),
-    )
+            for v, (weights, pool) in enumerate(views):
+                fold_scores[v].append(_held_out_auc(probe, X, y, test, weights, pool, oof[test]))
+                if pool is not None:
+                    pool_scores[v] += probe.decision_function(pool.X, check=False) / k
+        for v, (weights, pool) in enumerate(views):
+            if pool is None:
+                pooled[v].append(roc_auc(y, oof, weights))
+            else:  # the labeled rows' out-of-fold scores and the fold probes' mean pool score
+                pooled[v].append(project_auc(y, oof, pool_scores[v], pool))
+        if not intervals:
+            plain = auc_interval(y, oof, level)
+            for v, (weights, pool) in enumerate(views):
+                if weights is None and pool is None:
+                    intervals.append(plain)
+                else:  # moved to the corrected AUC (and widened by the weights)
+                    intervals.append(
+                        _weighted_interval(plain, pooled[v][-1], np.ones(n) if weights is None else weights)
+                    )
+    return [
+        CrossValidatedAUC(
+            auc=float(np.mean(pooled[v])),
+            low=intervals[v][1],
+            high=intervals[v][2],
+            train_size=int(min(fold_sizes)),
+            # Folds differ by a row or two; every fold point sits at the smallest training size.
+            fold_sizes=np.full(len(fold_sizes), float(min(fold_sizes))),
+            fold_scores=np.asarray(fold_scores[v]),
+        )
+        for v in range(len(views))
+    ]
 
 
-def _held_out_auc(probe, X, y, rows, weights, pool, scores=None) -> float:
-    """AUC of ``probe`` on the labeled ``rows`` (not its training rows): importance-weighted with
-    ``weights``, on the whole project with ``pool``."""
-    rows = np.flatnonzero(rows) if rows.dtype == bool else rows
-    scores = probe.decision_function(X[rows], check=False) if scores is None else scores
+def _held_out_auc(probe, X, y, rows, weights, pool, scores) -> float:
+    """AUC of ``probe`` (``scores`` of the labeled ``rows``, not its training rows): importance-
+    weighted with ``weights``, on the whole project with ``pool``."""
     if pool is None:
         return roc_auc(y[rows], scores, None if weights is None else weights[rows])
     # the held-out rows stand for every labeled row

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from backend.probe import check_embeddings, fit_probe
 
@@ -108,11 +109,12 @@ def calibrate_pool(
         fold[idx] = np.arange(len(idx)) % k
     oof = np.empty(len(y))
     pool_logit = np.zeros(len(pool))
-    for f in range(k):
-        train = fold != f
-        probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
-        oof[~train] = probe.decision_function(X[~train], check=False)
-        pool_logit += probe.decision_function(pool, check=False) / k
+    with threadpool_limits(limits=1):  # small problems: threads only contend
+        for f in range(k):
+            train = fold != f
+            probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
+            oof[~train] = probe.decision_function(X[~train], check=False)
+            pool_logit += probe.decision_function(pool, check=False) / k
     platt = LogisticRegression(C=PLATT_C, max_iter=1000).fit(oof[:, None], y)
     slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     return PoolLabels(
