@@ -7,21 +7,26 @@ rows after k as the unlabeled pool (their embeddings only). Compared with the tr
 5-fold cross-validation on all rows, repeated 10 times, predicted at that training size):
 
 * ``raw``: the forecast without a pool (as before issue 14);
-* ``corrected``: with the pool (importance weights from the labeled-vs-pool classifier when the
-  labeled set is detectably unlike the pool); for ``mixed`` also ``known``: the alternative
-  tried, Horvitz-Thompson weights from the known selection probabilities (the random rows carry
-  the evaluation; the product uses them only when there is no pool).
+* one row per ``--corrections`` (``backend.forecast.CORRECTIONS``): with the pool, corrected
+  that way when the labeled set is detectably unlike the pool: ``weights`` (importance weights
+  from the labeled-vs-pool classifier), ``model`` (the model-based project AUC of
+  ``backend.pool_auc``), ``blend`` (their mean, the default);
+* for ``mixed`` also ``known``: the alternative tried, Horvitz-Thompson weights from the known
+  selection probabilities (the random rows carry the evaluation; the product uses them only when
+  there is no pool).
 
 It also counts how often the message flags the labels as not a random sample, and how many
 labels each order needs before its probe actually reaches the target AUC (set to the full-size
 truth minus ``--target-gap``), measured on rows held out of the replay (30 %; synthetic: 20,000
 fresh rows).
 
-Data: synthetic embeddings are for tuning (the threshold ``DETECT_Z`` and the method were chosen
-on them); the TB sets (``../shared/data/tb-radiological-signs``) are held out and reported as
-they come.
+Data: synthetic embeddings are for tuning (the threshold ``DETECT_Z``, the method and the blend
+were chosen on them): ``synthetic-D`` (Gaussian), ``skewed-D`` (scores in (0, 1) with long right
+tails) and ``clusters-D`` (clusters with their own class shares); the TB sets
+(``../shared/data/tb-radiological-signs``) are held out and reported as they come.
 
-    python benchmarks/sampling_bias.py --reps 10
+    python benchmarks/sampling_bias.py --reps 10 --no-reach --jobs 3
+    python benchmarks/sampling_bias.py --reps 10 --sets synthetic-64,shenzhen   # with the label counts
     python benchmarks/sampling_bias.py --calibrate --reps 20   # the detection threshold
 """
 
