@@ -55,7 +55,6 @@ STATUSES = ("collecting", "on_track", "target_reached", "unreachable")
 # Fewest labels before any forecast is made: below this a 3-size curve is mostly noise.
 # Confidence level of every interval reported.
 LEVEL = 0.9
-# Said in the message when the labeled set is detectably unlike the pool.
 # How a detected bias is corrected (module docstring): "weights", "model" or "blend" (their mean,
 # chosen on synthetic embeddings: benchmarks/sampling_bias.py, README).
 CORRECTIONS = ("weights", "model", "blend")
@@ -64,6 +63,7 @@ DEFAULT_CORRECTION = "blend"
 # synthetic tuning sets (uncertainty and mixed orders, 50/100/200 labels, 8 replays) the mean
 # error was 0.062 / 0.059 / 0.0585 / 0.061 / 0.067 at shares 0 / 0.25 / 0.5 / 0.75 / 1.
 MODEL_SHARE = 0.5
+# Said in the message when the labeled set is detectably unlike the pool.
 BIAS_SENTENCE = "Labels so far are not a random sample of this project's images; corrected for it."
 
 
