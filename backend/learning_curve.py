@@ -25,11 +25,18 @@ Every point is therefore an out-of-sample AUC of a probe trained on exactly that
    rows counts with the product of their weights, so the point estimates the AUC on the whole
    project rather than on rows like the labeled ones. The current AUC's interval is then the
    DeLong interval moved to the weighted AUC and widened by ``sqrt(n / effective n)``.
+5. **The pool** (``pool``, from :mod:`backend.pool_auc`). Instead of weights: unlabeled rows with
+   calibrated probabilities of being positive. Each point is then the probe's estimated AUC on
+   the whole project: its held-out labeled rows (standing for every labeled row) with their
+   labels and the pool rows with their probabilities. The current AUC is that estimate for the
+   out-of-fold scores of the labeled rows and the fold probes' mean score of the pool rows; its
+   interval is the DeLong interval moved to it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +44,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from backend.metrics import auc_interval, roc_auc
+from backend.pool_auc import PoolLabels, project_auc
 from backend import readiness as _readiness
 from backend.probe import check_embeddings, default_C, fit_probe
 
@@ -44,6 +52,7 @@ __all__ = [
     "EmpiricalCurve",
     "CrossValidatedAUC",
     "empirical_learning_curve",
+    "empirical_learning_curves",
     "cross_validated_auc",
     "minimum_labels",
     "MIN_CLASS_LABELS",
@@ -126,6 +135,7 @@ def empirical_learning_curve(
     C: float | None = None,
     level: float = 0.9,
     weights: Any | None = None,
+    pool: PoolLabels | None = None,
 ) -> EmpiricalCurve:
     """Build the empirical learning curve of a linear probe on ``(X, y)``.
 
@@ -140,7 +150,11 @@ def empirical_learning_curve(
     C : float, optional
         Probe regularisation (default :func:`backend.probe.default_C`).
     weights : array-like of shape (n_samples,), optional
-        Importance weight of each row in every held-out AUC (see the module docstring).
+        Importance weight of each row in every held-out AUC (see the module docstring); not
+        with ``pool``.
+    pool : PoolLabels, optional
+        Unlabeled rows with calibrated probabilities: every held-out AUC becomes the estimated
+        AUC on the whole project (see the module docstring).
 
     Returns
     -------
@@ -152,6 +166,49 @@ def empirical_learning_curve(
         When a class has ``min_per_class`` labels or fewer (the curve may still have fewer
         than 3 distinct sizes when one class is very rare; check ``n_distinct_sizes``).
     """
+    if weights is not None and pool is not None:
+        raise ValueError("give weights or pool, not both: they are two corrections of the same AUCs")
+    return empirical_learning_curves(
+        X,
+        y,
+        seed,
+        views=[(weights, pool)],
+        n_sizes=n_sizes,
+        n_repeats=n_repeats,
+        n_folds=n_folds,
+        cv_repeats=cv_repeats,
+        min_per_class=min_per_class,
+        C=C,
+        level=level,
+    )[0]
+
+
+def empirical_learning_curves(
+    X: Any,
+    y: Any,
+    seed: int = 0,
+    *,
+    views: Sequence[tuple[Any | None, PoolLabels | None]],
+    n_sizes: int = N_SIZES,
+    n_repeats: int = N_REPEATS,
+    n_folds: int = N_FOLDS,
+    cv_repeats: int = CV_REPEATS,
+    min_per_class: int = MIN_PER_CLASS,
+    C: float | None = None,
+    level: float = 0.9,
+) -> list[EmpiricalCurve]:
+    """Several learning curves from the same probes, each scored its own way.
+
+    Every probe is fitted once and scored for each ``(weights, pool)`` pair of ``views``
+    (``(None, None)``: plain held-out AUCs; one of the two: as in
+    :func:`empirical_learning_curve`), so a raw and a corrected curve cost one curve's fits.
+    Each curve is the one :func:`empirical_learning_curve` gives with those arguments.
+
+    Returns
+    -------
+    list of EmpiricalCurve
+        One per view, in order.
+    """
     X, y = check_embeddings(X, y)
     n = len(y)
     n_pos = int(y.sum())
@@ -162,10 +219,12 @@ def empirical_learning_curve(
             f"need {need_pos} more positive and {need_neg} more negative"
         )
     C = default_C(X.shape[1]) if C is None else C
-    weights = _check_weights(weights, n)
+    checked = [(_check_weights(w, n), pool) for w, pool in views]
+    if not checked or any(w is not None and pool is not None for w, pool in checked):
+        raise ValueError("views must be (weights, pool) pairs with at most one of the two given")
     rng = np.random.default_rng(seed)
     with threadpool_limits(limits=1):
-        return _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights)
+        return _build_curves(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, checked)
 
 
 def _check_weights(weights: Any | None, n: int) -> np.ndarray | None:
@@ -177,7 +236,7 @@ def _check_weights(weights: Any | None, n: int) -> np.ndarray | None:
     return w
 
 
-def _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights=None):
+def _build_curves(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, views):
     # One BLAS thread: the matrices are small and many, and threads only contend with each
     # other and with the web process on a shared machine.
     n = len(y)
@@ -185,33 +244,37 @@ def _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_p
     # Large pools vary little between shuffles: one cross-validation and half the subsets
     # at sizes above LARGE_SIZE keep a refit at 10,000 labels within seconds.
     cv_repeats = cv_repeats if n <= LARGE_SIZE else 1
-    cv = cross_validated_auc(
-        X, y, seed=seed, n_folds=n_folds, repeats=cv_repeats, C=C, level=level, rng=rng, weights=weights
-    )
-    cv_size = cv.train_size
-    sizes: list[float] = list(cv.fold_sizes)
-    scores: list[float] = list(cv.fold_scores)
+    k = int(min(n_folds, n_pos, n - n_pos))
+    cvs = _cross_validate(X, y, seed, k, cv_repeats, C, level, rng, views)
+    cv_size = cvs[0].train_size
+    sizes: list[float] = list(cvs[0].fold_sizes)
+    scores: list[list[float]] = [list(cv.fold_scores) for cv in cvs]
     for m in _subset_sizes(n, n_pos, cv_size, n_sizes, min_per_class):
         for _ in range(n_repeats if m <= LARGE_SIZE else max(3, n_repeats // 2)):
             train = _stratified_subset(y, m, min_per_class, rng)
             rest = np.ones(n, dtype=bool)
             rest[train] = False
+            rows = np.flatnonzero(rest)
             probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
             sizes.append(m)
-            w_rest = None if weights is None else weights[rest]
-            scores.append(roc_auc(y[rest], probe.decision_function(X[rest], check=False), w_rest))
+            held_out = probe.decision_function(X[rows], check=False)
+            for view_scores, (weights, pool) in zip(scores, views):
+                view_scores.append(_held_out_auc(probe, X, y, rows, weights, pool, held_out))
     sizes_arr = np.asarray(sizes, dtype=np.float64)
-    return EmpiricalCurve(
-        sizes=sizes_arr,
-        scores=np.asarray(scores),
-        cv_size=int(cv_size),
-        auc=cv.auc,
-        auc_low=cv.low,
-        auc_high=cv.high,
-        level=level,
-        n_labels=n,
-        n_positive=n_pos,
-    )
+    return [
+        EmpiricalCurve(
+            sizes=sizes_arr,
+            scores=np.asarray(view_scores),
+            cv_size=int(cv_size),
+            auc=cv.auc,
+            auc_low=cv.low,
+            auc_high=cv.high,
+            level=level,
+            n_labels=n,
+            n_positive=n_pos,
+        )
+        for view_scores, cv in zip(scores, cvs)
+    ]
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,6 +311,7 @@ def cross_validated_auc(
     level: float = 0.9,
     rng: np.random.Generator | None = None,
     weights: Any | None = None,
+    pool: PoolLabels | None = None,
 ) -> CrossValidatedAUC:
     """Repeated stratified ``n_folds``-fold cross-validated AUC of the probe on ``(X, y)``.
 
@@ -264,32 +328,67 @@ def cross_validated_auc(
     C = default_C(X.shape[1]) if C is None else C
     rng = np.random.default_rng(seed) if rng is None else rng
     weights = _check_weights(weights, n)
-    fold_sizes, fold_scores, pooled = [], [], []
-    interval = None
+    if weights is not None and pool is not None:
+        raise ValueError("give weights or pool, not both: they are two corrections of the same AUCs")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    return _cross_validate(X, y, seed, k, repeats, C, level, rng, [(weights, pool)])[0]
+
+
+def _cross_validate(X, y, seed, k, repeats, C, level, rng, views) -> list[CrossValidatedAUC]:
+    """:func:`cross_validated_auc` for each ``(weights, pool)`` view, from the same probes."""
+    n = len(y)
+    fold_sizes: list[int] = []
+    fold_scores: list[list[float]] = [[] for _ in views]
+    pooled: list[list[float]] = [[] for _ in views]
+    intervals: list[tuple[float, float, float]] = []
     for _ in range(repeats):
         oof = np.empty(n)
+        pool_scores = [np.zeros(0 if pool is None else len(pool.p)) for _, pool in views]
         for train, test in _stratified_folds(y, k, rng):
-            oof[test] = fit_probe(X[train], y[train], C=C, seed=seed, check=False).decision_function(
-                X[test], check=False
-            )
+            probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
+            oof[test] = probe.decision_function(X[test], check=False)
             fold_sizes.append(len(train))
-            fold_scores.append(roc_auc(y[test], oof[test], None if weights is None else weights[test]))
-        pooled.append(roc_auc(y, oof, weights))
-        if interval is None:
-            interval = auc_interval(y, oof, level)
-            if weights is not None:
-                interval = _weighted_interval(interval, pooled[-1], weights)
-    if interval is None:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
-    return CrossValidatedAUC(
-        auc=float(np.mean(pooled)),
-        low=interval[1],
-        high=interval[2],
-        train_size=int(min(fold_sizes)),
-        # Folds differ by a row or two; every fold point sits at the smallest training size.
-        fold_sizes=np.full(len(fold_sizes), float(min(fold_sizes))),
-        fold_scores=np.asarray(fold_scores),
-    )
+            for v, (weights, pool) in enumerate(views):
+                fold_scores[v].append(_held_out_auc(probe, X, y, test, weights, pool, oof[test]))
+                if pool is not None:
+                    pool_scores[v] += probe.decision_function(pool.X, check=False) / k
+        for v, (weights, pool) in enumerate(views):
+            if pool is None:
+                pooled[v].append(roc_auc(y, oof, weights))
+            else:  # the labeled rows' out-of-fold scores and the fold probes' mean pool score
+                pooled[v].append(project_auc(y, oof, pool_scores[v], pool))
+        if not intervals:
+            plain = auc_interval(y, oof, level)
+            for v, (weights, pool) in enumerate(views):
+                if weights is None and pool is None:
+                    intervals.append(plain)
+                else:  # moved to the corrected AUC (and widened by the weights)
+                    intervals.append(
+                        _weighted_interval(plain, pooled[v][-1], np.ones(n) if weights is None else weights)
+                    )
+    return [
+        CrossValidatedAUC(
+            auc=float(np.mean(pooled[v])),
+            low=intervals[v][1],
+            high=intervals[v][2],
+            train_size=int(min(fold_sizes)),
+            # Folds differ by a row or two; every fold point sits at the smallest training size.
+            fold_sizes=np.full(len(fold_sizes), float(min(fold_sizes))),
+            fold_scores=np.asarray(fold_scores[v]),
+        )
+        for v in range(len(views))
+    ]
+
+
+def _held_out_auc(probe, X, y, rows, weights, pool, scores) -> float:
+    """AUC of ``probe`` (``scores`` of the labeled ``rows``, not its training rows): importance-
+    weighted with ``weights``, on the whole project with ``pool``."""
+    if pool is None:
+        return roc_auc(y[rows], scores, None if weights is None else weights[rows])
+    # the held-out rows stand for every labeled row
+    pool_scores = probe.decision_function(pool.X, check=False)
+    return project_auc(y[rows], scores, pool_scores, pool, labeled_weight=len(y) / len(rows))
 
 
 def _weighted_interval(interval, weighted_auc: float, weights: np.ndarray) -> tuple[float, float, float]:

@@ -7,21 +7,26 @@ rows after k as the unlabeled pool (their embeddings only). Compared with the tr
 5-fold cross-validation on all rows, repeated 10 times, predicted at that training size):
 
 * ``raw``: the forecast without a pool (as before issue 14);
-* ``corrected``: with the pool (importance weights from the labeled-vs-pool classifier when the
-  labeled set is detectably unlike the pool); for ``mixed`` also ``known``: the alternative
-  tried, Horvitz-Thompson weights from the known selection probabilities (the random rows carry
-  the evaluation; the product uses them only when there is no pool).
+* one row per ``--corrections`` (``backend.forecast.CORRECTIONS``): with the pool, corrected
+  that way when the labeled set is detectably unlike the pool: ``weights`` (importance weights
+  from the labeled-vs-pool classifier), ``model`` (the model-based project AUC of
+  ``backend.pool_auc``), ``blend`` (their mean, the default);
+* for ``mixed`` also ``known``: the alternative tried, Horvitz-Thompson weights from the known
+  selection probabilities (the random rows carry the evaluation; the product uses them only when
+  there is no pool).
 
 It also counts how often the message flags the labels as not a random sample, and how many
 labels each order needs before its probe actually reaches the target AUC (set to the full-size
 truth minus ``--target-gap``), measured on rows held out of the replay (30 %; synthetic: 20,000
 fresh rows).
 
-Data: synthetic embeddings are for tuning (the threshold ``DETECT_Z`` and the method were chosen
-on them); the TB sets (``../shared/data/tb-radiological-signs``) are held out and reported as
-they come.
+Data: synthetic embeddings are for tuning (the threshold ``DETECT_Z``, the method and the blend
+were chosen on them): ``synthetic-D`` (Gaussian), ``skewed-D`` (scores in (0, 1) with long right
+tails) and ``clusters-D`` (clusters with their own class shares); the TB sets
+(``../shared/data/tb-radiological-signs``) are held out and reported as they come.
 
-    python benchmarks/sampling_bias.py --reps 10
+    python benchmarks/sampling_bias.py --reps 10 --no-reach --jobs 3
+    python benchmarks/sampling_bias.py --reps 10 --sets synthetic-64,shenzhen   # with the label counts
     python benchmarks/sampling_bias.py --calibrate --reps 20   # the detection threshold
 """
 
@@ -39,7 +44,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.datasets import load_labeled_data  # noqa: E402
-from backend.forecast import forecast  # noqa: E402
+from backend.forecast import CORRECTIONS, forecast  # noqa: E402
 from backend.learning_curve import cross_validated_auc  # noqa: E402
 from backend.metrics import roc_auc  # noqa: E402
 from backend.probe import fit_probe  # noqa: E402
@@ -63,13 +68,51 @@ def synthetic(d, rng, rank=8, shift=0.9, flip=0.08):
     return draw
 
 
+def skewed(d, rng, rank=4, prevalence=0.4, flip=0.05):
+    """Scores in (0, 1), most near 0 with a long right tail (like detector outputs), from a
+    heavy-tailed (Student t, 3 degrees of freedom) latent signal; a minority positive class."""
+    basis = rng.normal(size=(rank, d))
+    offset = rng.uniform(2.0, 5.0, d)
+
+    def draw(m):
+        y = (rng.random(m) < prevalence).astype(np.int8)
+        z = rng.standard_t(3, size=(m, rank)) + 2.0 * y[:, None] * np.linspace(1, 0.3, rank)[None, :]
+        X = 1.0 / (1.0 + np.exp(-(1.5 * z @ basis + 0.5 * rng.normal(size=(m, d)) - offset)))
+        return X, np.where(rng.random(m) < flip, 1 - y, y).astype(np.int8)
+
+    return draw
+
+
+def clusters(d, rng, k=6, prevalence=0.3, flip=0.05):
+    """Embeddings in ``k`` clusters of unequal size, each with its own share of positives and
+    its own direction of the class signal: a probe's errors concentrate in some clusters."""
+    centres = 3.0 * rng.normal(size=(k, d))
+    directions = rng.normal(size=(k, d)) / np.sqrt(d)
+    size = rng.dirichlet(np.full(k, 2.0))
+    share = np.clip(rng.beta(1.0, 1.0 / prevalence - 1.0, k), 0.03, 0.97)
+    common = rng.normal(size=d) / np.sqrt(d)
+
+    def draw(m):
+        c = rng.choice(k, m, p=size)
+        y = (rng.random(m) < share[c]).astype(np.int8)
+        signal = (1.5 * common + directions[c]) * (2.0 * y[:, None] - 1.0)
+        X = centres[c] + signal * 1.2 + rng.normal(size=(m, d))
+        return X, np.where(rng.random(m) < flip, 1 - y, y).astype(np.int8)
+
+    return draw
+
+
+GENERATORS = {"synthetic": synthetic, "skewed": skewed, "clusters": clusters}
+
+
 def data_sets(names, rng, seed):
     for name in names:
-        if name.startswith("synthetic"):
-            d = int(name.partition("-")[2] or 64)
-            draw = synthetic(d, rng)
+        kind, _, width = name.partition("-")
+        if kind in GENERATORS:
+            d = int(width or 64)
+            draw = GENERATORS[kind](d, rng)
             X, y = draw(1000)
-            yield f"synthetic d={d} (tuning)", X, y, draw(20000)
+            yield f"{kind} d={d} (tuning)", X, y, draw(20000)
         else:
             data = load_labeled_data(SHARED / f"{name}.json", seed=seed)
             yield f"{name} (held out)", data.X, data.y, None
@@ -94,11 +137,12 @@ def labels_to_reach(X, y, test, order, target, seed, step):
 
 
 def run_set(name, X, y, fresh, args, rng):
+    """Print one data set's tables (returned as text when run in a worker process)."""
     truth, size = truth_at_full(X, y, args.seed)
     print(f"\n## {name}: {len(y)} rows, truth {truth:.3f} (5-fold CV, predicted at {size} labels)", flush=True)
     rows = {}
     flags = {o: [] for o in ORDERS}
-    for order in ORDERS:
+    for order in args.orders:
         for rep in range(args.reps):
             seed = args.seed * 1000 + rep
             index, at_random = replay_order(X, y, order, seed=seed, n_steps=max(args.checkpoints))
@@ -107,29 +151,33 @@ def run_set(name, X, y, fresh, args, rng):
                 if k >= len(y):
                     continue
                 known = selection_probabilities(at_random[:k], len(y)) if order == "mixed" else None
-                fc = forecast(Xo[:k], yo[:k], 0.9, seed=seed, pool=Xo[k:])
-                if fc.fit is None:
-                    continue
-                rows.setdefault((order, k, "raw"), []).append(fc.predict_raw_auc(size) - truth)
-                rows.setdefault((order, k, "corrected"), []).append(fc.predict_auc(size) - truth)
-                if k == 100:
-                    flags[order].append(fc.corrected)
-                if known is not None:
+                for correction in args.corrections:
+                    fc = forecast(Xo[:k], yo[:k], 0.9, seed=seed, pool=Xo[k:], correction=correction)
+                    if fc.fit is None:
+                        continue
+                    if correction == args.corrections[0]:
+                        rows.setdefault((order, k, "raw"), []).append(fc.predict_raw_auc(size) - truth)
+                        if k == 100:
+                            flags[order].append(fc.corrected)
+                    rows.setdefault((order, k, correction), []).append(fc.predict_auc(size) - truth)
+                if known is not None and args.known:
                     # The alternative tried: Horvitz-Thompson weights from the known probabilities
                     # (what estimate_selection_bias uses when there is no pool).
                     fk = forecast(Xo[:k], yo[:k], 0.9, seed=seed, selection_prob=known)
                     rows.setdefault((order, k, "known"), []).append(fk.predict_auc(size) - truth)
     print("| order | labels | forecast | mean abs error | bias | replays |")
     print("|---|---|---|---|---|---|")
-    for (order, k, kind), errs in sorted(rows.items(), key=lambda kv: (ORDERS.index(kv[0][0]), kv[0][1], kv[0][2])):
+    for (order, k, kind), errs in sorted(rows.items(), key=lambda kv: (ORDERS.index(kv[0][0]), kv[0][1])):
         e = np.asarray(errs)
         print(f"| {order} | {k} | {kind} | {np.mean(np.abs(e)):.3f} | {np.mean(e):+.3f} | {len(e)} |")
     for k in args.checkpoints:
-        r, u = rows.get(("random", k, "raw")), rows.get(("uncertainty", k, "corrected"))
-        if r and u:
-            ratio = np.mean(np.abs(u)) / np.mean(np.abs(rows[("random", k, "corrected")]))
-            raw_ratio = np.mean(np.abs(rows[("uncertainty", k, "raw")])) / np.mean(np.abs(r))
-            print(f"at {k}: uncertainty/random error ratio raw {raw_ratio:.1f}x, corrected {ratio:.1f}x")
+        r = rows.get(("random", k, args.corrections[-1]))
+        if r and rows.get(("uncertainty", k, "raw")):
+            ratios = ", ".join(
+                f"{c} {np.mean(np.abs(rows[('uncertainty', k, c)])) / np.mean(np.abs(r)):.1f}x"
+                for c in ("raw", *args.corrections)
+            )
+            print(f"at {k}: uncertainty/random error ratio {ratios}")
     print("flagged at 100 labels: " + ", ".join(f"{o} {np.mean(f):.0%} of {len(f)}" for o, f in flags.items() if f))
     if args.reach:
         if fresh is not None:
@@ -140,7 +188,7 @@ def run_set(name, X, y, fresh, args, rng):
             X_fit, y_fit, test = X[split[:cut]], y[split[:cut]], (X[split[cut:]], y[split[cut:]])
         target = truth - args.target_gap
         print(f"labels needed to reach AUC {target:.3f} on held-out rows (median of {args.reps}):", end="")
-        for order in ORDERS:
+        for order in args.orders:
             needs = [
                 labels_to_reach(X_fit, y_fit, test, order, target, args.seed * 1000 + r, 10) for r in range(args.reps)
             ]
@@ -166,25 +214,55 @@ def calibrate(args, rng):
                 print(f"| {name} | {k} | {order} | {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f} | {rates} |", flush=True)
 
 
+def _run_captured(job):
+    import contextlib
+    import io
+
+    (name, X, y, fresh), args = job
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        run_set(name, X, y, fresh, args, np.random.default_rng(args.seed))
+    return out.getvalue()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=10, help="replays of each order per data set")
     parser.add_argument("--checkpoints", type=lambda s: [int(v) for v in s.split(",")], default=[50, 100, 200])
     parser.add_argument(
-        "--sets", type=lambda s: s.split(","), default=["synthetic-64", "synthetic-14", "shenzhen", "montgomery"]
+        "--sets",
+        type=lambda s: s.split(","),
+        default=["synthetic-64", "synthetic-14", "skewed-14", "clusters-32", "shenzhen", "montgomery"],
     )
+    parser.add_argument("--orders", type=lambda s: s.split(","), default=list(ORDERS))
+    parser.add_argument(
+        "--corrections",
+        type=lambda s: s.split(","),
+        default=list(CORRECTIONS),
+        help="corrections compared (backend.forecast.CORRECTIONS); random order is judged by the last",
+    )
+    parser.add_argument("--no-known", dest="known", action="store_false", help="skip Horvitz-Thompson on mixed")
     parser.add_argument("--target-gap", type=float, default=0.02)
     parser.add_argument("--no-reach", dest="reach", action="store_false", help="skip the labels-to-reach count")
     parser.add_argument("--calibrate", action="store_true", help="only the detection statistic's distribution")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="data sets run in parallel processes")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
     if args.calibrate:
         calibrate(args, rng)
     else:
-        for name, X, y, fresh in data_sets(args.sets, rng, args.seed):
-            run_set(name, X, y, fresh, args, rng)
+        sets = list(data_sets(args.sets, rng, args.seed))
+        if args.jobs > 1:  # one process per data set; their output printed in order
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(args.jobs) as pool:
+                for text in pool.map(_run_captured, [(s, args) for s in sets]):
+                    print(text, end="", flush=True)
+        else:
+            for name, X, y, fresh in sets:
+                run_set(name, X, y, fresh, args, rng)
     print(f"\n({time.time() - t0:.0f} s)")
 
 

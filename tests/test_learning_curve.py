@@ -113,3 +113,26 @@ def test_weights_move_the_current_auc_towards_the_upweighted_rows():
     plain = empirical_learning_curve(X, y, seed=0)
     assert weighted.auc > plain.auc + 0.03
     assert weighted.auc_high - weighted.auc_low > plain.auc_high - plain.auc_low
+
+
+def test_several_views_from_the_same_probes_equal_the_single_curves():
+    """empirical_learning_curves scores the same probes for each view: each curve is exactly the
+    one empirical_learning_curve builds with that view's weights or pool alone."""
+    from backend.learning_curve import empirical_learning_curves
+    from backend.pool_auc import calibrate_pool
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 5))
+    y = (rng.random(300) < 1 / (1 + np.exp(-2 * X[:, 0]))).astype(np.int8)
+    weights = rng.uniform(0.5, 2.0, 120)
+    labels = calibrate_pool(X[:120], y[:120], X[120:], seed=3)
+    views = [(None, None), (weights, None), (None, labels)]
+    curves = empirical_learning_curves(X[:120], y[:120], 3, views=views)
+    for curve, (w, pool) in zip(curves, views):
+        alone = empirical_learning_curve(X[:120], y[:120], 3, weights=w, pool=pool)
+        np.testing.assert_array_equal(curve.sizes, alone.sizes)
+        np.testing.assert_array_equal(curve.scores, alone.scores)
+        assert (curve.auc, curve.auc_low, curve.auc_high) == (alone.auc, alone.auc_low, alone.auc_high)
+    assert not np.array_equal(curves[0].scores, curves[2].scores)
+    with pytest.raises(ValueError, match="at most one"):
+        empirical_learning_curves(X[:120], y[:120], views=[(weights, labels)])
