@@ -96,6 +96,7 @@ class Forecast:
     curve: EmpiricalCurve | None = None
     fit: AnalogCurveFit | LearningCurveFit | None = None
     bias: SelectionBias | None = None
+    project_size: int | None = None
     raw_curve: EmpiricalCurve | None = None
     raw_fit: AnalogCurveFit | LearningCurveFit | None = None
 
@@ -143,6 +144,7 @@ class Forecast:
                 "negatives_needed",
                 "method",
                 "level",
+                "project_size",
             )
         }
         if self.curve is not None:
@@ -177,6 +179,7 @@ def forecast(
     selection_prob: Any | None = None,
     pool_size: int | None = None,
     correction: str = DEFAULT_CORRECTION,
+    project_size: int | None = None,
 ) -> Forecast:
     """Forecast the probe's AUC and the labels needed to reach ``target_auc``.
 
@@ -208,6 +211,9 @@ def forecast(
         Unlabeled tasks in the project when ``pool`` is a random sample of them.
     correction : str
         How a detected bias is corrected, one of ``CORRECTIONS`` (module docstring).
+    project_size : int, optional
+        Images (tasks) known in the project, labeled or not. When the labels needed exceed it,
+        the message says so: the project cannot reach the target by labeling its own images.
 
     Returns
     -------
@@ -224,8 +230,16 @@ def forecast(
     n_neg = n - n_pos
     need_pos, need_neg = minimum_labels(n_pos, n_neg, min_class_labels)
     need_total = max(0, int(min_labels) - n)
+    if project_size is not None and (isinstance(project_size, bool) or int(project_size) < 0):
+        raise ValueError(f"project_size must be a non-negative number of images, got {project_size!r}")
     base: dict[str, Any] = dict(
-        n_labels=n, n_positive=n_pos, n_negative=n_neg, target_auc=target_auc, method=method, level=level
+        n_labels=n,
+        n_positive=n_pos,
+        n_negative=n_neg,
+        target_auc=target_auc,
+        method=method,
+        level=level,
+        project_size=None if project_size is None else int(project_size),
     )
     if need_pos or need_neg or need_total:
         return Forecast(
@@ -278,6 +292,8 @@ def forecast(
     else:
         status = "on_track"
     message = _message(status, curve, fit.plateau, plateau_int, target_auc, remaining, remaining_int, n)
+    if status == "on_track" and project_size and needed > project_size and math.isfinite(needed):
+        message = f"{message} {beyond_project_sentence(needed, int(project_size))}"
     if raw:
         message = f"{message} {BIAS_SENTENCE}"
     return Forecast(
@@ -338,6 +354,14 @@ def _mean_curve(a: EmpiricalCurve, b: EmpiricalCurve, share: float) -> Empirical
 
 
 # --- messages ------------------------------------------------------------------------------
+
+
+def beyond_project_sentence(needed: float, project_size: int) -> str:
+    """What to say when the forecast needs more labels than the project has images."""
+    return (
+        f"That is more labels ({_round_count(needed)} in all) than the {project_size:,} images "
+        f"LabelCast knows in this project: add images, or lower the target."
+    )
 
 
 def _message(status, curve, plateau, plateau_int, target, remaining, remaining_int, n) -> str:

@@ -138,6 +138,7 @@ def refit(
             pool=pool if len(pool) else None,
             selection_prob=known,
             pool_size=pool_size,
+            project_size=n_tasks or None,
         )
         forecasts[finding] = fc
         n_pos = int(y.sum())

@@ -213,7 +213,11 @@ def simulate(
     for k in sorted(set(checkpoints)):
         pool = X[k:] if use_pool and k < n else None
         known = selection_probabilities(at_random[:k], n) if order == "mixed" else None
-        forecasts.append(forecast(X[:k], y[:k], target_auc, seed=seed, method=method, pool=pool, selection_prob=known))
+        forecasts.append(
+            forecast(
+                X[:k], y[:k], target_auc, seed=seed, method=method, pool=pool, selection_prob=known, project_size=n
+            )
+        )
     final = cross_validated_auc(data.X, data.y, seed=seed, repeats=FINAL_CV_REPEATS)
     return Simulation(
         forecasts=forecasts,

@@ -238,3 +238,24 @@ def test_an_unknown_correction_is_named():
     X, y = _data(200, 1.0)
     with pytest.raises(ValueError, match="'ipw'"):
         forecast(X, y, 0.9, correction="ipw")
+
+
+def test_labels_beyond_the_project_are_said():
+    """A forecast that needs more labels than the project's images says so; a large project does not."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 16))
+    y = (X[:, 0] + rng.normal(scale=0.5, size=60) > 0).astype(int)
+    far = forecast(X, y, 0.85, seed=0)
+    assert far.status == "on_track" and 100 < far.labels_needed < 10**6
+    small = forecast(X, y, 0.85, seed=0, project_size=100)
+    assert "than the 100 images LabelCast knows in this project" in small.message
+    assert small.to_dict()["project_size"] == 100
+    large = forecast(X, y, 0.85, seed=0, project_size=10**7)
+    assert "images LabelCast knows" not in large.message
+
+
+@pytest.mark.parametrize("bad", [-1, True])
+def test_a_bad_project_size_is_refused(bad):
+    """A negative or boolean project size raises a ValueError naming it."""
+    with pytest.raises(ValueError, match="project_size"):
+        forecast(np.zeros((40, 4)), np.tile([0, 1], 20), 0.9, project_size=bad)

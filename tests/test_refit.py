@@ -83,3 +83,11 @@ def test_images_left_out_are_listed_and_counted(service_settings):
     assert result.record["n_labels"] == 13 and result.record["n_labels_recorded"] == 14
     assert result.record["image_errors"] == {"13": "image not decoded: not an image"}
     assert "14 labels arrived; 1 left out" in result.record["message"]
+
+
+def test_each_forecast_knows_the_projects_task_count(service_settings):
+    """The project's task count reaches every finding's forecast (it bounds the labels a
+    project can give)."""
+    labels, vectors = _labels_and_vectors(24)
+    result = _refit(service_settings, labels, vectors)
+    assert result.record["findings"]["Effusion"]["project_size"] == 24
