@@ -654,3 +654,22 @@ def make_hf_cache(tmp_path):
         return cache
 
     return make
+
+
+def logistic_population(n=3000, d=6, seed=0):
+    """Embeddings whose first coordinate drives the label through a logistic link: ``(X, y, rng)``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = (rng.random(n) < 1 / (1 + np.exp(-3 * X[:, 0]))).astype(np.int8)
+    return X, y, rng
+
+
+def near_boundary_sample(X, rng, near=0.9, far=0.03):
+    """Known bias: rows near the class boundary (|x0| < 0.4) are labeled far more often.
+    Returns ``(labeled mask, each row's probability of being labeled)``."""
+    import numpy as np
+
+    prob = np.where(np.abs(X[:, 0]) < 0.4, near, far)
+    return rng.random(len(X)) < prob, prob

@@ -10,30 +10,21 @@ import sys
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "embed_throughput.py"
 
 
-def test_benchmark_reports_end_to_end_encoder_and_stage_figures(tiny_encoder_spec):
-    """The benchmark runs on the CPU and reports images/s and the per-stage split as JSON."""
+def _run(*args: str) -> dict:
+    """Run the benchmark on the CPU with ``args`` and return its JSON line."""
     out = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--encoder",
-            tiny_encoder_spec,
-            "--images",
-            "6",
-            "--size",
-            "256",
-            "--batch",
-            "4",
-            "--device",
-            "cpu",
-            "--json",
-        ],
+        [sys.executable, str(SCRIPT), *args, "--device", "cpu", "--json"],
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_benchmark_reports_end_to_end_encoder_and_stage_figures(tiny_encoder_spec):
+    """The benchmark runs on the CPU and reports images/s and the per-stage split as JSON."""
+    result = _run("--encoder", tiny_encoder_spec, "--images", "6", "--size", "256", "--batch", "4")
     assert result["weights"] == "real" and result["device"] == "cpu" and result["batch"] == 4
     assert result["end_to_end_images_per_s"] > 0 and result["encoder_alone_images_per_s"] > 0
     stages = result["ms_per_image"]
@@ -44,29 +35,7 @@ def test_benchmark_reports_end_to_end_encoder_and_stage_figures(tiny_encoder_spe
 
 def test_benchmark_random_weights_for_a_preset():
     """--random-weights builds the preset's real architecture (ResNet-50 here) without weights."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--encoder",
-            "resnet50",
-            "--random-weights",
-            "--images",
-            "2",
-            "--size",
-            "256",
-            "--batch",
-            "2",
-            "--device",
-            "cpu",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = _run("--encoder", "resnet50", "--random-weights", "--images", "2", "--size", "256", "--batch", "2")
     assert result["encoder"] == "random-resnet50" and result["weights"].startswith("random")
     assert result["encoder_alone_images_per_s"] > 0
 
@@ -75,32 +44,20 @@ def test_benchmark_mixed_batch_through_the_device_route_on_the_cpu(tiny_encoder_
     """--png-share 0.25 --device-decoder cpu: 2 of 8 images are PNGs; the pipeline gives the 6
     JPEGs to the device decoder (decode_jpeg on the CPU here: there is no GPU) and the PNGs to
     its processes, and embeds all 8."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--encoder",
-            tiny_encoder_spec,
-            "--images",
-            "8",
-            "--size",
-            "256",
-            "--batch",
-            "4",
-            "--device",
-            "cpu",
-            "--png-share",
-            "0.25",
-            "--device-decoder",
-            "cpu",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
+    result = _run(
+        "--encoder",
+        tiny_encoder_spec,
+        "--images",
+        "8",
+        "--size",
+        "256",
+        "--batch",
+        "4",
+        "--png-share",
+        "0.25",
+        "--device-decoder",
+        "cpu",
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
     pipeline = result["pipeline"]
     assert result["pngs"] == 2 and pipeline["embedded"] == 8 and pipeline["device_decoded"] == 6
     assert pipeline["device_decoder"] == "JpegDecoder(device='cpu')" and pipeline["errors"] == {}

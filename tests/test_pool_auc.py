@@ -9,19 +9,7 @@ from backend.metrics import roc_auc
 from backend.pool_auc import calibrate_pool, project_auc, soft_auc
 from backend.probe import fit_probe
 from backend.selection_bias import estimate_selection_bias
-
-
-def _population(n=4000, d=6, seed=0):
-    """Embeddings whose first coordinate drives the label through a logistic link."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    y = (rng.random(n) < 1 / (1 + np.exp(-3 * X[:, 0]))).astype(np.int8)
-    return X, y, rng
-
-
-def _near_boundary(X, rng, near=0.9, far=0.03):
-    """Known bias: rows near the class boundary (|x0| < 0.4) are labeled far more often."""
-    return rng.random(len(X)) < np.where(np.abs(X[:, 0]) < 0.4, near, far)
+from conftest import logistic_population, near_boundary_sample
 
 
 def test_soft_auc_with_hard_labels_is_the_auc():
@@ -48,8 +36,8 @@ def test_model_based_estimate_recovers_the_pool_auc_where_the_weights_do_not():
     """Labels chosen near the boundary: the calibrated model's estimate of a probe's AUC on the
     whole population is within 0.02 of the truth; the labeled rows' AUC and the old
     importance-weighted one are further off than 0.05."""
-    X, y, rng = _population()
-    labeled = _near_boundary(X, rng)
+    X, y, rng = logistic_population(4000)
+    labeled, _ = near_boundary_sample(X, rng)
     XL, yL, pool = X[labeled], y[labeled], X[~labeled]
     half = rng.random(len(yL)) < 0.5  # a probe trained on half the labels, scored on the rest
     probe = fit_probe(XL[half], yL[half])
@@ -79,7 +67,7 @@ def test_model_based_estimate_recovers_the_pool_auc_where_the_weights_do_not():
 )
 def test_bad_input_is_named(args, message):
     """A pool of the wrong width, an empty one or a pool_size below it raise, naming it."""
-    X, y, _ = _population(200)
+    X, y, _ = logistic_population(200)
     kwargs = dict(pool=X[100:])
     kwargs.update(args)
     with pytest.raises(ValueError, match=message):

@@ -7,26 +7,12 @@ import pytest
 
 from backend.metrics import roc_auc
 from backend.selection_bias import estimate_selection_bias
-
-
-def _population(n=3000, d=6, seed=0):
-    """Embeddings whose first coordinate drives the label through a logistic link."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    y = (rng.random(n) < 1 / (1 + np.exp(-3 * X[:, 0]))).astype(np.int8)
-    return X, y, rng
-
-
-def _near_boundary(X, rng, near=0.9, far=0.03):
-    """Known bias: rows near the class boundary (|x0| < 0.4) are labeled far more often."""
-    prob = np.where(np.abs(X[:, 0]) < 0.4, near, far)
-    labeled = rng.random(len(X)) < prob
-    return labeled, prob
+from conftest import logistic_population, near_boundary_sample
 
 
 def test_random_sample_is_not_flagged():
     """A random 10 % of the pool is not detected as unlike it; its weights stay near equal."""
-    X, y, _ = _population()
+    X, y, _ = logistic_population()
     for seed in range(5):
         labeled = np.random.default_rng(seed).random(len(y)) < 0.1
         bias = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], seed=seed)
@@ -39,8 +25,8 @@ def test_near_boundary_sample_is_flagged_and_weights_recover_the_population_auc(
     """Labels chosen near the boundary are flagged; the weighted AUC of a fixed score moves
     from the labeled set's towards the whole population's (part of the way: the estimated
     weights are flattened and truncated on purpose)."""
-    X, y, rng = _population()
-    labeled, _ = _near_boundary(X, rng)
+    X, y, rng = logistic_population()
+    labeled, _ = near_boundary_sample(X, rng)
     score = X[:, 0]
     bias = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], seed=0)
     assert bias.detected and bias.z > 5 and bias.source == "classifier"
@@ -59,8 +45,8 @@ def test_near_boundary_sample_is_flagged_and_weights_recover_the_population_auc(
 def test_known_selection_probabilities_are_inverted_without_a_pool():
     """Without a pool, known selection probabilities give Horvitz-Thompson weights and count as
     detected; with a pool the classifier's weights are used (measured better), still detected."""
-    X, y, rng = _population()
-    labeled, prob = _near_boundary(X, rng)
+    X, y, rng = logistic_population()
+    labeled, prob = near_boundary_sample(X, rng)
     with_pool = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], selection_prob=prob[labeled])
     assert with_pool.source == "classifier" and with_pool.detected
     bias = estimate_selection_bias(X[labeled], y[labeled], None, selection_prob=prob[labeled])
@@ -74,7 +60,7 @@ def test_known_selection_probabilities_are_inverted_without_a_pool():
 
 def test_without_pool_nothing_is_detected():
     """No pool (or one too small): equal weights, statistic nan, not detected."""
-    X, y, _ = _population(200)
+    X, y, _ = logistic_population(200)
     for pool in (None, X[:5]):
         bias = estimate_selection_bias(X, y, pool)
         assert not bias.detected and np.isnan(bias.statistic)
@@ -91,7 +77,7 @@ def test_without_pool_nothing_is_detected():
 )
 def test_bad_input_is_named(kwargs, message):
     """Mismatched shapes and probabilities outside (0, 1] raise, naming the argument."""
-    X, y, _ = _population(40)
+    X, y, _ = logistic_population(40)
     with pytest.raises(ValueError, match=message):
         estimate_selection_bias(X, y, **kwargs)
 
@@ -101,8 +87,8 @@ def test_a_large_pool_is_sampled_and_the_weights_scaled_to_all_of_it(monkeypatch
     whole pool, so a sample gives about the weights of the whole pool."""
     import backend.selection_bias as sb
 
-    X, y, rng = _population(6000)
-    labeled, _ = _near_boundary(X, rng)
+    X, y, rng = logistic_population(6000)
+    labeled, _ = near_boundary_sample(X, rng)
     whole = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], seed=0)
     monkeypatch.setattr(sb, "MAX_POOL", 1500)
     sampled = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], seed=0)
