@@ -252,7 +252,7 @@ class Trainer:
             previous=self.store.get_model(project_id),
             encoder_spec=self.settings.encoder,
             image_errors=image_errors,
-            base_url=self.settings.public_url or project.get("backend_url"),
+            base_url=self.settings.public_url,
             started=started,
         )
         model, record = result.model, result.record
@@ -302,7 +302,7 @@ class Trainer:
         }
         image_errors = getattr(exc, "image_errors", {})
         sentence = error_sentence(exc, len(labels), self.settings.encoder)
-        base_url = self.settings.public_url or project.get("backend_url")
+        base_url = self.settings.public_url
         before = self.store.get_forecast(project_id) or {}
         plots = {f: png for f in before.get("findings") or {} if (png := self.store.get_plot(project_id, f))}
         record = {
