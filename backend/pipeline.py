@@ -47,7 +47,16 @@ eight 7,000 × 7,000 PNGs of 150 KB each held 1.8 GB when a batch had no such li
 BATCHES_AHEAD = 2
 """Batches being decoded while the encoder works on the current one. With the fetches in
 flight this bounds what the pipeline holds: at most ``EMBED_BATCH * (BATCHES_AHEAD + 1)``
-encoded images plus ``FETCH_WORKERS`` downloads, whatever the number of references."""
+encoded images plus ``FETCH_WORKERS`` downloads, whatever the number of references (and at
+most HELD_BYTES of them, whatever their size)."""
+
+HELD_BYTES = 512 * 1024 * 1024
+"""Most bytes of downloaded images the pipeline holds at once: fetched, or in batches not yet
+embedded (one :meth:`Pipeline.run`). A download starts only while the bytes held plus, for each
+download in flight, the largest image seen so far (before any: ``HELD_BYTES / FETCH_WORKERS``)
+fit; one download always may, so an image larger than this still goes through, alone. A batch
+holds at most ``HELD_BYTES / (BATCHES_AHEAD + 1)`` so that three fit. Without it a batch of
+112 images of up to 128 MiB each (``backend.fetch.MAX_IMAGE_BYTES``) could be held: 14 GiB."""
 
 GPU_BATCHES_PER_CALL = 4
 """On CUDA, encoder batches handed to ``Encoder.embed_bytes`` at once: it decodes with nvJPEG
@@ -89,6 +98,7 @@ class Stats:
     fetch_s: float = 0.0
     decode_s: float = 0.0
     encode_s: float = 0.0
+    held_bytes_peak: int = 0  # most image bytes one run held at once (see HELD_BYTES)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +109,7 @@ class Stats:
             "fetch_s": round(self.fetch_s, 3),
             "decode_s": round(self.decode_s, 3),
             "encode_s": round(self.encode_s, 3),
+            "held_bytes_peak": self.held_bytes_peak,
         }
 
 
@@ -114,9 +125,9 @@ class Pipeline:
         ``get_many(encoder_id, hashes) -> {sha: vector}`` and ``put_many(encoder_id, {sha: vector})``.
     decode_workers : int, optional
         Processes decoding on the CPU; default every core. 0 decodes in this process (threads).
-    fetch_workers, per_host, batch_size, batch_pixels, batches_ahead : int, optional
+    fetch_workers, per_host, batch_size, batch_pixels, batches_ahead, held_bytes : int, optional
         Default :data:`FETCH_WORKERS`, :data:`FETCH_PER_HOST`, :data:`EMBED_BATCH`,
-        :data:`EMBED_BATCH_PIXELS`, :data:`BATCHES_AHEAD`.
+        :data:`EMBED_BATCH_PIXELS`, :data:`BATCHES_AHEAD`, :data:`HELD_BYTES`.
     """
 
     def __init__(
@@ -130,12 +141,14 @@ class Pipeline:
         batch_size: int = EMBED_BATCH,
         batch_pixels: int = EMBED_BATCH_PIXELS,
         batches_ahead: int = BATCHES_AHEAD,
+        held_bytes: int = HELD_BYTES,
     ) -> None:
         for name, value in (
             ("fetch_workers", fetch_workers),
             ("per_host", per_host),
             ("batch_size", batch_size),
             ("batch_pixels", batch_pixels),
+            ("held_bytes", held_bytes),
         ):
             if int(value) < 1:
                 raise ValueError(f"{name}={value!r}; expected a positive integer")
@@ -149,6 +162,7 @@ class Pipeline:
         self.batch_size = int(batch_size)
         self.batch_pixels = int(batch_pixels)
         self.batches_ahead = int(batches_ahead)
+        self.held_bytes = int(held_bytes)
         if encoder.is_cuda:
             self.batch_size = max(self.batch_size, GPU_BATCHES_PER_CALL * int(encoder.batch_size))
         self.stats = Stats()
@@ -161,6 +175,12 @@ class Pipeline:
     def max_held(self) -> int:
         """Most fetched images held at once (waiting, or in batches not yet embedded)."""
         return self.batch_size * (self.batches_ahead + 1) + self.fetch_workers
+
+    @property
+    def batch_bytes(self) -> int:
+        """Most image bytes in one batch (one image at least): :attr:`held_bytes` shared by
+        the batch being embedded and those decoding ahead."""
+        return max(1, self.held_bytes // (self.batches_ahead + 1))
 
     def close(self) -> None:
         """Stop the decoding processes (a later :meth:`run` starts new ones)."""
@@ -179,8 +199,9 @@ class Pipeline:
 
         ``fetch(key, reference) -> bytes`` raises :class:`~backend.exceptions.ImageFetchError`
         for an image it cannot get; that image's result carries the reason. References are
-        read from ``items`` only as room frees up (see :attr:`max_held`). Results come in the
-        order they are ready (cached ones first), not in input order: use their keys.
+        read from ``items`` only as room frees up (see :attr:`max_held` and :attr:`held_bytes`).
+        Results come in the order they are ready (cached ones first), not in input order: use
+        their keys.
         """
         items = iter(items)
         fetching: dict[Future, Hashable] = {}
@@ -188,11 +209,17 @@ class Pipeline:
         batches: collections.deque = collections.deque()  # batches being decoded, oldest first
         decoding: dict[str, _Batch] = {}  # image hash -> the batch embedding it
         exhausted = False
+        largest = 0  # bytes of the largest image fetched so far: what a download in flight may add
         with ThreadPoolExecutor(self.fetch_workers, thread_name_prefix="labelcast-fetch") as fetchers:
             try:
                 while True:
                     held = len(fetching) + len(fetched) + sum(len(b.keys) for b in batches)
+                    held_bytes = sum(len(data) for *_, data in fetched) + sum(b.nbytes for b in batches)
+                    full = False  # the byte budget stops the next download
                     while not exhausted and len(fetching) < self.fetch_workers and held < self.max_held:
+                        full = not self._room(held_bytes, len(fetching), largest)
+                        if full:
+                            break
                         try:
                             key, ref = next(items)
                         except StopIteration:
@@ -208,14 +235,17 @@ class Pipeline:
                             yield [outcome]
                         else:
                             fetched.append(outcome)
+                            largest = max(largest, len(outcome[2]))
+                    if done:
+                        self._note_held(sum(len(data) for *_, data in fetched) + sum(b.nbytes for b in batches))
                     last = exhausted and not fetching
-                    while len(fetched) >= self.batch_size or (last and fetched):
+                    while len(fetched) >= self.batch_size or (fetched and (last or full)):
                         batch, cached = self._start_batch(fetched, decoding)
                         if cached:
                             yield cached
                         if batch is not None:
                             batches.append(batch)
-                    if batches and (len(batches) > self.batches_ahead or not fetching or batches[0].ready()):
+                    if batches and (len(batches) > self.batches_ahead or not fetching or full or batches[0].ready()):
                         batch = batches.popleft()
                         for sha in batch.todo:
                             decoding.pop(sha, None)
@@ -233,6 +263,15 @@ class Pipeline:
                     batch.cancel()
 
     # --- stages -------------------------------------------------------------------------------
+    def _room(self, held_bytes: int, in_flight: int, largest: int) -> bool:
+        """Whether one more download fits :attr:`held_bytes`: the bytes held, and each download
+        in flight counted as the largest image so far (before any, an equal share of the
+        budget), plus this one. With nothing held or in flight, one download always fits."""
+        if held_bytes == 0 and in_flight == 0:
+            return True
+        each = largest or self.held_bytes // self.fetch_workers
+        return held_bytes + (in_flight + 1) * each <= self.held_bytes
+
     def _fetch(self, fetch, key, ref: str):
         """``(key, name, bytes)``, or a Result with the reason the image was not fetched."""
         started = time.perf_counter()
@@ -264,7 +303,7 @@ class Pipeline:
         embedding (``decoding``: hash -> batch) joins that batch's results instead."""
         from backend.images import read_size
 
-        taken, pixels, done = [], 0, []
+        taken, pixels, nbytes, done = [], 0, 0, []
         errors_before = 0
         while fetched and len(taken) < self.batch_size:
             key, name, data = fetched[0]
@@ -278,9 +317,12 @@ class Pipeline:
                 continue
             if taken and not self.encoder.is_cuda and pixels + width * height > self.batch_pixels:
                 break
+            if taken and nbytes + len(data) > self.batch_bytes:
+                break
             fetched.pop(0)
             taken.append((key, name, data, _sha(data)))
             pixels += width * height
+            nbytes += len(data)
         vectors = self.cache.get_many(self.encoder.id, {sha for *_, sha in taken}) if taken else {}
         todo: dict[str, tuple[str | None, bytes]] = {}
         keys: list[tuple[Hashable, str]] = []
@@ -325,6 +367,10 @@ class Pipeline:
             )
         return self._pool
 
+    def _note_held(self, held_bytes: int) -> None:
+        with self._stats_lock:
+            self.stats.held_bytes_peak = max(self.stats.held_bytes_peak, held_bytes)
+
     def _count(self, errors: str | None = None, **amounts) -> None:
         with self._stats_lock:
             if errors:
@@ -341,6 +387,7 @@ class _Batch:
         self.pipeline = pipeline
         self.keys = keys
         self.todo = todo
+        self.nbytes = sum(len(data) for _, data in todo.values())  # held until the batch is embedded
         self.futures: dict[str, Future] = {}
         encoder = pipeline.encoder
         if not encoder.is_cuda and pipeline.decode_workers > 0:
