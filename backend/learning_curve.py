@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from backend.blas import one_blas_thread
 from backend.metrics import auc_interval, roc_auc
 from backend import readiness as _readiness
 from backend.probe import check_embeddings, default_C, fit_probe
@@ -164,7 +164,7 @@ def empirical_learning_curve(
     C = default_C(X.shape[1]) if C is None else C
     weights = _check_weights(weights, n)
     rng = np.random.default_rng(seed)
-    with threadpool_limits(limits=1):
+    with one_blas_thread():
         return _build_curve(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, weights)
 
 

@@ -8,7 +8,9 @@
            CPU threads for what it cannot take)──▶ pixels ──batched encoder──▶ cache.put_many
 
 One :class:`Pipeline` serves the worker (:meth:`backend.training.Trainer.embed_tasks`) and
-``labelcast embed``. The caller brings the fetching function (the SSRF-safe
+``labelcast embed``. Several :meth:`Pipeline.run` may go on at once in threads (jobs of
+different projects): each has its own downloads and byte budget; they share the decoding
+processes, the per-host limits and the encoder, which takes one batch at a time. The caller brings the fetching function (the SSRF-safe
 :meth:`backend.labelstudio.client.LabelStudioClient.fetch_image`, with its deadline) and the
 cache (anything with ``get_many(encoder_id, hashes)`` and ``put_many(encoder_id, vectors)``:
 the store). Results come out a batch at a time, as soon as they are ready, each with the key
@@ -170,6 +172,8 @@ class Pipeline:
         self._hosts: dict[str, threading.Semaphore] = {}
         self._hosts_lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._encoding = threading.Lock()  # one encoder call at a time, whatever runs share it
 
     @property
     def max_held(self) -> int:
@@ -303,7 +307,8 @@ class Pipeline:
         embedding (``decoding``: hash -> batch) joins that batch's results instead."""
         from backend.images import read_size
 
-        taken, pixels, nbytes, done = [], 0, 0, []
+        taken: list[tuple[Hashable, str | None, bytes, str]] = []
+        pixels, nbytes, done = 0, 0, []
         errors_before = 0
         while fetched and len(taken) < self.batch_size:
             key, name, data = fetched[0]
@@ -358,14 +363,15 @@ class Pipeline:
 
     def _decoder_pool(self):
         """The decoding processes, started on first use and kept for later runs."""
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.decode_workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
-                initargs=(os.getpid(),),
-            )
-        return self._pool
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.decode_workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent,
+                    initargs=(os.getpid(),),
+                )
+            return self._pool
 
     def _note_held(self, held_bytes: int) -> None:
         with self._stats_lock:
@@ -416,9 +422,10 @@ class _Batch:
             def failed(index, exc):
                 errors[shas[index]] = str(exc)
 
-            rows = encoder.embed_bytes(
-                [self.todo[s][1] for s in shas], [self.todo[s][0] for s in shas], on_error=failed
-            )
+            with self.pipeline._encoding:
+                rows = encoder.embed_bytes(
+                    [self.todo[s][1] for s in shas], [self.todo[s][0] for s in shas], on_error=failed
+                )
             stats._count(encode_s=time.perf_counter() - started)
             return {s: rows[i] for i, s in enumerate(shas) if s not in errors}, errors
         pixels, good = [], []
@@ -439,7 +446,8 @@ class _Batch:
         if not good:
             return {}, errors
         started = time.perf_counter()
-        rows = np.asarray(encoder.embed_pixels(np.stack(pixels)), dtype=np.float32)
+        with self.pipeline._encoding:
+            rows = np.asarray(encoder.embed_pixels(np.stack(pixels)), dtype=np.float32)
         stats._count(encode_s=time.perf_counter() - started)
         return dict(zip(good, rows)), errors
 

@@ -393,3 +393,46 @@ def test_decoding_processes_exit_when_their_parent_is_killed(tiny_encoder_spec, 
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(pid) for pid in pids)
+
+
+def test_runs_in_two_threads_share_the_encoder_one_batch_at_a_time(encoder, sqlite_store, server, images, fetch):
+    """Two runs of one pipeline at once (jobs of two projects): every image comes out of its
+    own run with the encoder's own embedding, and the encoder is never called twice at once."""
+    lock, active, most = threading.Lock(), [0], [0]
+
+    class Counting:
+        id, dim, max_pixels, is_cuda, preprocess = (
+            encoder.id,
+            encoder.dim,
+            encoder.max_pixels,
+            False,
+            encoder.preprocess,
+        )
+
+        def embed_pixels(self, pixels):
+            with lock:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            time.sleep(0.05)  # long enough for the other run's batch to arrive meanwhile
+            try:
+                return encoder.embed_pixels(pixels)
+            finally:
+                with lock:
+                    active[0] -= 1
+
+    pipeline = Pipeline(Counting(), sqlite_store, decode_workers=0, batch_size=2)
+    out: dict = {}
+
+    def run(name, seeds):
+        out[name] = pipeline.embed_all([(i, f"{server.url}/{i}.png") for i in seeds], fetch)
+
+    threads = [threading.Thread(target=run, args=(n, s)) for n, s in (("a", range(0, 20)), ("b", range(20, 40)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(r.key for r in out["a"]) == list(range(20)) and sorted(r.key for r in out["b"]) == list(range(20, 40))
+    expected = encoder.embed_bytes([images[f"{i}.png"] for i in range(40)])
+    for result in out["a"] + out["b"]:
+        np.testing.assert_allclose(result.vector, expected[result.key], atol=1e-5)
+    assert most[0] == 1

@@ -83,3 +83,27 @@ def test_images_left_out_are_listed_and_counted(service_settings):
     assert result.record["n_labels"] == 13 and result.record["n_labels_recorded"] == 14
     assert result.record["image_errors"] == {"13": "image not decoded: not an image"}
     assert "14 labels arrived; 1 left out" in result.record["message"]
+
+
+def test_refits_in_threads_at_once_give_what_they_give_one_by_one(service_settings):
+    """Four refits of different label sets side by side (the embedded worker's lanes) give the
+    probes, forecasts and plot PNGs that each gives alone: no shared state between them (the
+    plots use no pyplot registry, the one-BLAS-thread blocks take turns)."""
+    import threading
+
+    cases = [_labels_and_vectors(24 + 4 * i, seed=i) for i in range(4)]
+    alone = [_refit(service_settings, labels, vectors) for labels, vectors in cases]
+    together: list = [None] * len(cases)
+
+    def run(i):
+        together[i] = _refit(service_settings, *cases[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(cases))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for one, other in zip(alone, together):
+        assert other.model["probes"] == one.model["probes"]
+        assert other.record["findings"] == one.record["findings"]
+        assert other.plots == one.plots

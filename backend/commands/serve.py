@@ -2,8 +2,8 @@
 request before a thread takes it, :mod:`backend.http_worker`).
 
 Without ``REDIS_URL`` it is a complete backend on its own: a SQLite store in ``MODEL_DIR`` and
-an in-process worker thread that feeds one training child process, so it runs exactly one
-gunicorn worker process. With ``REDIS_URL`` it only serves requests (``--workers`` of them) and
+an in-process worker whose lanes (a project each) feed one training child process, so it runs
+exactly one gunicorn worker process. With ``REDIS_URL`` it only serves requests (``--workers`` of them) and
 ``labelcast worker`` processes do the work.
 
 Before it listens, the embedded mode checks that the encoder (``ENCODER``) resolves: its
