@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from backend.blas import one_blas_thread
 from backend.metrics import auc_interval, roc_auc
 from backend.pool_auc import PoolLabels, project_auc
 from backend import readiness as _readiness
@@ -223,7 +223,7 @@ def empirical_learning_curves(
     if not checked or any(w is not None and pool is not None for w, pool in checked):
         raise ValueError("views must be (weights, pool) pairs with at most one of the two given")
     rng = np.random.default_rng(seed)
-    with threadpool_limits(limits=1):
+    with one_blas_thread():
         return _build_curves(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_per_class, C, level, checked)
 
 

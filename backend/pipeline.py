@@ -10,7 +10,9 @@
            ahead of the encoder──▶ pixels ──one batched encoder call──▶ cache.put_many
 
 One :class:`Pipeline` serves the worker (:meth:`backend.training.Trainer.embed_tasks`) and
-``labelcast embed``. The caller brings the fetching function (the SSRF-safe
+``labelcast embed``. Several :meth:`Pipeline.run` may go on at once in threads (jobs of
+different projects): each has its own downloads and byte budget; they share the decoding
+processes, the per-host limits and the encoder, which takes one batch at a time. The caller brings the fetching function (the SSRF-safe
 :meth:`backend.labelstudio.client.LabelStudioClient.fetch_image`, with its deadline) and the
 cache (anything with ``get_many(encoder_id, hashes)`` and ``put_many(encoder_id, vectors)``:
 the store). Results come out a batch at a time, as soon as they are ready, each with the key
@@ -49,7 +51,16 @@ eight 7,000 × 7,000 PNGs of 150 KB each held 1.8 GB when a batch had no such li
 BATCHES_AHEAD = 2
 """Batches being decoded while the encoder works on the current one. With the fetches in
 flight this bounds what the pipeline holds: at most ``EMBED_BATCH * (BATCHES_AHEAD + 1)``
-encoded images plus ``FETCH_WORKERS`` downloads, whatever the number of references."""
+encoded images plus ``FETCH_WORKERS`` downloads, whatever the number of references (and at
+most HELD_BYTES of them, whatever their size)."""
+
+HELD_BYTES = 512 * 1024 * 1024
+"""Most bytes of downloaded images the pipeline holds at once: fetched, or in batches not yet
+embedded (one :meth:`Pipeline.run`). A download starts only while the bytes held plus, for each
+download in flight, the largest image seen so far (before any: ``HELD_BYTES / FETCH_WORKERS``)
+fit; one download always may, so an image larger than this still goes through, alone. A batch
+holds at most ``HELD_BYTES / (BATCHES_AHEAD + 1)`` so that three fit. Without it a batch of
+112 images of up to 128 MiB each (``backend.fetch.MAX_IMAGE_BYTES``) could be held: 14 GiB."""
 
 GPU_BATCHES_PER_CALL = 4
 """On CUDA, encoder batches in one pipeline batch (fewer, larger batches: fewer cache round
@@ -99,6 +110,7 @@ class Stats:
     decode_s: float = 0.0
     device_decode_s: float = 0.0
     encode_s: float = 0.0
+    held_bytes_peak: int = 0  # most image bytes one run held at once (see HELD_BYTES)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +123,7 @@ class Stats:
             "decode_s": round(self.decode_s, 3),
             "device_decode_s": round(self.device_decode_s, 3),
             "encode_s": round(self.encode_s, 3),
+            "held_bytes_peak": self.held_bytes_peak,
         }
 
 
@@ -126,9 +139,9 @@ class Pipeline:
         ``get_many(encoder_id, hashes) -> {sha: vector}`` and ``put_many(encoder_id, {sha: vector})``.
     decode_workers : int, optional
         Processes decoding on the CPU; default every core. 0 decodes in this process (threads).
-    fetch_workers, per_host, batch_size, batch_pixels, batches_ahead : int, optional
+    fetch_workers, per_host, batch_size, batch_pixels, batches_ahead, held_bytes : int, optional
         Default :data:`FETCH_WORKERS`, :data:`FETCH_PER_HOST`, :data:`EMBED_BATCH`,
-        :data:`EMBED_BATCH_PIXELS`, :data:`BATCHES_AHEAD`.
+        :data:`EMBED_BATCH_PIXELS`, :data:`BATCHES_AHEAD`, :data:`HELD_BYTES`.
     device_decoder : object, optional
         Decodes JPEGs on the encoder's device: ``accepts(data) -> bool`` from the header, and
         ``device_decoder(datas) -> list of uint8 tensors (C, H, W)`` raising
@@ -150,12 +163,14 @@ class Pipeline:
         batch_pixels: int = EMBED_BATCH_PIXELS,
         batches_ahead: int = BATCHES_AHEAD,
         device_decoder=None,
+        held_bytes: int = HELD_BYTES,
     ) -> None:
         for name, value in (
             ("fetch_workers", fetch_workers),
             ("per_host", per_host),
             ("batch_size", batch_size),
             ("batch_pixels", batch_pixels),
+            ("held_bytes", held_bytes),
         ):
             if int(value) < 1:
                 raise ValueError(f"{name}={value!r}; expected a positive integer")
@@ -169,6 +184,7 @@ class Pipeline:
         self.batch_size = int(batch_size)
         self.batch_pixels = int(batch_pixels)
         self.batches_ahead = int(batches_ahead)
+        self.held_bytes = int(held_bytes)
         if encoder.is_cuda:
             self.batch_size = max(self.batch_size, GPU_BATCHES_PER_CALL * int(encoder.batch_size))
             if device_decoder is None:
@@ -181,11 +197,19 @@ class Pipeline:
         self._hosts: dict[str, threading.Semaphore] = {}
         self._hosts_lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._encoding = threading.Lock()  # one encoder call at a time, whatever runs share it
 
     @property
     def max_held(self) -> int:
         """Most fetched images held at once (waiting, or in batches not yet embedded)."""
         return self.batch_size * (self.batches_ahead + 1) + self.fetch_workers
+
+    @property
+    def batch_bytes(self) -> int:
+        """Most image bytes in one batch (one image at least): :attr:`held_bytes` shared by
+        the batch being embedded and those decoding ahead."""
+        return max(1, self.held_bytes // (self.batches_ahead + 1))
 
     def close(self) -> None:
         """Stop the decoding processes (a later :meth:`run` starts new ones)."""
@@ -204,8 +228,9 @@ class Pipeline:
 
         ``fetch(key, reference) -> bytes`` raises :class:`~backend.exceptions.ImageFetchError`
         for an image it cannot get; that image's result carries the reason. References are
-        read from ``items`` only as room frees up (see :attr:`max_held`). Results come in the
-        order they are ready (cached ones first), not in input order: use their keys.
+        read from ``items`` only as room frees up (see :attr:`max_held` and :attr:`held_bytes`).
+        Results come in the order they are ready (cached ones first), not in input order: use
+        their keys.
         """
         items = iter(items)
         fetching: dict[Future, Hashable] = {}
@@ -213,6 +238,7 @@ class Pipeline:
         batches: collections.deque = collections.deque()  # batches being decoded, oldest first
         decoding: dict[str, _Batch] = {}  # image hash -> the batch embedding it
         exhausted = False
+        largest = 0  # bytes of the largest image fetched so far: what a download in flight may add
         with (
             ThreadPoolExecutor(self.fetch_workers, thread_name_prefix="labelcast-fetch") as fetchers,
             ThreadPoolExecutor(1, thread_name_prefix="labelcast-device-decode") as device_thread,
@@ -220,7 +246,12 @@ class Pipeline:
             try:
                 while True:
                     held = len(fetching) + len(fetched) + sum(len(b.keys) for b in batches)
+                    held_bytes = sum(len(data) for *_, data in fetched) + sum(b.nbytes for b in batches)
+                    full = False  # the byte budget stops the next download
                     while not exhausted and len(fetching) < self.fetch_workers and held < self.max_held:
+                        full = not self._room(held_bytes, len(fetching), largest)
+                        if full:
+                            break
                         try:
                             key, ref = next(items)
                         except StopIteration:
@@ -236,14 +267,17 @@ class Pipeline:
                             yield [outcome]
                         else:
                             fetched.append(outcome)
+                            largest = max(largest, len(outcome[2]))
+                    if done:
+                        self._note_held(sum(len(data) for *_, data in fetched) + sum(b.nbytes for b in batches))
                     last = exhausted and not fetching
-                    while len(fetched) >= self.batch_size or (last and fetched):
+                    while len(fetched) >= self.batch_size or (fetched and (last or full)):
                         batch, cached = self._start_batch(fetched, decoding, device_thread)
                         if cached:
                             yield cached
                         if batch is not None:
                             batches.append(batch)
-                    if batches and (len(batches) > self.batches_ahead or not fetching or batches[0].ready()):
+                    if batches and (len(batches) > self.batches_ahead or not fetching or full or batches[0].ready()):
                         batch = batches.popleft()
                         for sha in batch.todo:
                             decoding.pop(sha, None)
@@ -261,6 +295,15 @@ class Pipeline:
                     batch.cancel()
 
     # --- stages -------------------------------------------------------------------------------
+    def _room(self, held_bytes: int, in_flight: int, largest: int) -> bool:
+        """Whether one more download fits :attr:`held_bytes`: the bytes held, and each download
+        in flight counted as the largest image so far (before any, an equal share of the
+        budget), plus this one. With nothing held or in flight, one download always fits."""
+        if held_bytes == 0 and in_flight == 0:
+            return True
+        each = largest or self.held_bytes // self.fetch_workers
+        return held_bytes + (in_flight + 1) * each <= self.held_bytes
+
     def _fetch(self, fetch, key, ref: str):
         """``(key, name, bytes)``, or a Result with the reason the image was not fetched."""
         started = time.perf_counter()
@@ -296,7 +339,7 @@ class Pipeline:
         from backend.images import read_size
 
         taken: list[tuple[Hashable, str, _Image]] = []
-        pixels, done = 0, []
+        pixels, nbytes, done = 0, 0, []
         errors_before = 0
         while fetched and len(taken) < self.batch_size:
             key, name, data = fetched[0]
@@ -311,9 +354,12 @@ class Pipeline:
             on_device = self.device_decoder is not None and self.device_decoder.accepts(data)
             if taken and not on_device and pixels + width * height > self.batch_pixels:
                 break
+            if taken and nbytes + len(data) > self.batch_bytes:
+                break
             fetched.pop(0)
             taken.append((key, _sha(data), _Image(name, data, width * height, on_device)))
             pixels += 0 if on_device else width * height
+            nbytes += len(data)
         vectors = self.cache.get_many(self.encoder.id, {sha for _, sha, _ in taken}) if taken else {}
         todo: dict[str, _Image] = {}
         keys: list[tuple[Hashable, str]] = []
@@ -349,14 +395,19 @@ class Pipeline:
 
     def _decoder_pool(self):
         """The decoding processes, started on first use and kept for later runs."""
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.decode_workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
-                initargs=(os.getpid(),),
-            )
-        return self._pool
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.decode_workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent,
+                    initargs=(os.getpid(),),
+                )
+            return self._pool
+
+    def _note_held(self, held_bytes: int) -> None:
+        with self._stats_lock:
+            self.stats.held_bytes_peak = max(self.stats.held_bytes_peak, held_bytes)
 
     def _count(self, errors: str | None = None, **amounts) -> None:
         with self._stats_lock:
@@ -393,6 +444,7 @@ class _Batch:
         self.pipeline = pipeline
         self.keys = keys
         self.todo = todo
+        self.nbytes = sum(len(image.data) for image in todo.values())  # held until the batch is embedded
         self.cpu: dict[str, Future | None] = {}  # sha -> its decoding in the pool (None: decoded at embed)
         self.device: Future | None = None
         self._device_result: tuple[Any, list[str], dict[str, str], float] | None = None
@@ -490,7 +542,8 @@ class _Batch:
         if device_pixels is not None:
             batch = _on_device_with(device_pixels, batch)
         started = time.perf_counter()
-        rows = np.asarray(encoder.embed_pixels(batch), dtype=np.float32)
+        with self.pipeline._encoding:
+            rows = np.asarray(encoder.embed_pixels(batch), dtype=np.float32)
         stats._count(encode_s=time.perf_counter() - started)
         return dict(zip(good, rows)), errors
 

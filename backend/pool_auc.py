@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from backend.blas import one_blas_thread
 from backend.probe import check_embeddings, fit_probe
 
 __all__ = ["PoolLabels", "calibrate_pool", "project_auc", "soft_auc"]
@@ -109,7 +109,7 @@ def calibrate_pool(
         fold[idx] = np.arange(len(idx)) % k
     oof = np.empty(len(y))
     pool_logit = np.zeros(len(pool))
-    with threadpool_limits(limits=1):  # small problems: threads only contend
+    with one_blas_thread():  # small problems: threads only contend
         for f in range(k):
             train = fold != f
             probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)

@@ -10,6 +10,7 @@ the push job when :meth:`Publisher.next_push_in` says.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class Publisher:
         self.store = store
         self.client_for = client_for
         self.retry = retry or Retry()
+        self._pushing = threading.Lock()  # one push_due at a time (jobs may run side by side)
 
     def tell(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
         """Set the project's model version and forecast sentence in Label Studio; Label Studio
@@ -134,11 +136,17 @@ class Publisher:
             raise
 
     def push_due(self) -> None:
-        """Push every missed version whose deadline has come."""
-        now = time.time()
-        for project_id, at in sorted(self.store.get_push_due().items()):
-            if at <= now:
-                self.push(project_id)
+        """Push every missed version whose deadline has come. A job that starts while another
+        is pushing goes on without waiting (that one pushes them)."""
+        if not self._pushing.acquire(blocking=False):
+            return
+        try:
+            now = time.time()
+            for project_id, at in sorted(self.store.get_push_due().items()):
+                if at <= now:
+                    self.push(project_id)
+        finally:
+            self._pushing.release()
 
     def pending(self) -> dict[int, float]:
         """``{project_id: seconds until the next try}`` of versions Label Studio was not told."""

@@ -242,9 +242,14 @@ def left_out_note(n_labels: int, errors: dict[int, str]) -> str:
 
 
 def with_report_link(message: str, base_url: str | None, project_id: int) -> str:
-    """``message`` plus a link to the project's /report when the backend knows its URL."""
-    base = base_url.rstrip("/") if base_url else None
-    return f"{message} Details: {base}/report?project={int(project_id)}" if base else message
+    """``message`` plus where the project's report is: a link when the backend's address is
+    configured (``base_url``: ``PUBLIC_URL``, or the concrete address ``labelcast serve``
+    listens on), else the path on the backend, without an address. Never an address a request
+    named: a caller that could set it would set the link annotators follow."""
+    path = f"/report?project={int(project_id)}"
+    if base_url:
+        return f"{message} Details: {base_url.rstrip('/')}{path}"
+    return f"{message} Details: {path} on the LabelCast backend."
 
 
 def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float | None:

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from backend.blas import one_blas_thread
 from backend.metrics import roc_auc
 from backend.probe import check_embeddings, fit_probe
 
@@ -171,7 +171,7 @@ def estimate_selection_bias(
     weights = np.ones(n)
     source = "classifier"
     if n_pool >= MIN_POOL and n >= 2 * N_FOLDS and min(int(y.sum()), n - int(y.sum())) >= 2:
-        with threadpool_limits(limits=1):
+        with one_blas_thread():
             propensity = _propensities(X, y, pool, seed)
         m = len(pool)
         is_labeled = np.r_[np.ones(n, bool), np.zeros(m, bool)]

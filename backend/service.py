@@ -67,14 +67,12 @@ class Service:
         return stale
 
     # --- /setup -----------------------------------------------------------------------------
-    def setup(self, body: Any, backend_url: str | None = None, caller: str | None = None) -> dict[str, Any]:
+    def setup(self, body: Any, caller: str | None = None) -> dict[str, Any]:
         """Register (or update) a project; a config LabelCast cannot use raises LabelConfigError.
 
-        ``backend_url`` is this backend's URL as the caller named it (its ``Host`` header); the
-        forecast message links to ``<backend_url>/report?project=ID`` unless ``PUBLIC_URL`` is
-        set. It is recorded only from a /setup that Label Studio sent (see
-        :meth:`_from_label_studio`): anyone else could point every link at their own server.
-        ``caller`` is the address that called: without ``LABEL_STUDIO_URL`` or basic auth, the
+        Nothing in the request (its ``Host`` header included) becomes the report link of the
+        forecast messages: that comes from configuration only (``PUBLIC_URL``, see
+        :func:`backend.refit.with_report_link`). ``caller`` is the address that called: without ``LABEL_STUDIO_URL`` or basic auth, the
         ``hostname`` in the body is used as Label Studio's address only if it resolves there
         (see :func:`backend.fetch.setup_hostname_refusal`), and ``access_token`` is recorded
         with the hostname it came with: a token never goes to another host than its own.
@@ -87,16 +85,12 @@ class Service:
         parse_label_config(schema, settings.positive)  # fail now, where Label Studio shows it
         previous = self.store.get_project(project_id) or {}
         hostname, access_token = self._label_studio_of(project_id, body, caller, previous)
-        from_label_studio = self._from_label_studio(caller, hostname)
         record = {
-            **previous,
+            **{k: v for k, v in previous.items() if k != "backend_url"},  # older versions kept a link here
             "label_config": schema,
             "extra_params": extra_params,
             "hostname": hostname,
             "access_token": access_token,
-            "backend_url": backend_url.rstrip("/")
-            if backend_url and from_label_studio
-            else previous.get("backend_url"),
             "updated_at": time.time(),
         }
         self.store.put_project(project_id, record)
@@ -127,19 +121,6 @@ class Service:
         if token is None and _same_origin(hostname, previous.get("hostname")):
             token = previous.get("access_token")
         return hostname, token
-
-    def _from_label_studio(self, caller: str | None, hostname: str | None) -> bool:
-        """Whether this /setup came from Label Studio: it passed basic auth, or it came from
-        the address that Label Studio's URL (LABEL_STUDIO_URL, or the trusted hostname)
-        resolves to."""
-        if self.settings.basic_auth_user and self.settings.basic_auth_pass:
-            return True
-        url = self.settings.label_studio_url or hostname
-        if not url:
-            return False
-        from backend.fetch import AllowList, setup_hostname_refusal
-
-        return setup_hostname_refusal(url, caller, AllowList()) is None
 
     def _trusted_hostname(self, project_id: int, hostname: Any, caller: str | None) -> str | None:
         """The Label Studio URL /setup sent, if it may be trusted (else None, with a warning)."""

@@ -113,7 +113,9 @@ class Settings:
         ``MAX_BODY_BYTES``: largest accepted request body.
     public_url : str or None
         ``PUBLIC_URL``: this backend's URL as annotators' browsers reach it; the forecast
-        message links to ``<PUBLIC_URL>/report?project=ID``. None: the URL Label Studio uses.
+        message links to ``<PUBLIC_URL>/report?project=ID``. None: ``labelcast serve`` uses the
+        address it listens on when that is a concrete host (not ``0.0.0.0``); else messages
+        name the path on the backend without a link. Never taken from a request.
     sampling : str
         ``SAMPLING``: what sorting the Data Manager by prediction score gives, one of
         ``uncertainty``, ``random``, ``mixed`` (see :mod:`backend.sampling`).

@@ -2,12 +2,16 @@
 
 :class:`Trainer` owns the heavy state of one worker (the loaded encoder) and is built once per
 worker (thread or ``labelcast worker`` process); the web process never imports this module.
+Jobs of different projects may run on one trainer at once (the embedded worker's lanes,
+:mod:`backend.jobs`): the encoder, the pipeline and the clients are made once under a lock and
+shared; the pipeline runs the encoder one batch at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -87,16 +91,19 @@ class Trainer:
         self._clients: dict[tuple[str | None, str | None], Any] = {}
         self.publisher = Publisher(settings, store, self.client, retry)
         self._pipeline = None
+        self._lock = threading.RLock()  # makes the encoder, the pipeline and clients once
 
     @property
     def encoder(self):
-        """The encoder, loaded on first use (not at construction)."""
+        """The encoder, loaded on first use (not at construction), once however many jobs ask."""
         if self._encoder is None:
-            from backend.encoders import load_encoder
+            with self._lock:
+                if self._encoder is None:
+                    from backend.encoders import load_encoder
 
-            started = time.perf_counter()
-            self._encoder = load_encoder(self.settings.encoder, device=self.settings.device)
-            log.info("loaded encoder %s in %.1f s", self._encoder.id, time.perf_counter() - started)
+                    started = time.perf_counter()
+                    self._encoder = load_encoder(self.settings.encoder, device=self.settings.device)
+                    log.info("loaded encoder %s in %.1f s", self._encoder.id, time.perf_counter() - started)
         return self._encoder
 
     def client(self, project: dict[str, Any]):
@@ -108,9 +115,12 @@ class Trainer:
             key = self.settings.label_studio_api_key or project.get("access_token")
         else:
             url, key = project.get("hostname"), project.get("access_token")
-        if (url, key) not in self._clients:
-            self._clients[(url, key)] = self._client_factory(url, key, allowed_hosts=self.settings.allowed_image_hosts)
-        return self._clients[(url, key)]
+        with self._lock:
+            if (url, key) not in self._clients:
+                self._clients[(url, key)] = self._client_factory(
+                    url, key, allowed_hosts=self.settings.allowed_image_hosts
+                )
+            return self._clients[(url, key)]
 
     def _project(self, project_id: int) -> dict[str, Any]:
         project = self.store.get_project(project_id)
@@ -189,12 +199,14 @@ class Trainer:
 
     @property
     def pipeline(self):
-        """The embedding pipeline of this worker's encoder (its decoding processes are kept)."""
-        if self._pipeline is None or self._pipeline.encoder is not self.encoder:
-            from backend.pipeline import Pipeline
+        """The embedding pipeline of this worker's encoder (its decoding processes are kept),
+        shared by the jobs running at once."""
+        with self._lock:
+            if self._pipeline is None or self._pipeline.encoder is not self.encoder:
+                from backend.pipeline import Pipeline
 
-            self._pipeline = Pipeline(self.encoder, self.store)
-        return self._pipeline
+                self._pipeline = Pipeline(self.encoder, self.store)
+            return self._pipeline
 
     # --- refit ------------------------------------------------------------------------------
     def sync_labels(self, project_id: int) -> tuple[int, int]:
@@ -252,7 +264,7 @@ class Trainer:
             previous=self.store.get_model(project_id),
             encoder_spec=self.settings.encoder,
             image_errors=image_errors,
-            base_url=self.settings.public_url or project.get("backend_url"),
+            base_url=self.settings.public_url,
             started=started,
         )
         model, record = result.model, result.record
@@ -302,7 +314,7 @@ class Trainer:
         }
         image_errors = getattr(exc, "image_errors", {})
         sentence = error_sentence(exc, len(labels), self.settings.encoder)
-        base_url = self.settings.public_url or project.get("backend_url")
+        base_url = self.settings.public_url
         before = self.store.get_forecast(project_id) or {}
         plots = {f: png for f in before.get("findings") or {} if (png := self.store.get_plot(project_id, f))}
         record = {

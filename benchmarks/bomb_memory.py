@@ -1,4 +1,5 @@
-"""Memory of a training process while it embeds image bombs (issue 13, items 4 and 9).
+"""Memory of a training process while it embeds image bombs (issue 13, items 4 and 9, and the
+raw downloads of round 2).
 
 Each case runs in a fresh process that plays the training process: a Trainer on a SQLite store
 in a temporary folder with a tiny random CLIP encoder (warmed up on one small image), then
@@ -9,7 +10,11 @@ Printed per case: the process's resident memory before, its peak during (``VmHWM
 - ``dicom``: a Deflated Explicit VR Little Endian DICOM of 1.4 MB holding an 8 × 8 image and a
   private element of ``--inflated-mb`` zeros (default 1,400 MB), streamed without building it
   in memory;
-- ``png``: one batch of eight 7,000 × 7,000 grayscale PNGs of about 150 KB each.
+- ``png``: one batch of eight 7,000 × 7,000 grayscale PNGs of about 150 KB each;
+- ``raw``: ``--raw-images`` (default 96) small chest X-ray PNGs, each carrying a private chunk
+  that makes it ``--raw-mb`` (default 16) MB, downloaded from a loopback HTTP server (this
+  process; the images are made per request, so they are not held here): what the pipeline
+  holds is the downloads, not the pixels.
 
     python benchmarks/bomb_memory.py                 # this checkout
     PYTHONPATH=/path/to/older/checkout python benchmarks/bomb_memory.py   # another version
@@ -37,8 +42,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", choices=("dicom", "png", "all"), default="all")
+    parser.add_argument("--case", choices=("dicom", "png", "raw", "all"), default="all")
     parser.add_argument("--inflated-mb", type=int, default=1400, help="the DICOM bomb's inflated size (MB)")
+    parser.add_argument("--raw-images", type=int, default=96, help="images of the raw case")
+    parser.add_argument("--raw-mb", type=int, default=16, help="size of each raw-case image (MB)")
     parser.add_argument("--max-seconds", type=float, default=300.0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -50,12 +57,17 @@ def main() -> int:
     import backend
 
     print(f"backend: {pathlib.Path(backend.__file__).parent}")
+    server = _raw_server(args.raw_mb * 1_000_000)
     with tempfile.TemporaryDirectory() as folder:
         work = pathlib.Path(folder)
         encoder = str(_save_tiny_clip(work / "tiny-clip"))
-        cases = ("dicom", "png") if args.case == "all" else (args.case,)
+        cases = ("dicom", "png", "raw") if args.case == "all" else (args.case,)
         for case in cases:
-            refs = _dicom_refs(args.inflated_mb) if case == "dicom" else _png_refs()
+            if case == "raw":
+                base = f"http://127.0.0.1:{server.server_port}"
+                refs = [f"{base}/{i}.png" for i in range(args.raw_images)]
+            else:
+                refs = _dicom_refs(args.inflated_mb) if case == "dicom" else _png_refs()
             spec = {"case": case, "encoder": encoder, "store": str(work / f"{case}.sqlite3"), "refs": refs}
             spec_path = work / f"{case}.json"
             spec_path.write_text(json.dumps(spec))
@@ -72,10 +84,12 @@ def main() -> int:
                 continue
             figures = json.loads(lines[-1])
             size = sum(len(ref) for ref in refs) / 1e6
+            what = f"{args.raw_mb * len(refs):,} MB over HTTP" if case == "raw" else f"{size:.1f} MB as data: URIs"
             print(
-                f"{case}: {len(refs)} image(s), {size:.1f} MB as data: URIs; RSS before "
+                f"{case}: {len(refs)} image(s), {what}; RSS before "
                 f"{figures['before_mb']:.0f} MB, peak {figures['peak_mb']:.0f} MB, growth "
                 f"{figures['peak_mb'] - figures['before_mb']:.0f} MB in {figures['seconds']:.1f} s; "
+                f"images held by the pipeline at most {figures.get('held_mb', float('nan')):.0f} MB; "
                 f"embedded {figures['embedded']}, errors: {figures['errors'][:160]}"
             )
     return 0
@@ -91,7 +105,12 @@ def _child(options: dict) -> int:
     from backend.training import Trainer
     from conftest import data_uri, xray_png
 
-    settings = Settings(model_dir=pathlib.Path(spec["store"]).parent, encoder=spec["encoder"], device="cpu")
+    settings = Settings(
+        model_dir=pathlib.Path(spec["store"]).parent,
+        encoder=spec["encoder"],
+        device="cpu",
+        allowed_image_hosts=("127.0.0.1",),  # the raw case's server
+    )
     store = SQLiteStore(spec["store"])
     trainer = Trainer(settings, store, encoder=load_encoder(spec["encoder"], device="cpu"))
     store.put_project(1, {"label_config": "<View/>"})
@@ -114,6 +133,7 @@ def _child(options: dict) -> int:
                 "peak_mb": peak / 1024,
                 "seconds": seconds,
                 "embedded": len(vectors),
+                "held_mb": getattr(trainer.pipeline.stats, "held_bytes_peak", float("nan")) / 1e6,  # older: none
                 "errors": "; ".join(sorted(set(errors.values()))),
             }
         )
@@ -126,6 +146,45 @@ def _status_kb(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _raw_server(size: int):
+    """A loopback HTTP server whose ``/N.png`` is chest X-ray N padded to ``size`` bytes by a
+    private PNG chunk (made per request); started in a daemon thread."""
+    import http.server
+    import threading
+
+    from conftest import xray_png
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            seed = int(self.path.strip("/").split(".")[0])
+            png = xray_png(seed, seed % 2 == 0)
+            pad = max(0, size - len(png) - 12)
+            head = struct.pack(">I", pad) + b"prVt"
+            crc = zlib.crc32(bytes(pad), zlib.crc32(b"prVt"))
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(png) + 12 + pad))
+            self.end_headers()
+            self.wfile.write(png[:33] + head)  # after the signature and IHDR
+            zeros = bytes(1024 * 1024)
+            for start in range(0, pad, len(zeros)):
+                self.wfile.write(zeros[: min(len(zeros), pad - start)])
+            self.wfile.write(struct.pack(">I", crc) + png[33:])
+
+    class Quiet(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            pass
+
+    server = Quiet(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def _png_refs() -> list[str]:

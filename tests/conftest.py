@@ -304,10 +304,11 @@ def iso_now() -> str:
 
 
 @contextlib.contextmanager
-def xray_image_server(delay_s: float = 0.0):
+def xray_image_server(delay_s: float = 0.0, trickle_s: float = 8.0, seen: list | None = None):
     """An HTTP server on 127.0.0.1: ``/<seed>.png`` answers a chest X-ray PNG after ``delay_s``
-    seconds; ``/trickle`` sends a byte every 0.25 s for 8 s (never idle for a read timeout).
-    Yields its base URL."""
+    seconds; ``/trickle`` (and ``/trickle/<anything>``) sends a byte every 0.25 s for
+    ``trickle_s`` seconds (never idle for a read timeout). Each request's path is appended to
+    ``seen`` when given, as it arrives. Yields its base URL."""
     import http.server
     import threading
 
@@ -316,9 +317,11 @@ def xray_image_server(delay_s: float = 0.0):
             pass
 
         def do_GET(self):
-            if self.path == "/trickle":
+            if seen is not None:
+                seen.append(self.path)
+            if self.path == "/trickle" or self.path.startswith("/trickle/"):
                 self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\n")
-                for _ in range(32):
+                for _ in range(round(trickle_s / 0.25)):
                     self.wfile.write(b"\x89")
                     self.wfile.flush()
                     time.sleep(0.25)

@@ -22,7 +22,15 @@ import threading
 import pytest
 import requests
 
-from conftest import LABEL_STUDIO_PASSWORD, LABEL_STUDIO_USER, ONE_FINDING, PROJECT_ROOT, data_uri, wait_until
+from conftest import (
+    LABEL_STUDIO_PASSWORD,
+    LABEL_STUDIO_USER,
+    ONE_FINDING,
+    PROJECT_ROOT,
+    data_uri,
+    free_port,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -58,6 +66,7 @@ def backend_for(tmp_path, tiny_encoder_spec, sqlite_store, label_studio):
     from backend.jobs import ThreadJobs
     from backend.settings import Settings
 
+    port = free_port()
     settings = Settings(
         model_dir=tmp_path / "model",
         encoder=tiny_encoder_spec,
@@ -65,12 +74,13 @@ def backend_for(tmp_path, tiny_encoder_spec, sqlite_store, label_studio):
         target_auc=0.85,
         label_studio_url=label_studio["url"],
         label_studio_api_key=label_studio["token"],
+        public_url=f"http://127.0.0.1:{port}",  # as `labelcast serve --host 127.0.0.1` sets it
     )
     jobs = ThreadJobs(settings, sqlite_store, isolate=False)
     app = create_app({"LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store, "LABELCAST_JOBS": jobs})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    yield f"http://127.0.0.1:{port}"
     server.shutdown()
     app.extensions[EXTENSION].jobs.close()
 

@@ -105,6 +105,26 @@ def test_serve_checks_a_resolving_encoder_and_serves(serve_env, tiny_hf_vision_d
         stop_process(process)
     out = process.stdout.read()
     assert f"labelcast: encoder {folder}: transformers siglip_vision_model in {folder}" in out, out
+    assert f"report links: {url}/report" in out, out  # listening on 127.0.0.1, no PUBLIC_URL
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        pytest.param("127.0.0.1", "http://127.0.0.1:9090", id="ipv4"),
+        pytest.param("labelcast.internal", "http://labelcast.internal:9090", id="name"),
+        pytest.param("::1", "http://[::1]:9090", id="ipv6"),
+        pytest.param("0.0.0.0", None, id="any-ipv4"),
+        pytest.param("::", None, id="any-ipv6"),
+        pytest.param("[::]", None, id="any-ipv6-brackets"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_report_links_use_the_listening_address_only_when_it_is_one_host(host, url):
+    """`labelcast serve --host H`: H is the report links' address unless it is a wildcard."""
+    from backend.commands.serve import listen_url
+
+    assert listen_url(host, 9090) == url
 
 
 def test_serve_with_redis_leaves_the_encoder_to_the_workers(serve_env, redis_url):

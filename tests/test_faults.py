@@ -133,7 +133,7 @@ def test_embedded_training_process_killed_mid_refit_reruns_it(service_settings, 
             web.post("/webhook", json=annotation_event(9, i, 900 + i, image=f"{slow_images}/{i}.png"))
         wait_until(lambda: jobs.status()["running"] == "refit:9" and jobs._child is not None, 30, "the refit")
         time.sleep(1.0)
-        os.kill(jobs._child[0].pid, signal.SIGKILL)
+        os.kill(jobs._child.process.pid, signal.SIGKILL)
         assert jobs.wait_idle(180)
         assert sqlite_store.get_forecast(9)["n_labels"] == 15
         assert sqlite_store.get_model(9)["version"].endswith("-n15")
@@ -479,37 +479,50 @@ def test_embedded_serve_killed_mid_refit_refits_on_restart(tmp_path, tiny_encode
 # --- a trickling image host (issue 13, item 5) -------------------------------------------------
 
 
-def test_a_trickling_image_host_holds_other_projects_for_the_fetch_budget_only(
-    service_settings, sqlite_store, trickling_images, monkeypatch
-):
-    """Project 1's labels point at a server that trickles a byte every 0.25 s; project 2's
-    labels, arriving while project 1 refits, get their forecast after project 1's download
-    budget (2 s here), not after each trickling download in turn (8 s each)."""
-    from backend import training
+TRICKLE_S = 20.0  # how long project 1's image host trickles each download
+
+
+@pytest.mark.parametrize(
+    "isolate", [pytest.param(False, id="lanes-in-threads"), pytest.param(True, id="training-process")]
+)
+def test_a_trickling_image_host_does_not_hold_another_projects_refit(service_settings, sqlite_store, isolate):
+    """Project 1's newest labels point at a host that trickles a byte every 0.25 s for 20 s;
+    project 2's labels, sent once project 1's refit is downloading them, get their forecast
+    while that download still runs (its own lane; before, it waited behind project 1's refit,
+    up to the 120-s download budget). Project 1's refit then ends with the trickled images as
+    image errors."""
     from backend.jobs import ThreadJobs
 
-    monkeypatch.setattr(training, "FETCH_BUDGET_S", 2.0, raising=False)
     settings = dataclasses.replace(service_settings, allowed_image_hosts=("127.0.0.1",))
-    jobs = ThreadJobs(settings, sqlite_store, isolate=False)
+    jobs = ThreadJobs(settings, sqlite_store, isolate=isolate)
     app = create_app({"LABELCAST_SETTINGS": settings, "LABELCAST_STORE": sqlite_store, "LABELCAST_JOBS": jobs})
     web = app.test_client()
+    seen: list[str] = []
     try:
-        for pid in (1, 2):
-            assert web.post("/setup", json={"project": pid, "schema": CONFIG}).status_code == 200
-        assert jobs.wait_idle(60)
-        for i in range(3):
-            body = annotation_event(1, 90 + i, 190 + i, image=f"{trickling_images}/trickle")
-            assert web.post("/webhook", json=body).status_code == 200
-        for i in range(12):
-            assert web.post("/webhook", json=annotation_event(1, i, 100 + i)).status_code == 200
-        wait_until(lambda: jobs.status()["running"] == "refit:1", 30, "project 1's refit")
-        started = time.monotonic()
-        for i in range(12):
-            assert web.post("/webhook", json=annotation_event(2, i, 200 + i)).status_code == 200
-        wait_until(lambda: (sqlite_store.get_forecast(2) or {}).get("n_labels") == 12, 60, "project 2's forecast")
-        assert time.monotonic() - started < 12.0
-        assert jobs.wait_idle(60)
+        with xray_image_server(trickle_s=TRICKLE_S, seen=seen) as images:
+            for pid in (1, 2):
+                assert web.post("/setup", json={"project": pid, "schema": CONFIG}).status_code == 200
+            assert jobs.wait_idle(120)
+            for i in range(12):
+                assert web.post("/webhook", json=annotation_event(1, i, 100 + i)).status_code == 200
+            for i in range(3):
+                body = annotation_event(1, 90 + i, 190 + i, image=f"{images}/trickle/{i}")
+                assert web.post("/webhook", json=body).status_code == 200
+            wait_until(lambda: any(p.startswith("/trickle") for p in seen), 60, "project 1's trickling download")
+            started = time.monotonic()
+            for i in range(20):  # other images than project 1's (not in the cache), a forecast past collecting
+                assert web.post("/webhook", json=annotation_event(2, 40 + i, 200 + i)).status_code == 200
+            wait_until(lambda: (sqlite_store.get_forecast(2) or {}).get("n_labels") == 20, 60, "project 2's forecast")
+            seconds = time.monotonic() - started
+            running = jobs.status()["running"] or ""
+            first = sqlite_store.get_forecast(1) or {}
+            assert sqlite_store.get_forecast(2)["findings"]["Effusion"]["status"] != "collecting"
+            assert "refit:1" in running, running  # project 1 is still downloading
+            assert not {"90", "91", "92"} & set(first.get("image_errors") or {}), first
+            assert seconds < TRICKLE_S - 5, seconds
+            assert jobs.wait_idle(120)
         record = sqlite_store.get_forecast(1)
         assert record["n_labels"] == 12 and sorted(record["image_errors"]) == ["90", "91", "92"]
+        assert jobs.status()["failed"] == 0
     finally:
         jobs.close()

@@ -12,7 +12,7 @@ import pytest
 from backend.exceptions import ImageFetchError, SettingsError
 from backend.fetch import AllowList, FetchRefused, SafeFetcher, decode_data_uri, is_public_address
 from backend.labelstudio.client import LabelStudioClient
-from conftest import ONE_FINDING
+from conftest import ONE_FINDING, annotation_event
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 100
 
@@ -432,25 +432,26 @@ def test_the_token_never_goes_to_a_host_a_later_setup_names(app, sqlite_store, t
     assert sqlite_store.get_project(10)["access_token"] == "the-real-token"
 
 
-def test_report_links_follow_only_label_studio_or_public_url(app, sqlite_store):
-    """The Host header of a /setup from another address than Label Studio's does not become
-    the report link's address; Label Studio's own /setup's does."""
-    config = ONE_FINDING
+def test_report_links_never_come_from_a_request(app, sqlite_store):
+    """Label Studio's own /setup (its hostname resolves to the caller), sent with a made-up
+    Host header: the forecast message names the report's path on the backend, with no address;
+    without PUBLIC_URL no request can set the link annotators follow (issue 13, item 12)."""
+    from backend.app import EXTENSION
+
     client = app.test_client()
-    body = {"project": 12, "schema": config, "hostname": "http://127.0.0.1:8080"}
-    client.post(
-        "/setup", json=body, environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers={"Host": "labelcast.internal:9090"}
+    body = {"project": 12, "schema": ONE_FINDING, "hostname": "http://127.0.0.1:8080"}
+    answer = client.post(
+        "/setup", json=body, environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers={"Host": "evil.example:1337"}
     )
-    assert sqlite_store.get_project(12)["backend_url"] == "http://labelcast.internal:9090"
-    client.post("/setup", json=body, environ_base={"REMOTE_ADDR": "10.9.9.9"}, headers={"Host": "evil.example:1337"})
-    assert sqlite_store.get_project(12)["backend_url"] == "http://labelcast.internal:9090"
-    client.post(
-        "/setup",
-        json={"project": 13, "schema": config},
-        environ_base={"REMOTE_ADDR": "10.9.9.9"},
-        headers={"Host": "evil.example:1337"},
-    )
-    assert sqlite_store.get_project(13).get("backend_url") is None
+    assert answer.status_code == 200
+    for i in range(12):
+        event = annotation_event(12, i, 100 + i)
+        assert client.post("/webhook", json=event, headers={"Host": "evil.example:1337"}).status_code == 200
+    assert app.extensions[EXTENSION].jobs.wait_idle(120)
+    message = sqlite_store.get_forecast(12)["message"]
+    assert "evil.example" not in message and "http" not in message, message
+    assert message.endswith(" Details: /report?project=12 on the LabelCast backend."), message
+    assert "backend_url" not in sqlite_store.get_project(12)
 
 
 def test_an_invalid_port_is_a_clear_fetch_error():

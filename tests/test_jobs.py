@@ -107,6 +107,86 @@ def test_thread_jobs_merge_embeds_and_survive_a_failing_job(thread_jobs):
     assert status["failed"] == 1 and "boom" in status["last_error"]
 
 
+class GatedTrainer:
+    """Refits wait for their project's gate; records what ran at once."""
+
+    gates: dict = {}
+    lock = threading.Lock()
+    running: list = []
+    most_at_once = 0
+    overlapped_itself = False
+    done: list = []
+
+    def __init__(self, settings, store):
+        pass
+
+    @classmethod
+    def reset(cls, closed=()):
+        cls.gates = {p: threading.Event() for p in range(1, 10)}
+        for project_id, gate in cls.gates.items():
+            if project_id not in closed:
+                gate.set()
+        cls.running, cls.done, cls.most_at_once, cls.overlapped_itself = [], [], 0, False
+
+    def refit(self, project_id, sync=False):
+        cls = GatedTrainer
+        with cls.lock:
+            cls.overlapped_itself |= project_id in cls.running
+            cls.running.append(project_id)
+            cls.most_at_once = max(cls.most_at_once, len(cls.running))
+        cls.gates[project_id].wait(10)
+        with cls.lock:
+            cls.running.remove(project_id)
+            cls.done.append(project_id)
+
+    def embed_tasks(self, project_id, task_ids):
+        self.refit(project_id)
+
+    def retry_version_pushes(self):
+        pass
+
+    def next_push_in(self):
+        return None
+
+
+def test_thread_jobs_run_projects_side_by_side_one_job_each(tmp_path):
+    """Project 1's refit is stuck: project 2's runs and ends meanwhile; a second refit of
+    project 1 waits for the first; with 2 lanes, project 3 takes the other lane and project 4
+    waits for one. Nothing of one project ever runs twice at once."""
+    GatedTrainer.reset(closed=(1, 3))
+    jobs = ThreadJobs(Settings(model_dir=tmp_path), store=None, trainer_factory=GatedTrainer, lanes=2)
+    try:
+        jobs.request_refit(1)
+        wait_until(lambda: GatedTrainer.running == [1], 10, "project 1's refit")
+        jobs.request_refit(2)
+        wait_until(lambda: GatedTrainer.done == [2], 10, "project 2's refit, beside project 1's")
+        assert jobs.request_refit(1) is True  # queued behind the running one, not beside it
+        jobs.request_embed(1, [7])  # nor an embed of it
+        jobs.request_refit(3)
+        jobs.request_refit(4)
+        wait_until(lambda: sorted(GatedTrainer.running) == [1, 3], 10, "projects 1 and 3 in the two lanes")
+        time.sleep(0.3)
+        status = jobs.status()
+        assert status["running"] == "refit:1, refit:3" and status["refits_queued"] == 2, status
+        assert GatedTrainer.done == [2]  # project 4 waits for a lane
+        GatedTrainer.gates[3].set()
+        wait_until(lambda: 4 in GatedTrainer.done, 10, "project 4 in the freed lane")
+        GatedTrainer.gates[1].set()
+        assert jobs.wait_idle(10)
+        assert sorted(GatedTrainer.done) == [1, 1, 1, 2, 3, 4]  # refit, embed, refit of project 1
+        assert GatedTrainer.most_at_once == 2 and not GatedTrainer.overlapped_itself
+    finally:
+        for gate in GatedTrainer.gates.values():
+            gate.set()
+        jobs.close()
+
+
+def test_thread_jobs_refuse_no_lanes(tmp_path):
+    """lanes=0 is a ValueError naming it."""
+    with pytest.raises(ValueError, match="lanes=0"):
+        ThreadJobs(Settings(model_dir=tmp_path), store=None, lanes=0)
+
+
 def test_isolated_jobs_run_in_a_child_process_that_is_restarted(sqlite_store, tmp_path):
     """isolate=True: jobs run in another process, at a lower CPU priority; if it dies the job
     fails and the next one starts a fresh process."""
@@ -152,6 +232,44 @@ def test_rq_jobs_coalesce_and_run_in_a_worker(redis_store):
     assert trainer.refits == [4] and trainer.syncs == [4]
     assert trainer.embeds == [(4, [1, 2, 3])]
     assert jobs.request_refit(4) is True  # the flag was cleared when the job started
+
+
+@pytest.mark.redis
+def test_rq_refit_of_a_project_refitting_elsewhere_does_not_hold_its_worker(redis_store):
+    """Two workers, one project: while one refits it, the other's refit job for it returns
+    within a second (it would otherwise wait for the lock, held behind a slow project, instead
+    of taking other projects' jobs), having requested the refit again; that refit runs once
+    the first is done."""
+    import contextvars
+
+    from backend.jobs._rq import _trainer, refit_job
+
+    RecordingTrainer.instances.clear()
+    connection = redis_store.connection
+    busy, other = RecordingTrainer(None, redis_store), RecordingTrainer(None, redis_store)
+    busy.release.clear()  # its refit blocks until released
+
+    def in_worker(trainer, project_id):
+        context = contextvars.copy_context()
+        context.run(_trainer.set, trainer)
+        context.run(refit_job, project_id)
+
+    first = threading.Thread(target=in_worker, args=(busy, 5), daemon=True)
+    first.start()
+    assert busy.entered.wait(10)
+    started = time.monotonic()
+    second = threading.Thread(target=in_worker, args=(other, 5), daemon=True)
+    second.start()
+    second.join(5)
+    assert not second.is_alive() and time.monotonic() - started < 3  # did not wait for the lock
+    jobs = RQJobs(connection)
+    assert other.refits == [] and jobs.status()["queued"] == 1  # the refit, requested again
+    assert jobs.request_refit(5) is False  # coalesced with it
+    busy.release.set()
+    first.join(10)
+    assert busy.refits == [5]
+    assert run_worker(Settings(redis_url="redis://unused"), redis_store, burst=True, trainer_factory=RecordingTrainer)
+    assert RecordingTrainer.instances[-1].refits == [5]
 
 
 @pytest.mark.redis

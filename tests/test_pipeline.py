@@ -218,6 +218,81 @@ def test_a_stalled_encoder_stops_the_fetching(encoder, sqlite_store, images, fet
     assert len(out) == 300 and all(r.vector is not None for r in out)
 
 
+def padded_png(png: bytes, extra: int, seed: int) -> bytes:
+    """``png`` with a private ancillary chunk of ``extra`` random bytes after its header: as
+    many bytes to download and hold, the same pixels (decoders skip the chunk)."""
+    import struct
+    import zlib
+
+    data = np.random.default_rng(seed).bytes(extra)
+    chunk = struct.pack(">I", len(data)) + b"prVt" + data + struct.pack(">I", zlib.crc32(b"prVt" + data))
+    end_of_header = 8 + 25  # signature, then IHDR (length, type, 13 bytes, CRC)
+    return png[:end_of_header] + chunk + png[end_of_header:]
+
+
+def test_the_bytes_held_stay_within_the_budget(encoder, sqlite_store):
+    """Back-pressure by bytes: 2-MB images, a 9-MB budget, the encoder stuck: at most the
+    budget plus one image is downloaded (count alone would allow 12 images, 24 MB); once the
+    encoder goes on, all 40 come out, embedded as their unpadded selves would be. (Before any
+    size is known a download counts as a quarter of the budget here, 2.25 MB: the first four
+    fit.)"""
+    size = 2 * 1024 * 1024
+    images = {f"{i}.png": padded_png(xray_png(i, i % 2 == 0), size, i) for i in range(40)}
+    server = ImageServer(images)
+    release = threading.Event()
+    calls = []
+
+    class Stalling:
+        id, dim, max_pixels, is_cuda, preprocess = (
+            encoder.id,
+            encoder.dim,
+            encoder.max_pixels,
+            False,
+            encoder.preprocess,
+        )
+
+        def embed_pixels(self, pixels):
+            calls.append(len(pixels))
+            release.wait(30)
+            return encoder.embed_pixels(pixels)
+
+    fetched = []
+
+    def counting_fetch(key, ref):
+        data = fetch_bytes(ref)
+        fetched.append(len(data))
+        return data
+
+    from backend.labelstudio.client import LabelStudioClient
+
+    fetch_bytes = LabelStudioClient(None, None, allowed_hosts="127.0.0.1").fetch_image
+    budget = 9 * 1024 * 1024
+    pipeline = Pipeline(
+        Stalling(), sqlite_store, decode_workers=0, batch_size=4, batches_ahead=1, fetch_workers=4, held_bytes=budget
+    )
+    assert pipeline.max_held * size > 2 * budget  # the count alone would not bound it
+    out = []
+    worker = threading.Thread(
+        target=lambda: out.extend(pipeline.embed_all([(i, f"{server.url}/{i}.png") for i in range(40)], counting_fetch))
+    )
+    try:
+        worker.start()
+        wait = time.monotonic() + 10
+        while not calls and time.monotonic() < wait:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the fetchers had time to overrun, if they would
+        assert calls  # a batch reached the encoder, which holds it
+        assert sum(fetched) <= budget + max(fetched), (len(fetched), sum(fetched))
+    finally:
+        release.set()
+        worker.join(60)
+        server.close()
+    assert sorted(r.key for r in out) == list(range(40))
+    expected = encoder.embed_bytes([xray_png(i, i % 2 == 0) for i in range(40)])
+    for result in out:
+        np.testing.assert_allclose(result.vector, expected[result.key], atol=1e-5)
+
+
 def test_fetches_to_one_host_are_limited(encoder, sqlite_store, images, fetch):
     """With 12 fetch workers and a per-host limit of 3, the server never sees more than 3
     requests at once, and does see 3 (they run side by side)."""
@@ -237,6 +312,7 @@ def test_fetches_to_one_host_are_limited(encoder, sqlite_store, images, fetch):
         pytest.param({"batch_size": 0}, "batch_size=0", id="batch-size"),
         pytest.param({"per_host": 0}, "per_host=0", id="per-host"),
         pytest.param({"decode_workers": -1}, "decode_workers=-1", id="decode-workers"),
+        pytest.param({"held_bytes": 0}, "held_bytes=0", id="held-bytes"),
     ],
 )
 def test_bad_settings_are_named(encoder, sqlite_store, kwargs, match):
@@ -450,3 +526,46 @@ def test_decoding_processes_exit_when_their_parent_is_killed(tiny_encoder_spec, 
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(pid) for pid in pids)
+
+
+def test_runs_in_two_threads_share_the_encoder_one_batch_at_a_time(encoder, sqlite_store, server, images, fetch):
+    """Two runs of one pipeline at once (jobs of two projects): every image comes out of its
+    own run with the encoder's own embedding, and the encoder is never called twice at once."""
+    lock, active, most = threading.Lock(), [0], [0]
+
+    class Counting:
+        id, dim, max_pixels, is_cuda, preprocess = (
+            encoder.id,
+            encoder.dim,
+            encoder.max_pixels,
+            False,
+            encoder.preprocess,
+        )
+
+        def embed_pixels(self, pixels):
+            with lock:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            time.sleep(0.05)  # long enough for the other run's batch to arrive meanwhile
+            try:
+                return encoder.embed_pixels(pixels)
+            finally:
+                with lock:
+                    active[0] -= 1
+
+    pipeline = Pipeline(Counting(), sqlite_store, decode_workers=0, batch_size=2)
+    out: dict = {}
+
+    def run(name, seeds):
+        out[name] = pipeline.embed_all([(i, f"{server.url}/{i}.png") for i in seeds], fetch)
+
+    threads = [threading.Thread(target=run, args=(n, s)) for n, s in (("a", range(0, 20)), ("b", range(20, 40)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(r.key for r in out["a"]) == list(range(20)) and sorted(r.key for r in out["b"]) == list(range(20, 40))
+    expected = encoder.embed_bytes([images[f"{i}.png"] for i in range(40)])
+    for result in out["a"] + out["b"]:
+        np.testing.assert_allclose(result.vector, expected[result.key], atol=1e-5)
+    assert most[0] == 1

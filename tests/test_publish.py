@@ -81,3 +81,32 @@ def test_next_push_in_with_the_store_away_looks_again_after_the_interval(sqlite_
 
     monkeypatch.setattr(sqlite_store, "get_push_due", unreachable)
     assert Publisher(SETTINGS, sqlite_store, lambda project: None, Retry(interval_s=7)).next_push_in() == 7
+
+
+def test_jobs_side_by_side_push_a_missed_version_once(sqlite_store):
+    """Two jobs start at once while a version is due (lanes of the embedded worker): one
+    pushes it, the other goes on without waiting or pushing it again."""
+    import threading
+
+    _saved_version(sqlite_store, 1)
+    sqlite_store.set_push_due(1, time.time() - 1)
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowClient(DownThenUpClient):
+        def set_model_version(self, project_id, version, status=None, basic_auth=None):
+            entered.set()
+            release.wait(10)
+            return super().set_model_version(project_id, version, status, basic_auth)
+
+    client = SlowClient()
+    client.up = True
+    publisher = Publisher(SETTINGS, sqlite_store, lambda project: client)
+    first = threading.Thread(target=publisher.push_due)
+    first.start()
+    assert entered.wait(10)
+    started = time.monotonic()
+    publisher.push_due()  # the second job: returns at once
+    assert time.monotonic() - started < 1.0
+    release.set()
+    first.join(10)
+    assert client.versions == [(1, "v-n3", "hi")]

@@ -91,3 +91,27 @@ def test_each_forecast_knows_the_projects_task_count(service_settings):
     labels, vectors = _labels_and_vectors(24)
     result = _refit(service_settings, labels, vectors)
     assert result.record["findings"]["Effusion"]["project_size"] == 24
+
+
+def test_refits_in_threads_at_once_give_what_they_give_one_by_one(service_settings):
+    """Four refits of different label sets side by side (the embedded worker's lanes) give the
+    probes, forecasts and plot PNGs that each gives alone: no shared state between them (the
+    plots use no pyplot registry, the one-BLAS-thread blocks take turns)."""
+    import threading
+
+    cases = [_labels_and_vectors(24 + 4 * i, seed=i) for i in range(4)]
+    alone = [_refit(service_settings, labels, vectors) for labels, vectors in cases]
+    together: list = [None] * len(cases)
+
+    def run(i):
+        together[i] = _refit(service_settings, *cases[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(cases))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for one, other in zip(alone, together):
+        assert other.model["probes"] == one.model["probes"]
+        assert other.record["findings"] == one.record["findings"]
+        assert other.plots == one.plots

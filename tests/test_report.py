@@ -48,7 +48,8 @@ def test_report_shows_forecast_plot_history_and_settings(app, client):
     page.feed(response.get_data(as_text=True))
     text = " ".join(page.text)
     forecast = client.get("/forecast?project=7").json
-    assert forecast["message"].endswith(" Details: http://localhost/report?project=7")  # one line
+    # no PUBLIC_URL: the path on the backend, no address (a request's Host header is not one)
+    assert forecast["message"].endswith(" Details: /report?project=7 on the LabelCast backend.")  # one line
     assert "\n" not in forecast["message"]
     assert forecast["message"] in text.replace("\n", " ") or forecast["message"][:40] in text
     images = [attrs for tag, attrs in page.tags if tag == "img"]

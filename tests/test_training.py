@@ -89,7 +89,10 @@ def test_refit_saves_model_forecast_and_tells_label_studio(trainer, sqlite_store
     assert model["version"] == record["version"] and model["version"].endswith("-n24")
     assert set(model["probes"]) == {"Effusion"}
     assert record["n_labels"] == 24 and record["findings"]["Effusion"]["status"] != "collecting"
-    assert record["message"] == record["findings"]["Effusion"]["message"]
+    # the sentence, then where the report is (no PUBLIC_URL here: no address)
+    assert record["message"] == record["findings"]["Effusion"]["message"] + (
+        " Details: /report?project=1 on the LabelCast backend."
+    )
     assert sqlite_store.get_plot(1, "Effusion")[:8] == b"\x89PNG\r\n\x1a\n"
     (client,) = RecordingClient.made
     assert (client.url, client.api_key) == ("http://ls", "k")

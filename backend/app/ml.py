@@ -49,8 +49,7 @@ def health():
 
 @blueprint.post("/setup")
 def setup():
-    # Label Studio calls /setup at the URL it knows the backend by: links in messages use it.
-    return jsonify(service().setup(json_body(), backend_url=request.host_url, caller=request.remote_addr))
+    return jsonify(service().setup(json_body(), caller=request.remote_addr))
 
 
 @blueprint.post("/predict")

@@ -2,8 +2,8 @@
 request before a thread takes it, :mod:`backend.http_worker`).
 
 Without ``REDIS_URL`` it is a complete backend on its own: a SQLite store in ``MODEL_DIR`` and
-an in-process worker thread that feeds one training child process, so it runs exactly one
-gunicorn worker process. With ``REDIS_URL`` it only serves requests (``--workers`` of them) and
+an in-process worker whose lanes (a project each) feed one training child process, so it runs
+exactly one gunicorn worker process. With ``REDIS_URL`` it only serves requests (``--workers`` of them) and
 ``labelcast worker`` processes do the work.
 
 Before it listens, the embedded mode checks that the encoder (``ENCODER``) resolves: its
@@ -67,6 +67,10 @@ def run(args) -> int:
         raise CommandError("--workers > 1 needs REDIS_URL: the embedded SQLite mode trains in the one web process")
     if not args.lazy_encoder and not settings.redis_url:
         _check_encoder(settings.encoder)
+    if not settings.public_url and (url := listen_url(args.host, args.port)):
+        import dataclasses
+
+        settings = dataclasses.replace(settings, public_url=url)  # report links (PUBLIC_URL)
 
     class _Server(BaseApplication):
         def load_config(self):
@@ -88,11 +92,34 @@ def run(args) -> int:
 
     print(
         f"labelcast: serving on http://{args.host}:{args.port} "
-        f"({'Redis store and RQ queue' if settings.redis_url else 'embedded SQLite store and trainer'})",
+        f"({'Redis store and RQ queue' if settings.redis_url else 'embedded SQLite store and trainer'}); "
+        + (
+            f"report links: {settings.public_url}/report"
+            if settings.public_url
+            else "no report link in messages (set PUBLIC_URL to the address browsers reach this at)"
+        ),
         flush=True,
     )
     _Server().run()
     return 0
+
+
+def listen_url(host: str, port: int) -> str | None:
+    """``http://host:port`` when ``host`` is one concrete address or name (the report link
+    then points there); None for a wildcard (``0.0.0.0``, ``::``), which names no address a
+    browser could use."""
+    import ipaddress
+
+    name = host.strip().strip("[]")
+    if name in ("", "*"):
+        return None
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return f"http://{name}:{int(port)}"  # a host name
+    if address.is_unspecified:
+        return None
+    return f"http://[{name}]:{int(port)}" if address.version == 6 else f"http://{name}:{int(port)}"
 
 
 def _check_encoder(spec: str) -> None:

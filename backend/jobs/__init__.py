@@ -1,4 +1,5 @@
-"""How work is queued: an in-process worker thread (embedded mode) or an RQ queue (Redis mode).
+"""How work is queued: an in-process worker running projects side by side (embedded mode) or an
+RQ queue (Redis mode).
 
 Both implement :class:`Jobs`. Refit requests coalesce per project: requests that arrive while a
 refit is queued or running lead to one more refit, not one per label. The web process only
@@ -16,8 +17,8 @@ __all__ = ["Jobs", "ThreadJobs", "RQJobs", "open_jobs", "run_worker", "TRAINER_F
 
 
 def open_jobs(settings, store) -> Jobs:
-    """RQ jobs when ``settings.redis_url`` is set, else the embedded worker thread (feeding a
-    training child process)."""
+    """RQ jobs when ``settings.redis_url`` is set, else the embedded worker (its lanes feeding
+    one training child process)."""
     if settings.redis_url:
         import redis
 

@@ -4,12 +4,22 @@ Coalescing uses a ``pending`` flag per project: a request sets it (``SET NX``) a
 job only when the flag was not set; the job clears the flag before it starts working, so labels
 that arrive during a refit enqueue exactly one more. A per-project lock keeps two workers from
 refitting the same project at once.
+
+Projects run side by side as far as there are ``labelcast worker`` processes: each runs one job
+at a time, so a project whose image host trickles holds one worker (for at most
+``backend.training.FETCH_BUDGET_S``) and the others go on. A refit job whose project is already
+being refitted by another worker does not wait for the lock (that would hold a second worker
+behind the slow project): it requests the refit again (back of the queue, coalesced like any
+request) and returns, so the worker takes other projects' jobs meanwhile. The requested refit
+runs once the lock is free: when the other worker is done, or when its lock expires because
+it died.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +36,10 @@ JOB_TIMEOUT_S = 3600
 LOCK_TIMEOUT_S = 15
 """Expiry of the per-project refit lock (seconds). A running refit extends it every third of
 that; a worker killed mid-refit (``kill -9``) frees it within this time."""
+
+BUSY_REQUEUE_S = 1.0
+"""Seconds a refit job whose project's lock is taken waits before it requests the refit again
+and returns (so that a lone waiting job does not spin on the queue)."""
 
 KEY_PREFIX = "labelcast"
 
@@ -90,17 +104,41 @@ def refit_job(project_id: int) -> None:
     connection = trainer.store.connection
     connection.delete(_key(project_id, "refit-pending"))
     lock = connection.lock(_key(project_id, "refit-lock"), timeout=LOCK_TIMEOUT_S)
-    with lock, _keep_extended(lock):
-        pipe = connection.pipeline(transaction=True)
-        pipe.get(_key(project_id, "sync-pending"))
-        pipe.delete(_key(project_id, "sync-pending"))
-        sync, _ = pipe.execute()
-        connection.set(_key(project_id, "refit-inflight"), "sync" if sync else "refit")
-        try:
-            trainer.refit(project_id, sync=bool(sync))
-        finally:
-            connection.delete(_key(project_id, "refit-inflight"))
-            _schedule_version_pushes(trainer)
+    if not lock.acquire(blocking=False):  # another worker refits it: do not wait here
+        time.sleep(BUSY_REQUEUE_S)
+        RQJobs(connection, _queue_name()).request_refit(project_id)
+        log.debug("project %s: being refitted by another worker; requested the refit again", project_id)
+        return
+    try:
+        with _keep_extended(lock):
+            pipe = connection.pipeline(transaction=True)
+            pipe.get(_key(project_id, "sync-pending"))
+            pipe.delete(_key(project_id, "sync-pending"))
+            sync, _ = pipe.execute()
+            connection.set(_key(project_id, "refit-inflight"), "sync" if sync else "refit")
+            try:
+                trainer.refit(project_id, sync=bool(sync))
+            finally:
+                connection.delete(_key(project_id, "refit-inflight"))
+                _schedule_version_pushes(trainer)
+    finally:
+        _release(lock)
+
+
+def _release(lock) -> None:
+    from redis.exceptions import LockError
+
+    try:
+        lock.release()
+    except LockError:  # it expired (the worker stalled past LOCK_TIMEOUT_S): nothing to free
+        log.warning("the refit lock had expired before the refit ended")
+
+
+def _queue_name() -> str:
+    from rq import get_current_job
+
+    job = get_current_job()
+    return job.origin if job else QUEUE_NAME
 
 
 def requeue_interrupted(connection, queue_name: str = QUEUE_NAME) -> list[int]:
