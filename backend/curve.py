@@ -485,13 +485,16 @@ def _fit_analog(
             draws = np.clip(draws + rng.normal(0.0, sds[-1], (n_draws, 1)), 0.0, 1.0)
     else:
         draws = values[None, :]
-    if gain_weight > 0:
+    gain_model = gain_model_for(prior) if gain_weight > 0 else None
+    if gain_model is None:  # "analog", or a prior without measured curves to learn gains from
+        gain_weight = 0.0
+    else:
         # Point forecast: the gain model's share of the way from the mixture to it. Each draw
         # moves a uniform random share in [0, 2 * gain_weight] of that way: the intervals keep
         # the two models' disagreement.
         later = GRID > sizes[match][-1]
         towards = np.zeros_like(values)
-        towards[later] = gain_model_for(prior).curve(sizes[match], means[match], GRID[later]) - values[later]
+        towards[later] = gain_model.curve(sizes[match], means[match], GRID[later]) - values[later]
         share = rng.uniform(0.0, 2.0 * gain_weight, (len(draws), 1)) if n_draws > 0 else np.full((1, 1), gain_weight)
         draws = np.maximum.accumulate(np.clip(draws + share * towards, 0.0, 1.0), axis=1)
         values = np.maximum.accumulate(np.clip(values + gain_weight * towards, 0.0, 1.0))

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GainModel", "curve_features", "gain_model_for", "CUTS", "N_FEATURES"]
+__all__ = ["GainModel", "NothingToLearnError", "curve_features", "gain_model_for", "CUTS", "N_FEATURES"]
 
 # Where each library curve is cut to make training rows: the sizes the features are computed up
 # to (LCDB measures at 16 * sqrt(2)**k; product curves end anywhere from ~16 to thousands).
@@ -77,6 +77,10 @@ def _line(ln: np.ndarray, y: np.ndarray, doublings: float) -> tuple[float, float
     return float(level), float(slope)
 
 
+class NothingToLearnError(ValueError):
+    """No library curve is measured past a cut: there are no gains to learn from."""
+
+
 class GainModel:
     """Predicts a curve's later course from its start; fitted on measured library curves.
 
@@ -93,7 +97,7 @@ class GainModel:
 
         rows, gains = _training_rows(measured)
         if not rows:
-            raise ValueError(f"no library curve is measured past a cut in {CUTS}: nothing to learn gains from")
+            raise NothingToLearnError(f"no library curve is measured past a cut in {CUTS}: nothing to learn gains from")
         X = np.array(rows)
         self.n_rows_ = len(rows)
         self.max_ratio_ = float(X[:, -1].max())
@@ -137,12 +141,17 @@ def _training_rows(measured) -> tuple[list[list[float]], list[float]]:
 _lock = threading.Lock()
 
 
-def gain_model_for(prior) -> GainModel:
-    """The gain model of ``prior`` (a :class:`~backend.curve_prior.CurvePrior`), fitted once."""
+def gain_model_for(prior) -> GainModel | None:
+    """The gain model of ``prior`` (a :class:`~backend.curve_prior.CurvePrior`), fitted once;
+    ``None`` when the prior holds no curve measured past a cut (a hand-made library without
+    measurements): the forecast is then the analog mixture alone."""
     with _lock:
         return _cached(prior)
 
 
 @functools.lru_cache(maxsize=8)
-def _cached(prior) -> GainModel:
-    return GainModel(prior.measured)
+def _cached(prior) -> GainModel | None:
+    try:
+        return GainModel(prior.measured)
+    except NothingToLearnError:
+        return None

@@ -358,8 +358,11 @@ def _mean_curve(a: EmpiricalCurve, b: EmpiricalCurve, share: float) -> Empirical
 
 def beyond_project_sentence(needed: float, project_size: int) -> str:
     """What to say when the forecast needs more labels than the project has images."""
+    count = _round_count(needed)
+    if int(count.replace(",", "")) <= project_size:  # rounding must not undo the comparison
+        count = f"{math.ceil(needed):,}"
     return (
-        f"That is more labels ({_round_count(needed)} in all) than the {project_size:,} images "
+        f"That is more labels ({count} in all) than the {project_size:,} images "
         f"LabelCast knows in this project: add images, or lower the target."
     )
 

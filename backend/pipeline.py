@@ -31,6 +31,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -381,6 +382,7 @@ class Pipeline:
     def _finish_batch(self, batch: _Batch) -> list[Result]:
         """Wait for the batch's pixels, embed them, store the vectors; its results."""
         vectors, errors = batch.embed()
+        batch.todo.clear()  # its images' bytes are free now (the byte budget counts on it)
         if vectors:
             self.cache.put_many(self.encoder.id, vectors)
         self._count(embedded=len(vectors))
@@ -394,8 +396,14 @@ class Pipeline:
         return out
 
     def _decoder_pool(self):
-        """The decoding processes, started on first use and kept for later runs."""
+        """The decoding processes, started on first use and kept for later runs; started again
+        when one of them died (killed for memory, a crash in a decoder library), which breaks
+        the whole pool: its pending images become image errors, later batches go to new ones."""
         with self._pool_lock:
+            if self._pool is not None and getattr(self._pool, "_broken", False):
+                log.warning("a decoding process died; starting the decoding processes again")
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     self.decode_workers,
@@ -459,11 +467,14 @@ class _Batch:
         encoder = pipeline.encoder
         for sha in shas:
             image = self.todo[sha]
-            self.cpu[sha] = (
-                pool.submit(decode_pixels, image.data, image.name, encoder.max_pixels, encoder.preprocess)
-                if pool is not None
-                else None
-            )
+            self.cpu[sha] = None  # decoded in this process at embed, unless the pool takes it
+            if pool is not None:
+                try:
+                    self.cpu[sha] = pool.submit(
+                        decode_pixels, image.data, image.name, encoder.max_pixels, encoder.preprocess
+                    )
+                except BrokenProcessPool:  # died since it was handed out: the next batch gets new ones
+                    pool = None
 
     def _decode_on_device(self, shas: list[str]) -> tuple[Any, list[str], dict[str, str], float]:
         """Runs in the device thread: (pixels on the device, their hashes, {hash: why the device
@@ -524,7 +535,10 @@ class _Batch:
         pixels = []
         for sha, future in self.cpu.items():
             if future is not None:
-                outcome, seconds = future.result()
+                try:
+                    outcome, seconds = future.result()
+                except BrokenProcessPool as exc:  # its process died (memory?): this image's error
+                    outcome, seconds = ImageDecodeError(f"the decoding process died while decoding it ({exc})"), 0.0
             else:
                 image = self.todo[sha]
                 outcome, seconds = decode_pixels(image.data, image.name, encoder.max_pixels, encoder.preprocess)

@@ -123,3 +123,14 @@ def test_the_ensemble_moves_the_forecast_towards_the_gain_model():
     i_lo, i_hi = ensemble.interval([2048])
     assert i_lo[0] <= ensemble.predict([2048])[0] <= i_hi[0]
     assert ensemble.method == "ensemble"
+
+
+def test_a_prior_without_measured_curves_forecasts_by_analogy_alone():
+    """The default method on a hand-made library with no measurements to learn gains from does
+    not raise: it is the analog mixture (valid input never raises)."""
+    prior = CurvePrior(curves=load_default_prior().curves[:20])
+    assert gain_model_for(prior) is None
+    sizes = np.repeat([16.0, 32.0, 64.0], 3)
+    scores = np.repeat([0.70, 0.75, 0.78], 3) + np.tile([-0.01, 0.0, 0.01], 3)
+    fit = fit_learning_curve(sizes, scores, prior=prior, n_boot=20)
+    assert fit.method == "analog" and 0.78 <= fit.predict([1000])[0] <= 1.0

@@ -259,3 +259,11 @@ def test_a_bad_project_size_is_refused(bad):
     """A negative or boolean project size raises a ValueError naming it."""
     with pytest.raises(ValueError, match="project_size"):
         forecast(np.zeros((40, 4)), np.tile([0, 1], 20), 0.9, project_size=bad)
+
+
+def test_the_beyond_project_sentence_never_contradicts_itself():
+    """1,040 labels needed against 1,000 images is not rounded to "1,000 in all"."""
+    from backend.forecast import beyond_project_sentence
+
+    assert "(1,040 in all) than the 1,000 images" in beyond_project_sentence(1039.2, 1000)
+    assert "(2,500 in all) than the 1,000 images" in beyond_project_sentence(2480.0, 1000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import os
 import time
 
 import numpy as np
@@ -569,3 +570,24 @@ def test_runs_in_two_threads_share_the_encoder_one_batch_at_a_time(encoder, sqli
     for result in out["a"] + out["b"]:
         np.testing.assert_allclose(result.vector, expected[result.key], atol=1e-5)
     assert most[0] == 1
+
+
+def test_a_dead_decoding_process_costs_its_images_not_the_pipeline(encoder, sqlite_store, server, fetch):
+    """When a decoding process dies (killed for memory, say), the images it held become image
+    errors and the next run starts new decoding processes and embeds everything."""
+    import signal
+
+    pipeline = Pipeline(encoder, sqlite_store, decode_workers=1, batch_size=4)
+    try:
+        first = pipeline.embed_all([(i, f"{server.url}/{i}.png") for i in range(4)], fetch)
+        assert all(r.vector is not None for r in first)
+        for process in list(pipeline._pool._processes.values()):
+            os.kill(process.pid, signal.SIGKILL)
+        deadline = time.time() + 30
+        while not getattr(pipeline._pool, "_broken", False) and time.time() < deadline:
+            time.sleep(0.05)
+        again = pipeline.embed_all([(i, f"{server.url}/{i}.png") for i in range(4, 10)], fetch)
+    finally:
+        pipeline.close()
+    assert sorted(r.key for r in again) == list(range(4, 10))
+    assert all(r.vector is not None for r in again), [r.error for r in again if r.vector is None]
