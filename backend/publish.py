@@ -84,10 +84,21 @@ class Publisher:
         self.client_for = client_for
         self.retry = retry or Retry()
         self._pushing = threading.Lock()  # one push_due at a time (jobs may run side by side)
+        self._projects: dict[int, threading.RLock] = {}  # one push per project at a time
+        self._projects_lock = threading.Lock()
+
+    def _project_lock(self, project_id: int) -> threading.RLock:
+        with self._projects_lock:
+            return self._projects.setdefault(project_id, threading.RLock())
 
     def tell(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
         """Set the project's model version and forecast sentence in Label Studio; Label Studio
-        unreachable is logged and retried after ``retry.interval_s`` (not raised)."""
+        unreachable is logged and retried after ``retry.interval_s`` (not raised). One push per
+        project at a time: a late push of an older version cannot land after a newer one."""
+        with self._project_lock(project_id):
+            self._tell(project_id, project, version, message)
+
+    def _tell(self, project_id: int, project: dict[str, Any], version: str, message: str) -> None:
         client = self.client_for(project)
         if not (getattr(client, "url", None) and getattr(client, "api_key", None)):
             log.info("project %s: no Label Studio URL/API key; model version not pushed", project_id)
@@ -122,12 +133,13 @@ class Publisher:
         ``retry.interval_s``, never at once, and raised; any other error is a bug: raised (the
         queues log it and count it) and not retried."""
         try:
-            model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
-            project = self.store.get_project(project_id)
-            if not (model and record and project):
-                self.store.set_push_due(project_id, None)
-                return
-            self.tell(project_id, project, model["version"], record.get("message") or "")
+            with self._project_lock(project_id):  # read the latest version while no push runs
+                model, record = self.store.get_model(project_id), self.store.get_forecast(project_id)
+                project = self.store.get_project(project_id)
+                if not (model and record and project):
+                    self.store.set_push_due(project_id, None)
+                    return
+                self.tell(project_id, project, model["version"], record.get("message") or "")
         except Exception as exc:
             if self.retry.covers(exc):
                 self.store.set_push_due(project_id, self.retry.next_try(time.time()))

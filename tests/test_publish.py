@@ -110,3 +110,41 @@ def test_jobs_side_by_side_push_a_missed_version_once(sqlite_store):
     release.set()
     first.join(10)
     assert client.versions == [(1, "v-n3", "hi")]
+
+
+def test_a_late_push_of_an_older_version_never_lands_after_a_newer_one(sqlite_store):
+    """A due push reads version n3 and Label Studio is slow to answer; meanwhile a refit saves
+    n4 and tells it. Label Studio must end on n4 (pushes of one project take turns)."""
+    import threading
+
+    class SlowFirstClient:
+        """Label Studio answering the first call only when ``release`` is set (a test double:
+        the interleaving of two pushes cannot be arranged with a real server)."""
+
+        url, api_key = "http://ls", "k"
+
+        def __init__(self):
+            self.release, self.entered, self.versions, self.calls = threading.Event(), threading.Event(), [], 0
+
+        def set_model_version(self, project_id, version, status=None, basic_auth=None):
+            self.calls += 1
+            if self.calls == 1:
+                self.entered.set()
+                assert self.release.wait(10)
+            self.versions.append(version)
+            return 1
+
+    _saved_version(sqlite_store, 1)
+    client = SlowFirstClient()
+    publisher = Publisher(SETTINGS, sqlite_store, lambda project: client)
+    late = threading.Thread(target=publisher.push, args=(1,))
+    late.start()
+    assert client.entered.wait(10)
+    sqlite_store.put_result(1, {"version": "v-n4", "probes": {}}, {"version": "v-n4", "message": "new"}, {})
+    newer = threading.Thread(target=publisher.tell, args=(1, sqlite_store.get_project(1), "v-n4", "new"))
+    newer.start()
+    time.sleep(0.3)  # the newer push has had time to overtake, were it allowed to
+    client.release.set()
+    late.join(10)
+    newer.join(10)
+    assert client.versions[-1] == "v-n4"
