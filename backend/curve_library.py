@@ -75,13 +75,13 @@ def build_prior(curves: Iterable[tuple[Any, Any]], source: dict | None = None, *
     Curves with fewer than :data:`MIN_SIZES` sizes are left out. ``settings`` override
     :data:`~backend.curve_prior.SETTINGS`.
     """
-    kept = [(np.asarray(s, dtype=np.float64), m) for s, m in curves if len(s) >= MIN_SIZES]
+    kept = [_sorted(np.asarray(s, dtype=np.float64), m) for s, m in curves if len(s) >= MIN_SIZES]
     if not kept:
         raise ValueError(f"no curve with at least {MIN_SIZES} sizes to build a prior from")
     return CurvePrior(
         curves=np.stack([tabulate_curve(s, m) for s, m in kept]),
-        measured_from=float(min(s.min() for s, _ in kept)),
-        measured=tuple(_sorted(s, m) for s, m in kept),
+        measured_from=float(min(s[0] for s, _ in kept)),
+        measured=tuple(kept),
         source=dict(source or {}),
         **(SETTINGS | settings),
     )
