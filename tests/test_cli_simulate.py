@@ -149,6 +149,10 @@ def test_simulate_order_replays_a_sampling_strategy(tb_data_dir, tmp_path, capsy
     elif order == "random":
         assert not row["corrected"] and "not a random sample" not in row["message"]
         assert row["raw_predicted_auc_at_full"] == row["predicted_auc_at_full"]
+    else:  # the file's own order: corrected exactly when the comparison with the pool flags it
+        assert order == "file"
+        assert row["corrected"] == row["selection_bias"]["detected"]
+        assert ("not a random sample" in row["message"]) == row["corrected"]
 
 
 def test_simulate_bad_order(tb_data_dir, capsys):

@@ -573,19 +573,22 @@ def test_runs_in_two_threads_share_the_encoder_one_batch_at_a_time(encoder, sqli
 
 
 def test_a_dead_decoding_process_costs_its_images_not_the_pipeline(encoder, sqlite_store, server, fetch):
-    """When a decoding process dies (killed for memory, say), the images it held become image
-    errors and the next run starts new decoding processes and embeds everything."""
+    """When the decoding processes die between runs (killed for memory, say), the next run starts
+    new ones and embeds everything."""
     import signal
 
     pipeline = Pipeline(encoder, sqlite_store, decode_workers=1, batch_size=4)
     try:
         first = pipeline.embed_all([(i, f"{server.url}/{i}.png") for i in range(4)], fetch)
         assert all(r.vector is not None for r in first)
-        for process in list(pipeline._pool._processes.values()):
-            os.kill(process.pid, signal.SIGKILL)
+        pids = [process.pid for process in pipeline._pool._processes.values()]
+        assert pids
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
         deadline = time.time() + 30
         while not getattr(pipeline._pool, "_broken", False) and time.time() < deadline:
             time.sleep(0.05)
+        assert pipeline._pool._broken
         again = pipeline.embed_all([(i, f"{server.url}/{i}.png") for i in range(4, 10)], fetch)
     finally:
         pipeline.close()
