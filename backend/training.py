@@ -32,6 +32,7 @@ from backend.labelstudio.protocol import model_version
 from backend.publish import Publisher, Retry
 from backend.refit import FORECAST_SEED, IMAGE_ERRORS_SHOWN, error_kind, image_error_summary, with_report_link
 from backend.refit import refit as refit_project
+from backend.selection_bias import MAX_POOL
 from backend.sync import sync_labels
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,6 @@ PROGRESS_PUSH_S = 15.0
 
 IMAGE_ERRORS_LOGGED = 5
 """Image errors quoted in the one warning a job logs about them (all are counted)."""
-
-POOL_SAMPLE = 5000
-"""Most unlabeled tasks' embeddings a refit reads to compare the labels with (a seeded random
-sample of a larger project; ``backend.selection_bias.MAX_POOL`` is the same bound)."""
 
 
 class Trainer:
@@ -249,7 +246,8 @@ class Trainer:
         labels = self.store.get_labels(project_id)
         image_errors: dict[int, str] = {}
         vectors = self.embed_tasks(project_id, labels, image_errors)
-        _, pool, pool_size = self._pool_embeddings(project_id, labels)
+        tasks = self.store.get_tasks(project_id)  # after embedding: with the hashes it stored
+        _, pool, pool_size = self._pool_embeddings(tasks, labels)
         result = refit_project(
             project_id,
             labels,
@@ -260,7 +258,7 @@ class Trainer:
             dim=self.encoder.dim,
             pool=pool,
             pool_size=pool_size,
-            n_tasks=len(self.store.get_tasks(project_id)),
+            n_tasks=len(tasks),
             previous=self.store.get_model(project_id),
             encoder_spec=self.settings.encoder,
             image_errors=image_errors,
@@ -275,26 +273,26 @@ class Trainer:
         self.publisher.tell(project_id, project, record["version"], record["message"])
         return record
 
-    def _pool_embeddings(self, project_id: int, labeled: Iterable[int]) -> tuple[list[int], np.ndarray, int]:
-        """Cached embeddings of the project's tasks that have no label.
+    def _pool_embeddings(
+        self, tasks: dict[int, dict[str, Any]], labeled: Iterable[int]
+    ) -> tuple[list[int], np.ndarray, int]:
+        """Cached embeddings of the project's tasks (``store.get_tasks``) that have no label.
 
         Only tasks already embedded count (TASKS_CREATED, /predict and the sync after /setup
-        embed them); nothing is fetched here. A project with more than ``POOL_SAMPLE`` of them
+        embed them); nothing is fetched here. A project with more than ``MAX_POOL`` of them
         gets a seeded random sample (the forecast looks at no more). Returns
         ``(task ids, X_pool of shape (n_ids, dim), unlabeled embedded tasks in all)``.
         """
         labeled = set(labeled)
-        shas = {
-            t: rec["sha"] for t, rec in self.store.get_tasks(project_id).items() if rec.get("sha") and t not in labeled
-        }
+        shas = {t: rec["sha"] for t, rec in tasks.items() if rec.get("sha") and t not in labeled}
         ids = sorted(shas)
-        if len(ids) > POOL_SAMPLE:
+        if len(ids) > MAX_POOL:
             rng = np.random.default_rng(FORECAST_SEED)
-            ids = sorted(rng.choice(ids, POOL_SAMPLE, replace=False).tolist())
+            ids = sorted(rng.choice(ids, MAX_POOL, replace=False).tolist())
         vectors = self.store.get_many(self.encoder.id, {shas[t] for t in ids})
         ids = [t for t in ids if shas[t] in vectors]
         X = np.stack([vectors[shas[t]] for t in ids]) if ids else np.zeros((0, self.encoder.dim), np.float32)
-        sampled = len(shas) > POOL_SAMPLE
+        sampled = len(shas) > MAX_POOL
         return ids, X, (len(shas) if sampled else len(ids))
 
     def _save_error(self, project_id: int, exc: Exception) -> dict[str, Any]:
@@ -348,15 +346,6 @@ class Trainer:
         """Seconds until a missed model version is due to be pushed again, None when none is."""
         return self.publisher.next_push_in()
 
-    def pending_pushes(self) -> dict[int, float]:
-        """``{project_id: seconds until the next try}`` of versions Label Studio was not told."""
-        return self.publisher.pending()
-
-    def push_version(self, project_id: int) -> None:
-        """Tell Label Studio the project's latest saved model version and message
-        (:meth:`backend.publish.Publisher.push`: expected failures retried later, bugs raised)."""
-        self.publisher.push(project_id)
-
 
 REFIT_ERRORS = (EncoderLoadError, LabelConfigError, SettingsError, UnusableLabelsError)
 """Errors that stop a refit for a reason a person can fix: saved as a forecast with status
@@ -393,8 +382,10 @@ class _Progress:
         self.written = self.pushed = -math.inf
         self.told = False
         store = trainer.store
-        self.tasks_total = len(store.get_tasks(project_id))
-        self.embedded_before = len(store.get_pool_embeddings(project_id, trainer.encoder.id))
+        tasks = store.get_tasks(project_id)
+        cached = store.cached_shas(trainer.encoder.id, {rec["sha"] for rec in tasks.values() if rec.get("sha")})
+        self.tasks_total = len(tasks)
+        self.embedded_before = sum(1 for rec in tasks.values() if rec.get("sha") in cached)
         self._write(running=True)
 
     def update(self, results) -> None:

@@ -341,11 +341,11 @@ def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client
 
 
 def test_a_large_pool_is_read_as_a_sample(app, client, monkeypatch):
-    """Above POOL_SAMPLE unlabeled tasks the refit reads a sample of their embeddings, and the
+    """Above MAX_POOL unlabeled tasks the refit reads a sample of their embeddings, and the
     forecast still counts every unlabeled task."""
     import backend.training
 
-    monkeypatch.setattr(backend.training, "POOL_SAMPLE", 10)
+    monkeypatch.setattr(backend.training, "MAX_POOL", 10)
     client.post("/setup", json={"project": 22, "schema": CONFIG, "extra_params": {"sampling": "random"}})
     client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 22}, "tasks": _tasks(range(100, 130))})
     for i in range(24):

@@ -343,10 +343,10 @@ def test_label_studio_unreachable_does_not_block_and_a_later_job_pushes(service_
     record = trainer.refit(2)
     assert time.monotonic() - started < 20
     assert sqlite_store.get_forecast(2)["version"] == record["version"] and flaky.pushes[0][0] == "failed"
-    assert set(trainer.pending_pushes()) == {2} and set(sqlite_store.get_push_due()) == {2}
+    assert set(trainer.publisher.pending()) == {2} and set(sqlite_store.get_push_due()) == {2}
     sqlite_store.set_push_due(2, 0.0)  # the retry is due (PUSH_RETRY_S later in real life)
     trainer.embed_tasks(2, [0])  # any later job retries the push, no new refit needed
-    assert flaky.pushes[-1] == ("ok", record["version"]) and not trainer.pending_pushes()
+    assert flaky.pushes[-1] == ("ok", record["version"]) and not trainer.publisher.pending()
 
 
 def test_embedded_worker_retries_a_missed_push_on_a_timer(service_settings, sqlite_store):

@@ -253,6 +253,15 @@ def test_pool_embeddings_are_every_embedded_task_labeled_or_not(store):
     assert store.get_pool_embeddings(5, "enc") == {}
 
 
+def test_cached_shas_names_the_hashes_embedded_for_that_encoder(store):
+    """cached_shas: the given hashes that have a vector for that encoder, no others."""
+    store.put_many("enc", {"a": np.zeros(3, np.float32), "b": np.ones(3, np.float32)})
+    store.put_many("other", {"c": np.ones(3, np.float32)})
+    assert store.cached_shas("enc", ["a", "c", "a", "zz"]) == {"a"}
+    assert store.cached_shas("enc", []) == set()
+    assert store.cached_shas("other", ["a", "b", "c"]) == {"c"}
+
+
 def test_push_deadlines_are_set_replaced_and_cleared(store):
     """A missed version's push deadline is kept per project, replaced by a later one and
     removed once Label Studio has the version."""

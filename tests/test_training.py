@@ -56,8 +56,8 @@ def test_a_push_that_fails_with_a_bug_is_raised_and_not_retried(trainer, sqlite_
     (client,) = RecordingClient.made  # one Label Studio, one client
     client.fail_with = TypeError("unexpected answer")
     with pytest.raises(TypeError):
-        trainer.push_version(1)
-    assert 1 not in trainer.pending_pushes()
+        trainer.publisher.push(1)
+    assert 1 not in trainer.publisher.pending()
 
 
 def test_a_push_that_meets_an_unreachable_store_is_retried_later(trainer, sqlite_store, monkeypatch):
@@ -76,8 +76,8 @@ def test_a_push_that_meets_an_unreachable_store_is_retried_later(trainer, sqlite
 
     monkeypatch.setattr(sqlite_store, "get_model", unreachable)
     with pytest.raises(sqlite3.OperationalError):
-        trainer.push_version(1)
-    assert trainer.pending_pushes()[1] > publish.PUSH_RETRY_S - 5
+        trainer.publisher.push(1)
+    assert trainer.publisher.pending()[1] > publish.PUSH_RETRY_S - 5
 
 
 def test_refit_saves_model_forecast_and_tells_label_studio(trainer, sqlite_store):

@@ -105,6 +105,11 @@ class Store(abc.ABC):
     def put_many(self, encoder_id: str, vectors: Mapping[str, np.ndarray]) -> None:
         """Cache ``{sha256: vector}`` for an encoder."""
 
+    @abc.abstractmethod
+    def cached_shas(self, encoder_id: str, sha256_list: Iterable[str]) -> set[str]:
+        """Which of the given image hashes have an embedding for ``encoder_id`` (no vector is
+        read: for counting what is embedded)."""
+
     def get_pool_embeddings(self, project_id: int, encoder_id: str) -> dict[int, np.ndarray]:
         """Embeddings of every task of the project that has one for ``encoder_id``, labeled or
         not (the pool: what sampling and bias corrections draw from).

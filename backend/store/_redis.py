@@ -233,6 +233,16 @@ class RedisStore(Store):
         values = self.connection.hmget(self.key("embeddings", encoder_id), shas)
         return {sha: bytes_to_vector(v) for sha, v in zip(shas, values) if v is not None}
 
+    def cached_shas(self, encoder_id, sha256_list):
+        shas = list(dict.fromkeys(sha256_list))
+        if not shas:
+            return set()
+        pipe = self.connection.pipeline(transaction=False)
+        key = self.key("embeddings", encoder_id)
+        for sha in shas:
+            pipe.hexists(key, sha)
+        return {sha for sha, present in zip(shas, pipe.execute()) if present}
+
     def put_many(self, encoder_id, vectors):
         if vectors:
             self.connection.hset(

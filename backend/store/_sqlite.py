@@ -306,6 +306,20 @@ class SQLiteStore(Store):
                 out[sha] = bytes_to_vector(blob)
         return out
 
+    def cached_shas(self, encoder_id, sha256_list):
+        shas = list(dict.fromkeys(sha256_list))
+        out: set[str] = set()
+        for start in range(0, len(shas), _CHUNK):
+            chunk = shas[start : start + _CHUNK]
+            out.update(
+                sha
+                for (sha,) in self._read(
+                    f"SELECT sha FROM embeddings WHERE encoder_id = ? AND sha IN ({','.join('?' * len(chunk))})",
+                    (encoder_id, *chunk),
+                )
+            )
+        return out
+
     def put_many(self, encoder_id, vectors):
         self._write_many(
             [
