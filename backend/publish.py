@@ -121,6 +121,23 @@ class Publisher:
             except LabelStudioError as exc:
                 log.warning("project %s: %s", project_id, exc)
 
+    def show_status(self, project_id: int, project: dict[str, Any], status: str, default_version: str) -> bool:
+        """Show ``status`` (progress: "embedding 3,200 of 10,000 images") as the backend's
+        description in Label Studio, beside the latest saved model version (``default_version``
+        before there is one), in the project's push turn. A courtesy: Label Studio unreachable
+        is logged, not retried. Returns whether Label Studio took it."""
+        with self._project_lock(project_id):
+            client = self.client_for(project)
+            if not (getattr(client, "url", None) and getattr(client, "api_key", None)):
+                return False
+            version = (self.store.get_model(project_id) or {}).get("version") or default_version
+            try:
+                client.set_model_version(project_id, version, status=status, basic_auth=self.basic_auth())
+            except LabelStudioError as exc:
+                log.info("project %s: progress not shown in Label Studio: %s", project_id, exc)
+                return False
+            return True
+
     def basic_auth(self) -> tuple[str, str] | None:
         """The backend's basic-auth credentials, None when it has none."""
         if self.settings.basic_auth_user and self.settings.basic_auth_pass:

@@ -406,14 +406,15 @@ class _Progress:
     def finish(self) -> None:
         self._write(running=False)
         if self.told:  # put the forecast sentence back in place of "embedding X of Y"
-            store = self.trainer.store
-            record = store.get_forecast(self.project_id) or {}
-            model = store.get_model(self.project_id) or {}
-            version = model.get("version") or model_version(self.trainer.settings.encoder, 0)
-            message = (
-                record.get("message") or f"{self.embedded_before + self.ok:,} of {self.tasks_total:,} images embedded."
-            )
-            self.trainer.publisher.tell(self.project_id, self.project, version, message)
+            publisher, store = self.trainer.publisher, self.trainer.store
+            if store.get_forecast(self.project_id) and store.get_model(self.project_id):
+                publisher.push(self.project_id)  # the latest version and its sentence
+            else:
+                done = f"{self.embedded_before + self.ok:,} of {self.tasks_total:,} images embedded."
+                publisher.tell(self.project_id, self.project, self._default_version(), done)
+
+    def _default_version(self) -> str:
+        return model_version(self.trainer.settings.encoder, 0)
 
     def _write(self, running: bool) -> None:
         self.written = time.monotonic()
@@ -433,15 +434,5 @@ class _Progress:
         )
 
     def _tell(self, status: str) -> None:
-        client = self.trainer.client(self.project)
-        if not (getattr(client, "url", None) and getattr(client, "api_key", None)):
-            return
-        model = self.trainer.store.get_model(self.project_id) or {}
-        version = model.get("version") or model_version(self.trainer.settings.encoder, 0)
-        try:
-            client.set_model_version(
-                self.project_id, version, status=status, basic_auth=self.trainer.publisher.basic_auth()
-            )
+        if self.trainer.publisher.show_status(self.project_id, self.project, status, self._default_version()):
             self.told = True
-        except LabelStudioError as exc:  # progress is a courtesy: the job goes on
-            log.info("project %s: progress not shown in Label Studio: %s", self.project_id, exc)
