@@ -141,7 +141,6 @@ class Trainer:
         -------
         dict of task id to ndarray of shape (dim,)
         """
-        self.retry_version_pushes()
         project = self._project(project_id)
         tasks = self.store.get_tasks(project_id, list(task_ids))
         encoder_id = self.encoder.id
@@ -338,8 +337,8 @@ class Trainer:
     # --- publishing (backend.publish) ------------------------------------------------------
     def retry_version_pushes(self) -> None:
         """Tell Label Studio the model versions it missed whose retry time has come (the
-        deadlines are kept in the store). Every job starts with this; the queues also run it on
-        a timer (:meth:`next_push_in`), so a version is reported even when no job comes."""
+        deadlines are kept in the store). The queues start every job with this and also run it
+        on a timer (:meth:`next_push_in`), so a version is reported even when no job comes."""
         self.publisher.push_due()
 
     def next_push_in(self) -> float | None:

@@ -334,6 +334,7 @@ def _labeled_project(store, pid):
 def test_label_studio_unreachable_does_not_block_and_a_later_job_pushes(service_settings, sqlite_store):
     """With Label Studio down, a refit still saves its forecast promptly; once Label Studio
     answers, the next job of the worker (here an embed, not a refit) pushes the version."""
+    from backend.jobs._thread import _run as run_job  # how the embedded worker runs a job
     from backend.training import Trainer
 
     flaky = _FlakyLabelStudio()
@@ -345,7 +346,7 @@ def test_label_studio_unreachable_does_not_block_and_a_later_job_pushes(service_
     assert sqlite_store.get_forecast(2)["version"] == record["version"] and flaky.pushes[0][0] == "failed"
     assert set(trainer.publisher.pending()) == {2} and set(sqlite_store.get_push_due()) == {2}
     sqlite_store.set_push_due(2, 0.0)  # the retry is due (PUSH_RETRY_S later in real life)
-    trainer.embed_tasks(2, [0])  # any later job retries the push, no new refit needed
+    run_job(trainer, ("embed", 2, [0]))  # any later job retries the push, no new refit needed
     assert flaky.pushes[-1] == ("ok", record["version"]) and not trainer.publisher.pending()
 
 

@@ -101,6 +101,7 @@ def refit_job(project_id: int) -> None:
     again (:func:`requeue_interrupted`).
     """
     trainer = _trainer.get()
+    trainer.retry_version_pushes()  # every job first tells Label Studio the versions it missed
     connection = trainer.store.connection
     connection.delete(_key(project_id, "refit-pending"))
     lock = connection.lock(_key(project_id, "refit-lock"), timeout=LOCK_TIMEOUT_S)
@@ -188,6 +189,7 @@ class _keep_extended:
 def embed_job(project_id: int) -> None:
     """RQ job: embed the tasks queued for one project."""
     trainer = _trainer.get()
+    trainer.retry_version_pushes()  # every job first tells Label Studio the versions it missed
     connection = trainer.store.connection
     connection.delete(_key(project_id, "embed-pending"))
     pipe = connection.pipeline(transaction=True)

@@ -345,11 +345,10 @@ class _JobError(RuntimeError):
 def _run(trainer, task) -> float | None:
     """Do one task; returns :meth:`Trainer.next_push_in` (seconds until the push job is due)."""
     kind, project_id, arg = task
+    trainer.retry_version_pushes()  # every job first tells Label Studio the versions it missed
     if kind == "embed":
         trainer.embed_tasks(project_id, sorted(arg))
-    elif kind == "push":
-        trainer.retry_version_pushes()
-    else:
+    elif kind == "refit":
         trainer.refit(project_id, sync=arg)
     return trainer.next_push_in()
 
