@@ -36,14 +36,30 @@ def roc_auc(y: np.ndarray, scores: np.ndarray, sample_weight: np.ndarray | None 
 def _weighted_auc(y: np.ndarray, scores: np.ndarray, w: np.ndarray) -> float:
     if w.shape != y.shape or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError(f"sample_weight must be {len(y)} finite non-negative numbers")
-    values, group = np.unique(scores, return_inverse=True)
-    w_pos = np.bincount(group, weights=w * y, minlength=len(values))
-    w_neg = np.bincount(group, weights=w * ~y, minlength=len(values))
-    total = w_pos.sum() * w_neg.sum()
-    if total <= 0:
+    num, den = pair_sums(scores, y.astype(np.float64), w)
+    if den <= 0:
         raise ValueError("sample_weight gives one class no weight")
-    below = np.cumsum(w_neg) - w_neg
-    return float(min(1.0, max(0.0, np.sum(w_pos * (below + 0.5 * w_neg)) / total)))
+    return float(min(1.0, max(0.0, num / den)))
+
+
+def pair_sums(scores: np.ndarray, p: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Numerator and denominator of a weighted AUC with soft labels: pair ``(i, j)``, ``i != j``,
+    counts ``w_i p_i w_j (1 - p_j)``, half when the scores tie.
+
+    Parameters
+    ----------
+    scores, p, w : ndarray of shape (n,)
+        Scores, probabilities of being positive (0/1 for known labels), row weights.
+    """
+    wp, wn = w * p, w * (1.0 - p)
+    values, group = np.unique(scores, return_inverse=True)
+    pos = np.bincount(group, weights=wp, minlength=len(values))
+    neg = np.bincount(group, weights=wn, minlength=len(values))
+    below = np.cumsum(neg) - neg
+    self_pairs = float(np.sum(wp * wn))  # 0 with hard labels
+    num = float(np.sum(pos * (below + 0.5 * neg))) - 0.5 * self_pairs
+    den = float(pos.sum() * neg.sum()) - self_pairs
+    return num, den
 
 
 def auc_interval(y: np.ndarray, scores: np.ndarray, level: float = 0.9) -> tuple[float, float, float]:

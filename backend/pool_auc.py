@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from backend.blas import one_blas_thread
+from backend.metrics import pair_sums
 from backend.probe import check_embeddings, fit_probe
 
 __all__ = ["PoolLabels", "calibrate_pool", "project_auc", "soft_auc"]
@@ -171,26 +172,14 @@ def soft_auc(scores: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> 
     w : ndarray of shape (n,), optional
         Non-negative row weights (default 1).
     """
-    num, den = _pair_sums(np.asarray(scores, float), np.asarray(p, float), w)
+    s, p = np.asarray(scores, float), np.asarray(p, float)
+    w = np.ones(len(s)) if w is None else np.asarray(w, float)
+    if not (s.shape == p.shape == w.shape) or np.any(p < 0) or np.any(p > 1) or np.any(w < 0):
+        raise ValueError("scores, p (in [0, 1]) and weights (>= 0) must be arrays of one length")
+    num, den = pair_sums(s, p, w)
     if den <= 0:
         raise ValueError("soft_auc needs some weight on both classes")
     return float(min(1.0, max(0.0, num / den)))
-
-
-def _pair_sums(s: np.ndarray, p: np.ndarray, weights: np.ndarray | None) -> tuple[float, float]:
-    """Numerator and denominator of :func:`soft_auc` (self-pairs left out)."""
-    w = np.ones(len(s)) if weights is None else np.asarray(weights, float)
-    if not (s.shape == p.shape == w.shape) or np.any(p < 0) or np.any(p > 1) or np.any(w < 0):
-        raise ValueError("scores, p (in [0, 1]) and weights (>= 0) must be arrays of one length")
-    wp, wn = w * p, w * (1.0 - p)
-    values, group = np.unique(s, return_inverse=True)
-    pos = np.bincount(group, weights=wp, minlength=len(values))
-    neg = np.bincount(group, weights=wn, minlength=len(values))
-    below = np.cumsum(neg) - neg
-    self_pairs = float(np.sum(wp * wn))
-    num = float(np.sum(pos * (below + 0.5 * neg))) - 0.5 * self_pairs
-    den = float(pos.sum() * neg.sum()) - self_pairs
-    return num, den
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
