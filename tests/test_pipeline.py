@@ -7,6 +7,7 @@ import http.server
 import threading
 import os
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -93,6 +94,19 @@ def fetch():
 
     client = LabelStudioClient(None, None, allowed_hosts="127.0.0.1")
     return lambda key, ref: client.fetch_image(ref, key)
+
+
+def proxy_encoder(encoder, embed_pixels):
+    """A CPU encoder that is ``encoder`` but for ``embed_pixels`` (to stall, count or watch its
+    calls)."""
+    return SimpleNamespace(
+        id=encoder.id,
+        dim=encoder.dim,
+        max_pixels=encoder.max_pixels,
+        is_cuda=False,
+        preprocess=encoder.preprocess,
+        embed_pixels=embed_pixels,
+    )
 
 
 def _pipeline(encoder, store, **kwargs):
@@ -189,21 +203,14 @@ def test_a_stalled_encoder_stops_the_fetching(encoder, sqlite_store, images, fet
     release = threading.Event()
     calls = []
 
-    class Stalling:
-        id, dim, max_pixels, is_cuda, preprocess = (
-            encoder.id,
-            encoder.dim,
-            encoder.max_pixels,
-            False,
-            encoder.preprocess,
-        )
+    def stalling(pixels):
+        calls.append(len(pixels))
+        release.wait(30)
+        return encoder.embed_pixels(pixels)
 
-        def embed_pixels(self, pixels):
-            calls.append(len(pixels))
-            release.wait(30)
-            return encoder.embed_pixels(pixels)
-
-    pipeline = Pipeline(Stalling(), sqlite_store, decode_workers=0, batch_size=4, batches_ahead=1, fetch_workers=4)
+    pipeline = Pipeline(
+        proxy_encoder(encoder, stalling), sqlite_store, decode_workers=0, batch_size=4, batches_ahead=1, fetch_workers=4
+    )
     refs = [(i, f"{server.url}/{i % 40}.png?copy={i}") for i in range(300)]
     out = []
     worker = threading.Thread(target=lambda: out.extend(pipeline.embed_all(refs, fetch)))
@@ -243,19 +250,10 @@ def test_the_bytes_held_stay_within_the_budget(encoder, sqlite_store):
     release = threading.Event()
     calls = []
 
-    class Stalling:
-        id, dim, max_pixels, is_cuda, preprocess = (
-            encoder.id,
-            encoder.dim,
-            encoder.max_pixels,
-            False,
-            encoder.preprocess,
-        )
-
-        def embed_pixels(self, pixels):
-            calls.append(len(pixels))
-            release.wait(30)
-            return encoder.embed_pixels(pixels)
+    def stalling(pixels):
+        calls.append(len(pixels))
+        release.wait(30)
+        return encoder.embed_pixels(pixels)
 
     fetched = []
 
@@ -269,7 +267,13 @@ def test_the_bytes_held_stay_within_the_budget(encoder, sqlite_store):
     fetch_bytes = LabelStudioClient(None, None, allowed_hosts="127.0.0.1").fetch_image
     budget = 9 * 1024 * 1024
     pipeline = Pipeline(
-        Stalling(), sqlite_store, decode_workers=0, batch_size=4, batches_ahead=1, fetch_workers=4, held_bytes=budget
+        proxy_encoder(encoder, stalling),
+        sqlite_store,
+        decode_workers=0,
+        batch_size=4,
+        batches_ahead=1,
+        fetch_workers=4,
+        held_bytes=budget,
     )
     assert pipeline.max_held * size > 2 * budget  # the count alone would not bound it
     out = []
@@ -534,27 +538,18 @@ def test_runs_in_two_threads_share_the_encoder_one_batch_at_a_time(encoder, sqli
     own run with the encoder's own embedding, and the encoder is never called twice at once."""
     lock, active, most = threading.Lock(), [0], [0]
 
-    class Counting:
-        id, dim, max_pixels, is_cuda, preprocess = (
-            encoder.id,
-            encoder.dim,
-            encoder.max_pixels,
-            False,
-            encoder.preprocess,
-        )
-
-        def embed_pixels(self, pixels):
+    def counting(pixels):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.05)  # long enough for the other run's batch to arrive meanwhile
+        try:
+            return encoder.embed_pixels(pixels)
+        finally:
             with lock:
-                active[0] += 1
-                most[0] = max(most[0], active[0])
-            time.sleep(0.05)  # long enough for the other run's batch to arrive meanwhile
-            try:
-                return encoder.embed_pixels(pixels)
-            finally:
-                with lock:
-                    active[0] -= 1
+                active[0] -= 1
 
-    pipeline = Pipeline(Counting(), sqlite_store, decode_workers=0, batch_size=2)
+    pipeline = Pipeline(proxy_encoder(encoder, counting), sqlite_store, decode_workers=0, batch_size=2)
     out: dict = {}
 
     def run(name, seeds):
