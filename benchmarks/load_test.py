@@ -49,7 +49,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from conftest import _save_tiny_clip, free_port, serve_folder, stop_process, wait_http, xray_png  # noqa: E402
+from conftest import _save_tiny_clip, free_port, serve_folder, start_redis, stop_process, wait_http, xray_png  # noqa: E402
 
 CONFIG = (ROOT / "plugin_config" / "one_finding.xml").read_text()
 PROJECT = 1
@@ -194,27 +194,8 @@ def run(args) -> dict:
         if args.threads:
             serve += ["--threads", str(args.threads)]
         if args.mode == "redis":
-            redis_port = free_port()
-            processes.append(
-                subprocess.Popen(
-                    [
-                        shutil.which("redis-server"),
-                        "--port",
-                        str(redis_port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "yes",
-                        "--dir",
-                        str(work),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                )
-            )
-            env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-            time.sleep(0.5)
+            env["REDIS_URL"], redis_process = start_redis(work, appendonly=True)
+            processes.append(redis_process)
             processes.append(subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], cwd=ROOT, env=env))
             serve += ["--workers", "2"]
         processes.append(subprocess.Popen(serve, cwd=ROOT, env=env))

@@ -36,7 +36,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from conftest import _save_tiny_clip, free_port, serve_folder, stop_process, wait_http  # noqa: E402
+from conftest import _save_tiny_clip, free_port, serve_folder, start_redis, stop_process, wait_http  # noqa: E402
 from load_test import Client  # noqa: E402
 
 CONFIG = (ROOT / "plugin_config" / "one_finding.xml").read_text()
@@ -131,27 +131,8 @@ def main(argv=None) -> int:
         }  # the image server is on loopback
         env.pop("LABEL_STUDIO_URL", None)
         if args.mode == "redis":
-            redis_port = free_port()
-            processes.append(
-                subprocess.Popen(
-                    [
-                        shutil.which("redis-server"),
-                        "--port",
-                        str(redis_port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--dir",
-                        str(work),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                )
-            )
-            env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-            time.sleep(0.5)
+            env["REDIS_URL"], redis_process = start_redis(work, appendonly=False)
+            processes.append(redis_process)
             processes.append(subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], cwd=ROOT, env=env))
         serve = [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
         if args.mode == "redis":

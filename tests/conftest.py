@@ -439,30 +439,10 @@ def sqlite_store(tmp_path):
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """URL of a real redis-server on a free loopback port (session-wide, no persistence)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    import redis
-
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError as exc:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("redis-server did not start") from exc
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
+    url, process = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
     stop_process(process, timeout=10)
 
 
@@ -676,3 +656,39 @@ def near_boundary_sample(X, rng, near=0.9, far=0.03):
 
     prob = np.where(np.abs(X[:, 0]) < 0.4, near, far)
     return rng.random(len(X)) < prob, prob
+
+
+def start_redis(folder, appendonly: bool = False):
+    """Start a real redis-server on a free loopback port, keeping its files in ``folder``
+    (append-only file when ``appendonly``); wait until it answers. Returns ``(url, process)``."""
+    import redis
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return f"redis://127.0.0.1:{port}/0", process
+        except redis.ConnectionError as exc:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("redis-server did not start") from exc
+            time.sleep(0.05)
