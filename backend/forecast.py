@@ -89,6 +89,7 @@ class Forecast:
     labels_needed_interval: tuple[float, float] | None = None
     labels_remaining: float | None = None
     labels_remaining_interval: tuple[float, float] | None = None
+    reach_share: float | None = None
     positives_needed: int = 0
     negatives_needed: int = 0
     method: str = DEFAULT_METHOD
@@ -140,6 +141,7 @@ class Forecast:
                 "labels_needed_interval",
                 "labels_remaining",
                 "labels_remaining_interval",
+                "reach_share",
                 "positives_needed",
                 "negatives_needed",
                 "method",
@@ -291,7 +293,8 @@ def forecast(
         status = "unreachable"
     else:
         status = "on_track"
-    message = _message(status, curve, fit.plateau, plateau_int, target_auc, remaining, remaining_int, n)
+    reach = fit.reach_share(target_auc)
+    message = _message(status, curve, fit.plateau, plateau_int, target_auc, remaining, remaining_int, n, reach)
     if status == "on_track" and project_size and needed > project_size and math.isfinite(needed):
         message = f"{message} {beyond_project_sentence(needed, int(project_size))}"
     if raw:
@@ -307,6 +310,7 @@ def forecast(
         labels_needed_interval=needed_int,
         labels_remaining=remaining,
         labels_remaining_interval=remaining_int,
+        reach_share=reach,
         curve=curve,
         fit=fit,
         **raw,
@@ -367,7 +371,7 @@ def beyond_project_sentence(needed: float, project_size: int) -> str:
     )
 
 
-def _message(status, curve, plateau, plateau_int, target, remaining, remaining_int, n) -> str:
+def _message(status, curve, plateau, plateau_int, target, remaining, remaining_int, n, reach) -> str:
     now = f"AUC {curve.auc:.2f} ({curve.auc_low:.2f}–{curve.auc_high:.2f}) at {n} labels"
     ahead = f"predicted plateau {plateau:.2f} ({plateau_int[0]:.2f}–{plateau_int[1]:.2f})"
     if status == "target_reached":
@@ -394,7 +398,17 @@ def _message(status, curve, plateau, plateau_int, target, remaining, remaining_i
         span = "maybe none, and no upper bound yet"
     else:
         span = f"at least {low}, no upper bound yet"
+    if plateau < target:  # reached by some of the forecast curves, not by their mixture
+        return (
+            f"{now}; {ahead}: the target {target:.2f} is above the predicted plateau but not ruled out — "
+            f"{_in_ten(reach)} in 10 forecast curves reach it, after about {_round_count(remaining)} more labels ({span})."
+        )
     return f"{now}; {ahead}; about {_round_count(remaining)} more labels ({span}) to reach {target:.2f}."
+
+
+def _in_ten(share: float) -> str:
+    """A share as a count out of ten, never 0 or 10 for a share strictly between 0 and 1."""
+    return str(min(9, max(1, round(10 * share))))
 
 
 def _round_count(x: float) -> str:

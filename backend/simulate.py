@@ -155,6 +155,7 @@ class Simulation:
             "labels_needed",
             "labels_remaining",
             "labels_remaining_interval",
+            "reach_share",
             "status",
             "message",
         )

@@ -107,6 +107,7 @@ def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curv
     rows = {(k, m): [] for k in args.from_ for m in (*args.methods, "naive")}
     cover = {(k, m): [] for k in args.from_ for m in args.methods}
     cover_auc = {(k, m): [] for k in args.from_ for m in args.methods}
+    labels_log2 = {(k, m): [] for k in args.from_ for m in args.methods}
     # The coverage target: what the true curve reaches at 40 % of the full size, so that the
     # true labels-needed lies inside the range a user would be forecasting.
     target = args.target or round(float(np.interp(0.4 * len(y_full), dense_sizes, dense_curve)), 3)
@@ -130,14 +131,19 @@ def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curv
                 if math.isfinite(true_needed):
                     lo, hi = fit.labels_interval(target)
                     cover[(k, method)].append(lo <= true_needed <= hi)
+                    pred = fit.labels_for(target)
+                    labels_log2[(k, method)].append(
+                        abs(math.log2(pred / true_needed)) if math.isfinite(pred) else math.inf
+                    )
     print(
         f"\n## {name}: n={n}, d={X_full.shape[1]}, true AUC at {truth_size} labels = {truth_at:.3f}, "
         f"true labels for AUC {target} = {true_needed:g}"
     )
     print(
-        "| from | method | MAE | bias | RMSE | AUC 90% interval covers truth | labels-needed 90% interval covers truth |"
+        "| from | method | MAE | bias | RMSE | AUC 90% interval covers truth | labels-needed 90% interval covers truth "
+        "| labels needed within 2x | median labels error |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for k in args.from_:
         for m in (*args.methods, "naive"):
             e = np.array(rows[(k, m)])
@@ -147,10 +153,20 @@ def evaluate(name, X_full, y_full, truth_at, truth_size, dense_sizes, dense_curv
             cov_s = f"{np.mean(cov):.0%} of {len(cov)}" if cov else "—"
             cov_a = cover_auc.get((k, m), [])
             cov_a_s = f"{np.mean(cov_a):.0%}" if cov_a else "—"
+            l2 = np.array(labels_log2.get((k, m), []))
+            within, med = _labels_error_cells(l2)
             print(
                 f"| {k} | {m} | {np.mean(np.abs(e)):.4f} | {np.mean(e):+.4f} | "
-                f"{np.sqrt(np.mean(e**2)):.4f} | {cov_a_s} | {cov_s} |"
+                f"{np.sqrt(np.mean(e**2)):.4f} | {cov_a_s} | {cov_s} | {within} | {med} |"
             )
+
+
+def _labels_error_cells(l2):
+    """The "within 2x" and "median error" cells from |log2(predicted / true)| values (inf: never)."""
+    if l2.size == 0:
+        return "—", "—"
+    med = np.median(l2)
+    return f"{np.mean(l2 <= 1):.0%} of {len(l2)}", "never reaches" if math.isinf(med) else f"x{2**med:.1f}"
 
 
 def lcdb_true_labels(sizes, means, horizon, target):
@@ -227,9 +243,7 @@ def print_lcdb(path, args):
         res = lcdb_grouped_cv(curves, up_to, 200, args.lcdb_boot, methods=("naive", *args.methods))
         for m, rec in res.items():
             e, l2 = np.array(rec["err"]), np.array(rec["log2"])
-            within = f"{np.mean(l2 <= 1):.0%} of {len(l2)}" if l2.size else "—"
-            med = np.median(l2) if l2.size else math.nan
-            med_s = "never reaches" if math.isinf(med) else f"x{2**med:.1f}"
+            within, med_s = _labels_error_cells(l2)
             cov = lambda v: f"{np.mean(v):.0%}" if v else "—"  # noqa: E731
             print(
                 f"| <= {up_to} | {m} | {len(e)} | {np.mean(np.abs(e)):.4f} | {np.mean(e):+.4f} | {within} | {med_s} | "

@@ -54,6 +54,50 @@ def test_labels_for_unreachable_is_inf(method):
     assert fit.labels_for(min(0.999, fit.plateau + 0.05)) == math.inf
 
 
+@pytest.mark.parametrize("method", ["ensemble", "analog"])
+def test_labels_needed_is_the_median_over_the_draws_that_reach_the_target(method):
+    """At the mixture's own plateau (which the mixture never crosses before the grid ends) part of
+    the draws still reach the target: the labels needed is their median, within the interval."""
+    from backend.curve import REACH_SHARE
+
+    fit = fit_learning_curve(*_points(0.85, 0.8, 0.5, 0.01), method=method, n_boot=200, seed=3)
+    target = fit.plateau
+    needed_now = fit.labels_for(target)
+    reaching = []
+    for draw in fit.draws:
+        above = np.flatnonzero(draw >= target)
+        if above.size and above[0] < len(draw) - 1:
+            reaching.append(above[0])
+    share = fit.reach_share(target)
+    assert share == pytest.approx(len(reaching) / len(fit.draws))
+    assert REACH_SHARE <= share < 1.0
+    assert math.isfinite(needed_now) and fit.predict([needed_now])[0] < target  # not the mixture's crossing
+    low, high = fit.labels_interval(target)
+    assert low <= needed_now <= high
+    # Exactly half of the reaching draws need at most that many labels, at most half fewer.
+    needed = np.array([_draw_labels(d, target) for d in fit.draws])
+    needed = needed[np.isfinite(needed)]
+    assert np.mean(needed <= needed_now) >= 0.5 and np.mean(needed < needed_now) <= 0.5
+
+
+def _draw_labels(draw, target):
+    from backend.curve import _table_labels_for
+
+    return _table_labels_for(draw, target)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_target_too_few_forecast_curves_reach_is_never_reached(method):
+    """Far above the data: fewer than REACH_SHARE of the draws reach it, so labels needed is
+    infinite; a target below the data is reached by all."""
+    from backend.curve import REACH_SHARE
+
+    fit = fit_learning_curve(*_points(0.8, 0.5, 0.5, 0.01), method=method, n_boot=40, seed=1)
+    assert fit.reach_share(0.999) < REACH_SHARE
+    assert fit.labels_for(0.999) == math.inf
+    assert fit.reach_share(0.55) == 1.0
+
+
 def test_labels_for_already_reached_is_one():
     """A target below the curve at n = 1 needs one label."""
     fit = fit_learning_curve(*_points(0.9, 0.1, 0.5, 0.002), n_boot=0)

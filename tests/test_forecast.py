@@ -74,6 +74,10 @@ def test_on_track_reports_labels_remaining():
     assert fc.labels_remaining_interval[0] <= fc.labels_remaining <= fc.labels_remaining_interval[1]
     if math.isfinite(fc.labels_remaining):
         assert fc.labels_needed == fc.labels_remaining + 120 or fc.labels_remaining == 0
+    # The labels needed is the median over the forecast curves that reach the target; their share
+    # is reported (and survives JSON).
+    assert 0.1 <= fc.reach_share <= 1.0
+    assert fc.to_dict()["reach_share"] == fc.reach_share
 
 
 def test_statuses_are_the_documented_four():
@@ -129,8 +133,25 @@ def test_labels_needed_interval_reads_plainly(interval, words):
     from backend.forecast import _message
 
     curve = SimpleNamespace(auc=0.85, auc_low=0.8, auc_high=0.9)
-    message = _message("on_track", curve, 0.95, (0.9, 0.99), 0.9, 40.0, interval, 100)
+    message = _message("on_track", curve, 0.95, (0.9, 0.99), 0.9, 40.0, interval, 100, 0.8)
     assert message.endswith(words), message
+
+
+def test_a_target_above_the_predicted_plateau_says_how_many_forecast_curves_reach_it():
+    """When the mixture's plateau is below the target but some draws reach it, the message says
+    so, with the share of the draws as a count out of ten and the labels they need."""
+    from types import SimpleNamespace
+
+    from backend.forecast import _message
+
+    curve = SimpleNamespace(auc=0.85, auc_low=0.8, auc_high=0.9)
+    message = _message("on_track", curve, 0.88, (0.84, 0.95), 0.9, 1200.0, (300.0, math.inf), 100, 0.34)
+    assert "the target 0.90 is above the predicted plateau but not ruled out" in message, message
+    assert message.endswith(
+        "3 in 10 forecast curves reach it, after about 1,200 more labels (at least 300, no upper bound yet)."
+    ), message
+    rare = _message("on_track", curve, 0.88, (0.84, 0.95), 0.9, 1200.0, (300.0, math.inf), 100, 0.02)
+    assert "1 in 10 forecast curves" in rare, rare
 
 
 def test_every_collecting_state_speaks_the_same_sentence():

@@ -100,6 +100,7 @@ def _finding_section(store, pid: int, finding: str, fc: dict[str, Any]) -> str:
         ["AUC plateau", _num_interval(fc.get("plateau"), fc.get("plateau_interval"), 3)],
         ["labels needed for the target", _num_interval(fc.get("labels_needed"), fc.get("labels_needed_interval"), 0)],
         ["more labels still needed", _num_interval(fc.get("labels_remaining"), fc.get("labels_remaining_interval"), 0)],
+        ["forecast curves that reach the target", _share(fc.get("reach_share"))],
         ["method", f"{fc.get('method')} ({_num((fc.get('level') or 0) * 100, 0)}% intervals)"],
     ]
     bias, raw = fc.get("selection_bias"), fc.get("raw")
@@ -250,6 +251,12 @@ def _num(value: Any, digits: int) -> str:
         return f"{float(value):,.{digits}f}"
     except (TypeError, ValueError):
         return str(value)
+
+
+def _share(value: Any) -> str:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "–"
+    return f"{100 * float(value):.0f}%"
 
 
 def _num_interval(value: Any, interval: Any, digits: int) -> str:
