@@ -61,7 +61,7 @@ def render_report(svc, pid: int) -> str:
                     "model version",
                     "labels arrived",
                     "labels used",
-                    "labels needed (slowest finding)",
+                    "more labels needed (slowest finding)",
                     "target AUC",
                     "updated",
                 ],
