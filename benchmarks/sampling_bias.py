@@ -43,6 +43,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from backend import forecast as forecast_module  # noqa: E402
+from backend import pool_auc  # noqa: E402
 from backend.datasets import load_labeled_data  # noqa: E402
 from backend.forecast import CORRECTIONS, forecast  # noqa: E402
 from backend.learning_curve import cross_validated_auc  # noqa: E402
@@ -105,6 +107,29 @@ def clusters(d, rng, k=6, prevalence=0.3, flip=0.05):
 GENERATORS = {"synthetic": synthetic, "skewed": skewed, "clusters": clusters}
 
 
+def _bundled(name):
+    """A binary task from a data set bundled with scikit-learn (offline), features standardised."""
+    from sklearn import datasets
+
+    if name == "breast-cancer":  # 569 x 30, malignant (37 %) positive
+        data = datasets.load_breast_cancer()
+        X, y = data.data, data.target == 0
+    elif name == "digits":  # 1797 x 64 pixels, "digit >= 5" positive (50 %)
+        data = datasets.load_digits()
+        X, y = data.data, data.target >= 5
+    elif name == "diabetes":  # 442 x 10, disease progression above the median positive (50 %)
+        data = datasets.load_diabetes()
+        X, y = data.data, data.target > np.median(data.target)
+    else:
+        raise ValueError(f"unknown data set {name!r}")
+    scale = X.std(axis=0)
+    X = (X - X.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    return X, y.astype(np.int8)
+
+
+BUNDLED = ("breast-cancer", "digits", "diabetes")
+
+
 def data_sets(names, rng, seed):
     for name in names:
         kind, _, width = name.partition("-")
@@ -113,6 +138,9 @@ def data_sets(names, rng, seed):
             draw = GENERATORS[kind](d, rng)
             X, y = draw(1000)
             yield f"{kind} d={d} (tuning)", X, y, draw(20000)
+        elif name in BUNDLED:
+            X, y = _bundled(name)
+            yield f"{name} (scikit-learn, tuning)", X, y, None
         else:
             data = load_labeled_data(SHARED / f"{name}.json", seed=seed)
             yield f"{name} (held out)", data.X, data.y, None
@@ -214,11 +242,18 @@ def calibrate(args, rng):
                 print(f"| {name} | {k} | {order} | {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f} | {rates} |", flush=True)
 
 
+def _set_shares(args):
+    """The alternatives compared: the defaults of the correction, set for this process."""
+    pool_auc.NOISE_SHARE = args.noise_share
+    forecast_module.MODEL_SHARE = args.model_share
+
+
 def _run_captured(job):
     import contextlib
     import io
 
     (name, X, y, fresh), args = job
+    _set_shares(args)  # a worker process imports the modules afresh
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         run_set(name, X, y, fresh, args, np.random.default_rng(args.seed))
@@ -241,6 +276,18 @@ def main(argv=None):
         default=list(CORRECTIONS),
         help="corrections compared (backend.forecast.CORRECTIONS); random order is judged by the last",
     )
+    parser.add_argument(
+        "--noise-share",
+        type=float,
+        default=pool_auc.NOISE_SHARE,
+        help="share of the logit noise the calibration corrects for (backend.pool_auc.NOISE_SHARE; 0: Platt)",
+    )
+    parser.add_argument(
+        "--model-share",
+        type=float,
+        default=forecast_module.MODEL_SHARE,
+        help="share of the model-based curve in the blend (backend.forecast.MODEL_SHARE)",
+    )
     parser.add_argument("--no-known", dest="known", action="store_false", help="skip Horvitz-Thompson on mixed")
     parser.add_argument("--target-gap", type=float, default=0.02)
     parser.add_argument("--no-reach", dest="reach", action="store_false", help="skip the labels-to-reach count")
@@ -248,6 +295,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="data sets run in parallel processes")
     args = parser.parse_args(argv)
+    _set_shares(args)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
     if args.calibrate:
