@@ -230,10 +230,8 @@ def _project_auc_of_probes(X, y, pool, y_pool, seed=0, repeats=5):
 @pytest.mark.slow
 def test_model_based_correction_removes_the_bias_of_the_current_auc():
     """Labels chosen least-sure-first, 5 replays: the importance-weighted current AUC is still
-    too low on average (by more than 0.04); the model-based one is within 0.04 (here, with label
-    noise spread evenly, its noise-corrected calibration errs a little high); the default blend
-    of the two is within 0.02 on average (Platt scaling's blend was 0.029 too low) and off by less
-    than the weighted one (mean absolute error)."""
+    too low on average (by more than 0.04), the model-based one is not (within 0.02), and the
+    default blend of the two is off by less than the weighted one (mean absolute error)."""
     from backend.simulate import replay_order
 
     errors = {"weights": [], "model": [], "blend": []}
@@ -247,8 +245,7 @@ def test_model_based_correction_removes_the_bias_of_the_current_auc():
             assert fc.corrected
             errs.append(fc.auc - truth)
     assert np.mean(errors["weights"]) < -0.04, errors
-    assert abs(np.mean(errors["model"])) < 0.04, errors
-    assert abs(np.mean(errors["blend"])) < 0.02, errors
+    assert abs(np.mean(errors["model"])) < 0.02, errors
     assert np.mean(np.abs(errors["blend"])) < np.mean(np.abs(errors["weights"])), errors
     X, y = _data(800, 1.0, seed=0, d=8, flip=0.08)
     index, _ = replay_order(X, y, "uncertainty", seed=0, n_steps=100)
