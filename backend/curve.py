@@ -63,9 +63,11 @@ DEFAULT_METHOD = "ensemble"
 # In "ensemble", the share of the gain model in the forecast beyond the last observed size.
 GAIN_WEIGHT = 0.5
 # The analog and ensemble forecasts give the labels needed for a target only when at least this
-# share of their draws reach it (otherwise math.inf): with 0.1, a finite figure always lies
-# inside the 90 % labels interval of the same draws. Chosen with the labels rule by grouped cross-validation over
-# LCDB datasets (0.05 and 0.2 gave the same figures).
+# share of their draws reach it (otherwise math.inf); the figure is then "if it is reached", and
+# reach_share says how likely that is. Chosen with the labels rule by grouped cross-validation
+# over LCDB datasets (0.05 and 0.2 gave the same figures on reachable targets). A higher share
+# says "never" more often for targets the curve does not reach, at a cost on those it does
+# (README: "How the forecast is computed").
 REACH_SHARE = 0.1
 
 # Parameter bounds (a, b, c) of the least-squares reference fit.
@@ -267,9 +269,15 @@ class AnalogCurveFit:
 
     def labels_interval(self, target: float, level: float = 0.9) -> tuple[float, float]:
         """Interval of the labels needed over all draws, the pool's luck included (those that
-        never reach ``target`` count as infinite); either end may be ``math.inf``."""
+        never reach ``target`` count as infinite), widened where needed to hold
+        :meth:`labels_for`, which comes from the :attr:`shape_draws`; either end may be
+        ``math.inf``."""
         target = _check_target(target)
-        return _count_interval(np.array([_table_labels_for(d, target) for d in self.draws]), level)
+        low, high = _count_interval(np.array([_table_labels_for(d, target) for d in self.draws]), level)
+        needed = self.labels_for(target)
+        if math.isfinite(needed):
+            low, high = min(low, needed), max(high, needed)
+        return low, high
 
     def describe(self) -> dict:
         """JSON-safe description of the forecast curve."""

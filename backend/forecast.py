@@ -63,6 +63,9 @@ DEFAULT_CORRECTION = "blend"
 # synthetic tuning sets (uncertainty and mixed orders, 50/100/200 labels, 8 replays) the mean
 # error was 0.062 / 0.059 / 0.0585 / 0.061 / 0.067 at shares 0 / 0.25 / 0.5 / 0.75 / 1.
 MODEL_SHARE = 0.5
+# The labels needed is counted over the forecast curves (draws) that reach the target; the message
+# says how many of ten do when fewer than this share of them do.
+SAY_REACH_BELOW = 0.9
 # Said in the message when the labeled set is detectably unlike the pool.
 BIAS_SENTENCE = "Labels so far are not a random sample of this project's images; corrected for it."
 
@@ -386,29 +389,39 @@ def _message(status, curve, plateau, plateau_int, target, remaining, remaining_i
             f"{now}; {ahead}: the target {target:.2f} is above the predicted plateau "
             f"but not ruled out yet — more labels will tell."
         )
+    curves = f"{_in_ten(reach)} in 10 forecast curves reach it"
+    if plateau < target:  # reached by some of the forecast curves, not by their mixture
+        if remaining == 0:
+            return (
+                f"{now}; {ahead}: the target {target:.2f} is above the predicted plateau but not ruled out — "
+                f"{curves}, most of those with the labels so far."
+            )
+        return (
+            f"{now}; {ahead}: the target {target:.2f} is above the predicted plateau but not ruled out — "
+            f"{curves}, those after about {_round_count(remaining)} more labels ({_span(remaining_int)})."
+        )
     if remaining == 0:
         return (
             f"{now}; {ahead}: the curve puts the target {target:.2f} about reached, "
             f"but the current AUC does not confirm it yet."
         )
+    text = f"{now}; {ahead}; about {_round_count(remaining)} more labels ({_span(remaining_int)}) to reach {target:.2f}"
+    return f"{text}, if it is reached: {curves}." if reach < SAY_REACH_BELOW else f"{text}."
+
+
+def _span(remaining_int: tuple[float, float]) -> str:
     low = _round_count(remaining_int[0])
     if not math.isinf(remaining_int[1]):
-        span = f"{low}–{_round_count(remaining_int[1])}"
-    elif remaining_int[0] < 1:
-        span = "maybe none, and no upper bound yet"
-    else:
-        span = f"at least {low}, no upper bound yet"
-    if plateau < target:  # reached by some of the forecast curves, not by their mixture
-        return (
-            f"{now}; {ahead}: the target {target:.2f} is above the predicted plateau but not ruled out — "
-            f"{_in_ten(reach)} in 10 forecast curves reach it, after about {_round_count(remaining)} more labels ({span})."
-        )
-    return f"{now}; {ahead}; about {_round_count(remaining)} more labels ({span}) to reach {target:.2f}."
+        return f"{low}–{_round_count(remaining_int[1])}"
+    if remaining_int[0] < 1:
+        return "maybe none, and no upper bound yet"
+    return f"at least {low}, no upper bound yet"
 
 
 def _in_ten(share: float) -> str:
-    """A share as a count out of ten, never 0 or 10 for a share strictly between 0 and 1."""
-    return str(min(9, max(1, round(10 * share))))
+    """A share as a count out of ten; a share strictly between 0 and 1 is never said as 0 or 10."""
+    count = round(10 * share)
+    return str(min(9, max(1, count)) if 0 < share < 1 else count)
 
 
 def _round_count(x: float) -> str:

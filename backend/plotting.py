@@ -106,8 +106,15 @@ def _draw(ax, fc: Forecast, history, realised, x_max) -> None:
         ax.plot(grid, fc.fit.predict(grid), color="tab:orange", lw=1.8, label=f"fit ({fc.fit.method})")
         ax.axhline(fc.fit.plateau, color="tab:orange", ls=":", lw=1, label=f"plateau {fc.fit.plateau:.3f}")
         if fc.labels_needed is not None and math.isfinite(fc.labels_needed) and fc.labels_needed <= right:
+            # The median over the forecast curves that reach the target: not where the averaged
+            # (orange) curve crosses it, and with no crossing at all when the plateau is below.
+            share = f", {fc.reach_share:.0%} of curves reach it" if fc.reach_share is not None else ""
             ax.axvline(
-                fc.labels_needed, color="tab:green", ls="--", lw=1, label=f"labels needed ≈ {int(fc.labels_needed):,}"
+                fc.labels_needed,
+                color="tab:green",
+                ls="--",
+                lw=1,
+                label=f"labels needed ≈ {int(fc.labels_needed):,} (median of the curves{share})",
             )
         ax.set_xlim(grid[0], right)
         low_y = min(low_y, float(np.min(lo)))
@@ -135,7 +142,10 @@ def _raw_view(fc: Forecast) -> Forecast:
     """The forecast as the uncorrected curve would have made it (for the left panel)."""
     fit = fc.raw_fit
     needed = fit.labels_for(fc.target_auc) if fit is not None else None
-    return dataclasses.replace(fc, curve=fc.raw_curve, fit=fit, labels_needed=needed, raw_curve=None, raw_fit=None)
+    reach = fit.reach_share(fc.target_auc) if fit is not None else None
+    return dataclasses.replace(
+        fc, curve=fc.raw_curve, fit=fit, labels_needed=needed, reach_share=reach, raw_curve=None, raw_fit=None
+    )
 
 
 def _right_edge(fc: Forecast) -> float:

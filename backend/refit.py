@@ -252,11 +252,18 @@ def with_report_link(message: str, base_url: str | None, project_id: int) -> str
     return f"{message} Details: {path} on the LabelCast backend."
 
 
+# Label Studio's "labels still needed" Number shows a count only when at least this share of the
+# slowest finding's forecast curves reach the target.
+NUMBER_REACH_SHARE = 0.5
+
+
 def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float | None:
     """More labels needed for every finding to reach the target (the slowest finding counts).
 
     While collecting, the labels still missing for a first forecast; None when some finding
-    is not expected to reach the target at all.
+    is not expected to reach the target at all, or when fewer than :data:`NUMBER_REACH_SHARE`
+    of its forecast curves reach it (a lone number cannot say "if it is reached"; the sentence
+    does).
     """
     values = []
     for fc in forecasts.values():
@@ -265,6 +272,8 @@ def summary_labels_needed(forecasts: dict[str, Any], min_labels: int) -> float |
         elif fc.status == "collecting":
             values.append(float(max(min_labels - fc.n_labels, fc.positives_needed + fc.negatives_needed, 0)))
         elif fc.labels_remaining is None or not math.isfinite(fc.labels_remaining):
+            return None
+        elif fc.reach_share is not None and fc.reach_share < NUMBER_REACH_SHARE:
             return None
         else:
             values.append(float(fc.labels_remaining))

@@ -173,6 +173,7 @@ def run_set(name, X, y, fresh, args, rng):
     truth, size = truth_at_full(X, y, args.seed)
     print(f"\n## {name}: {len(y)} rows, truth {truth:.3f} (5-fold CV, predicted at {size} labels)", flush=True)
     rows = {}
+    covers = {}
     flags = {o: [] for o in ORDERS}
     for order in args.orders:
         for rep in range(args.reps):
@@ -192,16 +193,20 @@ def run_set(name, X, y, fresh, args, rng):
                         if k == 100:
                             flags[order].append(fc.corrected)
                     rows.setdefault((order, k, correction), []).append(fc.predict_auc(size) - truth)
+                    low, high = fc.predict_interval(size)
+                    covers.setdefault((order, k, correction), []).append(low <= truth <= high)
                 if known is not None and args.known:
                     # The alternative tried: Horvitz-Thompson weights from the known probabilities
                     # (what estimate_selection_bias uses when there is no pool).
                     fk = forecast(Xo[:k], yo[:k], 0.9, seed=seed, selection_prob=known)
                     rows.setdefault((order, k, "known"), []).append(fk.predict_auc(size) - truth)
-    print("| order | labels | forecast | mean abs error | bias | replays |")
-    print("|---|---|---|---|---|---|")
+    print("| order | labels | forecast | mean abs error | bias | 90% interval covers | replays |")
+    print("|---|---|---|---|---|---|---|")
     for (order, k, kind), errs in sorted(rows.items(), key=lambda kv: (ORDERS.index(kv[0][0]), kv[0][1])):
         e = np.asarray(errs)
-        print(f"| {order} | {k} | {kind} | {np.mean(np.abs(e)):.3f} | {np.mean(e):+.3f} | {len(e)} |")
+        cover = covers.get((order, k, kind))
+        cover_s = f"{np.mean(cover):.0%}" if cover else "—"
+        print(f"| {order} | {k} | {kind} | {np.mean(np.abs(e)):.3f} | {np.mean(e):+.3f} | {cover_s} | {len(e)} |")
     for k in args.checkpoints:
         r = rows.get(("random", k, args.corrections[-1]))
         if r and rows.get(("uncertainty", k, "raw")):

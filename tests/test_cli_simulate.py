@@ -90,6 +90,10 @@ def test_simulate_table_says_what_total_needed_means(tmp_path, capsys):
     header = next(line for line in lines if line.lstrip().startswith("labels"))
     assert "total needed" in header and " needed " not in header.replace("total needed", "")
     assert any(line.startswith("total needed: labels in all (those so far included)") for line in lines)
+    # The share of forecast curves that reach the target stands beside the count.
+    assert header.split()[-2:] == ["reach", "status"]
+    row = next(line for line in lines if line.split()[:1] == ["120"])
+    assert row.split()[-2].endswith("%"), row
 
 
 def test_plot_title_names_the_data_file_not_its_whole_path(tmp_path, capsys, monkeypatch):

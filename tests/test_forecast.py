@@ -133,8 +133,10 @@ def test_labels_needed_interval_reads_plainly(interval, words):
     from backend.forecast import _message
 
     curve = SimpleNamespace(auc=0.85, auc_low=0.8, auc_high=0.9)
-    message = _message("on_track", curve, 0.95, (0.9, 0.99), 0.9, 40.0, interval, 100, 0.8)
+    message = _message("on_track", curve, 0.95, (0.9, 0.99), 0.9, 40.0, interval, 100, 0.95)
     assert message.endswith(words), message
+    unsure = _message("on_track", curve, 0.95, (0.9, 0.99), 0.9, 40.0, interval, 100, 0.6)
+    assert unsure.endswith(f"{words[:-1]}, if it is reached: 6 in 10 forecast curves reach it."), unsure
 
 
 def test_a_target_above_the_predicted_plateau_says_how_many_forecast_curves_reach_it():
@@ -148,10 +150,23 @@ def test_a_target_above_the_predicted_plateau_says_how_many_forecast_curves_reac
     message = _message("on_track", curve, 0.88, (0.84, 0.95), 0.9, 1200.0, (300.0, math.inf), 100, 0.34)
     assert "the target 0.90 is above the predicted plateau but not ruled out" in message, message
     assert message.endswith(
-        "3 in 10 forecast curves reach it, after about 1,200 more labels (at least 300, no upper bound yet)."
+        "3 in 10 forecast curves reach it, those after about 1,200 more labels (at least 300, no upper bound yet)."
     ), message
     rare = _message("on_track", curve, 0.88, (0.84, 0.95), 0.9, 1200.0, (300.0, math.inf), 100, 0.02)
     assert "1 in 10 forecast curves" in rare, rare
+    # Reaching draws that need no more labels do not make it "about reached" when the plateau is below.
+    soon = _message("on_track", curve, 0.88, (0.84, 0.95), 0.9, 0.0, (0.0, math.inf), 100, 0.4)
+    assert "about reached" not in soon and soon.endswith(
+        "4 in 10 forecast curves reach it, most of those with the labels so far."
+    ), soon
+
+
+@pytest.mark.parametrize("share, words", [(0.0, "0"), (0.04, "1"), (0.34, "3"), (0.96, "9"), (1.0, "10")])
+def test_shares_are_said_out_of_ten(share, words):
+    """Only a share strictly between 0 and 1 is kept off 0 and 10."""
+    from backend.forecast import _in_ten
+
+    assert _in_ten(share) == words
 
 
 def test_every_collecting_state_speaks_the_same_sentence():

@@ -194,15 +194,19 @@ def test_embed_tasks_fills_the_cache(trainer, sqlite_store):
 
 
 def test_summary_labels_needed_is_the_slowest_finding():
-    """The number shown is the largest remaining count; unreachable findings blank it."""
+    """The number shown is the largest remaining count; unreachable findings blank it, and so do
+    findings that fewer than half of their forecast curves bring to the target."""
 
     class F:
-        def __init__(self, status, remaining=None, n=40):
+        def __init__(self, status, remaining=None, n=40, reach=None):
             self.status, self.labels_remaining, self.n_labels = status, remaining, n
             self.positives_needed = self.negatives_needed = 0
+            self.reach_share = reach
 
-    assert summary_labels_needed({"a": F("on_track", 80.0), "b": F("target_reached")}, 30) == 80.0
+    assert summary_labels_needed({"a": F("on_track", 80.0, reach=0.9), "b": F("target_reached")}, 30) == 80.0
     assert summary_labels_needed({"a": F("on_track", float("inf"))}, 30) is None
+    assert summary_labels_needed({"a": F("on_track", 80.0, reach=0.3), "b": F("on_track", 20.0, reach=1.0)}, 30) is None
+    assert summary_labels_needed({"a": F("on_track", 80.0, reach=0.5)}, 30) == 80.0
     assert summary_labels_needed({"a": F("collecting", None, 12)}, 30) == 18.0
 
 

@@ -182,7 +182,7 @@ def _history_section(history: list[dict[str, Any]]) -> str:
     findings: list[str] = []
     for entry in history:
         findings += [f for f in entry.get("findings") or {} if f not in findings]
-    head = ["updated", "model version", "labels", "labels needed"]
+    head = ["updated", "model version", "labels", "more labels needed"]
     for f in findings:
         head += [f"{f}: AUC", f"{f}: more needed"]
     rows = []
@@ -254,8 +254,12 @@ def _num(value: Any, digits: int) -> str:
 
 
 def _share(value: Any) -> str:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
         return "–"
+    if 0 < value < 0.01:
+        return "under 1%"
+    if 0.99 < value < 1:
+        return "over 99%"
     return f"{100 * float(value):.0f}%"
 
 

@@ -111,7 +111,7 @@ def _table(result) -> str:
     doc = result.to_dict()
     lines = [
         f"target AUC {doc['target_auc']:.2f}, {result.n_total} rows, method {result.method}, order {result.order}",
-        f"{'labels':>7} {'AUC now (90% CI)':>22} {'plateau (90% CI)':>22} {'AUC@full':>9} {'raw@full':>9} {'total needed':>12}  status",
+        f"{'labels':>7} {'AUC now (90% CI)':>22} {'plateau (90% CI)':>22} {'AUC@full':>9} {'raw@full':>9} {'total needed':>12} {'reach':>6}  status",
     ]
     for fc, row in zip(result.forecasts, doc["checkpoints"]):
         auc = "—" if fc.auc is None else f"{fc.auc:.3f} ({fc.auc_interval[0]:.3f}–{fc.auc_interval[1]:.3f})"
@@ -123,10 +123,16 @@ def _table(result) -> str:
         full = "—" if row["predicted_auc_at_full"] is None else f"{row['predicted_auc_at_full']:.3f}"
         raw = f"{row['raw_predicted_auc_at_full']:.3f}" if fc.corrected else "="
         status = f"{fc.status} (labels unlike the pool: corrected)" if fc.corrected else fc.status
-        lines.append(f"{fc.n_labels:>7} {auc:>22} {plat:>22} {full:>9} {raw:>9} {_fmt(fc.labels_needed):>12}  {status}")
+        reach = "—" if fc.reach_share is None else f"{fc.reach_share:.0%}"
+        lines.append(
+            f"{fc.n_labels:>7} {auc:>22} {plat:>22} {full:>9} {raw:>9} {_fmt(fc.labels_needed):>12} {reach:>6}  {status}"
+        )
     lo, hi = result.final_interval
     lines.append(
         f"{'final':>7} {f'{result.final_auc:.3f} ({lo:.3f}–{hi:.3f})':>22}  realised with all {result.n_total} rows"
     )
-    lines.append("total needed: labels in all (those so far included) for the target AUC; never: above the plateau")
+    lines.append(
+        "total needed: labels in all (those so far included) for the target AUC, the median over the forecast "
+        "curves that reach it; reach: the share of those curves; never: fewer than 1 in 10 reach it"
+    )
     return "\n".join(lines)
