@@ -113,6 +113,28 @@ def test_decode_on_device_returns_what_it_refused_and_preprocesses_the_rest():
     torch.testing.assert_close(out.pixels, expected)
 
 
+def test_a_chunk_that_runs_the_device_out_of_memory_is_decoded_one_by_one():
+    """A stand-in for nvJPEG running out of GPU memory (no GPU here: the CPU decoder raises
+    torch.cuda.OutOfMemoryError for chunks of more than one image, and for one large image even
+    alone): the chunk is retried image by image, and the image that still does not fit is handed
+    back for the CPU decoders with the reason, not raised."""
+    import torch
+
+    decoder = JpegDecoder("cpu")
+    large = _jpeg(_gray(9, size=(64, 48)))
+
+    def small_device(datas):
+        if len(datas) > 1 or datas[0] == large:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return decoder(datas)
+
+    preprocess = Preprocess(8, crop=8)
+    datas = [_jpeg(_gray(1)), large, _jpeg(_gray(3))]
+    out = decode_on_device(small_device, datas, preprocess)
+    assert out.taken == [0, 2] and list(out.refused) == [1] and "out of device memory" in out.refused[1]
+    torch.testing.assert_close(out.pixels, preprocess.tensor_batch(decoder([datas[0], datas[2]])))
+
+
 def test_decode_on_device_cuts_chunks_by_pixels():
     """With a limit of two images' pixels, five images go to the decoder in three calls."""
     calls = []

@@ -244,8 +244,9 @@ def decode_on_device(
 ) -> DevicePixels:
     """Decode JPEGs with ``decoder`` and preprocess them on its device, in chunks.
 
-    A chunk the decoder refuses is retried one image at a time; the images it still refuses
-    are returned in ``refused``, not raised.
+    A chunk the decoder refuses, or that runs the device out of memory (decoding or
+    preprocessing), is retried one image at a time; the images it still refuses, or that still
+    do not fit, are returned in ``refused``, not raised: the CPU decoders take them.
 
     Parameters
     ----------
@@ -277,21 +278,30 @@ def decode_on_device(
     with stream():
         for chunk in _chunks(len(datas), pixel_counts, chunk_pixels):
             try:
-                images, decoded = decoder([datas[i] for i in chunk]), list(chunk)
+                parts.append(preprocess.tensor_batch(decoder([datas[i] for i in chunk])))
+                taken.extend(chunk)
+                continue
             except ImageDecodeError:
-                images, decoded = [], []
-                for index in chunk:
-                    try:
-                        images.extend(decoder([datas[index]]))
-                        decoded.append(index)
-                    except ImageDecodeError as exc:
-                        refused[index] = str(exc)
-            if images:
-                parts.append(preprocess.tensor_batch(images))
-                taken.extend(decoded)
-            del images
+                pass
+            except torch.cuda.OutOfMemoryError:
+                _release(torch)
+            for index in chunk:  # one at a time: what still fails goes to the CPU decoders
+                try:
+                    parts.append(preprocess.tensor_batch(decoder([datas[index]])))
+                    taken.append(index)
+                except ImageDecodeError as exc:
+                    refused[index] = str(exc)
+                except torch.cuda.OutOfMemoryError:
+                    _release(torch)
+                    refused[index] = "out of device memory while decoding it alone"
         pixels = (torch.cat(parts) if len(parts) > 1 else parts[0]) if parts else None
     return DevicePixels(pixels, taken, refused)
+
+
+def _release(torch) -> None:
+    """Give the memory of a failed device step back before the next (no-op without CUDA)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _chunks(count: int, pixel_counts: Sequence[int] | None, limit: int) -> Iterator[list[int]]:
