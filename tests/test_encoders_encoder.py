@@ -227,3 +227,27 @@ def test_gpu_batch_logic_runs_with_torchvision_decode_on_cpu():
 
     expected = encoder.preprocess.batch([decode_image(datas[i]) for i in good])
     assert np.abs(pixels.numpy() - expected).max() < 0.05
+
+
+def test_gpu_batch_that_runs_out_of_device_memory_is_decoded_on_the_cpu():
+    """A stand-in for nvJPEG running out of GPU memory (no GPU here: a decoder that accepts the
+    JPEGs and raises torch.cuda.OutOfMemoryError): the batch is decoded on CPU threads, same pixels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from backend.encoders.device_decode import JpegDecoder
+    from backend.images import decode_image
+
+    class OutOfMemory(JpegDecoder):
+        def __call__(self, datas):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    encoder = _encoder(batch_size=8)
+    encoder._jpeg_decoder = OutOfMemory("cpu")
+    datas = [_jpeg(40), _png(200), _jpeg(120, mode="RGB")]
+    with ThreadPoolExecutor(2) as pool:
+        good, pixels = encoder._gpu_decode_batch(datas, ["a.jpg", "b.png", "d.jpg"], [0, 1, 2], pool, None)
+    assert good == [0, 1, 2]
+    expected = encoder.preprocess.batch([decode_image(data) for data in datas])
+    assert np.abs(pixels.numpy() - expected).max() < 0.05

@@ -405,6 +405,9 @@ class Encoder:
                 decoded.update(zip(checked, self._jpeg_decoder([datas[i] for i in checked]), strict=True))
             except ImageDecodeError:
                 other.extend(checked)  # decode them on the CPU
+            except torch.cuda.OutOfMemoryError:  # the batch does not fit: the CPU takes it
+                torch.cuda.empty_cache()
+                other.extend(checked)
 
         def one(index):
             try:
