@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -293,7 +293,7 @@ class Encoder:
     def _decode_cpu(self, data: bytes, name: str | None) -> Image.Image:
         return decode_image(data, name, max_pixels=self.max_pixels, target_size=self.preprocess.min_decode_size)
 
-    def _cpu_batches(self, datas, names, on_error) -> Iterator[tuple[list[int], object]]:
+    def _cpu_batches(self, datas, names, on_error) -> Generator[tuple[list[int], object], None, None]:
         """(indices, pixel tensor) per batch; decoding of the next batch runs in threads."""
 
         def prepare(indices: list[int]):
@@ -326,7 +326,7 @@ class Encoder:
             for good, pixels in _prefetch(ahead, prepare, chunks):
                 yield good, (_as_tensor(pixels) if pixels is not None else None)
 
-    def _gpu_batches(self, datas, names, on_error) -> Iterator[tuple[list[int], object]]:
+    def _gpu_batches(self, datas, names, on_error) -> Generator[tuple[list[int], object], None, None]:
         """(indices, pixel tensor on the GPU) per batch, decoded by nvJPEG on a side stream in a
         background thread, one batch ahead of the model. Untested on a GPU in this repository's
         CI (no GPU there); the CPU path is the tested one."""

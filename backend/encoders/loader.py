@@ -59,9 +59,8 @@ def load_encoder(
         where it looked and how to provide the weights.
     """
     parsed = parse_spec(spec)
-    options = dict(
-        cache_dir=cache_dir,
-        offline=offline_mode(offline),
+    offline = offline_mode(offline)
+    encoder_options = dict(
         device=device,
         batch_size=batch_size,
         decode_workers=decode_workers,
@@ -71,14 +70,14 @@ def load_encoder(
     if parsed.family == "hf":
         from backend.encoders.hf import load_hf_encoder
 
-        return load_hf_encoder(parsed, **options)
+        return load_hf_encoder(parsed, cache_dir=cache_dir, offline=offline, **encoder_options)
     if parsed.family == "open_clip":
         from backend.encoders.openclip import load_open_clip_encoder
 
-        return load_open_clip_encoder(parsed, **options)
+        return load_open_clip_encoder(parsed, cache_dir=cache_dir, offline=offline, **encoder_options)
     from backend.encoders.tvmodels import load_torchvision_encoder
 
-    return load_torchvision_encoder(parsed, **options)
+    return load_torchvision_encoder(parsed, cache_dir=cache_dir, offline=offline, **encoder_options)
 
 
 def check_encoder(
@@ -115,19 +114,19 @@ def check_encoder(
     if parsed.family == "hf":
         from backend.encoders.hf import resolve_hf_checkpoint
 
-        found = resolve_hf_checkpoint(parsed, cache_dir=cache_dir, offline=offline)
-        return f"transformers {found.model_type} in {found.folder} ({len(found.keys)} tensors)"
+        hf = resolve_hf_checkpoint(parsed, cache_dir=cache_dir, offline=offline)
+        return f"transformers {hf.model_type} in {hf.folder} ({len(hf.keys)} tensors)"
     if parsed.family == "open_clip":
         from backend.encoders.openclip import resolve_open_clip_checkpoint
 
-        found = resolve_open_clip_checkpoint(parsed, cache_dir=cache_dir, offline=offline)
+        clip = resolve_open_clip_checkpoint(parsed, cache_dir=cache_dir, offline=offline)
         what = {
             "model": "the whole model",
             "visual": "the image tower alone",
             "tower": "no visual.* keys: the image tower's own, or a format open_clip converts",
-        }[found.layout]
-        return f"open_clip {found.model_name}, {found.path} ({what})"
+        }[clip.layout]
+        return f"open_clip {clip.model_name}, {clip.path} ({what})"
     from backend.encoders.tvmodels import resolve_torchvision_checkpoint
 
-    found = resolve_torchvision_checkpoint(parsed, cache_dir=cache_dir, offline=offline)
-    return f"torchvision {parsed.name}, {found.path}"
+    tv = resolve_torchvision_checkpoint(parsed, cache_dir=cache_dir, offline=offline)
+    return f"torchvision {parsed.name}, {tv.path}"

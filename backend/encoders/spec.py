@@ -77,7 +77,10 @@ def parse_spec(spec: str) -> EncoderSpec:
     text = spec.strip()
     preset = PRESETS.get(text.lower())
     if preset is not None:
-        return _parse_prefixed(preset.spec, text)
+        expanded = _parse_prefixed(preset.spec, text)
+        if expanded is None:  # every preset names its family (tests/test_encoders_spec.py)
+            raise EncoderLoadError(f"preset {text!r} stands for {preset.spec!r}, which has no family prefix")
+        return expanded
     parsed = _parse_prefixed(text, text)
     if parsed is not None:
         return parsed

@@ -16,12 +16,16 @@ from __future__ import annotations
 import os
 import pathlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from backend.encoders.encoder import Encoder
 from backend.encoders.preprocess import Preprocess
 from backend.encoders.spec import EncoderSpec
 from backend.encoders.weights import checkpoint_keys, file_digest, missing_file
 from backend.exceptions import EncoderLoadError
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "heads", "head")
 """Where torchvision models keep their final classifier, checked in this order."""
@@ -82,7 +86,7 @@ class TorchvisionCheckpoint:
     """
 
     path: str
-    release: object
+    release: WeightsEnum
 
 
 def resolve_torchvision_checkpoint(spec: EncoderSpec, *, cache_dir: str | None, offline: bool) -> TorchvisionCheckpoint:

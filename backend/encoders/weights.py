@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from backend.exceptions import EncoderLoadError
 
@@ -35,7 +35,7 @@ OPEN_CLIP_WEIGHT_FILES = (
 """open_clip weight files in an ``hf-hub:`` repo or ``local-dir:`` folder, preferred first."""
 
 
-def offline_mode(offline: bool | None, environ: dict | None = None) -> bool:
+def offline_mode(offline: bool | None, environ: Mapping[str, str] | None = None) -> bool:
     """``offline`` if given, else whether ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set.
 
     Parameters
