@@ -7,6 +7,7 @@ running app against it with schemathesis.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from flask import Blueprint, jsonify
 
@@ -19,14 +20,14 @@ def openapi_json():
 
 
 @functools.cache
-def document() -> dict:
+def document() -> dict[str, Any]:
     """The OpenAPI document (a JSON-safe dict)."""
 
     def errors(*codes):
         return {str(c): {"$ref": f"#/components/responses/E{c}"} for c in codes}
 
     common = (400, 401, 413, 503)
-    doc = {
+    doc: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {
             "title": "LabelCast ML backend",

@@ -93,7 +93,7 @@ def render_report(svc, pid: int) -> str:
 
 
 def _finding_section(store, pid: int, finding: str, fc: dict[str, Any]) -> str:
-    rows = [
+    rows: list[list[Any]] = [
         ["status", fc.get("status")],
         ["labels (positive / negative)", f"{fc.get('n_labels')} ({fc.get('n_positive')} / {fc.get('n_negative')})"],
         ["AUC now", _num_interval(fc.get("auc"), fc.get("auc_interval"), 3)],
