@@ -33,13 +33,16 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from backend.exceptions import ImageDecodeError, ImageFetchError
 
 log = logging.getLogger(__name__)
+
+Key = TypeVar("Key", bound=Hashable)
+"""The caller's key for one reference (a task id, a row number), handed back on its Result."""
 
 EMBED_BATCH = 32
 """Images per encoder call (the pixel budget may cut a batch shorter)."""
@@ -79,7 +82,7 @@ FETCH_PER_HOST = 8
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(Generic[Key]):
     """What became of one reference: an embedding, or the reason there is none.
 
     ``sha`` is the SHA-256 of the image bytes (None when they were not fetched); ``vector`` an
@@ -87,7 +90,7 @@ class Result:
     "image not decoded".
     """
 
-    key: Hashable
+    key: Key
     sha: str | None
     vector: np.ndarray | None = None
     error: str | None = None
@@ -218,13 +221,11 @@ class Pipeline:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def embed_all(self, items: Iterable[tuple[Hashable, str]], fetch: Callable[[Hashable, str], bytes]) -> list[Result]:
+    def embed_all(self, items: Iterable[tuple[Key, str]], fetch: Callable[[Key, str], bytes]) -> list[Result[Key]]:
         """Every result of :meth:`run`, in one list."""
         return [result for batch in self.run(items, fetch) for result in batch]
 
-    def run(
-        self, items: Iterable[tuple[Hashable, str]], fetch: Callable[[Hashable, str], bytes]
-    ) -> Iterator[list[Result]]:
+    def run(self, items: Iterable[tuple[Key, str]], fetch: Callable[[Key, str], bytes]) -> Iterator[list[Result[Key]]]:
         """Embed ``(key, reference)`` pairs; yields lists of :class:`Result`, as they are ready.
 
         ``fetch(key, reference) -> bytes`` raises :class:`~backend.exceptions.ImageFetchError`
@@ -234,8 +235,8 @@ class Pipeline:
         their keys.
         """
         items = iter(items)
-        fetching: dict[Future, Hashable] = {}
-        fetched: list[tuple[Hashable, str, bytes]] = []  # (key, name, bytes) not in a batch yet
+        fetching: dict[Future, Key] = {}
+        fetched: list[tuple[Key, str, bytes]] = []  # (key, name, bytes) not in a batch yet
         batches: collections.deque = collections.deque()  # batches being decoded, oldest first
         decoding: dict[str, _Batch] = {}  # image hash -> the batch embedding it
         exhausted = False

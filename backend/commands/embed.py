@@ -159,6 +159,7 @@ def run(args) -> int:
                 if result.vector is not None:
                     vectors[result.key] = result.vector
                 else:
+                    assert result.error is not None  # the pipeline gives each result a vector or an error
                     failures[result.key] = result.error
             progress.update(len(results))
     finally:
@@ -350,7 +351,8 @@ def _read_label_studio(path: pathlib.Path, data_key: str | None) -> list[Item]:
     for number, task in enumerate(tasks):
         if not isinstance(task, dict):
             raise CommandError(f"{path}: task {number} is {type(task).__name__}; expected an object")
-        data = task.get("data") if isinstance(task.get("data"), dict) else task  # JSON or JSON_MIN
+        nested = task.get("data")
+        data = nested if isinstance(nested, dict) else task  # JSON or JSON_MIN
         key = data_key or _image_key(data)
         if key is None or not isinstance(data.get(key), str):
             raise CommandError(
