@@ -294,7 +294,7 @@ class Trainer:
         sampled = len(shas) > MAX_POOL
         return ids, X, (len(shas) if sampled else len(ids))
 
-    def _save_error(self, project_id: int, exc: Exception) -> dict[str, Any]:
+    def _save_error(self, project_id: int, exc: RefitError) -> dict[str, Any]:
         """Save (and tell Label Studio) a forecast record with status ``error`` and a sentence
         that says what went wrong and how to fix it; the last good model keeps serving /predict."""
         project = self._project(project_id)
@@ -350,8 +350,11 @@ REFIT_ERRORS = (EncoderLoadError, LabelConfigError, SettingsError, UnusableLabel
 """Errors that stop a refit for a reason a person can fix: saved as a forecast with status
 ``error`` (any other exception is a bug and fails the job)."""
 
+RefitError = EncoderLoadError | LabelConfigError | SettingsError | UnusableLabelsError
+"""The type of an exception in REFIT_ERRORS (``except`` takes the tuple, annotations the union)."""
 
-def error_sentence(exc: Exception, n_labels: int, encoder_spec: str) -> str:
+
+def error_sentence(exc: RefitError, n_labels: int, encoder_spec: str) -> str:
     """The plain sentence, with the fix, shown for a refit that could not run."""
     arrived = f"{n_labels} label{'s' if n_labels != 1 else ''} arrived"
     if isinstance(exc, EncoderLoadError):
