@@ -242,7 +242,8 @@ def setup_hostname_refusal(
         infos = (resolver or socket.getaddrinfo)(host, port, 0, socket.SOCK_STREAM)
     except OSError as exc:
         return f"{host!r} does not resolve ({exc})"
-    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    # typeshed also allows an (int, bytes) AF_INET6 sockaddr (CPython without IPv6); hosts come as str
+    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}  # type: ignore[union-attr]
     try:
         caller_address = ipaddress.ip_address(caller) if caller else None
     except ValueError:
@@ -437,7 +438,8 @@ class SafeFetcher:
             infos = self.resolver(host, port, 0, socket.SOCK_STREAM)
         except OSError as exc:
             raise FetchRefused(f"image host {host!r} does not resolve: {exc}") from None
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        # typeshed also allows an (int, bytes) AF_INET6 sockaddr (CPython without IPv6); hosts come as str
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]  # type: ignore[union-attr]
         if not addresses:
             raise FetchRefused(f"image host {host!r} has no address")
         if not trusted:
@@ -625,7 +627,7 @@ def _literal_ip(host: str):
 def _refusal_in(exc: BaseException) -> FetchRefused | None:
     """The FetchRefused that urllib3/requests wrapped, if any."""
     seen = set()
-    stack = [exc]
+    stack: list[BaseException | None] = [exc]
     while stack:
         current = stack.pop()
         if current is None or id(current) in seen:
