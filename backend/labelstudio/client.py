@@ -126,10 +126,16 @@ class LabelStudioClient:
             raise LabelStudioError("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to read tasks")
         page = 1
         while True:
+            params: dict[str, str | int] = {
+                "project": int(project_id),
+                "fields": "all",
+                "page": page,
+                "page_size": page_size,
+            }
             try:
                 response = self.session.get(
                     f"{self.url}/api/tasks",
-                    params={"project": int(project_id), "fields": "all", "page": page, "page_size": page_size},
+                    params=params,
                     headers=self.auth_headers(),
                     timeout=API_TIMEOUT_S * 6,
                 )

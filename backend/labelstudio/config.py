@@ -109,9 +109,8 @@ def parse_label_config(xml: str, positive: str | None = None) -> LabelingConfig:
             f'the <Image name="{image_el.get("name")}"> tag needs value="$<data key>", e.g. value="$image"'
         )
 
-    values = tuple(
-        el.get("alias") or el.get("value") for el in choices_el.iter("Choice") if el.get("alias") or el.get("value")
-    )
+    named = (el.get("alias") or el.get("value") for el in choices_el.iter("Choice"))
+    values = tuple(value for value in named if value)
     if len(values) < 2 and choices_el.get("choice") != "multiple":
         raise LabelConfigError(
             f'<Choices name="{choices_el.get("name")}"> needs at least two <Choice> values, got {list(values)}'
@@ -129,9 +128,9 @@ def parse_label_config(xml: str, positive: str | None = None) -> LabelingConfig:
         mode, findings = ONE_VS_REST, values
 
     return LabelingConfig(
-        image_name=image_el.get("name"),
+        image_name=image_el.attrib["name"],  # `images` and `choices` hold only named tags
         image_key=image_key,
-        choices_name=choices_el.get("name"),
+        choices_name=choices_el.attrib["name"],
         values=values,
         mode=mode,
         findings=tuple(findings),

@@ -250,7 +250,11 @@ def _choose(config: LabelingConfig, probabilities: Mapping[str, float]) -> tuple
     """Chosen values and the confidence in them (low score = uncertain, for uncertainty sampling)."""
     if config.mode == BINARY:
         p = float(probabilities[config.findings[0]])
-        return ([config.findings[0]], p) if p >= 0.5 else ([config.negative], 1.0 - p)
+        if p >= 0.5:
+            return [config.findings[0]], p
+        negative = config.negative
+        assert negative is not None  # a binary config has its other value
+        return [negative], 1.0 - p
     if config.mode == MULTILABEL:  # findings without a probe yet are neither chosen nor scored
         chosen = [f for f in config.findings if probabilities.get(f, 0.0) >= 0.5]
         confidence = min(max(p, 1.0 - p) for p in map(float, probabilities.values()))
