@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from scipy.optimize import minimize
@@ -39,6 +39,10 @@ def default_C(n_features: int) -> float:
     return 1.0 / math.sqrt(max(int(n_features), 1))
 
 
+@overload
+def check_embeddings(X: Any, y: None = None) -> tuple[np.ndarray, None]: ...
+@overload
+def check_embeddings(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]: ...
 def check_embeddings(X: Any, y: Any | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate embeddings and optional binary labels.
 

@@ -165,12 +165,12 @@ def estimate_selection_bias(
         n_pool_total = int(pool_size)
     else:
         n_pool_total = n_pool
-    if n_pool > MAX_POOL:
+    if pool is not None and n_pool > MAX_POOL:
         pool = pool[np.random.default_rng(seed).choice(n_pool, MAX_POOL, replace=False)]
     statistic = z = math.nan
     weights = np.ones(n)
     source = "classifier"
-    if n_pool >= MIN_POOL and n >= 2 * N_FOLDS and min(int(y.sum()), n - int(y.sum())) >= 2:
+    if pool is not None and n_pool >= MIN_POOL and n >= 2 * N_FOLDS and min(int(y.sum()), n - int(y.sum())) >= 2:
         with one_blas_thread():
             propensity = _propensities(X, y, pool, seed)
         m = len(pool)
