@@ -201,7 +201,7 @@ def summary_message(config: LabelingConfig, forecasts: dict[str, Any], n_labels:
     return " | ".join(f"{finding}: {fc.message}" for finding, fc in forecasts.items())
 
 
-def image_error_summary(errors: dict[int, str]) -> str:
+def image_error_summary(errors: Mapping[int, str]) -> str:
     """Image errors grouped by kind, with one example each and the fix: ``"40 images refused
     (task 7: image host 'x' is not allowed ...); add the host to ALLOWED_IMAGE_HOSTS"``."""
     groups: dict[str, list[int]] = {}
@@ -234,7 +234,7 @@ def error_kind(reason: str) -> str:
     return "not fetched"
 
 
-def left_out_note(n_labels: int, errors: dict[int, str]) -> str:
+def left_out_note(n_labels: int, errors: Mapping[int, str]) -> str:
     """`` (40 labels arrived; 3 left out: ...)`` when some labels' images could not be used."""
     if not errors:
         return ""

@@ -25,7 +25,7 @@ Pure numpy; the web process calls :func:`prediction_scores` on every /predict.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -124,7 +124,7 @@ def prediction_scores(
     return out
 
 
-def score_quantiles(confidences: np.ndarray) -> list[float]:
+def score_quantiles(confidences: Sequence[float] | np.ndarray) -> list[float]:
     """``N_QUANTILES`` evenly spaced quantiles of the probe's confidences over the project."""
     confidences = np.asarray(confidences, dtype=np.float64)
     if confidences.size == 0:
