@@ -144,9 +144,15 @@ def _read_members(archive: bytes, archive_name: str) -> dict[str, bytes]:
     if archive_name.endswith((".tar.gz", ".tgz")):
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tf:
             regular = {m.name: m for m in tf.getmembers() if m.isfile()}
-            contents = {n: (lambda m=m: tf.extractfile(m).read()) for n, m in regular.items()}
+            contents = {n: (lambda m=m: _read_regular(tf, m)) for n, m in regular.items()}
             return _pick(contents, archive_name)
     raise DataFormatError(f"{archive_name}: not a .zip or .tar.gz source distribution")
+
+
+def _read_regular(tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    file = tf.extractfile(member)
+    assert file is not None  # extractfile gives None only for a member that is not a regular file
+    return file.read()
 
 
 def _pick(contents: dict, archive_name: str) -> dict[str, bytes]:

@@ -179,7 +179,7 @@ def _check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
 def _decode_pil(data: bytes, name: str, max_pixels: int, target_size: int | None) -> Image.Image:
     Image.init()  # registers every Pillow plugin once (MPO, WEBP, ...); cheap afterwards
     try:
-        image = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
+        image: Image.Image = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(f"{name}: refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:

@@ -167,11 +167,9 @@ class Simulation:
             row.update({key: d[key] for key in optional if key in d})
             row["corrected"] = fc.corrected
             row["raw_predicted_auc_at_full"] = fc.predict_raw_auc(self.n_total)
-            predicted = fc.predict_auc(self.n_total)
-            row["predicted_auc_at_full"] = predicted
-            row["predicted_auc_at_full_interval"] = (
-                list(fc.predict_interval(self.n_total)) if predicted is not None else None
-            )
+            row["predicted_auc_at_full"] = fc.predict_auc(self.n_total)
+            interval = fc.predict_interval(self.n_total)  # None exactly when the AUC is
+            row["predicted_auc_at_full_interval"] = list(interval) if interval is not None else None
             checkpoints.append(row)
         return {
             "checkpoints": checkpoints,
