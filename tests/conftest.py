@@ -658,12 +658,13 @@ def near_boundary_sample(X, rng, near=0.9, far=0.03):
     return rng.random(len(X)) < prob, prob
 
 
-def start_redis(folder, appendonly: bool = False):
-    """Start a real redis-server on a free loopback port, keeping its files in ``folder``
-    (append-only file when ``appendonly``); wait until it answers. Returns ``(url, process)``."""
+def start_redis(folder, appendonly: bool = False, port: int | None = None, appendfsync: str | None = None):
+    """Start a real redis-server on ``port`` (default: a free one) on loopback, keeping its files
+    in ``folder`` (append-only file when ``appendonly``, synced as ``appendfsync`` says when
+    given); wait until it answers. Returns ``(url, process)``."""
     import redis
 
-    port = free_port()
+    port = free_port() if port is None else port
     process = subprocess.Popen(
         [
             shutil.which("redis-server") or "redis-server",
@@ -675,6 +676,7 @@ def start_redis(folder, appendonly: bool = False):
             "",
             "--appendonly",
             "yes" if appendonly else "no",
+            *(["--appendfsync", appendfsync] if appendfsync else []),
             "--dir",
             str(folder),
         ],

@@ -21,6 +21,7 @@ from conftest import (
     annotation_event,
     data_uri,
     free_port,
+    start_redis,
     wait_until,
     xray_image_server,
     xray_png,
@@ -146,38 +147,8 @@ def test_embedded_training_process_killed_mid_refit_reruns_it(service_settings, 
 
 
 def _start_redis(port, folder):
-    process = subprocess.Popen(
-        [
-            shutil.which("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    import redis
-
-    wait_until(lambda: _pings(redis.Redis(port=port)), 10, "redis-server")
-    return process
-
-
-def _pings(client):
-    import redis
-
-    try:
-        return client.ping()
-    except redis.ConnectionError:
-        return False
+    """redis-server on ``port`` with an append-only file synced at every write (a -9 loses nothing)."""
+    return start_redis(folder, appendonly=True, port=port, appendfsync="always")[1]
 
 
 @pytest.mark.redis
