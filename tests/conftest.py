@@ -649,6 +649,15 @@ def logistic_population(n=3000, d=6, seed=0):
     return X, y, rng
 
 
+def rotation(d):
+    """A fixed random orthogonal ``d x d`` matrix: ``X @ rotation(d)`` turns embeddings so that the
+    direction that drives the label is no single feature, as in real embeddings."""
+    import numpy as np
+
+    q, _ = np.linalg.qr(np.random.default_rng(99).normal(size=(d, d)))
+    return q
+
+
 def near_boundary_sample(X, rng, near=0.9, far=0.03):
     """Known bias: rows near the class boundary (|x0| < 0.4) are labeled far more often.
     Returns ``(labeled mask, each row's probability of being labeled)``."""
