@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from backend.forecast import STATUSES, forecast
+from backend.forecast import BIAS_LOW_SENTENCE, STATUSES, forecast
 
 
 def _data(n, signal, seed=0, d=8, pos_share=0.5, flip=0.0):
@@ -218,6 +218,7 @@ def test_uncertainty_sampled_labels_are_flagged_and_corrected():
     fc = forecast(X, y, 0.9, pool=pool)
     assert fc.corrected and fc.bias.detected
     assert "not a random sample of this project's images; corrected for it" in fc.message
+    assert fc.message.endswith(BIAS_LOW_SENTENCE)  # 100 labels: the corrected forecast leans low
     assert fc.auc > fc.raw_curve.auc
     doc = fc.to_dict()
     json.dumps(doc)
@@ -303,3 +304,12 @@ def test_the_beyond_project_sentence_never_contradicts_itself():
 
     assert "(1,040 in all) than the 1,000 images" in beyond_project_sentence(1039.2, 1000)
     assert "(2,500 in all) than the 1,000 images" in beyond_project_sentence(2480.0, 1000)
+
+
+def test_below_100_labels_the_correction_is_not_said_to_run_low():
+    """At 60 least-sure-first labels the message says the labels are not a random sample, but not
+    that the corrected forecast leans low: the benchmark's tuning sets were even there."""
+    (X, y), pool = _uncertainty_ordered(n_labeled=60)
+    fc = forecast(X, y, 0.9, pool=pool)
+    assert fc.corrected, fc.bias
+    assert "not a random sample" in fc.message and BIAS_LOW_SENTENCE not in fc.message
