@@ -40,6 +40,7 @@ Pure numpy/scipy/scikit-learn; used by :mod:`backend.learning_curve` and :mod:`b
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +135,8 @@ def calibrate_pool(
         The probe's regularisation (default :func:`backend.probe.default_C`).
     noise_share : float, optional
         Share in [0, 1] of the estimated logit noise corrected for (default ``NOISE_SHARE``;
-        0: plain Platt scaling).
+        0: plain Platt scaling). Skipped when the project has fewer unlabeled rows
+        (``pool_size``, or ``len(pool)``) than labeled ones.
     c_scale : float, optional
         Multiple of ``C`` the calibration probes are fitted with (default ``C_SCALE``).
 
@@ -155,8 +157,8 @@ def calibrate_pool(
     if k < 2:
         raise ValueError(f"calibration needs 2 labels of each class, got {n_pos} positive of {len(y)}")
     noise_share = NOISE_SHARE if noise_share is None else float(noise_share)
-    c_scale = C_SCALE if c_scale is None else float(c_scale)
-    if not (c_scale > 0 and np.isfinite(c_scale)):
+    c_scale = C_SCALE if c_scale is None else c_scale
+    if isinstance(c_scale, bool) or not isinstance(c_scale, numbers.Real) or not (0 < c_scale < np.inf):
         raise ValueError(f"c_scale must be a positive number, got {c_scale!r}")
     C = c_scale * (default_C(X.shape[1]) if C is None else float(C))
     if not (0.0 <= noise_share <= 1.0):

@@ -208,6 +208,8 @@ def data_sets(names, rng, seed):
         name, _, rows = full_name.partition("@")
         label, X, y, fresh = _data_set(name, rng, seed)
         if rows:
+            if not rows.isdigit() or not 0 < int(rows) < len(y):
+                raise SystemExit(f"{full_name}: N in name@N must be a whole number below the set's {len(y)} rows")
             keep = np.random.default_rng(seed).permutation(len(y))[: int(rows)]
             label, X, y = f"{full_name}{label[label.index(' (') :]}", X[keep], y[keep]
         yield label, X, y, fresh
@@ -301,7 +303,11 @@ def run_set(name, X, y, fresh, args, rng):
                 for c in ("raw", *args.corrections)
             )
             print(f"at {k}: uncertainty/random error ratio {ratios}")
-    print("flagged at 100 labels: " + ", ".join(f"{o} {np.mean(f):.0%} of {len(f)}" for o, f in flags.items() if f))
+    print(
+        "flagged at 100 labels: "
+        + ", ".join(f"{o} {np.mean(f):.0%} of {len(f)}" for o, f in flags.items() if f)
+        + (" (mixed: always, its selection probabilities are known)" if flags["mixed"] else "")
+    )
     if args.reach:
         if fresh is not None:
             X_fit, y_fit, test = X, y, fresh

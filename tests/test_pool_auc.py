@@ -135,6 +135,7 @@ def test_noise_share_out_of_range_is_named():
 
 
 def _turned_errors(sample, c_scale, d=20):
+    """``_model_error`` rows over 6 draws whose label direction is turned out of the features."""
     out = []
     for seed in range(6):
         X, y, rng = logistic_population(3000, d=d, seed=seed)
@@ -154,7 +155,7 @@ def test_weaker_penalty_keeps_the_direction_boundary_labels_barely_span():
     assert np.sum(np.abs(weaker[:, 0]) < np.abs(usual[:, 0])) >= 5, (usual[:, 0], weaker[:, 0])
 
 
-@pytest.mark.parametrize("c_scale", [0.0, -1.0, float("nan")])
+@pytest.mark.parametrize("c_scale", [0.0, -1.0, float("nan"), float("inf"), "16", True])
 def test_c_scale_must_be_positive(c_scale):
     """A calibration penalty multiple that is not a positive number raises, naming it."""
     X, y, _ = logistic_population(200)
@@ -173,5 +174,7 @@ def test_noise_correction_is_skipped_when_the_unlabeled_rows_are_fewer_than_the_
     platt = calibrate_pool(XL, yL, pool, seed=0, noise_share=0.0)
     small = calibrate_pool(XL, yL, pool, seed=0, noise_share=0.5)
     sampled = calibrate_pool(XL, yL, pool, seed=0, noise_share=0.5, pool_size=1000)
+    as_many = calibrate_pool(XL, yL, pool, seed=0, noise_share=0.5, pool_size=len(yL))
     assert small.slope == platt.slope and np.array_equal(small.p, platt.p)
     assert sampled.slope > 1.2 * platt.slope
+    assert as_many.slope > 1.2 * platt.slope  # as many unlabeled rows as labeled: corrected
