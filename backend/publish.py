@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 PUSH_RETRY_S = 30.0
 """Seconds before a model version that Label Studio could not be told is pushed again."""
 
+SETUP_REPUSH_S = 5.0
+"""Seconds after the first refit of a newly connected project before its version and message
+are pushed once more. Label Studio (1.23, ``MLBackend.update_state``) calls /setup and then
+saves the whole ML backend record it read before: a message pushed in between (a fast first
+refit, such as one whose every image is refused) is overwritten by the old description."""
+
 
 def store_errors() -> tuple[type[BaseException], ...]:
     """What a store raises when it is unreachable or busy for a while (worth a retry)."""
@@ -177,8 +183,17 @@ class Publisher:
         finally:
             self._pushing.release()
 
+    def push_again_in(self, project_id: int, seconds: float) -> None:
+        """Push the project's latest version and message again in ``seconds`` (sooner if a
+        push is already due sooner), through the same deadlines as a missed push."""
+        at = time.time() + seconds
+        due = self.store.get_push_due().get(project_id)
+        if due is None or due > at:
+            self.store.set_push_due(project_id, at)
+
     def pending(self) -> dict[int, float]:
-        """``{project_id: seconds until the next try}`` of versions Label Studio was not told."""
+        """``{project_id: seconds until the next try}`` of versions Label Studio was not told
+        (or is to be told again: :meth:`push_again_in`)."""
         now = time.time()
         return {project_id: max(0.0, at - now) for project_id, at in self.store.get_push_due().items()}
 

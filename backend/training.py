@@ -29,7 +29,7 @@ from backend.exceptions import (
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.config import parse_label_config
 from backend.labelstudio.protocol import model_version
-from backend.publish import Publisher, Retry
+from backend.publish import SETUP_REPUSH_S, Publisher, Retry
 from backend.refit import FORECAST_SEED, IMAGE_ERRORS_SHOWN, error_kind, image_error_summary, with_report_link
 from backend.refit import refit as refit_project
 from backend.selection_bias import MAX_POOL
@@ -220,6 +220,7 @@ class Trainer:
         and, after the refit, embed every task not embedded yet so /predict can score it.
         Returns the saved forecast record.
         """
+        resync = sync  # /setup of a new project, or Start training
         try:
             if sync:
                 try:
@@ -231,6 +232,8 @@ class Trainer:
         except REFIT_ERRORS as exc:  # a refit that cannot run: the project shows why and the fix
             record = self._save_error(project_id, exc)
             sync = False
+        if resync:  # Label Studio may still overwrite the message just pushed (publish.SETUP_REPUSH_S)
+            self.publisher.push_again_in(project_id, SETUP_REPUSH_S)
         if sync:
             pending = [t for t, rec in self.store.get_tasks(project_id).items() if not rec.get("sha")]
             if pending:

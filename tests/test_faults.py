@@ -321,6 +321,24 @@ def test_label_studio_unreachable_does_not_block_and_a_later_job_pushes(service_
     assert flaky.pushes[-1] == ("ok", record["version"]) and not trainer.publisher.pending()
 
 
+def test_a_refit_after_setup_is_pushed_again_soon(service_settings, sqlite_store):
+    """A refit asked for by /setup (sync) is told to Label Studio once more SETUP_REPUSH_S later,
+    since Label Studio saves its old description after /setup returns; a plain refit whose
+    push failed keeps the usual retry deadline (PUSH_RETRY_S)."""
+    from backend.publish import PUSH_RETRY_S, SETUP_REPUSH_S
+    from backend.training import Trainer
+
+    flaky = _FlakyLabelStudio()  # Label Studio not there: the sync and the first push fail
+    trainer = Trainer(flaky.settings(service_settings), sqlite_store, client_factory=flaky.client)
+    _labeled_project(sqlite_store, 2)
+    _labeled_project(sqlite_store, 3)
+    trainer.refit(2)
+    trainer.refit(3, sync=True)
+    due = {pid: at - time.time() for pid, at in sqlite_store.get_push_due().items()}
+    assert SETUP_REPUSH_S < due[2] <= PUSH_RETRY_S, due
+    assert 0 < due[3] <= SETUP_REPUSH_S, due
+
+
 def test_embedded_worker_retries_a_missed_push_on_a_timer(service_settings, sqlite_store):
     """Embedded worker: a version Label Studio missed is pushed again PUSH_RETRY_S later by
     the worker thread itself, with no label, refit or embed coming after."""

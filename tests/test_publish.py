@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from backend.exceptions import LabelStudioError
-from backend.publish import PUSH_RETRY_S, Publisher, Retry
+from backend.publish import PUSH_RETRY_S, SETUP_REPUSH_S, Publisher, Retry
 
 
 class DownThenUpClient:
@@ -149,3 +149,22 @@ def test_a_late_push_of_an_older_version_never_lands_after_a_newer_one(sqlite_st
     newer.join(10)
     assert not late.is_alive() and not newer.is_alive()
     assert client.versions == ["v-n3", "v-n4"]  # both answered (the slow one was released in time)
+
+
+def test_push_again_in_tells_the_same_version_once_more(sqlite_store):
+    """After a push Label Studio took, push_again_in keeps a deadline (never later than one
+    already due) and, when it comes, the same version and message are told again."""
+    _saved_version(sqlite_store, 1)
+    client = DownThenUpClient()
+    client.up = True
+    publisher = Publisher(SETTINGS, sqlite_store, lambda project: client, Retry(interval_s=60))
+    publisher.push(1)
+    assert sqlite_store.get_push_due() == {}
+    publisher.push_again_in(1, SETUP_REPUSH_S)
+    assert 0 < sqlite_store.get_push_due()[1] - time.time() <= SETUP_REPUSH_S
+    publisher.push_again_in(1, 600)  # a later repeat does not postpone the one due
+    assert sqlite_store.get_push_due()[1] - time.time() <= SETUP_REPUSH_S
+    sqlite_store.set_push_due(1, time.time() - 1)
+    publisher.push_due()
+    assert client.versions == [(1, "v-n3", "hi"), (1, "v-n3", "hi")]
+    assert sqlite_store.get_push_due() == {}
