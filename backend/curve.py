@@ -546,10 +546,8 @@ def _fit_analog(
         towards = np.zeros_like(values)
         towards[later] = gain_model.curve(sizes[match], means[match], GRID[later]) - values[later]
         share = rng.uniform(0.0, 2.0 * gain_weight, (len(draws), 1)) if n_draws > 0 else np.full((1, 1), gain_weight)
-        shapes, draws = (
-            np.maximum.accumulate(np.clip(d + share * towards, 0.0, 1.0), axis=1)
-            for d in ((shapes, draws) if pooled else (shapes,) * 2)
-        )
+        shapes = np.maximum.accumulate(np.clip(shapes + share * towards, 0.0, 1.0), axis=1)
+        draws = np.maximum.accumulate(np.clip(draws + share * towards, 0.0, 1.0), axis=1) if pooled else shapes
         values = np.maximum.accumulate(np.clip(values + gain_weight * towards, 0.0, 1.0))
     return AnalogCurveFit(
         method="ensemble" if gain_weight > 0 else "analog",

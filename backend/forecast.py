@@ -410,15 +410,10 @@ def _message(status, curve, plateau, plateau_int, target, remaining, remaining_i
         )
     curves = f"{_in_ten(reach)} in 10 forecast curves reach it"
     if plateau < target:  # reached by some of the forecast curves, not by their mixture
+        above = f"{now}; {ahead}: the target {target:.2f} is above the predicted plateau but not ruled out — {curves}"
         if remaining == 0:
-            return (
-                f"{now}; {ahead}: the target {target:.2f} is above the predicted plateau but not ruled out — "
-                f"{curves}, most of those with the labels so far."
-            )
-        return (
-            f"{now}; {ahead}: the target {target:.2f} is above the predicted plateau but not ruled out — "
-            f"{curves}, those after about {_round_count(remaining)} more labels ({_span(remaining_int)})."
-        )
+            return f"{above}, most of those with the labels so far."
+        return f"{above}, those after about {_round_count(remaining)} more labels ({_span(remaining_int)})."
     if remaining == 0:
         return (
             f"{now}; {ahead}: the curve puts the target {target:.2f} about reached, "

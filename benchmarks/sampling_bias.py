@@ -343,11 +343,18 @@ def calibrate(args, rng):
                 print(f"| {name} | {k} | {order} | {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f} | {rates} |", flush=True)
 
 
+SETTINGS = {
+    "noise_share": (pool_auc, "NOISE_SHARE", "share of the logit noise the calibration corrects for; 0: Platt"),
+    "c_scale": (pool_auc, "C_SCALE", "the calibration probes' C as a multiple of the probe's"),
+    "model_share": (forecast_module, "MODEL_SHARE", "share of the model-based curve in the blend"),
+}
+"""Option -> (module, constant, what it is): the correction's defaults a run may change."""
+
+
 def _set_shares(args):
     """The alternatives compared: the defaults of the correction, set for this process."""
-    pool_auc.NOISE_SHARE = args.noise_share
-    pool_auc.C_SCALE = args.c_scale
-    forecast_module.MODEL_SHARE = args.model_share
+    for dest, (module, name, _) in SETTINGS.items():
+        setattr(module, name, getattr(args, dest))
 
 
 def _run_captured(job):
@@ -390,24 +397,13 @@ def main(argv=None):
         default=list(CORRECTIONS),
         help="corrections compared (backend.forecast.CORRECTIONS); random order is judged by the last",
     )
-    parser.add_argument(
-        "--noise-share",
-        type=float,
-        default=pool_auc.NOISE_SHARE,
-        help="share of the logit noise the calibration corrects for (backend.pool_auc.NOISE_SHARE; 0: Platt)",
-    )
-    parser.add_argument(
-        "--c-scale",
-        type=float,
-        default=pool_auc.C_SCALE,
-        help="the calibration probes' C as a multiple of the probe's (backend.pool_auc.C_SCALE)",
-    )
-    parser.add_argument(
-        "--model-share",
-        type=float,
-        default=forecast_module.MODEL_SHARE,
-        help="share of the model-based curve in the blend (backend.forecast.MODEL_SHARE)",
-    )
+    for dest, (module, name, what) in SETTINGS.items():
+        parser.add_argument(
+            "--" + dest.replace("_", "-"),
+            type=float,
+            default=getattr(module, name),
+            help=f"{what} ({module.__name__}.{name})",
+        )
     parser.add_argument("--no-known", dest="known", action="store_false", help="skip Horvitz-Thompson on mixed")
     parser.add_argument("--target-gap", type=float, default=0.02)
     parser.add_argument("--no-reach", dest="reach", action="store_false", help="skip the labels-to-reach count")
