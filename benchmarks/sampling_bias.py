@@ -176,10 +176,10 @@ TABLE_TASKS = {
 
 def _mnist(name):
     """A binary task on the MNIST embeddings (``MNIST_TASKS``)."""
-    from real_embeddings import mnist_embeddings
+    from real_embeddings import image_embeddings
 
     kept, positive, _ = MNIST_TASKS[name]
-    X, digits = mnist_embeddings(size=MNIST_SIZE)
+    X, digits = image_embeddings("mnist5k", size=MNIST_SIZE)
     rows = np.ones(len(digits), bool) if kept is None else np.isin(digits, kept)
     return X[rows].astype(np.float64), np.isin(digits[rows], positive).astype(np.int8)
 

@@ -1,4 +1,5 @@
-"""benchmarks/real_embeddings.py: wheel members read from the cache, MobileNetV2 features of grey images."""
+"""benchmarks/real_embeddings.py: wheel members read from the cache, the image and river sets, MobileNetV2
+features of grey images."""
 
 from __future__ import annotations
 
@@ -60,3 +61,69 @@ def test_embed_images_refuses_what_it_cannot_embed(tmp_path):
         real_embeddings.embed_images(np.zeros((2, 28, 28, 3), np.uint8), tmp_path / "unused.pth")
     with pytest.raises(ValueError, match="at least 32 pixels"):
         real_embeddings.embed_images(np.zeros((2, 28, 28), np.uint8), tmp_path / "unused.pth", size=16)
+
+
+def test_river_csv_reads_gz_and_zip_members(tmp_path):
+    """A gzip-compressed CSV and a zip archive of one CSV come back as float features, the last
+    column as text, and the feature names; a member of another kind is named in the error."""
+    import gzip
+
+    table = "a,b,target\n1,2.5,x\n3,-4,y\n"
+    inner = tmp_path / "inner.zip"
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.writestr("t.csv.zip", table)
+    with zipfile.ZipFile(tmp_path / "river-0.26.1-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("river/datasets/t.csv.gz", gzip.compress(table.encode()))
+        wheel.writestr("river/datasets/t.csv.zip", inner.read_bytes())
+        wheel.writestr("river/datasets/t.csv", table)
+    for member in ("river/datasets/t.csv.gz", "river/datasets/t.csv.zip"):
+        X, target, names = real_embeddings.river_csv(member, tmp_path)
+        np.testing.assert_array_equal(X, [[1.0, 2.5], [3.0, -4.0]])
+        assert list(target) == ["x", "y"] and names == ["a", "b"]
+    with pytest.raises(ValueError, match="end in .gz or .zip"):
+        real_embeddings.river_csv("river/datasets/t.csv", tmp_path)
+
+
+def test_river_tables_have_their_documented_shapes_and_classes():
+    """river 0.26.1's Image Segmentation (2,310 x 18, 7 classes of 330) and Shuttle (49,097 x 9,
+    3,511 anomalies) files, all values finite."""
+    X, category, names = real_embeddings.river_csv("river/datasets/segment.csv.zip")
+    assert X.shape == (2310, 18) and len(names) == 18 and np.isfinite(X).all()
+    classes, counts = np.unique(category, return_counts=True)
+    assert list(classes) == ["brickface", "cement", "foliage", "grass", "path", "sky", "window"]
+    assert list(counts) == [330] * 7
+    X, anomaly, names = real_embeddings.river_csv("river/datasets/shuttle.csv.gz")
+    assert X.shape == (49097, 9) and names == [f"f{i}" for i in range(1, 10)] and np.isfinite(X).all()
+    assert (anomaly == "0").sum() == 45586 and (anomaly == "1").sum() == 3511
+
+
+def test_lfw_faces_are_200_grey_crops_faces_first():
+    """scikit-image 0.26.0's LFW subset: 200 distinct 25 x 25 uint8 crops, the first 100 faces."""
+    images, is_face, digest = real_embeddings.lfw_faces()
+    assert images.shape == (200, 25, 25) and images.dtype == np.uint8
+    assert is_face.dtype == np.int8 and list(is_face) == [1] * 100 + [0] * 100
+    assert len(np.unique(images.reshape(200, -1), axis=0)) == 200
+    assert images.min() < 20 and images.max() > 235  # the whole 8-bit range is used, not [0, 1]
+    assert len(digest) == 64
+
+
+@pytest.mark.slow
+def test_image_embeddings_of_lfw_crops_are_cached(tmp_path, monkeypatch, mobilenet_v2_weights_file):
+    """Four real LFW crops (two faces, two not) through the MNIST code path: 1280 finite,
+    non-negative features each at 112 px, written once to the cache and read back from it."""
+    images, is_face, digest = real_embeddings.lfw_faces()
+    rows = [0, 1, 198, 199]
+    monkeypatch.setitem(real_embeddings.IMAGE_SETS, "lfw4", lambda cache: (images[rows], is_face[rows], digest))
+    X, labels = real_embeddings.image_embeddings("lfw4", size=112, cache=tmp_path)
+    assert X.shape == (4, 1280) and X.dtype == np.float32
+    assert np.isfinite(X).all() and (X >= 0).all() and list(labels) == [1, 1, 0, 0]
+    (cached,) = tmp_path.glob("lfw4-*-112px.npy")
+    np.testing.assert_array_equal(np.load(cached), X)
+    np.save(cached, X + 1.0)  # what is cached is what comes back
+    np.testing.assert_array_equal(real_embeddings.image_embeddings("lfw4", size=112, cache=tmp_path)[0], X + 1.0)
+
+
+def test_image_embeddings_names_an_unknown_set(tmp_path):
+    """An image set that is not in IMAGE_SETS is refused with the known ones named."""
+    with pytest.raises(ValueError, match="unknown image set 'cifar'.*mnist5k, lfw200"):
+        real_embeddings.image_embeddings("cifar", cache=tmp_path)
