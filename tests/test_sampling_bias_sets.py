@@ -1,0 +1,91 @@
+"""benchmarks/sampling_bias.py: the held-out sets read from wheels, as ``--sets`` loads them.
+
+Only shapes, labels and class shares are checked: nothing may be computed on a held-out set
+before a method has been chosen without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pathlib
+
+import numpy as np
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def sampling_bias(monkeypatch):
+    """The benchmark module, importable with its sibling ``real_embeddings``."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("sampling_bias")
+
+
+def _load(sampling_bias, name):
+    """``(label, X, y)`` of one set, through the path that ``--sets name`` takes."""
+    ((label, X, y, fresh),) = sampling_bias.data_sets([name], np.random.default_rng(0), 0)
+    assert fresh is None
+    assert X.dtype == np.float64 and np.isfinite(X).all()
+    assert y.dtype == np.int8 and set(np.unique(y)) == {0, 1}
+    return label, X, y
+
+
+def test_the_new_wheel_sets_are_all_held_out(sampling_bias):
+    """lfw-faces, segment-brickface and shuttle are registered, each held out."""
+    assert {name: role for name, (_, _, role) in sampling_bias.WHEEL_SETS.items()} == {
+        "lfw-faces": "held out",
+        "segment-brickface": "held out",
+        "shuttle": "held out",
+    }
+
+
+def test_segment_brickface_is_standardised_with_one_class_in_seven_positive(sampling_bias):
+    """2,310 rows x 18 standardised columns; the 330 brickface segments positive."""
+    label, X, y = _load(sampling_bias, "segment-brickface")
+    assert label == "segment-brickface (river, held out)"
+    assert X.shape == (2310, 18) and y.sum() == 330
+    np.testing.assert_allclose(X.mean(axis=0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(X.std(axis=0), 1.0, atol=1e-9)
+
+
+def test_shuttle_is_the_same_seeded_3000_rows_mostly_rad_flow(sampling_bias):
+    """3,000 rows x 9 standardised columns, 2,792 (93 %) Rad Flow positive, the same rows each time."""
+    label, X, y = _load(sampling_bias, "shuttle")
+    assert label == "shuttle (river, held out)"
+    assert X.shape == (3000, 9) and y.sum() == 2792
+    np.testing.assert_allclose(X.std(axis=0), 1.0, atol=1e-9)
+    _, again, y_again = _load(sampling_bias, "shuttle")
+    np.testing.assert_array_equal(again, X)
+    np.testing.assert_array_equal(y_again, y)
+
+
+def test_lfw_faces_asks_for_the_lfw_embeddings_at_the_mnist_size(sampling_bias, monkeypatch):
+    """lfw-faces takes the 200 crops' MobileNetV2 features at MNIST's 112 px, faces (the first
+    100) positive. The embedding itself is stubbed here; tests/test_real_embeddings.py embeds four
+    real crops."""
+    import real_embeddings
+
+    _, is_face, _ = real_embeddings.lfw_faces()
+    asked = []
+
+    def image_embeddings(name, size):
+        asked.append((name, size))
+        return np.ones((200, 1280), np.float32), is_face
+
+    monkeypatch.setattr(real_embeddings, "image_embeddings", image_embeddings)
+    label, X, y = _load(sampling_bias, "lfw-faces")
+    assert asked == [("lfw200", 112)] and sampling_bias.MNIST_SIZE == 112
+    assert label == "lfw-faces (scikit-image LFW, MobileNetV2 embeddings, held out)"
+    assert X.shape == (200, 1280) and list(y) == [1] * 100 + [0] * 100
+
+
+def test_standardised_drops_a_constant_column_without_nan(sampling_bias):
+    """A zero-variance column is dropped (or, as for the older sets, left at 0), never NaN."""
+    X = np.column_stack([np.arange(6.0), np.full(6, 7.0), np.arange(6.0) ** 2])
+    dropped = sampling_bias._standardised(X, drop_constant=True)
+    assert dropped.shape == (6, 2) and np.isfinite(dropped).all()
+    np.testing.assert_allclose(dropped.std(axis=0), 1.0)
+    kept = sampling_bias._standardised(X)
+    assert kept.shape == (6, 3)
+    np.testing.assert_array_equal(kept[:, 1], 0.0)
