@@ -46,12 +46,28 @@ standardised, all other columns as features; roles alternating in alphabetical o
 before either was loaded: ``anes96`` (944 x 9, 1996 vote for Dole positive: 42 %) is tuning,
 ``fair`` (6,366 x 8, any affair positive: 32 %) is held out (shape and class share only).
 
+New held-out sets, untouched: their tasks and roles were fixed in code (commit 8847b2a) before
+anything was computed on them; only their shapes, class names and class shares have been looked
+at (``WHEEL_SETS``):
+
+* ``lfw-faces``: the 200 grey 25 x 25 LFW crops that scikit-image 0.26.0 bundles
+  (``skimage/data/lfw_subset.npy``; its docstring: the first 100 faces, the last 100 background),
+  MobileNetV2 embeddings as MNIST's (112 px, 1280-d); face positive: 200 x 1280, 50 %.
+* ``segment-brickface``: river 0.26.1's UCI Image Segmentation (``river/datasets/segment.csv.zip``),
+  standardised; of the 7 classes of 330 rows, ``brickface``, the first name in alphabetical
+  order, positive: 2,310 x 18, 14 %.
+* ``shuttle``: 3,000 rows (``SHUTTLE_SEED``) of river 0.26.1's Statlog Shuttle
+  (``river/datasets/shuttle.csv.gz``, 49,097 x 9, ODDS's version: the second-largest class
+  dropped, the rest coded ``anomaly``), standardised; the most frequent class, Rad Flow
+  (``anomaly`` 0), positive: 3,000 x 9, 93 %.
+
     python benchmarks/sampling_bias.py --reps 10 --no-reach --jobs 3
     python benchmarks/sampling_bias.py --reps 10 --no-reach --corrections blend --noise-share 0.5   # noise-corrected
     python benchmarks/sampling_bias.py --reps 10 --sets synthetic-64,shenzhen   # with the label counts
     python benchmarks/sampling_bias.py --calibrate --reps 20   # the detection threshold
     python benchmarks/sampling_bias.py --reps 6 --no-reach --sets mnist-even,anes96 --c-scale 16   # real tuning sets
     python benchmarks/sampling_bias.py --reps 8 --no-reach --sets diabetes@138,anes96@138 --checkpoints 50,100   # small projects
+    python benchmarks/sampling_bias.py --reps 10 --no-reach --sets lfw-faces,segment-brickface,shuttle   # new held-out sets
 """
 
 from __future__ import annotations
@@ -241,9 +257,9 @@ def _shuttle():
 # their tasks and roles were fixed in code before anything was computed on them (shapes, class
 # names and class shares only). name -> (loader, source, role).
 WHEEL_SETS = {
-    "lfw-faces": (_lfw_faces, "scikit-image LFW, MobileNetV2 embeddings", "held out"),  # pre-registered, untouched
-    "segment-brickface": (_segment_brickface, "river", "held out"),  # pre-registered, untouched
-    "shuttle": (_shuttle, "river", "held out"),  # pre-registered, untouched
+    "lfw-faces": (_lfw_faces, "scikit-image LFW, MobileNetV2 embeddings", "held out"),  # held out, fixed in 8847b2a
+    "segment-brickface": (_segment_brickface, "river", "held out"),  # held out, fixed in 8847b2a
+    "shuttle": (_shuttle, "river", "held out"),  # held out, fixed in 8847b2a
 }
 
 
