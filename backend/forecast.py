@@ -44,7 +44,7 @@ from backend.learning_curve import (
     empirical_learning_curves,
     minimum_labels,
 )
-from backend.pool_auc import calibrate_pool
+from backend.pool_auc import calibrate_pool, optimistic
 from backend.probe import check_embeddings
 from backend.readiness import MIN_LABELS, check_target_auc, collecting_message
 from backend.selection_bias import MAX_POOL, SelectionBias, estimate_selection_bias
@@ -57,6 +57,7 @@ __all__ = [
     "BIAS_SENTENCE",
     "BIAS_LOW_FROM",
     "BIAS_LOW_SENTENCE",
+    "OPTIMISTIC_SENTENCE",
     "CORRECTIONS",
 ]
 
@@ -83,6 +84,12 @@ BIAS_SENTENCE = "Labels so far are not a random sample of this project's images;
 # of 18 held-out ones (mean -0.04 and -0.06); at 50 labels the tuning sets were even (9 of 18),
 # so nothing is said there. Not everywhere: the held-out set with a low AUC (0.74) came out high.
 BIAS_LOW_FROM = 100
+# Said when the optimistic curve (the calibrated probe counted right on every unlabeled image it
+# is sure of) raised the upper end of the plateau's interval.
+OPTIMISTIC_SENTENCE = (
+    "The upper ends count the probe right on the unlabeled images it is surest of, "
+    "which labels chosen this way cannot check."
+)
 BIAS_LOW_SENTENCE = "In benchmarks, corrected forecasts like this one were more often too low than too high."
 
 
@@ -119,6 +126,7 @@ class Forecast:
     project_size: int | None = None
     raw_curve: EmpiricalCurve | None = None
     raw_fit: AnalogCurveFit | LearningCurveFit | None = None
+    optimistic_fit: AnalogCurveFit | LearningCurveFit | None = None
 
     @property
     def corrected(self) -> bool:
@@ -138,8 +146,18 @@ class Forecast:
         """Interval of :meth:`predict_auc` (``None`` while collecting)."""
         if self.fit is None:
             return None
-        low, high = self.fit.interval([n], self.level)
+        low, high = self.band([n])
         return float(low[0]), float(high[0])
+
+    def band(self, sizes: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Intervals of the predicted AUC at ``sizes``: the fit's, its upper end raised to the
+        optimistic curve where the model-based correction made one (module docstring)."""
+        if self.fit is None:
+            raise ValueError("no forecast curve while collecting labels")
+        low, high = self.fit.interval(sizes, self.level)
+        if self.optimistic_fit is not None:
+            high = np.maximum(high, self.optimistic_fit.predict(sizes))
+        return low, high
 
     def to_dict(self) -> dict:
         """JSON-safe summary: infinities become ``None`` (``status`` and ``message`` say why)."""
@@ -174,6 +192,8 @@ class Forecast:
             out["curve"] = self.fit.describe()
         if self.bias is not None:
             out["selection_bias"] = self.bias.to_dict()
+        if self.optimistic_fit is not None:
+            out["optimistic_plateau"] = _json_safe(self.optimistic_fit.plateau)
         if self.raw_curve is not None:
             out["raw"] = {
                 "auc": _json_safe(self.raw_curve.auc),
@@ -275,8 +295,11 @@ def forecast(
     if pool is not None or selection_prob is not None:
         bias = estimate_selection_bias(X, y, pool, selection_prob, seed=seed, pool_size=pool_size)
         base["bias"] = bias
+    optimistic_curve = None
     if bias is not None and bias.detected:
-        raw_curve, curve = _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, level)
+        raw_curve, curve, optimistic_curve = _raw_and_corrected_curves(
+            X, y, pool, pool_size, bias, correction, seed, level
+        )
     else:
         curve = raw_curve = empirical_learning_curve(X, y, seed=seed, level=level)
     if curve.n_distinct_sizes < 3:  # only with extreme class imbalance
@@ -303,6 +326,17 @@ def forecast(
     plateau_int = fit.plateau_interval(level)
     needed = fit.labels_for(target_auc)
     needed_int = fit.labels_interval(target_auc, level)
+    widened = False
+    if optimistic_curve is not None:
+        # Labels chosen near the boundary cannot show how the probe does on the images it is sure
+        # of: the intervals reach up to the curve that counts it right on all of them.
+        optimistic_fit = fit_learning_curve(
+            optimistic_curve.sizes, optimistic_curve.scores, method=method, n_boot=0, seed=seed, pooled=True
+        )
+        raw["optimistic_fit"] = optimistic_fit
+        widened = optimistic_fit.plateau > plateau_int[1]
+        plateau_int = (plateau_int[0], max(plateau_int[1], optimistic_fit.plateau))
+        needed_int = (min(needed_int[0], optimistic_fit.labels_for(target_auc)), needed_int[1])
     remaining = max(0.0, needed - n)
     remaining_int = (max(0.0, needed_int[0] - n), max(0.0, needed_int[1] - n))
 
@@ -318,6 +352,8 @@ def forecast(
         message = f"{message} {beyond_project_sentence(needed, int(project_size))}"
     if raw:
         message = f"{message} {BIAS_SENTENCE}"
+        if widened and status != "target_reached":
+            message = f"{message} {OPTIMISTIC_SENTENCE}"
         measured = correction == "blend" and bias is not None and bias.source == "classifier"
         if measured and n >= BIAS_LOW_FROM and status != "target_reached":
             message = f"{message} {BIAS_LOW_SENTENCE}"
@@ -341,8 +377,9 @@ def forecast(
 
 
 def _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, level):
-    """The learning curve as measured and corrected towards the whole project (``CORRECTIONS``),
-    from the same probes."""
+    """The learning curve as measured, corrected towards the whole project (``CORRECTIONS``) and,
+    where the correction is model-based, its optimistic extreme (``None`` otherwise), from the
+    same probes."""
     views: list[tuple[Any, Any]] = [(None, None), (bias.weights, None)]
     if correction != "weights" and pool is not None and bias.source == "classifier":
         pool = np.asarray(pool, dtype=np.float64)
@@ -351,11 +388,13 @@ def _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, lev
             pool = pool[np.random.default_rng(seed).choice(n_pool, MAX_POOL, replace=False)]
         labels = calibrate_pool(X, y, pool, seed=seed, pool_size=pool_size or n_pool)
         views = views if correction == "blend" else views[:1]
-        views.append((None, labels))
+        views += [(None, labels), (None, optimistic(labels))]
     curves = empirical_learning_curves(X, y, seed=seed, level=level, views=views)
-    if len(curves) == 3:  # blend: model-based and weighted
-        return curves[0], _mean_curve(curves[2], curves[1], MODEL_SHARE)
-    return curves[0], curves[1]
+    if len(curves) == 4:  # blend: model-based and weighted
+        return curves[0], _mean_curve(curves[2], curves[1], MODEL_SHARE), curves[3]
+    if len(curves) == 3:  # model-based
+        return curves[0], curves[1], curves[2]
+    return curves[0], curves[1], None
 
 
 def _mean_curve(a: EmpiricalCurve, b: EmpiricalCurve, share: float) -> EmpiricalCurve:

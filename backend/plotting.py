@@ -101,7 +101,7 @@ def _draw(ax, fc: Forecast, history, realised, x_max) -> None:
     if fc.fit is not None:
         right = x_max or _right_edge(fc)
         grid = np.geomspace(max(1.0, sizes.min() / 2), right, 200)
-        lo, hi = fc.fit.interval(grid, fc.level)
+        lo, hi = fc.band(grid)
         ax.fill_between(grid, lo, hi, color="tab:orange", alpha=0.2, lw=0, label=f"{fc.level:.0%} band")
         ax.plot(grid, fc.fit.predict(grid), color="tab:orange", lw=1.8, label=f"fit ({fc.fit.method})")
         ax.axhline(fc.fit.plateau, color="tab:orange", ls=":", lw=1, label=f"plateau {fc.fit.plateau:.3f}")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from backend.forecast import BIAS_LOW_FROM, BIAS_LOW_SENTENCE, STATUSES, forecast
+from backend.forecast import BIAS_LOW_FROM, BIAS_LOW_SENTENCE, OPTIMISTIC_SENTENCE, STATUSES, forecast
 
 
 def _data(n, signal, seed=0, d=8, pos_share=0.5, flip=0.0):
@@ -209,6 +209,8 @@ def test_random_labels_with_a_pool_forecast_as_without():
     assert not pooled.corrected and pooled.bias is not None and not pooled.bias.detected
     assert pooled.message == plain.message and pooled.auc == plain.auc and pooled.plateau == plain.plateau
     assert "not a random sample" not in pooled.message
+    assert pooled.optimistic_fit is None and pooled.predict_interval(600) == plain.predict_interval(600)
+    assert pooled.plateau_interval == plain.fit.plateau_interval(pooled.level)
 
 
 def test_uncertainty_sampled_labels_are_flagged_and_corrected():
@@ -317,3 +319,40 @@ def test_the_lean_is_said_only_where_it_was_measured():
     for fc in (fewer, weights):
         assert fc.corrected and fc.status != "target_reached", fc.message
         assert "not a random sample" in fc.message and BIAS_LOW_SENTENCE not in fc.message
+
+
+def test_the_upper_ends_reach_the_optimistic_curve_of_least_sure_first_labels():
+    """Labels chosen near the boundary cannot show how the probe does on the images it is sure of,
+    so the intervals' upper ends reach the curve that counts it right on all of them: the plateau's,
+    the AUC predicted at any size, and the fewest labels needed; the lower ends are the fit's."""
+    (X, y), pool = _uncertainty_ordered(seed=2)
+    fc = forecast(X, y, 0.9, pool=pool, seed=2)
+    opt = fc.optimistic_fit
+    assert fc.corrected and opt is not None
+    fit_low, fit_high = fc.fit.plateau_interval(fc.level)
+    assert opt.plateau > fit_high  # this draw: the fit alone would end below the optimistic plateau
+    assert fc.plateau_interval == (fit_low, opt.plateau)
+    sizes = [100, 800, 10_000]
+    low, high = fc.band(sizes)
+    fit_band = fc.fit.interval(sizes, fc.level)
+    np.testing.assert_array_equal(low, fit_band[0])
+    np.testing.assert_array_equal(high, np.maximum(fit_band[1], opt.predict(sizes)))
+    assert fc.predict_interval(800) == (low[1], high[1])
+    assert fc.labels_needed_interval[0] == min(fc.fit.labels_interval(0.9, fc.level)[0], opt.labels_for(0.9))
+    assert OPTIMISTIC_SENTENCE in fc.message and fc.message.endswith(BIAS_LOW_SENTENCE)
+    doc = fc.to_dict()
+    json.dumps(doc)
+    assert doc["optimistic_plateau"] == pytest.approx(opt.plateau)
+
+
+def test_a_target_only_the_optimistic_curve_reaches_is_not_called_out_of_reach():
+    """A target above the fit's plateau interval but below the optimistic plateau: the fit alone
+    would say "out of reach"; least-sure-first labels cannot show that, so it is not said."""
+    (X, y), pool = _uncertainty_ordered(seed=2)
+    fc = forecast(X, y, 0.9, pool=pool, seed=2)
+    fit_high = fc.fit.plateau_interval(fc.level)[1]
+    target = (fit_high + fc.optimistic_fit.plateau) / 2
+    assert fit_high < target < 1
+    fc = forecast(X, y, target, pool=pool, seed=2)
+    assert fc.status == "on_track" and "out of reach" not in fc.message, fc.message
+    assert OPTIMISTIC_SENTENCE in fc.message

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backend.metrics import roc_auc
-from backend.pool_auc import calibrate_pool, project_auc, soft_auc
+from backend.pool_auc import calibrate_pool, optimistic, project_auc, soft_auc
 from backend.probe import fit_probe
 from backend.selection_bias import estimate_selection_bias
 from conftest import logistic_population, near_boundary_sample, rotation
@@ -178,3 +178,20 @@ def test_noise_correction_is_skipped_when_the_unlabeled_rows_are_fewer_than_the_
     assert small.slope == platt.slope and np.array_equal(small.p, platt.p)
     assert sampled.slope > 1.2 * platt.slope
     assert as_many.slope > 1.2 * platt.slope  # as many unlabeled rows as labeled: corrected
+
+
+def test_the_optimistic_pool_is_the_calibrated_probes_own_labels():
+    """``optimistic`` keeps the pool and gives each row the class its calibrated p favours."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 5))
+    y = (X[:, 0] + rng.normal(size=120) > 0).astype(int)
+    pool = rng.normal(size=(300, 5))
+    labels = calibrate_pool(X, y, pool, pool_size=900)
+    hard = optimistic(labels)
+    assert 0 < hard.p.sum() < len(pool)
+    np.testing.assert_array_equal(hard.p, (labels.p > 0.5).astype(float))
+    assert hard.X is labels.X and hard.weight == labels.weight == 3.0
+    # scored with those labels, the probe's own pool scores rank the pool perfectly
+    scores = np.log(labels.p / (1 - labels.p))
+    assert soft_auc(scores, hard.p) == pytest.approx(1.0)
+    assert soft_auc(scores, labels.p) < 1.0
