@@ -26,6 +26,14 @@ Labels that are not a random sample
     default) averages the two point by point. The forecast is made from the corrected curve, the
     message says so, and the uncorrected curve is kept (``raw_curve``, ``raw_fit``) to be shown
     beside it. Without a pool nothing changes.
+
+    Where the correction is model-based (``model``, ``blend``), the labels cannot show how the
+    probe does on the unlabeled images it is sure of (least-sure-first labels lie near its
+    boundary), and calibration only extrapolates there. So the intervals' upper ends reach the
+    *optimistic* curve, the one that counts the probe right on all of them
+    (:func:`backend.pool_auc.optimistic`, ``optimistic_fit``): the plateau's, the predicted AUC's
+    (:meth:`Forecast.band`) and, at the other end, the fewest labels needed. ``unreachable`` is
+    then said only when even that curve stays below the target.
 """
 
 from __future__ import annotations
