@@ -32,8 +32,9 @@ Labels that are not a random sample
     boundary), and calibration only extrapolates there. So the intervals' upper ends reach the
     *optimistic* curve, the one that counts the probe right on all of them
     (:func:`backend.pool_auc.optimistic`, ``optimistic_fit``): the plateau's, the predicted AUC's
-    (:meth:`Forecast.band`) and, at the other end, the fewest labels needed. ``unreachable`` is
-    then said only when even that curve stays below the target.
+    beyond the labels so far (:meth:`Forecast.band`) and, at the other end, the fewest labels
+    needed (never the labels so far). That curve is close to 1 by construction, so
+    ``unreachable`` is then in effect never said: these labels cannot rule a target out.
 """
 
 from __future__ import annotations
@@ -92,13 +93,12 @@ BIAS_SENTENCE = "Labels so far are not a random sample of this project's images;
 # of 18 held-out ones (mean -0.04 and -0.06); at 50 labels the tuning sets were even (9 of 18),
 # so nothing is said there. Not everywhere: the held-out set with a low AUC (0.74) came out high.
 BIAS_LOW_FROM = 100
-# Said when the optimistic curve (the calibrated probe counted right on every unlabeled image it
-# is sure of) raised the upper end of the plateau's interval.
-OPTIMISTIC_SENTENCE = (
-    "The upper ends count the probe right on the unlabeled images it is surest of, "
-    "which labels chosen this way cannot check."
-)
 BIAS_LOW_SENTENCE = "In benchmarks, corrected forecasts like this one were more often too low than too high."
+# Said when the optimistic curve (the calibrated probe counted right on every unlabeled image)
+# raised the plateau's upper end or lowered the fewest labels needed.
+OPTIMISTIC_SENTENCE = (
+    "The best-case ends count the probe right on every unlabeled image, which labels chosen this way cannot check."
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,12 +159,14 @@ class Forecast:
 
     def band(self, sizes: Any) -> tuple[np.ndarray, np.ndarray]:
         """Intervals of the predicted AUC at ``sizes``: the fit's, its upper end raised to the
-        optimistic curve where the model-based correction made one (module docstring)."""
+        optimistic curve beyond the labels so far, where the model-based correction made one
+        (module docstring)."""
         if self.fit is None:
             raise ValueError("no forecast curve while collecting labels")
         low, high = self.fit.interval(sizes, self.level)
         if self.optimistic_fit is not None:
-            high = np.maximum(high, self.optimistic_fit.predict(sizes))
+            ahead = np.asarray(sizes, dtype=np.float64) > self.n_labels
+            high = np.where(ahead, np.maximum(high, self.optimistic_fit.predict(sizes)), high)
         return low, high
 
     def to_dict(self) -> dict:
@@ -334,17 +336,13 @@ def forecast(
     plateau_int = fit.plateau_interval(level)
     needed = fit.labels_for(target_auc)
     needed_int = fit.labels_interval(target_auc, level)
+    optimistic_fit = None
     widened = False
     if optimistic_curve is not None:
-        # Labels chosen near the boundary cannot show how the probe does on the images it is sure
-        # of: the intervals reach up to the curve that counts it right on all of them.
         optimistic_fit = fit_learning_curve(
             optimistic_curve.sizes, optimistic_curve.scores, method=method, n_boot=0, seed=seed, pooled=True
         )
-        raw["optimistic_fit"] = optimistic_fit
-        widened = optimistic_fit.plateau > plateau_int[1]
-        plateau_int = (plateau_int[0], max(plateau_int[1], optimistic_fit.plateau))
-        needed_int = (min(needed_int[0], optimistic_fit.labels_for(target_auc)), needed_int[1])
+        plateau_int, needed_int, widened = _optimistic_ends(optimistic_fit, plateau_int, needed_int, target_auc, n)
     remaining = max(0.0, needed - n)
     remaining_int = (max(0.0, needed_int[0] - n), max(0.0, needed_int[1] - n))
 
@@ -379,9 +377,23 @@ def forecast(
         reach_share=reach,
         curve=curve,
         fit=fit,
+        optimistic_fit=optimistic_fit,
         **raw,
         **base,
     )
+
+
+def _optimistic_ends(optimistic_fit, plateau_int, needed_int, target, n):
+    """The plateau's interval and the labels needed's, their best-case ends moved to the
+    optimistic curve, and whether either moved.
+
+    Labels chosen near the boundary cannot show how the probe does on the images it is sure of,
+    so the plateau's upper end reaches the curve that counts it right on all of them. Its fewest
+    labels stay above the labels so far: that curve cannot confirm the current AUC.
+    """
+    high = max(plateau_int[1], optimistic_fit.plateau)
+    low = min(needed_int[0], max(optimistic_fit.labels_for(target), n + 1.0))
+    return (plateau_int[0], high), (low, needed_int[1]), high > plateau_int[1] or low < needed_int[0]
 
 
 def _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, level):

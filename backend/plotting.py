@@ -144,7 +144,14 @@ def _raw_view(fc: Forecast) -> Forecast:
     needed = fit.labels_for(fc.target_auc) if fit is not None else None
     reach = fit.reach_share(fc.target_auc) if fit is not None else None
     return dataclasses.replace(
-        fc, curve=fc.raw_curve, fit=fit, labels_needed=needed, reach_share=reach, raw_curve=None, raw_fit=None
+        fc,
+        curve=fc.raw_curve,
+        fit=fit,
+        labels_needed=needed,
+        reach_share=reach,
+        raw_curve=None,
+        raw_fit=None,
+        optimistic_fit=None,
     )
 
 

@@ -204,7 +204,7 @@ def optimistic(labels: PoolLabels) -> PoolLabels:
 
     An optimistic extreme for labels chosen near the boundary. Those labels show how often the
     probe is wrong *there*; how often it is wrong on the images it is sure of they cannot show,
-    and calibration only extrapolates. This view counts it never wrong on them. Estimated with it,
+    and calibration only extrapolates. This view counts it never wrong on any. Estimated with it,
     the project AUC of the probe that made ``labels`` comes out near 1; that of a probe trained on
     fewer labels, its agreement with that probe.
     """

@@ -332,13 +332,21 @@ def test_the_upper_ends_reach_the_optimistic_curve_of_least_sure_first_labels():
     fit_low, fit_high = fc.fit.plateau_interval(fc.level)
     assert opt.plateau > fit_high  # this draw: the fit alone would end below the optimistic plateau
     assert fc.plateau_interval == (fit_low, opt.plateau)
-    sizes = [100, 800, 10_000]
+    sizes = [50, 100, 800, 10_000]
     low, high = fc.band(sizes)
     fit_band = fc.fit.interval(sizes, fc.level)
     np.testing.assert_array_equal(low, fit_band[0])
-    np.testing.assert_array_equal(high, np.maximum(fit_band[1], opt.predict(sizes)))
-    assert fc.predict_interval(800) == (low[1], high[1])
-    assert fc.labels_needed_interval[0] == min(fc.fit.labels_interval(0.9, fc.level)[0], opt.labels_for(0.9))
+    # up to the labels so far the band is the fit's: the optimistic curve only speaks of more labels
+    np.testing.assert_array_equal(high[:2], fit_band[1][:2])
+    np.testing.assert_array_equal(high[2:], np.maximum(fit_band[1][2:], opt.predict(sizes[2:])))
+    assert high[3] > fit_band[1][3]
+    assert fc.predict_interval(800) == (low[2], high[2])
+    # the fewest labels needed comes down, but not to the labels so far: their AUC is below 0.9
+    assert fc.auc_interval[1] < 0.9
+    fit_fewest = fc.fit.labels_interval(0.9, fc.level)[0]
+    assert fc.labels_needed_interval[0] == min(fit_fewest, max(opt.labels_for(0.9), 101))
+    assert fc.labels_needed_interval[0] >= 101 and fc.labels_remaining_interval[0] >= 1
+    assert "maybe none" not in fc.message
     assert OPTIMISTIC_SENTENCE in fc.message and fc.message.endswith(BIAS_LOW_SENTENCE)
     doc = fc.to_dict()
     json.dumps(doc)
@@ -356,3 +364,17 @@ def test_a_target_only_the_optimistic_curve_reaches_is_not_called_out_of_reach()
     fc = forecast(X, y, target, pool=pool, seed=2)
     assert fc.status == "on_track" and "out of reach" not in fc.message, fc.message
     assert OPTIMISTIC_SENTENCE in fc.message
+
+
+def test_the_uncorrected_panel_keeps_the_fits_own_band():
+    """The plot's left panel (the forecast as the uncorrected curve makes it) has no optimistic
+    upper end: that belongs to the corrected forecast."""
+    from backend.plotting import _raw_view
+
+    (X, y), pool = _uncertainty_ordered(seed=2)
+    fc = forecast(X, y, 0.9, pool=pool, seed=2)
+    raw = _raw_view(fc)
+    sizes = [50, 800, 10_000]
+    assert raw.optimistic_fit is None
+    for got, want in zip(raw.band(sizes), fc.raw_fit.interval(sizes, fc.level)):
+        np.testing.assert_array_equal(got, want)
