@@ -410,11 +410,10 @@ def _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, lev
         views = views if correction == "blend" else views[:1]
         views += [(None, labels), (None, optimistic(labels))]
     curves = empirical_learning_curves(X, y, seed=seed, level=level, views=views)
-    if len(curves) == 4:  # blend: model-based and weighted
-        return curves[0], _mean_curve(curves[2], curves[1], MODEL_SHARE), curves[3]
-    if len(curves) == 3:  # model-based
-        return curves[0], curves[1], curves[2]
-    return curves[0], curves[1], None
+    optimistic_curve = curves.pop() if len(views) > 2 else None
+    if len(curves) == 3:  # blend: model-based and weighted
+        return curves[0], _mean_curve(curves[2], curves[1], MODEL_SHARE), optimistic_curve
+    return curves[0], curves[1], optimistic_curve
 
 
 def _mean_curve(a: EmpiricalCurve, b: EmpiricalCurve, share: float) -> EmpiricalCurve:

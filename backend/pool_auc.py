@@ -40,6 +40,7 @@ Pure numpy/scipy/scikit-learn; used by :mod:`backend.learning_curve` and :mod:`b
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -208,14 +209,7 @@ def optimistic(labels: PoolLabels) -> PoolLabels:
     the project AUC of the probe that made ``labels`` comes out near 1; that of a probe trained on
     fewer labels, its agreement with that probe.
     """
-    return PoolLabels(
-        X=labels.X,
-        p=(labels.p > 0.5).astype(np.float64),
-        weight=labels.weight,
-        labeled_p=labels.labeled_p,
-        slope=labels.slope,
-        intercept=labels.intercept,
-    )
+    return dataclasses.replace(labels, p=(labels.p > 0.5).astype(np.float64))
 
 
 def _deattenuate(
