@@ -32,13 +32,12 @@ def _load(sampling_bias, name):
 
 
 def test_the_new_wheel_sets_are_all_held_out(sampling_bias):
-    """lfw-faces, segment-brickface, shuttle (round 7), yeast-class1 and randhie-visit (round 8) are
-    registered, each held out."""
+    """lfw-faces, segment-brickface, shuttle (round 7) and randhie-visit (round 8) are registered,
+    each held out."""
     assert {name: role for name, (_, _, role) in sampling_bias.WHEEL_SETS.items()} == {
         "lfw-faces": "held out",
         "segment-brickface": "held out",
         "shuttle": "held out",
-        "yeast-class1": "held out",
         "randhie-visit": "held out",
     }
 
@@ -61,16 +60,6 @@ def test_shuttle_is_the_same_seeded_3000_rows_mostly_rad_flow(sampling_bias):
     _, again, y_again = _load(sampling_bias, "shuttle")
     np.testing.assert_array_equal(again, X)
     np.testing.assert_array_equal(y_again, y)
-
-
-def test_yeast_class1_is_all_rows_with_the_103_features_standardised(sampling_bias):
-    """2,417 rows x 103 standardised feature columns (no label column among them); the 762 (32 %)
-    genes in Class1 positive."""
-    label, X, y = _load(sampling_bias, "yeast-class1")
-    assert label == "yeast-class1 (river, held out)"
-    assert X.shape == (2417, 103) and y.sum() == 762
-    np.testing.assert_allclose(X.mean(axis=0), 0.0, atol=1e-9)
-    np.testing.assert_allclose(X.std(axis=0), 1.0, atol=1e-9)
 
 
 def test_randhie_visit_is_the_same_seeded_5000_rows_with_mdvis_as_the_label(sampling_bias):
