@@ -91,7 +91,8 @@ BIAS_SENTENCE = "Labels so far are not a random sample of this project's images;
 # blend's forecasts of benchmarks/sampling_bias.py (AUC at the full size; uncertainty and mixed
 # orders, 100 and 200 labels) came out low on average in 29 of 36 tuning set-checkpoints and 13
 # of 18 held-out ones (mean -0.04 and -0.06); at 50 labels the tuning sets were even (9 of 18),
-# so nothing is said there. Not everywhere: the held-out set with a low AUC (0.74) came out high.
+# so nothing is said there. Not everywhere: the held-out sets with a low AUC came out high (fair,
+# 0.74; randhie-visit, 0.64, in round 8), so on a low-AUC project the sentence can mislead (README).
 BIAS_LOW_FROM = 100
 BIAS_LOW_SENTENCE = "In benchmarks, corrected forecasts like this one were more often too low than too high."
 # Said when the optimistic curve (the calibrated probe counted right on every unlabeled image)

@@ -11,8 +11,7 @@ so that weighted AUCs estimate AUCs on the whole project (labeled and unlabeled 
 pool rows; its cross-fitted probability ``e(x)`` that a row with embedding ``x`` is labeled is
 the row's *propensity*, and ``1 / e(x)`` its weight (the density ratio of the whole project to
 the labeled set, up to a constant). Its features: the first principal components of the
-embeddings and the margin of the current probe (out of fold for the labeled rows), with its
-square: uncertainty sampling selects rows near the probe's boundary, a slab that no linear
+embeddings and the probe's margin (same-noise margins, below), with its square: uncertainty sampling selects rows near the probe's boundary, a slab that no linear
 function of the embeddings alone can tell apart.
 
 **Known propensities.** Where LabelCast chose the order (``sampling=mixed``) the probability

@@ -497,7 +497,7 @@ def _interval_checks(fc, size, truth, target):
 
 
 def calibrate(args, rng):
-    """The detection statistics under random and uncertainty orders: the classifier's z, the
+    """The detection statistics under each order (``ORDERS``): the classifier's z, the
     margin test's z, and how often either reaches each threshold (``DETECT_Z`` is one)."""
     thresholds = (2, 2.5, 3, 4)
     print(
@@ -515,10 +515,15 @@ def calibrate(args, rng):
                     bias = estimate_selection_bias(Xo[:k], yo[:k], Xo[k:], seed=rep)
                     zs.append((bias.z, bias.margin_z))
                 zs = np.asarray(zs)
+                zs = zs[np.isfinite(zs).all(axis=1)]  # no pool left, or too few of a class: not compared
+                if len(zs) == 0:
+                    print(f"| {name} | {k} | {order} | — | — | — (no replay compared) |", flush=True)
+                    continue
                 quantiles = [" / ".join(f"{q:.1f}" for q in np.quantile(z, [0.5, 0.9, 0.99])) for z in zs.T]
                 either = zs.max(axis=1)
                 rates = " / ".join(f"{np.mean(either >= t):.0%}" for t in thresholds)
-                print(f"| {name} | {k} | {order} | {quantiles[0]} | {quantiles[1]} | {rates} |", flush=True)
+                of = "" if len(zs) == args.reps else f" (of {len(zs)})"
+                print(f"| {name} | {k} | {order} | {quantiles[0]} | {quantiles[1]} | {rates}{of} |", flush=True)
 
 
 SETTINGS = {
@@ -588,7 +593,7 @@ def main(argv=None):
     parser.add_argument(
         "--oracle", action="store_true", help="also forecast from curves judged with the pool's true labels"
     )
-    parser.add_argument("--calibrate", action="store_true", help="only the detection statistic's distribution")
+    parser.add_argument("--calibrate", action="store_true", help="only the detection statistics' distributions")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="data sets run in parallel processes")
     args = parser.parse_args(argv)

@@ -225,7 +225,7 @@ def test_report_shows_raw_and_corrected_curves_side_by_side(app, client):
     assert "AUC now (as measured on the labels)" in text and "AUC now (corrected)" in text
     assert f"{fc.raw_curve.auc:.3f}" in text and f"{fc.auc:.3f}" in text
     assert "unlike: corrected" in text and "sampling (order of the prediction score)" in text
-    assert f"nearer the probe's boundary by z = {fc.bias.margin_z:.1f}" in text
+    assert f"nearer the probe's boundary gives z = {fc.bias.margin_z:.1f}" in text
     assert f"forecast curves that reach the target {100 * fc.reach_share:.0f}%" in text
     assert any(tag == "img" for tag, _ in page.tags)
 

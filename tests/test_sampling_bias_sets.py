@@ -105,3 +105,20 @@ def test_standardised_drops_a_constant_column_without_nan(sampling_bias):
     kept = sampling_bias._standardised(X)
     assert kept.shape == (6, 3)
     np.testing.assert_array_equal(kept[:, 1], 0.0)
+
+
+def test_calibrate_prints_both_statistics_and_marks_checkpoints_without_a_pool(sampling_bias, capsys):
+    """``--calibrate`` prints, per order, the classifier's and the margin test's z quantiles and
+    how often either reaches each threshold; a checkpoint that leaves no pool is marked, not
+    counted as 0 % flagged."""
+    sampling_bias.main(["--calibrate", "--reps", "2", "--sets", "synthetic-14", "--checkpoints", "50,1000"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| synthetic")]
+    assert len(rows) == 2 * len(sampling_bias.ORDERS)
+    compared = [row for row in rows if "| 50 |" in row]
+    for row in compared:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert len(cells) == 6 and all(len(cells[i].split(" / ")) == 3 for i in (3, 4))
+        assert len(cells[5].split(" / ")) == 4 and cells[5].endswith("%")
+    uncertainty = next(row for row in compared if "| uncertainty |" in row)
+    assert uncertainty.split("|")[-2].split(" / ")[1].strip() != "0%"  # 2.5: least-sure labels are flagged
+    assert all(row.endswith("| — | — | — (no replay compared) |") for row in rows if "| 1000 |" in row)

@@ -25,17 +25,21 @@ def test_random_sample_is_not_flagged():
 def test_random_samples_of_separable_classes_are_not_flagged():
     """Classes a plane separates without error (14 % positive, as a rare finding): the probe
     fitted on all labels is surer on the pool than its fold probes are on the labels, and
-    comparing those margins flagged 3 of these 20 random samples. With each pool row scored by
-    one fold probe (the labels' own noise) none is flagged."""
+    comparing those margins flagged 3 of these 20 random samples (mean z 0.83). With each pool
+    row scored by one fold probe (the labels' own noise) the classifier's z centres on 0 (0.06)
+    and at most one sample is flagged (none, as measured)."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 18))
     y = (X[:, 0] + 0.5 * X[:, 1] > 1.2).astype(np.int8)
+    zs, flagged = [], 0
     for n in (100, 200):
         for seed in range(10):
             labeled = np.zeros(len(y), bool)
             labeled[np.random.default_rng(seed).choice(len(y), n, replace=False)] = True
             bias = estimate_selection_bias(X[labeled], y[labeled], X[~labeled], seed=seed)
-            assert not bias.detected, (n, seed, bias.z, bias.margin_z)
+            zs.append(bias.z)
+            flagged += bias.detected
+    assert flagged <= 1 and np.mean(zs) < 0.5, (flagged, np.mean(zs))
 
 
 def test_few_least_sure_labels_are_caught_by_the_margin_test():
@@ -53,7 +57,8 @@ def test_few_least_sure_labels_are_caught_by_the_margin_test():
         by_classifier += bias.z >= DETECT_Z
         by_either += bias.detected
         assert bias.detected == (max(bias.z, bias.margin_z) >= DETECT_Z)
-    assert by_either >= 8 and by_classifier <= 4, (by_classifier, by_either)  # measured: 9 and 2
+    # measured: 9 by either statistic, 2 by the classifier alone
+    assert by_either >= 8, (by_classifier, by_either)
 
 
 def test_near_boundary_sample_is_flagged_and_weights_recover_the_population_auc():

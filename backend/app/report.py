@@ -140,8 +140,8 @@ def _bias_text(bias: dict[str, Any]) -> str:
     else:
         seen = (
             f"a classifier tells them apart with AUC {_num(bias.get('statistic'), 2)} "
-            f"(z = {_num(bias.get('z'), 1)}), the labeled ones lie nearer the probe's boundary "
-            f"by z = {_num(bias.get('margin_z'), 1)}, against {n_pool:,} unlabeled images"
+            f"(z = {_num(bias.get('z'), 1)}), a test that the labeled ones lie nearer the probe's "
+            f"boundary gives z = {_num(bias.get('margin_z'), 1)}, against {n_pool:,} unlabeled images"
         )
     verdict = "unlike: corrected, " + how if bias.get("detected") else "alike: not corrected"
     return f"{verdict}; {seen}"
