@@ -11,8 +11,9 @@ so that weighted AUCs estimate AUCs on the whole project (labeled and unlabeled 
 pool rows; its cross-fitted probability ``e(x)`` that a row with embedding ``x`` is labeled is
 the row's *propensity*, and ``1 / e(x)`` its weight (the density ratio of the whole project to
 the labeled set, up to a constant). Its features: the first principal components of the
-embeddings and the probe's margin (same-noise margins, below), with its square: uncertainty sampling selects rows near the probe's boundary, a slab that no linear
-function of the embeddings alone can tell apart.
+embeddings and the probe's margin (same-noise margins, below), with its square: uncertainty
+sampling selects rows near the probe's boundary, a slab that no linear function of the
+embeddings alone can tell apart.
 
 **Known propensities.** Where LabelCast chose the order (``sampling=mixed``) the probability
 with which each labeled task was chosen is known (``selection_prob``). Unequal known
@@ -273,12 +274,10 @@ def _margins(X: np.ndarray, y: np.ndarray, pool: np.ndarray, seed: int) -> np.nd
         idx = rng.permutation(np.flatnonzero(y == cls))
         fold[idx] = np.arange(len(idx)) % N_FOLDS
     pool_fold = rng.integers(0, N_FOLDS, len(pool))
-    out = np.zeros(len(y) + len(pool))
+    out = np.empty(len(y) + len(pool))
     labeled, unlabeled = out[: len(y)], out[len(y) :]
-    for f in range(N_FOLDS):
+    for f in range(N_FOLDS):  # each class has 2 labels or more: every training set holds both
         train = fold != f
-        if min(int(y[train].sum()), int((~y[train].astype(bool)).sum())) == 0:
-            continue  # margins of 0: a fold without both classes says nothing
         probe = fit_probe(X[train], y[train], seed=seed, check=False)
         labeled[~train] = probe.decision_function(X[~train], check=False)
         unlabeled[pool_fold == f] = probe.decision_function(pool[pool_fold == f], check=False)
