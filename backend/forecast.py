@@ -66,6 +66,8 @@ __all__ = [
     "BIAS_SENTENCE",
     "BIAS_LOW_FROM",
     "BIAS_LOW_SENTENCE",
+    "BIAS_LOW_ABOVE",
+    "says_bias_low",
     "OPTIMISTIC_SENTENCE",
     "CORRECTIONS",
 ]
@@ -94,6 +96,8 @@ BIAS_SENTENCE = "Labels so far are not a random sample of this project's images;
 # so nothing is said there. Not everywhere: the held-out sets with a low AUC came out high (fair,
 # 0.74; randhie-visit, 0.64, in round 8), so on a low-AUC project the sentence can mislead (README).
 BIAS_LOW_FROM = 100
+# ... and only when the forecast's plateau is at least this.
+BIAS_LOW_ABOVE = 0.5
 BIAS_LOW_SENTENCE = "In benchmarks, corrected forecasts like this one were more often too low than too high."
 # Said when the optimistic curve (the calibrated probe counted right on every unlabeled image)
 # raised the plateau's upper end or lowered the fewest labels needed.
@@ -361,8 +365,7 @@ def forecast(
         message = f"{message} {BIAS_SENTENCE}"
         if widened and status != "target_reached":
             message = f"{message} {OPTIMISTIC_SENTENCE}"
-        measured = correction == "blend" and bias is not None and bias.source == "classifier"
-        if measured and n >= BIAS_LOW_FROM and status != "target_reached":
+        if says_bias_low(correction, bias, n, status, fit.plateau):
             message = f"{message} {BIAS_LOW_SENTENCE}"
     return Forecast(
         status=status,
@@ -382,6 +385,17 @@ def forecast(
         **raw,
         **base,
     )
+
+
+def says_bias_low(
+    correction: str, bias: SelectionBias | None, n: int, status: str, plateau: float, above: float | None = None
+) -> bool:
+    """Whether a corrected forecast's message says that such forecasts ran low in benchmarks
+    (``BIAS_LOW_SENTENCE``): the default blend with estimated propensities, from ``BIAS_LOW_FROM``
+    labels on, the target not reached, the plateau at least ``above`` (default ``BIAS_LOW_ABOVE``)."""
+    above = BIAS_LOW_ABOVE if above is None else above
+    measured = correction == "blend" and bias is not None and bias.source == "classifier"
+    return measured and n >= BIAS_LOW_FROM and status != "target_reached" and plateau >= above
 
 
 def _optimistic_ends(optimistic_fit, plateau_int, needed_int, target, n):

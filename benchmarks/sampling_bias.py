@@ -107,7 +107,7 @@ from backend import forecast as forecast_module  # noqa: E402
 from backend import pool_auc  # noqa: E402
 from backend.datasets import load_labeled_data  # noqa: E402
 from backend.curve import DEFAULT_METHOD, fit_learning_curve  # noqa: E402
-from backend.forecast import CORRECTIONS, forecast  # noqa: E402
+from backend.forecast import BIAS_LOW_FROM, CORRECTIONS, forecast, says_bias_low  # noqa: E402
 from backend.learning_curve import cross_validated_auc, empirical_learning_curves  # noqa: E402
 from backend.metrics import roc_auc  # noqa: E402
 from backend.probe import fit_probe  # noqa: E402
@@ -116,6 +116,8 @@ from backend.simulate import replay_order, selection_probabilities  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "tb-radiological-signs"
 ORDERS = ("random", "uncertainty", "mixed")
+DIRECTION_CUTS = (0.5, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+"""Plateau levels at which the direction of the corrected forecasts' errors is tabulated."""
 
 
 def synthetic(d, rng, rank=8, shift=0.9, flip=0.08):
@@ -382,6 +384,7 @@ def run_set(name, X, y, fresh, args, rng):
     covers = {}  # (order, k, correction) -> [(covers, width, says out of reach)] per interval kind
     target = truth - args.target_gap  # reached at full size: "out of reach" is always wrong
     flags = {o: [] for o in ORDERS}
+    directions = []  # (plateau, error) of each forecast whose message may lean (says_bias_low)
     for order in args.orders:
         for rep in range(args.reps):
             seed = args.seed * 1000 + rep
@@ -402,6 +405,8 @@ def run_set(name, X, y, fresh, args, rng):
                         if k == 100:
                             flags[order].append(fc.corrected)
                     rows.setdefault((order, k, correction), []).append(fc.predict_auc(size) - truth)
+                    if _may_lean(fc, correction):
+                        directions.append((fc.plateau, fc.predict_auc(size) - truth))
                     covers.setdefault((order, k, correction), []).append(_interval_checks(fc, size, truth, target))
                 if known is not None and args.known:
                     # The alternative tried: Horvitz-Thompson weights from the known probabilities
@@ -454,7 +459,33 @@ def run_set(name, X, y, fresh, args, rng):
             ]
             print(f" {order} {np.median(needs):.0f}", end="")
         print(flush=True)
-    return summary
+    return summary, directions
+
+
+def _may_lean(fc, correction):
+    """Whether ``fc``'s message says that such forecasts ran low when its plateau is high enough
+    (``backend.forecast.BIAS_LOW_ABOVE``)."""
+    return fc.corrected and says_bias_low(correction, fc.bias, fc.n_labels, fc.status, fc.plateau, above=-math.inf)
+
+
+def print_directions(directions):
+    """Which way the corrected forecasts that may carry the "too low" sentence erred, by their
+    predicted plateau: the evidence for ``backend.forecast.BIAS_LOW_ABOVE``."""
+    d = np.asarray(directions, dtype=np.float64).reshape(-1, 2)
+    print(
+        f"\n## Corrected forecasts the message may say lean low ({BIAS_LOW_FROM}+ labels, blend), "
+        "by their predicted plateau"
+    )
+    print("| plateau at least | forecasts | too low | mean error at full size |")
+    print("|---|---|---|---|")
+    for cut in DIRECTION_CUTS:
+        e = d[d[:, 0] >= cut, 1]
+        if len(e):
+            print(f"| {cut:.2f} | {len(e)} | {np.mean(e < 0):.0%} | {np.mean(e):+.3f} |")
+    for low, high in zip(DIRECTION_CUTS, (*DIRECTION_CUTS[1:], math.inf)):
+        e = d[(d[:, 0] >= low) & (d[:, 0] < high), 1]
+        if len(e):
+            print(f"| only {low:.2f}–{high:.2f} | {len(e)} | {np.mean(e < 0):.0%} | {np.mean(e):+.3f} |")
 
 
 def print_interval_summary(summaries, corrections):
@@ -550,8 +581,8 @@ def _run_captured(job):
     _set_shares(args)  # a worker process imports the modules afresh
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        summary = run_set(name, X, y, fresh, args, np.random.default_rng(args.seed))
-    return out.getvalue(), summary
+        result = run_set(name, X, y, fresh, args, np.random.default_rng(args.seed))
+    return out.getvalue(), result
 
 
 def main(argv=None):
@@ -609,14 +640,15 @@ def main(argv=None):
         if args.jobs > 1:  # one process per data set; their output printed in order
             from concurrent.futures import ProcessPoolExecutor
 
-            summaries = []
+            results = []
             with ProcessPoolExecutor(args.jobs) as pool:
-                for text, summary in pool.map(_run_captured, [(s, args) for s in sets]):
+                for text, result in pool.map(_run_captured, [(s, args) for s in sets]):
                     print(text, end="", flush=True)
-                    summaries.append(summary)
+                    results.append(result)
         else:
-            summaries = [run_set(name, X, y, fresh, args, rng) for name, X, y, fresh in sets]
-        print_interval_summary(summaries, args.corrections)
+            results = [run_set(name, X, y, fresh, args, rng) for name, X, y, fresh in sets]
+        print_interval_summary([summary for summary, _ in results], args.corrections)
+        print_directions([d for _, directions in results for d in directions])
     print(f"\n({time.time() - t0:.0f} s)")
 
 
