@@ -77,6 +77,9 @@ probabilities use these probes (the probes whose AUC is estimated keep the probe
 than the default on the five held-out sets (README, "Calibration with a weaker penalty"), so it
 is not the default."""
 
+ISOTONIC_SHARE = 0.0
+"""Share of a monotone (isotonic) map in the calibration, the rest Platt's (0: Platt alone)."""
+
 MIN_RELIABILITY = 0.1
 """Floor of a reliability ``1 - noise / variance``: the slope grows at most tenfold."""
 
@@ -118,6 +121,7 @@ def calibrate_pool(
     C: float | None = None,
     noise_share: float | None = None,
     c_scale: float | None = None,
+    isotonic_share: float | None = None,
 ) -> PoolLabels:
     """Calibrate the probe on the labeled rows and give every pool row its probability.
 
@@ -140,11 +144,15 @@ def calibrate_pool(
         (``pool_size``, or ``len(pool)``) than labeled ones.
     c_scale : float, optional
         Multiple of ``C`` the calibration probes are fitted with (default ``C_SCALE``).
+    isotonic_share : float, optional
+        Share in [0, 1] of the isotonic map in each probability, the rest Platt's (default
+        ``ISOTONIC_SHARE``).
 
     Returns
     -------
     PoolLabels
     """
+    from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
 
     X, y = check_embeddings(X, y)
@@ -164,6 +172,9 @@ def calibrate_pool(
     C = c_scale * (default_C(X.shape[1]) if C is None else float(C))
     if not (0.0 <= noise_share <= 1.0):
         raise ValueError(f"noise_share must lie in [0, 1], got {noise_share!r}")
+    isotonic_share = ISOTONIC_SHARE if isotonic_share is None else float(isotonic_share)
+    if not (0.0 <= isotonic_share <= 1.0):
+        raise ValueError(f"isotonic_share must lie in [0, 1], got {isotonic_share!r}")
     if pool_size is not None and int(pool_size) < len(pool):
         raise ValueError(f"pool_size must be at least the {len(pool)} pool rows given, got {pool_size}")
     rng = np.random.default_rng(seed)
@@ -183,15 +194,21 @@ def calibrate_pool(
     slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     labeled_p = _sigmoid(slope * oof + intercept)  # calibrated given the labeled rows' own logits
     pool_logit = pool_logits.mean(axis=0)
+    mean_logit = pool_logit
     n_unlabeled = len(pool) if pool_size is None else int(pool_size)
     if noise_share > 0 and len(pool) > 1 and n_unlabeled >= len(y):
         # Variance of one fold probe's logit about the probe it estimates: k - 1 times the
         # variance between the k fold probes, which share (k - 2) / (k - 1) of their rows.
         noise = noise_share * (k - 1) * float(np.mean(pool_logits.var(axis=0, ddof=1)))
         slope, intercept, pool_logit = _deattenuate(slope, intercept, oof, pool_logit, noise, k)
+    p = _sigmoid(slope * pool_logit + intercept)
+    if isotonic_share > 0:
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y)
+        p = (1 - isotonic_share) * p + isotonic_share * iso.predict(mean_logit)
+        labeled_p = (1 - isotonic_share) * labeled_p + isotonic_share * iso.predict(oof)
     return PoolLabels(
         X=pool,
-        p=_sigmoid(slope * pool_logit + intercept),
+        p=p,
         weight=max(1.0, n_unlabeled / len(pool)),
         labeled_p=labeled_p,
         slope=slope,

@@ -562,6 +562,7 @@ def calibrate(args, rng):
 SETTINGS = {
     "noise_share": (pool_auc, "NOISE_SHARE", "share of the logit noise the calibration corrects for; 0: Platt"),
     "c_scale": (pool_auc, "C_SCALE", "the calibration probes' C as a multiple of the probe's"),
+    "isotonic_share": (pool_auc, "ISOTONIC_SHARE", "share of the isotonic map in the calibration; 0: Platt"),
     "model_share": (forecast_module, "MODEL_SHARE", "share of the model-based curve in the blend"),
 }
 """Option -> (module, constant, what it is): the correction's defaults a run may change."""

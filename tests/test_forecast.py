@@ -321,6 +321,26 @@ def test_the_lean_is_said_only_where_it_was_measured():
         assert "not a random sample" in fc.message and BIAS_LOW_SENTENCE not in fc.message
 
 
+def test_the_lean_is_not_said_below_its_plateau(monkeypatch):
+    """The sentence is said only from the plateau BIAS_LOW_ABOVE on: raised above this forecast's
+    plateau, the same forecast loses it and keeps the rest of its message."""
+    import backend.forecast as forecast_module
+
+    (X, y), pool = _uncertainty_ordered()
+    said = forecast(X, y, 0.9, pool=pool)
+    assert said.message.endswith(BIAS_LOW_SENTENCE)
+    monkeypatch.setattr(forecast_module, "BIAS_LOW_ABOVE", said.plateau + 1e-9)
+    unsaid = forecast(X, y, 0.9, pool=pool)
+    assert unsaid.plateau == said.plateau and BIAS_LOW_SENTENCE not in unsaid.message
+    assert said.message == f"{unsaid.message} {BIAS_LOW_SENTENCE}"
+    bias = said.bias
+    assert forecast_module.says_bias_low("blend", bias, 100, "on_track", 0.8, above=0.8)
+    assert not forecast_module.says_bias_low("blend", bias, 100, "on_track", 0.79, above=0.8)
+    assert not forecast_module.says_bias_low("model", bias, 100, "on_track", 0.9, above=0.8)
+    assert not forecast_module.says_bias_low("blend", bias, 100, "target_reached", 0.9, above=0.8)
+    assert not forecast_module.says_bias_low("blend", None, 100, "on_track", 0.9, above=0.8)
+
+
 def test_the_upper_ends_reach_the_optimistic_curve_of_least_sure_first_labels():
     """Labels chosen near the boundary cannot show how the probe does on the images it is sure of,
     so the intervals' upper ends reach the curve that counts it right on all of them: the plateau's,
