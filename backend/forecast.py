@@ -64,10 +64,6 @@ __all__ = [
     "STATUSES",
     "MIN_LABELS",
     "BIAS_SENTENCE",
-    "BIAS_LOW_FROM",
-    "BIAS_LOW_SENTENCE",
-    "BIAS_LOW_ABOVE",
-    "says_bias_low",
     "OPTIMISTIC_SENTENCE",
     "CORRECTIONS",
 ]
@@ -89,21 +85,6 @@ MODEL_SHARE = 0.5
 SAY_REACH_BELOW = 0.9
 # Said in the message when the labeled set is detectably unlike the pool.
 BIAS_SENTENCE = "Labels so far are not a random sample of this project's images; corrected for it."
-# Added to the blend's message from this many labels on, unless the target is reached: there the
-# blend's forecasts of benchmarks/sampling_bias.py (AUC at the full size; uncertainty and mixed
-# orders, 100 and 200 labels) came out low on average in 29 of 36 tuning set-checkpoints and 13
-# of 18 held-out ones (mean -0.04 and -0.06); at 50 labels the tuning sets were even (9 of 18),
-# so nothing is said there. Not everywhere: the held-out sets with a low AUC came out high (fair,
-# 0.74; randhie-visit, 0.64, in round 8), so on a low-AUC project the sentence can mislead (README).
-BIAS_LOW_FROM = 100
-# ... and only when the forecast's plateau is at least this. Chosen in round 9 by a rule fixed
-# before the runs (commit b3e7ff7): the smallest plateau above which at least 75 % of the tuning
-# sets' corrected forecasts (10 replays, uncertainty and mixed orders, 100 and 200 labels) were too
-# low. Every level passed (78 % of 356 above 0.5), so 0.5: said at any plateau. Held out, 71 % of
-# 248 were too low, so the sentence stays; but of the held-out forecasts with a plateau of
-# 0.70-0.85 only 43 % of 56 were, against 96 % of 78 on the tuning sets.
-BIAS_LOW_ABOVE = 0.5
-BIAS_LOW_SENTENCE = "In benchmarks, corrected forecasts like this one were more often too low than too high."
 # Said when the optimistic curve (the calibrated probe counted right on every unlabeled image)
 # raised the plateau's upper end or lowered the fewest labels needed.
 OPTIMISTIC_SENTENCE = (
@@ -353,6 +334,8 @@ def forecast(
             optimistic_curve.sizes, optimistic_curve.scores, method=method, n_boot=0, seed=seed, pooled=True
         )
         plateau_int, needed_int, widened = _optimistic_ends(optimistic_fit, plateau_int, needed_int, target_auc, n)
+    if curve.auc_high < target_auc:  # the current AUC's interval rules the target out: not "maybe none"
+        needed_int = (max(needed_int[0], n + 1.0), needed_int[1])
     remaining = max(0.0, needed - n)
     remaining_int = (max(0.0, needed_int[0] - n), max(0.0, needed_int[1] - n))
 
@@ -370,8 +353,6 @@ def forecast(
         message = f"{message} {BIAS_SENTENCE}"
         if widened and status != "target_reached":
             message = f"{message} {OPTIMISTIC_SENTENCE}"
-        if says_bias_low(correction, bias, n, status, fit.plateau):
-            message = f"{message} {BIAS_LOW_SENTENCE}"
     return Forecast(
         status=status,
         message=message,
@@ -390,17 +371,6 @@ def forecast(
         **raw,
         **base,
     )
-
-
-def says_bias_low(
-    correction: str, bias: SelectionBias | None, n: int, status: str, plateau: float, above: float | None = None
-) -> bool:
-    """Whether a corrected forecast's message says that such forecasts ran low in benchmarks
-    (``BIAS_LOW_SENTENCE``): the default blend with estimated propensities, from ``BIAS_LOW_FROM``
-    labels on, the target not reached, the plateau at least ``above`` (default ``BIAS_LOW_ABOVE``)."""
-    above = BIAS_LOW_ABOVE if above is None else above
-    measured = correction == "blend" and bias is not None and bias.source == "classifier"
-    return measured and n >= BIAS_LOW_FROM and status != "target_reached" and plateau >= above
 
 
 def _optimistic_ends(optimistic_fit, plateau_int, needed_int, target, n):
