@@ -24,6 +24,9 @@ interval alone and the forecast's (upper end raised to the optimistic curve,
 calls the target (the truth minus ``--target-gap``, so always reachable) "out of reach". A last
 table sums these up over every set and checkpoint.
 
+Its very last table says which way the corrected forecasts erred (from 100 labels on), by their
+predicted plateau: the evidence that round 9 judged the message's "more often too low" on.
+
 It also counts how often the message flags the labels as not a random sample, and how many
 labels each order needs before its probe actually reaches the target AUC (set to the full-size
 truth minus ``--target-gap``), measured on rows held out of the replay (30 %; synthetic: 20,000
@@ -88,6 +91,7 @@ river's Yeast, also registered then, was dropped unrun: it is OpenML data set 40
     python benchmarks/sampling_bias.py --reps 10 --no-reach --no-known --corrections blend --sets lfw-faces,segment-brickface,shuttle
     python benchmarks/sampling_bias.py --reps 10 --no-reach --sets randhie-visit   # round 8's held-out set
     python benchmarks/sampling_bias.py --reps 4 --no-reach --no-known --corrections blend --orders uncertainty --oracle --sets digits   # the diagnostic
+    python benchmarks/sampling_bias.py --reps 6 --no-reach --no-known --corrections blend --orders uncertainty,mixed --checkpoints 100,200 --isotonic-share 0 --sets digits   # Platt's map (round 8)
 """
 
 from __future__ import annotations
