@@ -334,8 +334,7 @@ def forecast(
             optimistic_curve.sizes, optimistic_curve.scores, method=method, n_boot=0, seed=seed, pooled=True
         )
         plateau_int, needed_int, widened = _optimistic_ends(optimistic_fit, plateau_int, needed_int, target_auc, n)
-    if curve.auc_high < target_auc:  # the current AUC's interval rules the target out: not "maybe none"
-        needed_int = (max(needed_int[0], n + 1.0), needed_int[1])
+    needed_int = _not_reached_yet(needed_int, needed, n, curve.auc_high, target_auc)
     remaining = max(0.0, needed - n)
     remaining_int = (max(0.0, needed_int[0] - n), max(0.0, needed_int[1] - n))
 
@@ -371,6 +370,17 @@ def forecast(
         **raw,
         **base,
     )
+
+
+def _not_reached_yet(needed_int, needed, n, auc_high, target):
+    """The labels-needed interval, its lower end raised to one more label than so far (or to the
+    point forecast, if that is lower) where the current AUC's interval ends below the target: the
+    labels measured say the target is not reached yet, whatever the curve's draws say. Where the
+    point forecast itself is at or below the labels so far, the message says that in words ("about
+    reached, but the current AUC does not confirm it yet") and the fit's interval is kept."""
+    if auc_high >= target or needed <= n:
+        return needed_int
+    return (max(needed_int[0], min(n + 1.0, needed)), needed_int[1])
 
 
 def _optimistic_ends(optimistic_fit, plateau_int, needed_int, target, n):

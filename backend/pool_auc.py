@@ -17,8 +17,9 @@ out-of-fold logit, a monotone map of logits to probabilities is fitted to the la
 rows get the mapped mean logit of the fold probes. :func:`project_auc` is the estimate above for
 one scorer.
 
-**The map is isotonic** (``ISOTONIC_SHARE = 1``, round 9): the step function that pool-adjacent
-violators fit to the labels on the out-of-fold logits. Where the labels were chosen near the
+**The map is isotonic** (``ISOTONIC_SHARE = 1``, round 9): the monotone fit of pool-adjacent
+violators to the labels on the out-of-fold logits (constant blocks, linear between them, clipped
+beyond the outermost labeled logits). Where the labels were chosen near the
 boundary, those labels are close to coin tosses, while the images the probe is sure of are
 mostly right. One logistic slope (Platt scaling) learns the coin tosses and carries them into
 the tails, so the confident pool rows got probabilities near one half and the project AUC came
@@ -30,8 +31,9 @@ set the tails. A share below 1 mixes Platt's map back in (0: Platt alone, as bef
 Chosen on the tuning sets and kept by a rule fixed before the held-out run
 (``benchmarks/sampling_bias.py``, README).
 
-**Errors in the logits** (Platt's map only, so of no effect while ``ISOTONIC_SHARE`` is 1). A
-fold probe's logit is the logit of the probe it estimates plus estimation noise. Where the labeled rows were chosen near the boundary (uncertainty sampling),
+**Errors in the logits** (corrected in Platt's map only: while ``ISOTONIC_SHARE`` is 1 the
+correction moves nothing, though the noise still flattens the isotonic fit too). A fold probe's
+logit is the logit of the probe it estimates plus estimation noise. Where the labeled rows were chosen near the boundary (uncertainty sampling),
 their true logits spread little and the noise is a large part of their out-of-fold logits'
 spread, so Platt scaling learns too flat a slope (regression dilution) and carries it to the
 confident pool rows, whose logits spread far more: their probabilities come out too close to
@@ -112,11 +114,15 @@ class PoolLabels:
     weight : float
         Unlabeled tasks each pool row stands for (``pool_size / n_pool``, at least 1).
     labeled_p : ndarray of shape (n_labeled,)
-        Calibrated out-of-fold probability of each labeled row.
+        Calibrated probability of each labeled row given its out-of-fold logit (the map is
+        fitted on these same labels, so in sample).
     slope, intercept : float
         Platt's share of the map, ``1 / (1 + exp(-(slope * t + intercept)))`` of a pool row's
         expected true logit ``t`` (Platt's own map when no noise is corrected for); ``p`` is
         this map only when the isotonic share is 0.
+    logit : ndarray of shape (n_pool,), optional
+        Each pool row's mean logit of the fold probes, the map's input (breaks the ties of
+        :func:`optimistic`).
     """
 
     X: np.ndarray
@@ -125,6 +131,7 @@ class PoolLabels:
     labeled_p: np.ndarray
     slope: float
     intercept: float
+    logit: np.ndarray | None = None
 
 
 def calibrate_pool(
@@ -155,8 +162,8 @@ def calibrate_pool(
     C : float, optional
         The probe's regularisation (default :func:`backend.probe.default_C`).
     noise_share : float, optional
-        Share in [0, 1] of the estimated logit noise corrected for (default ``NOISE_SHARE``;
-        0: plain Platt scaling). Skipped when the project has fewer unlabeled rows
+        Share in [0, 1] of the estimated logit noise Platt's map is corrected for (default
+        ``NOISE_SHARE``; 0: plain Platt scaling). Skipped when the project has fewer unlabeled rows
         (``pool_size``, or ``len(pool)``) than labeled ones.
     c_scale : float, optional
         Multiple of ``C`` the calibration probes are fitted with (default ``C_SCALE``).
@@ -188,8 +195,12 @@ def calibrate_pool(
     C = c_scale * (default_C(X.shape[1]) if C is None else float(C))
     if not (0.0 <= noise_share <= 1.0):
         raise ValueError(f"noise_share must lie in [0, 1], got {noise_share!r}")
-    isotonic_share = ISOTONIC_SHARE if isotonic_share is None else float(isotonic_share)
-    if not (0.0 <= isotonic_share <= 1.0):
+    isotonic_share = ISOTONIC_SHARE if isotonic_share is None else isotonic_share
+    if (
+        isinstance(isotonic_share, bool)
+        or not isinstance(isotonic_share, numbers.Real)
+        or not (0.0 <= isotonic_share <= 1.0)
+    ):
         raise ValueError(f"isotonic_share must lie in [0, 1], got {isotonic_share!r}")
     if pool_size is not None and int(pool_size) < len(pool):
         raise ValueError(f"pool_size must be at least the {len(pool)} pool rows given, got {pool_size}")
@@ -229,12 +240,14 @@ def calibrate_pool(
         labeled_p=labeled_p,
         slope=slope,
         intercept=intercept,
+        logit=mean_logit,
     )
 
 
 def optimistic(labels: PoolLabels) -> PoolLabels:
     """The pool as the calibrated probe would label it: ``p`` 1 where it favours the positive
-    class, 0 elsewhere.
+    class (``p`` above one half, or exactly one half on the positive side of the boundary), 0
+    elsewhere.
 
     An optimistic extreme for labels chosen near the boundary. Those labels show how often the
     probe is wrong *there*; how often it is wrong on the images it is sure of they cannot show,
@@ -242,7 +255,10 @@ def optimistic(labels: PoolLabels) -> PoolLabels:
     the project AUC of the probe that made ``labels`` comes out near 1; that of a probe trained on
     fewer labels, its agreement with that probe.
     """
-    return dataclasses.replace(labels, p=(labels.p > 0.5).astype(np.float64))
+    favoured = labels.p > 0.5
+    if labels.logit is not None:  # an isotonic block at exactly one half: the probe's own side
+        favoured |= (labels.p == 0.5) & (labels.logit > 0)
+    return dataclasses.replace(labels, p=favoured.astype(np.float64))
 
 
 def _deattenuate(

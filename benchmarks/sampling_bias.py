@@ -383,7 +383,8 @@ def oracle_forecast(X, y, pool, y_pool, size, seed):
 
 def run_set(name, X, y, fresh, args, rng):
     """Print one data set's tables (captured as text in a worker process); return its interval
-    checks, ``{(order, correction): [mean checks of one checkpoint]}`` (see ``_interval_checks``)."""
+    checks, ``{(order, correction): [mean checks of one checkpoint]}`` (see ``_interval_checks``),
+    and the ``(plateau, error)`` of its corrected blend forecasts (``print_directions``)."""
     truth, size = truth_at_full(X, y, args.seed)
     print(f"\n## {name}: {len(y)} rows, truth {truth:.3f} (5-fold CV, predicted at {size} labels)", flush=True)
     rows = {}
@@ -558,7 +559,7 @@ def calibrate(args, rng):
 
 
 SETTINGS = {
-    "noise_share": (pool_auc, "NOISE_SHARE", "share of the logit noise the calibration corrects for; 0: Platt"),
+    "noise_share": (pool_auc, "NOISE_SHARE", "share of the logit noise Platt's map corrects for; 0: none"),
     "c_scale": (pool_auc, "C_SCALE", "the calibration probes' C as a multiple of the probe's"),
     "isotonic_share": (pool_auc, "ISOTONIC_SHARE", "share of the isotonic map in the calibration; 0: Platt"),
     "model_share": (forecast_module, "MODEL_SHARE", "share of the model-based curve in the blend"),

@@ -250,7 +250,8 @@ def test_model_based_correction_removes_the_bias_of_the_current_auc(monkeypatch)
     true link is about logistic): the importance-weighted current AUC is still too low on
     average (by more than 0.04); the model-based one with Platt's map is not (within 0.02); with
     the isotonic map (the default since round 9) it runs higher than with Platt's, and the
-    default blend is off by less than the weighted one (mean absolute error)."""
+    default blend is within 0.02 on average and off by less than the weighted one (mean absolute
+    error)."""
     import backend.pool_auc as pool_auc
     from backend.simulate import replay_order
 
@@ -270,7 +271,8 @@ def test_model_based_correction_removes_the_bias_of_the_current_auc(monkeypatch)
             errs.append(fc.auc - truth)
     assert np.mean(errors["weights"]) < -0.04, errors
     assert abs(np.mean(errors["platt"])) < 0.02, errors
-    assert np.mean(errors["model"]) > np.mean(errors["platt"]), errors
+    assert 0.02 < np.mean(errors["model"]) - np.mean(errors["platt"]) and np.mean(errors["model"]) < 0.1, errors
+    assert abs(np.mean(errors["blend"])) < 0.02, errors  # the default: measured +0.004
     assert np.mean(np.abs(errors["blend"])) < np.mean(np.abs(errors["weights"])), errors
     X, y = _data(800, 1.0, seed=0, d=8, flip=0.08)
     index, _ = replay_order(X, y, "uncertainty", seed=0, n_steps=100)
@@ -325,6 +327,29 @@ def test_no_maybe_none_while_the_current_auc_rules_the_target_out():
     assert fc.labels_needed_interval[0] == 101 and fc.labels_remaining_interval[0] == 1
     assert fc.labels_needed_interval[1] == fc.fit.labels_interval(0.9, fc.level)[1]
     assert "maybe none" not in fc.message and "at least 1" in fc.message, fc.message
+
+
+def test_maybe_none_stays_while_the_current_auc_may_have_reached_the_target():
+    """100 random labels whose current AUC's interval reaches the target (0.813-0.933): the curve
+    fit's fewest labels needed (11) is kept, and the message may say "maybe none"."""
+    X, y = _data(150, 1.5, seed=1, d=8, flip=0.08)
+    fc = forecast(X[:100], y[:100], 0.9, seed=1)
+    assert fc.auc_interval[0] < 0.9 <= fc.auc_interval[1]
+    assert fc.labels_needed_interval == fc.fit.labels_interval(0.9, fc.level)
+    assert fc.labels_needed_interval[0] < 100
+
+
+def test_the_interval_is_raised_only_where_the_point_is_ahead():
+    """The floor keeps the interval around its point: to one more label than so far, or to the
+    point if that is lower; untouched where the current AUC may have reached the target or the
+    point itself is at or below the labels so far (the message then says it in words)."""
+    from backend.forecast import _not_reached_yet
+
+    assert _not_reached_yet((20.0, math.inf), 150.0, 100, 0.85, 0.9) == (101.0, math.inf)
+    assert _not_reached_yet((20.0, 300.0), 100.5, 100, 0.85, 0.9) == (100.5, 300.0)
+    assert _not_reached_yet((120.0, 300.0), 150.0, 100, 0.85, 0.9) == (120.0, 300.0)
+    assert _not_reached_yet((20.0, 95.0), 90.0, 100, 0.85, 0.9) == (20.0, 95.0)
+    assert _not_reached_yet((20.0, math.inf), 150.0, 100, 0.9, 0.9) == (20.0, math.inf)
 
 
 def test_the_corrected_message_claims_no_direction():
