@@ -46,7 +46,7 @@ from backend.blas import one_blas_thread
 from backend.metrics import auc_interval, roc_auc
 from backend.pool_auc import PoolLabels, project_auc
 from backend import readiness as _readiness
-from backend.probe import check_embeddings, default_C, fit_probe
+from backend.probe import check_embeddings, default_C, fit_probe, stratified_fold_ids
 
 __all__ = [
     "EmpiricalCurve",
@@ -423,10 +423,7 @@ def _stratified_subset(y: np.ndarray, m: int, min_per_class: int, rng: np.random
 
 def _stratified_folds(y: np.ndarray, k: int, rng: np.random.Generator):
     """Yield (train, test) index arrays of a shuffled stratified k-fold split."""
-    fold_of = np.empty(len(y), dtype=np.int64)
-    for cls in (0, 1):
-        idx = rng.permutation(np.flatnonzero(y == cls))
-        fold_of[idx] = np.arange(len(idx)) % k
+    fold_of = stratified_fold_ids(y, k, rng)
     for f in range(k):
         test = np.flatnonzero(fold_of == f)
         yield np.flatnonzero(fold_of != f), test

@@ -19,22 +19,20 @@ one scorer.
 
 **The map is isotonic** (``ISOTONIC_SHARE = 1``, round 9): the monotone fit of pool-adjacent
 violators to the labels on the out-of-fold logits (constant blocks, linear between them, clipped
-beyond the outermost labeled logits). Where the labels were chosen near the
-boundary, those labels are close to coin tosses, while the images the probe is sure of are
-mostly right. One logistic slope (Platt scaling) learns the coin tosses and carries them into
+beyond the outermost labeled logits). Where the labels were chosen near the boundary, those
+labels are close to coin tosses, while the images the probe is sure of are mostly right. One logistic slope (Platt scaling) learns the coin tosses and carries them into
 the tails, so the confident pool rows got probabilities near one half and the project AUC came
 out too low (one draw of the tuning set ``mnist-even``, 200 labels in ``mixed`` order: 0.76
 where the truth was 0.93; with Platt's map fitted on the pool's *true* labels, 0.66; with an
-isotonic map fitted there, 0.94). The isotonic
-map lets the few labeled rows far from the boundary (the first, random ones; ``mixed``'s audits)
+isotonic map fitted there, 0.94). The isotonic map lets the few labeled rows far from the boundary (the first, random ones; ``mixed``'s audits)
 set the tails. A share below 1 mixes Platt's map back in (0: Platt alone, as before round 9).
 Chosen on the tuning sets and kept by a rule fixed before the held-out run
 (``benchmarks/sampling_bias.py``, README).
 
 **Errors in the logits** (corrected in Platt's map only: while ``ISOTONIC_SHARE`` is 1 the
 correction moves nothing, though the noise still flattens the isotonic fit too). A fold probe's
-logit is the logit of the probe it estimates plus estimation noise. Where the labeled rows were chosen near the boundary (uncertainty sampling),
-their true logits spread little and the noise is a large part of their out-of-fold logits'
+logit is the logit of the probe it estimates plus estimation noise. Where the labeled rows were
+chosen near the boundary (uncertainty sampling), their true logits spread little and the noise is a large part of their out-of-fold logits'
 spread, so Platt scaling learns too flat a slope (regression dilution) and carries it to the
 confident pool rows, whose logits spread far more: their probabilities come out too close to
 one half and the project AUC too low. The noise variance is estimated from how the fold
@@ -64,7 +62,7 @@ import numpy as np
 
 from backend.blas import one_blas_thread
 from backend.metrics import pair_sums
-from backend.probe import check_embeddings, default_C, fit_probe
+from backend.probe import check_embeddings, default_C, fit_probe, stratified_fold_ids
 
 __all__ = ["PoolLabels", "calibrate_pool", "optimistic", "project_auc", "soft_auc"]
 
@@ -76,8 +74,8 @@ PLATT_C = 100.0
 
 NOISE_SHARE = 0.0
 """Share of the jackknife estimate of the fold probes' logit noise Platt's map corrects for
-(module docstring; 0: plain Platt scaling, the default; it moves only Platt's share of the map). Two rounds chose 0.5 on their tuning
-sets (``benchmarks/sampling_bias.py``). Alone, chosen on seven sets, it made both TB sets worse
+(module docstring; 0: plain Platt scaling, the default; it moves only Platt's share of the map).
+Two rounds chose 0.5 on their tuning sets (``benchmarks/sampling_bias.py``). Alone, chosen on seven sets, it made both TB sets worse
 at 100 labels. With ``C_SCALE = 16``, chosen on nine sets, it made the five held-out sets worse
 on average (the ``fair`` table over-corrected by +0.10). So it is not the default (README,
 "Calibration with a weaker penalty")."""
@@ -113,9 +111,6 @@ class PoolLabels:
         Calibrated ``P(y = 1 | x)`` of each pool row.
     weight : float
         Unlabeled tasks each pool row stands for (``pool_size / n_pool``, at least 1).
-    labeled_p : ndarray of shape (n_labeled,)
-        Calibrated probability of each labeled row given its out-of-fold logit (the map is
-        fitted on these same labels, so in sample).
     slope, intercept : float
         Platt's share of the map, ``1 / (1 + exp(-(slope * t + intercept)))`` of a pool row's
         expected true logit ``t`` (Platt's own map when no noise is corrected for); ``p`` is
@@ -128,7 +123,6 @@ class PoolLabels:
     X: np.ndarray
     p: np.ndarray
     weight: float
-    labeled_p: np.ndarray
     slope: float
     intercept: float
     logit: np.ndarray | None = None
@@ -163,8 +157,8 @@ def calibrate_pool(
         The probe's regularisation (default :func:`backend.probe.default_C`).
     noise_share : float, optional
         Share in [0, 1] of the estimated logit noise Platt's map is corrected for (default
-        ``NOISE_SHARE``; 0: plain Platt scaling). Skipped when the project has fewer unlabeled rows
-        (``pool_size``, or ``len(pool)``) than labeled ones.
+        ``NOISE_SHARE``; 0: plain Platt scaling). Skipped when the project has fewer unlabeled
+        rows (``pool_size``, or ``len(pool)``) than labeled ones.
     c_scale : float, optional
         Multiple of ``C`` the calibration probes are fitted with (default ``C_SCALE``).
     isotonic_share : float, optional
@@ -204,11 +198,7 @@ def calibrate_pool(
         raise ValueError(f"isotonic_share must lie in [0, 1], got {isotonic_share!r}")
     if pool_size is not None and int(pool_size) < len(pool):
         raise ValueError(f"pool_size must be at least the {len(pool)} pool rows given, got {pool_size}")
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(y), dtype=np.int64)
-    for cls in (0, 1):
-        idx = rng.permutation(np.flatnonzero(y == cls))
-        fold[idx] = np.arange(len(idx)) % k
+    fold = stratified_fold_ids(y, k, np.random.default_rng(seed))
     oof = np.empty(len(y))
     pool_logits = np.empty((k, len(pool)))
     with one_blas_thread():  # small problems: threads only contend
@@ -219,7 +209,6 @@ def calibrate_pool(
             pool_logits[f] = probe.decision_function(pool, check=False)
     platt = LogisticRegression(C=PLATT_C, max_iter=1000).fit(oof[:, None], y)
     slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-    labeled_p = _sigmoid(slope * oof + intercept)  # calibrated given the labeled rows' own logits
     pool_logit = pool_logits.mean(axis=0)
     mean_logit = pool_logit
     n_unlabeled = len(pool) if pool_size is None else int(pool_size)
@@ -232,12 +221,10 @@ def calibrate_pool(
     if isotonic_share > 0:
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y)
         p = (1 - isotonic_share) * p + isotonic_share * iso.predict(mean_logit)
-        labeled_p = (1 - isotonic_share) * labeled_p + isotonic_share * iso.predict(oof)
     return PoolLabels(
         X=pool,
         p=p,
         weight=max(1.0, n_unlabeled / len(pool)),
-        labeled_p=labeled_p,
         slope=slope,
         intercept=intercept,
         logit=mean_logit,

@@ -23,7 +23,7 @@ from typing import Any, overload
 import numpy as np
 from scipy.optimize import minimize
 
-__all__ = ["LinearProbe", "fit_probe", "default_C", "check_embeddings"]
+__all__ = ["LinearProbe", "fit_probe", "default_C", "check_embeddings", "stratified_fold_ids"]
 
 # Smallest per-dimension standard deviation used when standardising (constant columns).
 _MIN_SCALE = 1e-8
@@ -223,3 +223,13 @@ def _logistic_regression(Z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.nda
         options={"gtol": _GTOL, "ftol": _FTOL, "maxiter": _MAX_ITER},
     )
     return result.x[:d].copy(), float(result.x[d])
+
+
+def stratified_fold_ids(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold (0 to ``k - 1``) of each row of a shuffled stratified ``k``-fold split of 0/1 labels
+    ``y``: each class is shuffled with ``rng`` (class 0 first) and dealt round the folds."""
+    fold = np.empty(len(y), dtype=np.int64)
+    for cls in (0, 1):
+        idx = rng.permutation(np.flatnonzero(y == cls))
+        fold[idx] = np.arange(len(idx)) % k
+    return fold

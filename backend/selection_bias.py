@@ -50,7 +50,7 @@ import numpy as np
 
 from backend.blas import one_blas_thread
 from backend.metrics import roc_auc
-from backend.probe import check_embeddings, fit_probe
+from backend.probe import check_embeddings, fit_probe, stratified_fold_ids
 
 __all__ = ["SelectionBias", "estimate_selection_bias", "DETECT_Z", "MIN_POOL"]
 
@@ -234,11 +234,7 @@ def _propensities(X: np.ndarray, pool: np.ndarray, margin: np.ndarray, seed: int
     n, n_pool = len(X), len(pool)
     features = _features(X, pool, margin, seed)
     target = np.r_[np.ones(n, int), np.zeros(n_pool, int)]
-    rng = np.random.default_rng(seed)
-    fold = np.empty(n + n_pool, dtype=np.int64)
-    for cls in (0, 1):
-        idx = rng.permutation(np.flatnonzero(target == cls))
-        fold[idx] = np.arange(len(idx)) % N_FOLDS
+    fold = stratified_fold_ids(target, N_FOLDS, np.random.default_rng(seed))
     out = np.empty(n + n_pool)
     for f in range(N_FOLDS):
         train, test = fold != f, fold == f
@@ -269,10 +265,7 @@ def _margins(X: np.ndarray, y: np.ndarray, pool: np.ndarray, seed: int) -> np.nd
     """Probe margins of the labeled rows (out of fold), then of the pool rows, each from one fold
     probe drawn at random: the same noise as the labeled rows' (module docstring)."""
     rng = np.random.default_rng(seed + 1)
-    fold = np.empty(len(y), dtype=np.int64)
-    for cls in (0, 1):
-        idx = rng.permutation(np.flatnonzero(y == cls))
-        fold[idx] = np.arange(len(idx)) % N_FOLDS
+    fold = stratified_fold_ids(y, N_FOLDS, rng)
     pool_fold = rng.integers(0, N_FOLDS, len(pool))
     out = np.empty(len(y) + len(pool))
     labeled, unlabeled = out[: len(y)], out[len(y) :]

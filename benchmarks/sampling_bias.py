@@ -373,9 +373,7 @@ def oracle_forecast(X, y, pool, y_pool, size, seed):
     """The AUC at ``size`` forecast from a learning curve whose probes are judged on the whole
     project with the pool's *true* labels (the labels it cannot have): the error left when the
     probes' AUCs on the unlabeled rows are known, i.e. that of extrapolating the curve alone."""
-    truth = pool_auc.PoolLabels(
-        X=pool, p=y_pool.astype(np.float64), weight=1.0, labeled_p=y.astype(np.float64), slope=1.0, intercept=0.0
-    )
+    truth = pool_auc.PoolLabels(X=pool, p=y_pool.astype(np.float64), weight=1.0, slope=1.0, intercept=0.0)
     (curve,) = empirical_learning_curves(X, y, seed=seed, views=[(None, truth)])
     fit = fit_learning_curve(curve.sizes, curve.scores, method=DEFAULT_METHOD, n_boot=0, seed=seed, pooled=True)
     return float(fit.predict([size])[0])

@@ -171,7 +171,6 @@ def test_isotonic_share_zero_is_platts_map_and_a_share_mixes_the_two():
     platt, iso, half = (calibrate_pool(XL, yL, pool, seed=0, isotonic_share=s) for s in (0.0, 1.0, 0.5))
     assert iso.p.min() == 0.0 and iso.p.max() == 1.0 and 0.0 < platt.p.min() and platt.p.max() < 1.0
     np.testing.assert_allclose(half.p, (platt.p + iso.p) / 2)
-    np.testing.assert_allclose(half.labeled_p, (platt.labeled_p + iso.labeled_p) / 2)
 
 
 @pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), True, "1"])
@@ -253,7 +252,7 @@ def test_the_optimistic_pool_breaks_ties_at_one_half_by_the_probes_side():
     negative class; without logits they stay negative."""
     p = np.array([0.2, 0.5, 0.5, 0.5, 0.9])
     logit = np.array([-2.0, -0.1, 0.0, 0.3, 2.0])
-    labels = PoolLabels(X=np.zeros((5, 2)), p=p, weight=1.0, labeled_p=p, slope=1.0, intercept=0.0, logit=logit)
+    labels = PoolLabels(X=np.zeros((5, 2)), p=p, weight=1.0, slope=1.0, intercept=0.0, logit=logit)
     np.testing.assert_array_equal(optimistic(labels).p, [0, 0, 0, 1, 1])
-    no_logit = PoolLabels(X=np.zeros((5, 2)), p=p, weight=1.0, labeled_p=p, slope=1.0, intercept=0.0)
+    no_logit = PoolLabels(X=np.zeros((5, 2)), p=p, weight=1.0, slope=1.0, intercept=0.0)
     np.testing.assert_array_equal(optimistic(no_logit).p, [0, 0, 0, 0, 1])

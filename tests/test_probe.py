@@ -104,3 +104,17 @@ def test_matches_scikit_learn_logistic_regression():
     ref = LogisticRegression(C=0.2, class_weight="balanced", tol=1e-10, max_iter=5000).fit(Z, y)
     np.testing.assert_allclose(probe.coef_, ref.coef_[0], atol=2e-4)
     assert probe.intercept_ == pytest.approx(ref.intercept_[0], abs=2e-4)
+
+
+def test_stratified_fold_ids_deal_each_class_round_the_folds():
+    """Every fold gets each class's rows within one of its share, and the same rng state gives the
+    same split."""
+    from backend.probe import stratified_fold_ids
+
+    y = np.r_[np.zeros(23, int), np.ones(7, int)]
+    fold = stratified_fold_ids(y, 5, np.random.default_rng(0))
+    assert set(fold.tolist()) == set(range(5))
+    for cls, count in ((0, 23), (1, 7)):
+        sizes = np.bincount(fold[y == cls], minlength=5)
+        assert sizes.sum() == count and sizes.max() - sizes.min() <= 1
+    np.testing.assert_array_equal(fold, stratified_fold_ids(y, 5, np.random.default_rng(0)))
