@@ -92,6 +92,7 @@ river's Yeast, also registered then, was dropped unrun: it is OpenML data set 40
     python benchmarks/sampling_bias.py --reps 10 --no-reach --sets randhie-visit   # round 8's held-out set
     python benchmarks/sampling_bias.py --reps 4 --no-reach --no-known --corrections blend --orders uncertainty --oracle --sets digits   # the diagnostic
     python benchmarks/sampling_bias.py --reps 6 --no-reach --no-known --corrections blend --orders uncertainty,mixed --checkpoints 100,200 --isotonic-share 0 --sets digits   # Platt's map (round 8)
+    python benchmarks/sampling_bias.py --calibration-check --reps 3 --orders mixed --checkpoints 200 --sets mnist-even   # round 9's diagnosis
 """
 
 from __future__ import annotations
@@ -556,6 +557,52 @@ def calibrate(args, rng):
                 print(f"| {name} | {k} | {order} | {quantiles[0]} | {quantiles[1]} | {rates}{of} |", flush=True)
 
 
+def calibration_check(args, rng):
+    """A diagnostic, not a method (round 9): for the probe fitted on the first ``k`` labels of each
+    replay, its AUC on the pool rows with their *true* labels against the model-based estimate
+    (``pool_auc.soft_auc`` with calibrated probabilities) from Platt's map and from the isotonic
+    map, both fitted on the labels, and from each map fitted on the pool's true labels instead (the
+    best that map's shape can do); then Platt's probabilities against the pool's share of
+    positives in six quantile bins."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
+    print(
+        "| set | labels | order | replay | true pool AUC | Platt | isotonic | Platt on true labels "
+        "| isotonic on true labels | Platt's p / share positive, by bin |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, X, y, _ in data_sets(args.sets, rng, args.seed):
+        for k in args.checkpoints:
+            for order in args.orders:
+                for rep in range(args.reps):
+                    index, _ = replay_order(X, y, order, seed=rep, n_steps=k)
+                    Xo, yo = X[index], y[index]
+                    XL, yL, pool, y_pool = Xo[:k], yo[:k], Xo[k:], yo[k:]
+                    scores = fit_probe(XL, yL).decision_function(pool)
+                    platt = pool_auc.calibrate_pool(XL, yL, pool, seed=rep, isotonic_share=0.0)
+                    iso = pool_auc.calibrate_pool(XL, yL, pool, seed=rep, isotonic_share=1.0)
+                    z = platt.logit[:, None]
+                    on_truth = LogisticRegression(C=pool_auc.PLATT_C, max_iter=1000).fit(z, y_pool)
+                    iso_truth = IsotonicRegression(y_min=0.0, y_max=1.0).fit(platt.logit, y_pool)
+                    edges = np.quantile(platt.p, [0, 0.1, 0.3, 0.5, 0.7, 0.9, 1])
+                    bins = np.clip(np.searchsorted(edges, platt.p, side="right") - 1, 0, 5)
+                    table = " ; ".join(
+                        f"{platt.p[bins == b].mean():.2f} / {y_pool[bins == b].mean():.2f}"
+                        for b in range(6)
+                        if np.any(bins == b)
+                    )
+                    estimates = (
+                        roc_auc(y_pool, scores),
+                        pool_auc.soft_auc(scores, platt.p),
+                        pool_auc.soft_auc(scores, iso.p),
+                        pool_auc.soft_auc(scores, on_truth.predict_proba(z)[:, 1]),
+                        pool_auc.soft_auc(scores, iso_truth.predict(platt.logit)),
+                    )
+                    cells = " | ".join(f"{v:.3f}" for v in estimates)
+                    print(f"| {name} | {k} | {order} | {rep} | {cells} | {table} |", flush=True)
+
+
 SETTINGS = {
     "noise_share": (pool_auc, "NOISE_SHARE", "share of the logit noise Platt's map corrects for; 0: none"),
     "c_scale": (pool_auc, "C_SCALE", "the calibration probes' C as a multiple of the probe's"),
@@ -625,6 +672,11 @@ def main(argv=None):
         "--oracle", action="store_true", help="also forecast from curves judged with the pool's true labels"
     )
     parser.add_argument("--calibrate", action="store_true", help="only the detection statistics' distributions")
+    parser.add_argument(
+        "--calibration-check",
+        action="store_true",
+        help="only the diagnostic of the calibration maps against the pool's true labels (round 9)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="data sets run in parallel processes")
     args = parser.parse_args(argv)
@@ -633,6 +685,8 @@ def main(argv=None):
     t0 = time.time()
     if args.calibrate:
         calibrate(args, rng)
+    elif args.calibration_check:
+        calibration_check(args, rng)
     else:
         sets = list(data_sets(args.sets, rng, args.seed))
         if args.jobs > 1:  # one process per data set; their output printed in order

@@ -122,3 +122,33 @@ def test_calibrate_prints_both_statistics_and_marks_checkpoints_without_a_pool(s
     uncertainty = next(row for row in compared if "| uncertainty |" in row)
     assert uncertainty.split("|")[-2].split(" / ")[1].strip() != "0%"  # 2.5: least-sure labels are flagged
     assert all(row.endswith("| — | — | — (no replay compared) |") for row in rows if "| 1000 |" in row)
+
+
+def test_calibration_check_compares_the_maps_with_the_pools_true_labels(sampling_bias, capsys):
+    """``--calibration-check`` prints, per replay, the probe's AUC on the pool with its true labels
+    and the four estimates (Platt's and the isotonic map, fitted on the labels or on the pool's
+    true labels), each an AUC; the isotonic map fitted on the true labels, the best a monotone map
+    of these logits can do, is within 0.02 of the truth here, and Platt's p rises from bin to
+    bin."""
+    sampling_bias.main(
+        [
+            "--calibration-check",
+            "--reps",
+            "2",
+            "--orders",
+            "uncertainty",
+            "--checkpoints",
+            "100",
+            "--sets",
+            "synthetic-14",
+        ]
+    )
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| synthetic")]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        truth, platt, iso, platt_true, iso_true = (float(c) for c in cells[4:9])
+        assert all(0.5 <= v <= 1.0 for v in (truth, platt, iso, platt_true, iso_true))
+        assert abs(iso_true - truth) < 0.02, row
+        p = [float(pair.split(" / ")[0]) for pair in cells[9].split(" ; ")]
+        assert len(p) >= 5 and p == sorted(p)
