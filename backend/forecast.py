@@ -80,11 +80,6 @@ DEFAULT_CORRECTION = "blend"
 # synthetic tuning sets (uncertainty and mixed orders, 50/100/200 labels, 8 replays) the mean
 # error was 0.062 / 0.059 / 0.0585 / 0.061 / 0.067 at shares 0 / 0.25 / 0.5 / 0.75 / 1.
 MODEL_SHARE = 0.5
-# Under sampling=mixed the audit tasks are a random sample with known selection probabilities:
-# their Horvitz-Thompson curve is unbiased for the project, and noisy while they are few. The
-# corrected curve gives it the share n_audit / (n_audit + AUDIT_HALF) (half at AUDIT_HALF audit
-# labels), the rest the pool's correction; math.inf: not used.
-AUDIT_HALF = math.inf
 # The labels needed is counted over the forecast curves (draws) that reach the target; the message
 # says how many of ten do when fewer than this share of them do.
 SAY_REACH_BELOW = 0.9
@@ -304,7 +299,7 @@ def forecast(
     optimistic_curve = None
     if bias is not None and bias.detected:
         raw_curve, curve, optimistic_curve = _raw_and_corrected_curves(
-            X, y, pool, pool_size, bias, correction, seed, level, selection_prob
+            X, y, pool, pool_size, bias, correction, seed, level
         )
     else:
         curve = raw_curve = empirical_learning_curve(X, y, seed=seed, level=level)
@@ -401,47 +396,24 @@ def _optimistic_ends(optimistic_fit, plateau_int, needed_int, target, n):
     return (plateau_int[0], high), (low, needed_int[1]), high > plateau_int[1] or low < needed_int[0]
 
 
-def _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, level, selection_prob=None):
+def _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, level):
     """The learning curve as measured, corrected towards the whole project (``CORRECTIONS``) and,
     where the correction is model-based, its optimistic extreme (``None`` otherwise), from the
-    same probes. With known selection probabilities (audit labels) beside the pool, the corrected
-    curve is mixed with the audits' Horvitz-Thompson curve (``AUDIT_HALF``)."""
-    views: dict[str, tuple[Any, Any]] = {"raw": (None, None), "weights": (bias.weights, None)}
-    model_based = correction != "weights" and pool is not None and bias.source == "classifier"
-    if model_based:
+    same probes."""
+    views: list[tuple[Any, Any]] = [(None, None), (bias.weights, None)]
+    if correction != "weights" and pool is not None and bias.source == "classifier":
         pool = np.asarray(pool, dtype=np.float64)
         n_pool = len(pool)
         if n_pool > MAX_POOL:
             pool = pool[np.random.default_rng(seed).choice(n_pool, MAX_POOL, replace=False)]
         labels = calibrate_pool(X, y, pool, seed=seed, pool_size=pool_size or n_pool)
-        if correction == "model":
-            del views["weights"]
-        views["model"] = (None, labels)
-        views["optimistic"] = (None, optimistic(labels))
-    audit = _audit_weights(selection_prob) if bias.source == "classifier" else None
-    if audit is not None:
-        views["audit"] = (audit[0], None)
-    curves = dict(zip(views, empirical_learning_curves(X, y, seed=seed, level=level, views=list(views.values()))))
-    if "weights" in curves and "model" in curves:  # blend
-        corrected = _mean_curve(curves["model"], curves["weights"], MODEL_SHARE)
-    else:
-        corrected = curves.get("model", curves.get("weights"))
-    if audit is not None:
-        corrected = _mean_curve(curves["audit"], corrected, audit[1] / (audit[1] + AUDIT_HALF))
-    return curves["raw"], corrected, curves.get("optimistic")
-
-
-def _audit_weights(selection_prob):
-    """Horvitz-Thompson weights of the labeled rows and the number of audit labels (rows chosen
-    with a probability below 1), or ``None`` when there are none or ``AUDIT_HALF`` is off."""
-    if selection_prob is None or not math.isfinite(AUDIT_HALF):
-        return None
-    prob = np.asarray(selection_prob, dtype=np.float64)
-    n_audit = int(np.sum(prob < 1.0))
-    if n_audit == 0:
-        return None
-    weights = 1.0 / prob
-    return weights / weights.mean(), n_audit
+        views = views if correction == "blend" else views[:1]
+        views += [(None, labels), (None, optimistic(labels))]
+    curves = empirical_learning_curves(X, y, seed=seed, level=level, views=views)
+    optimistic_curve = curves.pop() if len(views) > 2 else None
+    if len(curves) == 3:  # blend: model-based and weighted
+        return curves[0], _mean_curve(curves[2], curves[1], MODEL_SHARE), optimistic_curve
+    return curves[0], curves[1], optimistic_curve
 
 
 def _mean_curve(a: EmpiricalCurve, b: EmpiricalCurve, share: float) -> EmpiricalCurve:

@@ -608,7 +608,6 @@ SETTINGS = {
     "c_scale": (pool_auc, "C_SCALE", "the calibration probes' C as a multiple of the probe's"),
     "isotonic_share": (pool_auc, "ISOTONIC_SHARE", "share of the isotonic map in the calibration; 0: Platt"),
     "model_share": (forecast_module, "MODEL_SHARE", "share of the model-based curve in the blend"),
-    "audit_half": (forecast_module, "AUDIT_HALF", "mixed: audit labels at which their curve gets half; inf: unused"),
 }
 """Option -> (module, constant, what it is): the correction's defaults a run may change."""
 
