@@ -97,10 +97,6 @@ ISOTONIC_SHARE = 1.0
 module docstring). Chosen from 0 / 0.25 / 0.5 / 0.75 / 1 on nine tuning sets (round 9); 1 met
 the rule fixed for the held-out sets (README, "Round 9")."""
 
-N_SPLITS = 1
-"""Fold splits (seeds ``seed``, ``seed + 1``, ...) the calibration is repeated over; the pool's
-probabilities, Platt's slope and intercept and the mean logits are averaged over them."""
-
 MIN_RELIABILITY = 0.1
 """Floor of a reliability ``1 - noise / variance``: the slope grows at most tenfold."""
 
@@ -145,7 +141,6 @@ def calibrate_pool(
     noise_share: float | None = None,
     c_scale: float | None = None,
     isotonic_share: float | None = None,
-    n_splits: int | None = None,
 ) -> PoolLabels:
     """Calibrate the probe on the labeled rows and give every pool row its probability.
 
@@ -171,14 +166,14 @@ def calibrate_pool(
     isotonic_share : float, optional
         Share in [0, 1] of the isotonic map in each probability, the rest Platt's (default
         ``ISOTONIC_SHARE``).
-    n_splits : int, optional
-        Fold splits the calibration is repeated over, its probabilities averaged (default
-        ``N_SPLITS``).
 
     Returns
     -------
     PoolLabels
     """
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
     X, y = check_embeddings(X, y)
     pool, _ = check_embeddings(pool)
     if pool.shape[1] != X.shape[1]:
@@ -205,31 +200,6 @@ def calibrate_pool(
         raise ValueError(f"isotonic_share must lie in [0, 1], got {isotonic_share!r}")
     if pool_size is not None and int(pool_size) < len(pool):
         raise ValueError(f"pool_size must be at least the {len(pool)} pool rows given, got {pool_size}")
-    n_splits = N_SPLITS if n_splits is None else n_splits
-    if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral) or n_splits < 1:
-        raise ValueError(f"n_splits must be a positive integer, got {n_splits!r}")
-    n_unlabeled = len(pool) if pool_size is None else int(pool_size)
-    maps = [
-        _calibrated_split(X, y, pool, k, C, seed + split, n_unlabeled, noise_share, isotonic_share)
-        for split in range(int(n_splits))
-    ]
-    p, slope, intercept, mean_logit = (np.mean(parts, axis=0) for parts in zip(*maps))
-    return PoolLabels(
-        X=pool,
-        p=p,
-        weight=max(1.0, n_unlabeled / len(pool)),
-        slope=float(slope),
-        intercept=float(intercept),
-        logit=mean_logit,
-    )
-
-
-def _calibrated_split(X, y, pool, k, C, seed, n_unlabeled, noise_share, isotonic_share):
-    """One fold split's calibration: the pool's probabilities, Platt's slope and intercept, and
-    the pool's mean logit of the fold probes."""
-    from sklearn.isotonic import IsotonicRegression
-    from sklearn.linear_model import LogisticRegression
-
     fold = stratified_fold_ids(y, k, np.random.default_rng(seed))
     oof = np.empty(len(y))
     pool_logits = np.empty((k, len(pool)))
@@ -241,7 +211,9 @@ def _calibrated_split(X, y, pool, k, C, seed, n_unlabeled, noise_share, isotonic
             pool_logits[f] = probe.decision_function(pool, check=False)
     platt = LogisticRegression(C=PLATT_C, max_iter=1000).fit(oof[:, None], y)
     slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-    pool_logit = mean_logit = pool_logits.mean(axis=0)
+    pool_logit = pool_logits.mean(axis=0)
+    mean_logit = pool_logit
+    n_unlabeled = len(pool) if pool_size is None else int(pool_size)
     if noise_share > 0 and len(pool) > 1 and n_unlabeled >= len(y):
         # Variance of one fold probe's logit about the probe it estimates: k - 1 times the
         # variance between the k fold probes, which share (k - 2) / (k - 1) of their rows.
@@ -251,7 +223,14 @@ def _calibrated_split(X, y, pool, k, C, seed, n_unlabeled, noise_share, isotonic
     if isotonic_share > 0:
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y)
         p = (1 - isotonic_share) * p + isotonic_share * iso.predict(mean_logit)
-    return p, slope, intercept, mean_logit
+    return PoolLabels(
+        X=pool,
+        p=p,
+        weight=max(1.0, n_unlabeled / len(pool)),
+        slope=slope,
+        intercept=intercept,
+        logit=mean_logit,
+    )
 
 
 def optimistic(labels: PoolLabels) -> PoolLabels:

@@ -608,7 +608,6 @@ SETTINGS = {
     "c_scale": (pool_auc, "C_SCALE", "the calibration probes' C as a multiple of the probe's"),
     "isotonic_share": (pool_auc, "ISOTONIC_SHARE", "share of the isotonic map in the calibration; 0: Platt"),
     "model_share": (forecast_module, "MODEL_SHARE", "share of the model-based curve in the blend"),
-    "calibration_splits": (pool_auc, "N_SPLITS", "fold splits the calibration is averaged over"),
 }
 """Option -> (module, constant, what it is): the correction's defaults a run may change."""
 
@@ -662,7 +661,7 @@ def main(argv=None):
     for dest, (module, name, what) in SETTINGS.items():
         parser.add_argument(
             "--" + dest.replace("_", "-"),
-            type=type(getattr(module, name)),
+            type=float,
             default=getattr(module, name),
             help=f"{what} ({module.__name__}.{name})",
         )
