@@ -66,7 +66,7 @@ from backend.blas import one_blas_thread
 from backend.metrics import pair_sums
 from backend.probe import check_embeddings, default_C, fit_probe, stratified_fold_ids
 
-__all__ = ["PoolLabels", "calibrate_pool", "optimistic", "project_auc", "soft_auc"]
+__all__ = ["PoolLabels", "calibrate_pool", "fold_logits", "optimistic", "project_auc", "soft_auc"]
 
 N_FOLDS = 5
 """Folds of the cross-fitting that gives the labeled rows out-of-fold logits for calibration."""
@@ -200,15 +200,7 @@ def calibrate_pool(
         raise ValueError(f"isotonic_share must lie in [0, 1], got {isotonic_share!r}")
     if pool_size is not None and int(pool_size) < len(pool):
         raise ValueError(f"pool_size must be at least the {len(pool)} pool rows given, got {pool_size}")
-    fold = stratified_fold_ids(y, k, np.random.default_rng(seed))
-    oof = np.empty(len(y))
-    pool_logits = np.empty((k, len(pool)))
-    with one_blas_thread():  # small problems: threads only contend
-        for f in range(k):
-            train = fold != f
-            probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
-            oof[~train] = probe.decision_function(X[~train], check=False)
-            pool_logits[f] = probe.decision_function(pool, check=False)
+    oof, pool_logits = fold_logits(X, y, pool, k, C, seed)
     platt = LogisticRegression(C=PLATT_C, max_iter=1000).fit(oof[:, None], y)
     slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     pool_logit = pool_logits.mean(axis=0)
@@ -231,6 +223,27 @@ def calibrate_pool(
         intercept=intercept,
         logit=mean_logit,
     )
+
+
+def fold_logits(X: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, C: float, seed: int):
+    """The calibration's cross-fitting (checked arrays): each labeled row's logit from the fold
+    probe that did not see it, and every fold probe's logits of the pool rows.
+
+    Returns
+    -------
+    oof : ndarray of shape (n_labeled,)
+    pool_logits : ndarray of shape (k, n_pool)
+    """
+    fold = stratified_fold_ids(y, k, np.random.default_rng(seed))
+    oof = np.empty(len(y))
+    pool_logits = np.empty((k, len(pool)))
+    with one_blas_thread():  # small problems: threads only contend
+        for f in range(k):
+            train = fold != f
+            probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
+            oof[~train] = probe.decision_function(X[~train], check=False)
+            pool_logits[f] = probe.decision_function(pool, check=False)
+    return oof, pool_logits
 
 
 def optimistic(labels: PoolLabels) -> PoolLabels:

@@ -94,6 +94,7 @@ river's Yeast, also registered then, was dropped unrun: it is OpenML data set 40
     python benchmarks/sampling_bias.py --reps 4 --no-reach --no-known --corrections blend --orders uncertainty --oracle --sets digits   # the diagnostic
     python benchmarks/sampling_bias.py --reps 6 --no-reach --no-known --corrections blend --orders uncertainty,mixed --checkpoints 100,200 --isotonic-share 0 --sets digits   # Platt's map (round 8)
     python benchmarks/sampling_bias.py --calibration-check --reps 3 --orders mixed --checkpoints 200 --sets mnist-even   # round 9's diagnosis
+    python benchmarks/sampling_bias.py --map-variants --reps 6 --orders uncertainty,mixed --checkpoints 100 --sets digits   # round 10's
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ from backend.curve import DEFAULT_METHOD, fit_learning_curve  # noqa: E402
 from backend.forecast import CORRECTIONS, forecast  # noqa: E402
 from backend.learning_curve import cross_validated_auc, empirical_learning_curves  # noqa: E402
 from backend.metrics import roc_auc  # noqa: E402
-from backend.probe import fit_probe  # noqa: E402
+from backend.probe import default_C, fit_probe  # noqa: E402
 from backend.selection_bias import estimate_selection_bias  # noqa: E402
 from backend.simulate import replay_order, selection_probabilities  # noqa: E402
 
@@ -590,6 +591,56 @@ def calibration_check(args, rng):
                     print(f"| {name} | {k} | {order} | {rep} | {cells} | {table} |", flush=True)
 
 
+MAP_VARIANTS = ("shipped isotonic", "ends >= 5 labels", "ends >= 10 labels", "ends >= 20 labels", "weighted")
+"""The maps ``map_variants`` compares (round 10)."""
+
+
+def map_variants(args, rng):
+    """A diagnostic, not a method (round 10): how far the model-based estimate of the full
+    probe's AUC on the unlabeled rows is from their true AUC, with the shipped isotonic map and
+    with variants of it: its end blocks widened to the mean label of the outermost ``m`` labeled
+    rows (against the upward bias of low-AUC sets, whose tails rest on a few labels), and the
+    isotonic fit importance-weighted by the labeled-vs-pool weights (``selection_bias``). One row
+    per set, order and checkpoint: mean signed / mean absolute error over the replays."""
+    from sklearn.isotonic import IsotonicRegression
+
+    print("| set | labels | order | " + " | ".join(MAP_VARIANTS) + " |")
+    print("|---|---|---|" + "---|" * len(MAP_VARIANTS))
+    totals = {}
+    for name, X, y, _ in data_sets(args.sets, rng, args.seed):
+        for k in args.checkpoints:
+            for order in args.orders:
+                errors = []
+                for rep in range(args.reps):
+                    index, _ = replay_order(X, y, order, seed=rep, n_steps=k)
+                    XL, yL, pool, y_pool = X[index[:k]], y[index[:k]], X[index[k:]], y[index[k:]]
+                    scores = fit_probe(XL, yL).decision_function(pool)
+                    truth = roc_auc(y_pool, scores)
+                    shipped = pool_auc.calibrate_pool(XL, yL, pool, seed=rep)
+                    folds = min(pool_auc.N_FOLDS, int(yL.sum()), k - int(yL.sum()))
+                    oof, pool_logits = pool_auc.fold_logits(
+                        XL, yL, pool, folds, pool_auc.C_SCALE * default_C(X.shape[1]), rep
+                    )
+                    logit = pool_logits.mean(axis=0)
+                    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, yL).predict(logit)
+                    by_logit = yL[np.argsort(oof, kind="stable")]
+                    weights = estimate_selection_bias(XL, yL, pool, seed=rep).weights
+                    weighted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+                    p_maps = [
+                        shipped.p,
+                        *(np.clip(iso, by_logit[:m].mean(), by_logit[-m:].mean()) for m in (5, 10, 20)),
+                        weighted.fit(oof, yL, sample_weight=weights).predict(logit),
+                    ]
+                    errors.append([pool_auc.soft_auc(scores, p) - truth for p in p_maps])
+                e = np.asarray(errors)
+                totals.setdefault((order, k), []).append(np.mean(np.abs(e), axis=0))
+                cells = " | ".join(f"{m:+.3f} / {a:.3f}" for m, a in zip(e.mean(axis=0), np.abs(e).mean(axis=0)))
+                print(f"| {name} | {k} | {order} | {cells} |", flush=True)
+    for (order, k), rows in totals.items():
+        means = " | ".join(f"{v:.4f}" for v in np.mean(rows, axis=0))
+        print(f"| mean absolute error over the sets | {k} | {order} | {means} |")
+
+
 SETTINGS = {
     "noise_share": (pool_auc, "NOISE_SHARE", "share of the logit noise Platt's map corrects for; 0: none"),
     "c_scale": (pool_auc, "C_SCALE", "the calibration probes' C as a multiple of the probe's"),
@@ -664,6 +715,11 @@ def main(argv=None):
         action="store_true",
         help="only the diagnostic of the calibration maps against the pool's true labels (round 9)",
     )
+    parser.add_argument(
+        "--map-variants",
+        action="store_true",
+        help="only the diagnostic of variants of the isotonic map against the pool's true labels (round 10)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="data sets run in parallel processes")
     args = parser.parse_args(argv)
@@ -674,6 +730,8 @@ def main(argv=None):
         calibrate(args, rng)
     elif args.calibration_check:
         calibration_check(args, rng)
+    elif args.map_variants:
+        map_variants(args, rng)
     else:
         sets = list(data_sets(args.sets, rng, args.seed))
         if args.jobs > 1:  # one process per data set; their output printed in order
