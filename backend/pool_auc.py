@@ -174,21 +174,8 @@ def calibrate_pool(
     from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
 
-    X, y = check_embeddings(X, y)
-    pool, _ = check_embeddings(pool)
-    if pool.shape[1] != X.shape[1]:
-        raise ValueError(f"pool has {pool.shape[1]} features, the labeled rows have {X.shape[1]}")
-    if len(pool) == 0:
-        raise ValueError("pool is empty: there are no unlabeled rows to calibrate")
-    n_pos = int(y.sum())
-    k = min(N_FOLDS, n_pos, len(y) - n_pos)
-    if k < 2:
-        raise ValueError(f"calibration needs 2 labels of each class, got {n_pos} positive of {len(y)}")
+    X, y, pool, k, C = _calibration_inputs(X, y, pool, C, c_scale)
     noise_share = NOISE_SHARE if noise_share is None else float(noise_share)
-    c_scale = C_SCALE if c_scale is None else c_scale
-    if isinstance(c_scale, bool) or not isinstance(c_scale, numbers.Real) or not (0 < c_scale < np.inf):
-        raise ValueError(f"c_scale must be a positive number, got {c_scale!r}")
-    C = c_scale * (default_C(X.shape[1]) if C is None else float(C))
     if not (0.0 <= noise_share <= 1.0):
         raise ValueError(f"noise_share must lie in [0, 1], got {noise_share!r}")
     isotonic_share = ISOTONIC_SHARE if isotonic_share is None else isotonic_share
@@ -200,7 +187,7 @@ def calibrate_pool(
         raise ValueError(f"isotonic_share must lie in [0, 1], got {isotonic_share!r}")
     if pool_size is not None and int(pool_size) < len(pool):
         raise ValueError(f"pool_size must be at least the {len(pool)} pool rows given, got {pool_size}")
-    oof, pool_logits = fold_logits(X, y, pool, k, C, seed)
+    oof, pool_logits = _fold_logits(X, y, pool, k, C, seed)
     platt = LogisticRegression(C=PLATT_C, max_iter=1000).fit(oof[:, None], y)
     slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     pool_logit = pool_logits.mean(axis=0)
@@ -225,15 +212,47 @@ def calibrate_pool(
     )
 
 
-def fold_logits(X: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, C: float, seed: int):
-    """The calibration's cross-fitting (checked arrays): each labeled row's logit from the fold
-    probe that did not see it, and every fold probe's logits of the pool rows.
+def fold_logits(
+    X: Any, y: Any, pool: Any, seed: int = 0, *, C: float | None = None, c_scale: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cross-fitting :func:`calibrate_pool` maps to probabilities, for diagnostics.
+
+    Parameters
+    ----------
+    X, y, pool, seed, C, c_scale
+        As in :func:`calibrate_pool`.
 
     Returns
     -------
     oof : ndarray of shape (n_labeled,)
+        Each labeled row's logit from the fold probe that did not see it.
     pool_logits : ndarray of shape (k, n_pool)
+        Every fold probe's logits of the pool rows (``k = min(N_FOLDS, positives, negatives)``).
     """
+    X, y, pool, k, C = _calibration_inputs(X, y, pool, C, c_scale)
+    return _fold_logits(X, y, pool, k, C, seed)
+
+
+def _calibration_inputs(X, y, pool, C, c_scale):
+    """Checked embeddings, labels and pool, the number of folds and the calibration probes' C."""
+    X, y = check_embeddings(X, y)
+    pool, _ = check_embeddings(pool)
+    if pool.shape[1] != X.shape[1]:
+        raise ValueError(f"pool has {pool.shape[1]} features, the labeled rows have {X.shape[1]}")
+    if len(pool) == 0:
+        raise ValueError("pool is empty: there are no unlabeled rows to calibrate")
+    n_pos = int(y.sum())
+    k = min(N_FOLDS, n_pos, len(y) - n_pos)
+    if k < 2:
+        raise ValueError(f"calibration needs 2 labels of each class, got {n_pos} positive of {len(y)}")
+    c_scale = C_SCALE if c_scale is None else c_scale
+    if isinstance(c_scale, bool) or not isinstance(c_scale, numbers.Real) or not (0 < c_scale < np.inf):
+        raise ValueError(f"c_scale must be a positive number, got {c_scale!r}")
+    return X, y, pool, k, c_scale * (default_C(X.shape[1]) if C is None else float(C))
+
+
+def _fold_logits(X: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, C: float, seed: int):
+    """:func:`fold_logits` of checked inputs."""
     fold = stratified_fold_ids(y, k, np.random.default_rng(seed))
     oof = np.empty(len(y))
     pool_logits = np.empty((k, len(pool)))

@@ -72,8 +72,8 @@ README):
 
 A third, ``shuttle`` (3,000 rows of river 0.26.1's Statlog Shuttle), was run in rounds 7 to 9 and
 withdrawn in round 10: river's file is a version of OpenML data set 40685 (its 45,586 Rad Flow
-rows are that set's majority class), an odd id, which LCDB holds for judging the forecast and
-which may not be loaded.
+rows are that set's majority class), an odd id: LCDB lists it, and the project holds odd ids out
+for judging the forecast, so it may not be loaded.
 
 Held-out set added in round 8: its task and role were fixed in code (``WHEEL_SETS``) before
 anything was computed on it, then it was run to judge the flag's same-noise margins (README;
@@ -94,7 +94,7 @@ river's Yeast, also registered then, was dropped unrun: it is OpenML data set 40
     python benchmarks/sampling_bias.py --reps 4 --no-reach --no-known --corrections blend --orders uncertainty --oracle --sets digits   # the diagnostic
     python benchmarks/sampling_bias.py --reps 6 --no-reach --no-known --corrections blend --orders uncertainty,mixed --checkpoints 100,200 --isotonic-share 0 --sets digits   # Platt's map (round 8)
     python benchmarks/sampling_bias.py --calibration-check --reps 3 --orders mixed --checkpoints 200 --sets mnist-even   # round 9's diagnosis
-    python benchmarks/sampling_bias.py --map-variants --reps 6 --orders uncertainty,mixed --checkpoints 100 --sets digits   # round 10's
+    python benchmarks/sampling_bias.py --map-variants --reps 6 --orders uncertainty,mixed --checkpoints 100 --sets digits   # round 10's diagnosis
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ from backend.curve import DEFAULT_METHOD, fit_learning_curve  # noqa: E402
 from backend.forecast import CORRECTIONS, forecast  # noqa: E402
 from backend.learning_curve import cross_validated_auc, empirical_learning_curves  # noqa: E402
 from backend.metrics import roc_auc  # noqa: E402
-from backend.probe import default_C, fit_probe  # noqa: E402
+from backend.probe import fit_probe  # noqa: E402
 from backend.selection_bias import estimate_selection_bias  # noqa: E402
 from backend.simulate import replay_order, selection_probabilities  # noqa: E402
 
@@ -591,54 +591,72 @@ def calibration_check(args, rng):
                     print(f"| {name} | {k} | {order} | {rep} | {cells} | {table} |", flush=True)
 
 
-MAP_VARIANTS = ("shipped isotonic", "ends >= 5 labels", "ends >= 10 labels", "ends >= 20 labels", "weighted")
+MAP_VARIANTS = (
+    "calibrate_pool as set",
+    "isotonic, ends at the outer 5 labels' mean",
+    "… 10 labels'",
+    "… 20 labels'",
+    "isotonic, weighted",
+)
 """The maps ``map_variants`` compares (round 10)."""
+OUTER_LABELS = (5, 10, 20)
+"""The ``m`` of the floored and capped variants."""
 
 
 def map_variants(args, rng):
     """A diagnostic, not a method (round 10): how far the model-based estimate of the full
-    probe's AUC on the unlabeled rows is from their true AUC, with the shipped isotonic map and
-    with variants of it: its end blocks widened to the mean label of the outermost ``m`` labeled
-    rows (against the upward bias of low-AUC sets, whose tails rest on a few labels), and the
-    isotonic fit importance-weighted by the labeled-vs-pool weights (``selection_bias``). One row
-    per set, order and checkpoint: mean signed / mean absolute error over the replays."""
+    probe's AUC on the unlabeled rows is from their true AUC, with ``calibrate_pool`` as set (the
+    isotonic map by default) and with variants of the isotonic map of its cross-fitting
+    (``pool_auc.fold_logits``): floored at the mean label of the ``m`` labeled rows with the
+    lowest logits and capped at that of the ``m`` highest (against the upward bias of low-AUC
+    sets, whose tails rest on a few labels; only where ``2 m`` labels or more), and fitted with
+    the labeled-vs-pool importance weights (``selection_bias``). One row per set, order and
+    checkpoint: mean signed / mean absolute error over the replays that have 2 labels of each
+    class; checkpoints that leave no pool are skipped, as in the main run."""
     from sklearn.isotonic import IsotonicRegression
 
-    print("| set | labels | order | " + " | ".join(MAP_VARIANTS) + " |")
-    print("|---|---|---|" + "---|" * len(MAP_VARIANTS))
+    print("| set | labels | order | " + " | ".join(MAP_VARIANTS) + " | replays |")
+    print("|---|---|---|" + "---|" * (len(MAP_VARIANTS) + 1))
     totals = {}
     for name, X, y, _ in data_sets(args.sets, rng, args.seed):
-        for k in args.checkpoints:
+        for k in (k for k in args.checkpoints if k < len(y)):
             for order in args.orders:
                 errors = []
                 for rep in range(args.reps):
                     index, _ = replay_order(X, y, order, seed=rep, n_steps=k)
                     XL, yL, pool, y_pool = X[index[:k]], y[index[:k]], X[index[k:]], y[index[k:]]
+                    if min(int(yL.sum()), k - int(yL.sum())) < 2:
+                        continue
                     scores = fit_probe(XL, yL).decision_function(pool)
                     truth = roc_auc(y_pool, scores)
-                    shipped = pool_auc.calibrate_pool(XL, yL, pool, seed=rep)
-                    folds = min(pool_auc.N_FOLDS, int(yL.sum()), k - int(yL.sum()))
-                    oof, pool_logits = pool_auc.fold_logits(
-                        XL, yL, pool, folds, pool_auc.C_SCALE * default_C(X.shape[1]), rep
-                    )
+                    oof, pool_logits = pool_auc.fold_logits(XL, yL, pool, seed=rep)
                     logit = pool_logits.mean(axis=0)
-                    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, yL).predict(logit)
+                    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+                    base = iso.fit(oof, yL).predict(logit)
                     by_logit = yL[np.argsort(oof, kind="stable")]
-                    weights = estimate_selection_bias(XL, yL, pool, seed=rep).weights
-                    weighted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-                    p_maps = [
-                        shipped.p,
-                        *(np.clip(iso, by_logit[:m].mean(), by_logit[-m:].mean()) for m in (5, 10, 20)),
-                        weighted.fit(oof, yL, sample_weight=weights).predict(logit),
+                    outer = [
+                        np.clip(base, by_logit[:m].mean(), by_logit[-m:].mean()) if k >= 2 * m else None
+                        for m in OUTER_LABELS
                     ]
-                    errors.append([pool_auc.soft_auc(scores, p) - truth for p in p_maps])
+                    weights = estimate_selection_bias(XL, yL, pool, seed=rep).weights
+                    p_maps = [
+                        pool_auc.calibrate_pool(XL, yL, pool, seed=rep).p,
+                        *outer,
+                        iso.fit(oof, yL, sample_weight=weights).predict(logit),
+                    ]
+                    errors.append([math.nan if p is None else pool_auc.soft_auc(scores, p) - truth for p in p_maps])
+                if not errors:
+                    continue
                 e = np.asarray(errors)
                 totals.setdefault((order, k), []).append(np.mean(np.abs(e), axis=0))
-                cells = " | ".join(f"{m:+.3f} / {a:.3f}" for m, a in zip(e.mean(axis=0), np.abs(e).mean(axis=0)))
-                print(f"| {name} | {k} | {order} | {cells} |", flush=True)
+                cells = " | ".join(
+                    "—" if math.isnan(m) else f"{m:+.3f} / {a:.3f}"
+                    for m, a in zip(e.mean(axis=0), np.abs(e).mean(axis=0))
+                )
+                print(f"| {name} | {k} | {order} | {cells} | {len(e)} |", flush=True)
     for (order, k), rows in totals.items():
-        means = " | ".join(f"{v:.4f}" for v in np.mean(rows, axis=0))
-        print(f"| mean absolute error over the sets | {k} | {order} | {means} |")
+        means = " | ".join("—" if math.isnan(v) else f"{v:.4f}" for v in np.mean(rows, axis=0))
+        print(f"| mean absolute error over the sets | {k} | {order} | {means} | {len(rows)} sets |")
 
 
 SETTINGS = {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backend.metrics import roc_auc
-from backend.pool_auc import PoolLabels, calibrate_pool, optimistic, project_auc, soft_auc
+from backend.pool_auc import PoolLabels, calibrate_pool, fold_logits, optimistic, project_auc, soft_auc
 from backend.probe import fit_probe
 from backend.selection_bias import estimate_selection_bias
 from conftest import logistic_population, near_boundary_sample, rotation
@@ -171,6 +171,28 @@ def test_isotonic_share_zero_is_platts_map_and_a_share_mixes_the_two():
     platt, iso, half = (calibrate_pool(XL, yL, pool, seed=0, isotonic_share=s) for s in (0.0, 1.0, 0.5))
     assert iso.p.min() == 0.0 and iso.p.max() == 1.0 and 0.0 < platt.p.min() and platt.p.max() < 1.0
     np.testing.assert_allclose(half.p, (platt.p + iso.p) / 2)
+
+
+def test_the_isotonic_map_is_fitted_on_fold_logits():
+    """``calibrate_pool``'s isotonic map is the isotonic fit of the labels on ``fold_logits``'
+    out-of-fold logits, applied to the fold probes' mean logit of each pool row; ``fold_logits``
+    names a bad input as ``calibrate_pool`` does."""
+    from sklearn.isotonic import IsotonicRegression
+
+    X, y, rng = _band_population(seed=2)
+    labeled = _boundary(X, rng)
+    XL, yL, pool = X[labeled], y[labeled], X[~labeled]
+    oof, pool_logits = fold_logits(XL, yL, pool, seed=3)
+    assert oof.shape == yL.shape and pool_logits.shape == (5, len(pool))
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, yL)
+    labels = calibrate_pool(XL, yL, pool, seed=3, isotonic_share=1.0)
+    np.testing.assert_allclose(labels.p, iso.predict(pool_logits.mean(axis=0)))
+    np.testing.assert_allclose(labels.logit, pool_logits.mean(axis=0))
+    assert roc_auc(yL, oof) > 0.5  # out of fold, yet the probes see the boundary's side
+    with pytest.raises(ValueError, match="2 labels of each class"):
+        fold_logits(XL, np.r_[1, np.zeros(len(yL) - 1)], pool)
+    with pytest.raises(ValueError, match="c_scale"):
+        fold_logits(XL, yL, pool, c_scale=0.0)
 
 
 @pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), True, "1"])
