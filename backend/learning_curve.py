@@ -258,8 +258,9 @@ def _build_curves(X, y, seed, rng, n_sizes, n_repeats, n_folds, cv_repeats, min_
             probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
             sizes.append(m)
             held_out = probe.decision_function(X[rows], check=False)
-            for view_scores, (weights, pool) in zip(scores, views):
-                view_scores.append(_held_out_auc(probe, X, y, rows, weights, pool, held_out))
+            pools = _pool_scores(probe, views)
+            for view_scores, (weights, pool), pool_scores in zip(scores, views, pools):
+                view_scores.append(_held_out_auc(y, rows, held_out, weights, pool, pool_scores))
     sizes_arr = np.asarray(sizes, dtype=np.float64)
     return [
         EmpiricalCurve(
@@ -349,10 +350,10 @@ def _cross_validate(X, y, seed, k, repeats, C, level, rng, views) -> list[CrossV
             probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
             oof[test] = probe.decision_function(X[test], check=False)
             fold_sizes.append(len(train))
-            for v, (weights, pool) in enumerate(views):
-                fold_scores[v].append(_held_out_auc(probe, X, y, test, weights, pool, oof[test]))
+            for v, ((weights, pool), scored) in enumerate(zip(views, _pool_scores(probe, views))):
+                fold_scores[v].append(_held_out_auc(y, test, oof[test], weights, pool, scored))
                 if pool is not None:
-                    pool_scores[v] += probe.decision_function(pool.X, check=False) / k
+                    pool_scores[v] += scored / k
         for v, (weights, pool) in enumerate(views):
             if pool is None:
                 pooled[v].append(roc_auc(y, oof, weights))
@@ -381,14 +382,26 @@ def _cross_validate(X, y, seed, k, repeats, C, level, rng, views) -> list[CrossV
     ]
 
 
-def _held_out_auc(probe, X, y, rows, weights, pool, scores) -> float:
-    """AUC of ``probe`` (``scores`` of the labeled ``rows``, not its training rows): importance-
-    weighted with ``weights``, on the whole project with ``pool``."""
+def _held_out_auc(y, rows, scores, weights, pool, pool_scores) -> float:
+    """AUC of a probe's ``scores`` of the labeled ``rows`` (not its training rows): importance-
+    weighted with ``weights``, on the whole project with ``pool`` (its rows scored
+    ``pool_scores``)."""
     if pool is None:
         return roc_auc(y[rows], scores, None if weights is None else weights[rows])
     # the held-out rows stand for every labeled row
-    pool_scores = probe.decision_function(pool.X, check=False)
     return project_auc(y[rows], scores, pool_scores, pool, labeled_weight=len(y) / len(rows))
+
+
+def _pool_scores(probe, views) -> list[np.ndarray | None]:
+    """The probe's scores of each view's pool rows (``None`` without a pool), each distinct set of
+    rows scored once (the model-based and the optimistic views share theirs)."""
+    scored: dict[int, np.ndarray] = {}
+    out: list[np.ndarray | None] = []
+    for _, pool in views:
+        if pool is not None and id(pool.X) not in scored:
+            scored[id(pool.X)] = probe.decision_function(pool.X, check=False)
+        out.append(None if pool is None else scored[id(pool.X)])
+    return out
 
 
 def _weighted_interval(interval, weighted_auc: float, weights: np.ndarray) -> tuple[float, float, float]:

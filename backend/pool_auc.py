@@ -34,8 +34,8 @@ README).
 **Errors in the logits** (corrected in Platt's map only: while ``ISOTONIC_SHARE`` is 1 the
 correction moves nothing, though the noise still flattens the isotonic fit too). A fold probe's
 logit is the logit of the probe it estimates plus estimation noise. Where the labeled rows were
-chosen near the boundary (uncertainty sampling), their true logits spread little and the noise is a large part of their out-of-fold logits'
-spread, so Platt scaling learns too flat a slope (regression dilution) and carries it to the
+chosen near the boundary (uncertainty sampling), their true logits spread little and the noise
+is a large part of their out-of-fold logits' spread, so Platt scaling learns too flat a slope (regression dilution) and carries it to the
 confident pool rows, whose logits spread far more: their probabilities come out too close to
 one half and the project AUC too low. The noise variance is estimated from how the fold
 probes disagree on the pool rows (a grouped jackknife), and the map is corrected for it
@@ -64,7 +64,7 @@ import numpy as np
 
 from backend.blas import one_blas_thread
 from backend.metrics import pair_sums
-from backend.probe import check_embeddings, default_C, fit_probe, stratified_fold_ids
+from backend.probe import check_embeddings, cross_fitted, default_C, stratified_fold_ids
 
 __all__ = ["PoolLabels", "calibrate_pool", "fold_logits", "optimistic", "project_auc", "soft_auc"]
 
@@ -77,10 +77,10 @@ PLATT_C = 100.0
 NOISE_SHARE = 0.0
 """Share of the jackknife estimate of the fold probes' logit noise Platt's map corrects for
 (module docstring; 0: plain Platt scaling, the default; it moves only Platt's share of the map).
-Two rounds chose 0.5 on their tuning sets (``benchmarks/sampling_bias.py``). Alone, chosen on seven sets, it made both TB sets worse
-at 100 labels. With ``C_SCALE = 16``, chosen on nine sets, it made the five held-out sets worse
-on average (the ``fair`` table over-corrected by +0.10). So it is not the default (README,
-"Calibration with a weaker penalty")."""
+Two rounds chose 0.5 on their tuning sets (``benchmarks/sampling_bias.py``). Alone, chosen on
+seven sets, it made both TB sets worse at 100 labels. With ``C_SCALE = 16``, chosen on nine
+sets, it made the five held-out sets worse on average (the ``fair`` table over-corrected by
++0.10). So it is not the default (README, "Calibration with a weaker penalty")."""
 
 C_SCALE = 1.0
 """The calibration probes' inverse L2 strength as a multiple of the probe's ``C`` (1: the probe's
@@ -253,16 +253,9 @@ def _calibration_inputs(X, y, pool, C, c_scale):
 
 def _fold_logits(X: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, C: float, seed: int):
     """:func:`fold_logits` of checked inputs."""
-    fold = stratified_fold_ids(y, k, np.random.default_rng(seed))
-    oof = np.empty(len(y))
-    pool_logits = np.empty((k, len(pool)))
     with one_blas_thread():  # small problems: threads only contend
-        for f in range(k):
-            train = fold != f
-            probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
-            oof[~train] = probe.decision_function(X[~train], check=False)
-            pool_logits[f] = probe.decision_function(pool, check=False)
-    return oof, pool_logits
+        oof, probes = cross_fitted(X, y, stratified_fold_ids(y, k, np.random.default_rng(seed)), C, seed)
+        return oof, np.stack([probe.decision_function(pool, check=False) for probe in probes])
 
 
 def optimistic(labels: PoolLabels) -> PoolLabels:

@@ -23,7 +23,7 @@ from typing import Any, overload
 import numpy as np
 from scipy.optimize import minimize
 
-__all__ = ["LinearProbe", "fit_probe", "default_C", "check_embeddings", "stratified_fold_ids"]
+__all__ = ["LinearProbe", "fit_probe", "default_C", "check_embeddings", "stratified_fold_ids", "cross_fitted"]
 
 # Smallest per-dimension standard deviation used when standardising (constant columns).
 _MIN_SCALE = 1e-8
@@ -233,3 +233,19 @@ def stratified_fold_ids(y: np.ndarray, k: int, rng: np.random.Generator) -> np.n
         idx = rng.permutation(np.flatnonzero(y == cls))
         fold[idx] = np.arange(len(idx)) % k
     return fold
+
+
+def cross_fitted(
+    X: np.ndarray, y: np.ndarray, fold: np.ndarray, C: float | None = None, seed: int = 0
+) -> tuple[np.ndarray, list[LinearProbe]]:
+    """Out-of-fold logits of checked ``(X, y)`` under the fold ids ``fold`` (0 to ``k - 1``, e.g.
+    :func:`stratified_fold_ids`), and the ``k`` fold probes, probe ``f`` fitted on the rows
+    outside fold ``f`` (each such set must hold both classes)."""
+    oof = np.empty(len(y))
+    probes = []
+    for f in range(int(fold.max()) + 1):
+        train = fold != f
+        probe = fit_probe(X[train], y[train], C=C, seed=seed, check=False)
+        oof[~train] = probe.decision_function(X[~train], check=False)
+        probes.append(probe)
+    return oof, probes

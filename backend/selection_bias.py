@@ -50,7 +50,7 @@ import numpy as np
 
 from backend.blas import one_blas_thread
 from backend.metrics import roc_auc
-from backend.probe import check_embeddings, fit_probe, stratified_fold_ids
+from backend.probe import check_embeddings, cross_fitted, stratified_fold_ids
 
 __all__ = ["SelectionBias", "estimate_selection_bias", "DETECT_Z", "MIN_POOL"]
 
@@ -267,14 +267,12 @@ def _margins(X: np.ndarray, y: np.ndarray, pool: np.ndarray, seed: int) -> np.nd
     rng = np.random.default_rng(seed + 1)
     fold = stratified_fold_ids(y, N_FOLDS, rng)
     pool_fold = rng.integers(0, N_FOLDS, len(pool))
-    out = np.empty(len(y) + len(pool))
-    labeled, unlabeled = out[: len(y)], out[len(y) :]
-    for f in range(N_FOLDS):  # each class has 2 labels or more: every training set holds both
-        train = fold != f
-        probe = fit_probe(X[train], y[train], seed=seed, check=False)
-        labeled[~train] = probe.decision_function(X[~train], check=False)
+    # each class has 2 labels or more: every training set holds both
+    oof, probes = cross_fitted(X, y, fold, seed=seed)
+    unlabeled = np.empty(len(pool))
+    for f, probe in enumerate(probes):
         unlabeled[pool_fold == f] = probe.decision_function(pool[pool_fold == f], check=False)
-    return out
+    return np.concatenate([oof, unlabeled])
 
 
 def _truncate(weights: np.ndarray, ratio: float) -> np.ndarray:

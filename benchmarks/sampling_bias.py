@@ -100,6 +100,7 @@ river's Yeast, also registered then, was dropped unrun: it is OpenML data set 40
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import pathlib
 import sys
@@ -545,6 +546,21 @@ def calibrate(args, rng):
                 print(f"| {name} | {k} | {order} | {quantiles[0]} | {quantiles[1]} | {rates}{of} |", flush=True)
 
 
+def _replays(args, rng):
+    """``(name, k, order, replay, (labeled X, labeled y, pool X, pool y, the probe's pool
+    scores))`` for the diagnostics: each set, checkpoint, order and replay, the first ``k`` labels
+    of the replay against the rest; checkpoints that leave no pool and replays without 2 labels of
+    each class are skipped, as in the main run."""
+    for name, X, y, _ in data_sets(args.sets, rng, args.seed):
+        for k in (k for k in args.checkpoints if k < len(y)):
+            for order in args.orders:
+                for rep in range(args.reps):
+                    index, _ = replay_order(X, y, order, seed=rep, n_steps=k)
+                    XL, yL, pool, y_pool = X[index[:k]], y[index[:k]], X[index[k:]], y[index[k:]]
+                    if min(int(yL.sum()), k - int(yL.sum())) >= 2:
+                        yield name, k, order, rep, (XL, yL, pool, y_pool, fit_probe(XL, yL).decision_function(pool))
+
+
 def calibration_check(args, rng):
     """A diagnostic, not a method (round 9): for the probe fitted on the first ``k`` labels of each
     replay, its AUC on the pool rows with their *true* labels against the model-based estimate
@@ -560,35 +576,26 @@ def calibration_check(args, rng):
         "| isotonic on true labels | Platt's p / share positive, by bin |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, X, y, _ in data_sets(args.sets, rng, args.seed):
-        for k in args.checkpoints:
-            for order in args.orders:
-                for rep in range(args.reps):
-                    index, _ = replay_order(X, y, order, seed=rep, n_steps=k)
-                    Xo, yo = X[index], y[index]
-                    XL, yL, pool, y_pool = Xo[:k], yo[:k], Xo[k:], yo[k:]
-                    scores = fit_probe(XL, yL).decision_function(pool)
-                    platt = pool_auc.calibrate_pool(XL, yL, pool, seed=rep, isotonic_share=0.0)
-                    iso = pool_auc.calibrate_pool(XL, yL, pool, seed=rep, isotonic_share=1.0)
-                    z = platt.logit[:, None]
-                    on_truth = LogisticRegression(C=pool_auc.PLATT_C, max_iter=1000).fit(z, y_pool)
-                    iso_truth = IsotonicRegression(y_min=0.0, y_max=1.0).fit(platt.logit, y_pool)
-                    edges = np.quantile(platt.p, [0, 0.1, 0.3, 0.5, 0.7, 0.9, 1])
-                    bins = np.clip(np.searchsorted(edges, platt.p, side="right") - 1, 0, 5)
-                    table = " ; ".join(
-                        f"{platt.p[bins == b].mean():.2f} / {y_pool[bins == b].mean():.2f}"
-                        for b in range(6)
-                        if np.any(bins == b)
-                    )
-                    estimates = (
-                        roc_auc(y_pool, scores),
-                        pool_auc.soft_auc(scores, platt.p),
-                        pool_auc.soft_auc(scores, iso.p),
-                        pool_auc.soft_auc(scores, on_truth.predict_proba(z)[:, 1]),
-                        pool_auc.soft_auc(scores, iso_truth.predict(platt.logit)),
-                    )
-                    cells = " | ".join(f"{v:.3f}" for v in estimates)
-                    print(f"| {name} | {k} | {order} | {rep} | {cells} | {table} |", flush=True)
+    for name, k, order, rep, (XL, yL, pool, y_pool, scores) in _replays(args, rng):
+        platt = pool_auc.calibrate_pool(XL, yL, pool, seed=rep, isotonic_share=0.0)
+        iso = pool_auc.calibrate_pool(XL, yL, pool, seed=rep, isotonic_share=1.0)
+        z = platt.logit[:, None]
+        on_truth = LogisticRegression(C=pool_auc.PLATT_C, max_iter=1000).fit(z, y_pool)
+        iso_truth = IsotonicRegression(y_min=0.0, y_max=1.0).fit(platt.logit, y_pool)
+        edges = np.quantile(platt.p, [0, 0.1, 0.3, 0.5, 0.7, 0.9, 1])
+        bins = np.clip(np.searchsorted(edges, platt.p, side="right") - 1, 0, 5)
+        table = " ; ".join(
+            f"{platt.p[bins == b].mean():.2f} / {y_pool[bins == b].mean():.2f}" for b in range(6) if np.any(bins == b)
+        )
+        estimates = (
+            roc_auc(y_pool, scores),
+            pool_auc.soft_auc(scores, platt.p),
+            pool_auc.soft_auc(scores, iso.p),
+            pool_auc.soft_auc(scores, on_truth.predict_proba(z)[:, 1]),
+            pool_auc.soft_auc(scores, iso_truth.predict(platt.logit)),
+        )
+        cells = " | ".join(f"{v:.3f}" for v in estimates)
+        print(f"| {name} | {k} | {order} | {rep} | {cells} | {table} |", flush=True)
 
 
 MAP_VARIANTS = (
@@ -618,42 +625,31 @@ def map_variants(args, rng):
     print("| set | labels | order | " + " | ".join(MAP_VARIANTS) + " | replays |")
     print("|---|---|---|" + "---|" * (len(MAP_VARIANTS) + 1))
     totals = {}
-    for name, X, y, _ in data_sets(args.sets, rng, args.seed):
-        for k in (k for k in args.checkpoints if k < len(y)):
-            for order in args.orders:
-                errors = []
-                for rep in range(args.reps):
-                    index, _ = replay_order(X, y, order, seed=rep, n_steps=k)
-                    XL, yL, pool, y_pool = X[index[:k]], y[index[:k]], X[index[k:]], y[index[k:]]
-                    if min(int(yL.sum()), k - int(yL.sum())) < 2:
-                        continue
-                    scores = fit_probe(XL, yL).decision_function(pool)
-                    truth = roc_auc(y_pool, scores)
-                    oof, pool_logits = pool_auc.fold_logits(XL, yL, pool, seed=rep)
-                    logit = pool_logits.mean(axis=0)
-                    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-                    base = iso.fit(oof, yL).predict(logit)
-                    by_logit = yL[np.argsort(oof, kind="stable")]
-                    outer = [
-                        np.clip(base, by_logit[:m].mean(), by_logit[-m:].mean()) if k >= 2 * m else None
-                        for m in OUTER_LABELS
-                    ]
-                    weights = estimate_selection_bias(XL, yL, pool, seed=rep).weights
-                    p_maps = [
-                        pool_auc.calibrate_pool(XL, yL, pool, seed=rep).p,
-                        *outer,
-                        iso.fit(oof, yL, sample_weight=weights).predict(logit),
-                    ]
-                    errors.append([math.nan if p is None else pool_auc.soft_auc(scores, p) - truth for p in p_maps])
-                if not errors:
-                    continue
-                e = np.asarray(errors)
-                totals.setdefault((order, k), []).append(np.mean(np.abs(e), axis=0))
-                cells = " | ".join(
-                    "—" if math.isnan(m) else f"{m:+.3f} / {a:.3f}"
-                    for m, a in zip(e.mean(axis=0), np.abs(e).mean(axis=0))
-                )
-                print(f"| {name} | {k} | {order} | {cells} | {len(e)} |", flush=True)
+    for (name, k, order), group in itertools.groupby(_replays(args, rng), key=lambda r: r[:3]):
+        errors = []
+        for *_, rep, (XL, yL, pool, y_pool, scores) in group:
+            truth = roc_auc(y_pool, scores)
+            oof, pool_logits = pool_auc.fold_logits(XL, yL, pool, seed=rep)
+            logit = pool_logits.mean(axis=0)
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            base = iso.fit(oof, yL).predict(logit)
+            by_logit = yL[np.argsort(oof, kind="stable")]
+            outer = [
+                np.clip(base, by_logit[:m].mean(), by_logit[-m:].mean()) if k >= 2 * m else None for m in OUTER_LABELS
+            ]
+            weights = estimate_selection_bias(XL, yL, pool, seed=rep).weights
+            p_maps = [
+                pool_auc.calibrate_pool(XL, yL, pool, seed=rep).p,
+                *outer,
+                iso.fit(oof, yL, sample_weight=weights).predict(logit),
+            ]
+            errors.append([math.nan if p is None else pool_auc.soft_auc(scores, p) - truth for p in p_maps])
+        e = np.asarray(errors)
+        totals.setdefault((order, k), []).append(np.mean(np.abs(e), axis=0))
+        cells = " | ".join(
+            "—" if math.isnan(m) else f"{m:+.3f} / {a:.3f}" for m, a in zip(e.mean(axis=0), np.abs(e).mean(axis=0))
+        )
+        print(f"| {name} | {k} | {order} | {cells} | {len(e)} |", flush=True)
     for (order, k), rows in totals.items():
         means = " | ".join("—" if math.isnan(v) else f"{v:.4f}" for v in np.mean(rows, axis=0))
         print(f"| mean absolute error over the sets | {k} | {order} | {means} | {len(rows)} sets |")

@@ -118,3 +118,20 @@ def test_stratified_fold_ids_deal_each_class_round_the_folds():
         sizes = np.bincount(fold[y == cls], minlength=5)
         assert sizes.sum() == count and sizes.max() - sizes.min() <= 1
     np.testing.assert_array_equal(fold, stratified_fold_ids(y, 5, np.random.default_rng(0)))
+
+
+def test_cross_fitted_logits_come_from_the_probe_that_did_not_see_the_row():
+    """Each row's out-of-fold logit is that of the probe fitted without its fold, and probe ``f``
+    is the probe fitted on the rows outside fold ``f``."""
+    from backend.probe import cross_fitted, fit_probe, stratified_fold_ids
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 4))
+    y = (X[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(np.int8)
+    fold = stratified_fold_ids(y, 3, np.random.default_rng(1))
+    oof, probes = cross_fitted(X, y, fold)
+    assert len(probes) == 3
+    for f, probe in enumerate(probes):
+        by_hand = fit_probe(X[fold != f], y[fold != f])
+        np.testing.assert_allclose(probe.decision_function(X), by_hand.decision_function(X))
+        np.testing.assert_allclose(oof[fold == f], by_hand.decision_function(X[fold == f]))
