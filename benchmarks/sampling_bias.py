@@ -75,6 +75,12 @@ withdrawn in round 10: river's file is a version of OpenML data set 40685 (its 4
 rows are that set's majority class), an odd id: LCDB lists it, and the project holds odd ids out
 for judging the forecast, so it may not be loaded.
 
+Held-out sets added in round 11 (``TB_SIGNS_SETS``), real chest X-rays like Shenzhen's: the
+other three TB radiological-sign sets of bob.med.tb 1.0.2, fetched by ``labelcast data tb-signs``
+(``backend.demo_data``): ``indian`` (155 x 14, 50 % TB), ``tbpoc`` (TB POC, 407 x 14, 30 %) and
+``hivtb`` (HIV-TB, 243 x 14, 67 %). Their roles were fixed in code before anything was computed
+on them (sizes and class shares only).
+
 Held-out set added in round 8: its task and role were fixed in code (``WHEEL_SETS``) before
 anything was computed on it, then it was run to judge the flag's same-noise margins (README;
 river's Yeast, also registered then, was dropped unrun: it is OpenML data set 40597, an odd id):
@@ -302,6 +308,21 @@ WHEEL_SETS = {
 }
 
 
+# Held-out sets added in round 11: the other three chest X-ray sets of TB radiological-sign
+# scores in bob.med.tb 1.0.2 (``labelcast data tb-signs`` fetches them, ``backend.demo_data``),
+# the product's own kind of data. Their roles were fixed in code before anything was computed on
+# them; only their sizes and class shares were read: Indian 155 images (50 % TB), TB POC 407
+# (30 %), HIV-TB 243 (67 %). name -> role.
+TB_SIGNS_SETS = {"indian": "held out", "tbpoc": "held out", "hivtb": "held out"}
+
+
+def _tb_signs(name):
+    """A set that ``labelcast data tb-signs`` fetches, from its cache folder (fetched if missing)."""
+    from backend.demo_data import default_data_dir, fetch_tb_signs
+
+    return fetch_tb_signs(default_data_dir()).files[f"{name}.json"]
+
+
 def data_sets(names, rng, seed):
     """``(label, X, y, fresh rows or None)`` per name; ``name@N`` is a random N rows of that set
     (a small project: at 100 labels its pool is N - 100 rows)."""
@@ -336,6 +357,9 @@ def _data_set(name, rng, seed):
         load, source, role = WHEEL_SETS[name]
         X, y = load()
         return f"{name} ({source}, {role})", X, y, None
+    elif name in TB_SIGNS_SETS:
+        data = load_labeled_data(_tb_signs(name), seed=seed)
+        return f"{name} (bob.med.tb TB signs, {TB_SIGNS_SETS[name]})", data.X, data.y, None
     else:
         data = load_labeled_data(SHARED / f"{name}.json", seed=seed)
         return f"{name} (held out)", data.X, data.y, None
@@ -699,9 +723,9 @@ def main(argv=None):
             "montgomery",
         ],
         help="data sets, comma-separated: synthetic-D, skewed-D, clusters-D, "
-        + ", ".join((*BUNDLED, *MNIST_TASKS, *TABLE_TASKS, *WHEEL_SETS))
-        + ", shenzhen, montgomery (roles in the module docstring; the MNIST, statsmodels, scikit-image and river"
-        " sets are not in the default)",
+        + ", ".join((*BUNDLED, *MNIST_TASKS, *TABLE_TASKS, *WHEEL_SETS, *TB_SIGNS_SETS))
+        + ", shenzhen, montgomery (roles in the module docstring; the MNIST, statsmodels, scikit-image, river"
+        " and other bob.med.tb sets are not in the default)",
     )
     parser.add_argument("--orders", type=lambda s: s.split(","), default=list(ORDERS))
     parser.add_argument(

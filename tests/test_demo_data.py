@@ -30,9 +30,9 @@ def _sets_json(n: int, seed: int) -> bytes:
 
 
 def _members() -> dict[str, bytes]:
+    json_sets = [name for name in SETS if name.endswith(".json")]
     return {
-        f"{TOP}/{SETS['shenzhen.json']}": _sets_json(20, 1),
-        f"{TOP}/{SETS['montgomery.json']}": _sets_json(10, 2),
+        **{f"{TOP}/{SETS[name]}": _sets_json(20 - 2 * i, i + 1) for i, name in enumerate(json_sets)},
         f"{TOP}/COPYING": b"GNU GENERAL PUBLIC LICENSE Version 3\n",
         f"{TOP}/bob/med/tb/data/shenzhen_RS/fold_0.json": b"{}",
     }
@@ -59,13 +59,20 @@ def _tar_gz(members: dict[str, bytes]) -> bytes:
 @pytest.mark.parametrize(
     "pack, name", [pytest.param(_zip, f"{TOP}.zip", id="zip"), pytest.param(_tar_gz, f"{TOP}.tar.gz", id="tar.gz")]
 )
-def test_extract_writes_the_two_sets_and_the_license(tmp_path, pack, name):
-    """Both sets and COPYING come out byte for byte, and load as labeled data."""
+def test_extract_writes_the_five_sets_and_the_license(tmp_path, pack, name):
+    """The five sets and COPYING come out byte for byte, and load as labeled data."""
     from backend.datasets import load_labeled_data
 
     members = _members()
     found = extract_tb_signs(pack(members), name, tmp_path / "cache")
-    assert set(found.files) == {"shenzhen.json", "montgomery.json", "COPYING"}
+    assert set(found.files) == {
+        "shenzhen.json",
+        "montgomery.json",
+        "indian.json",
+        "tbpoc.json",
+        "hivtb.json",
+        "COPYING",
+    }
     for file_name, member in SETS.items():
         assert found.files[file_name].read_bytes() == members[f"{TOP}/{member}"]
     assert len(load_labeled_data(found.files["shenzhen.json"]).y) == 24
@@ -165,12 +172,21 @@ def test_cli_prints_the_files_and_the_license(tmp_path, capsys):
 )
 def test_real_download_from_pypi(tmp_path):
     """The real sdist from PyPI gives the published splits (Shenzhen 422/107/133 images,
-    Montgomery 88/22/28) with 14 sign scores per image, and the GPL-3.0 text."""
+    Montgomery 88/22/28, Indian 83/20/52; TB POC's and HIV-TB's first folds 292/74/41 and
+    174/44/25) with 14 sign scores per image, no image twice, and the GPL-3.0 text."""
     found = fetch_tb_signs(tmp_path / "cache")
-    sizes = {}
-    for name in ("shenzhen.json", "montgomery.json"):
+    sizes, images = {}, []
+    for name in ("shenzhen.json", "montgomery.json", "indian.json", "tbpoc.json", "hivtb.json"):
         sets = json.loads(found.files[name].read_text())
         sizes[name] = tuple(len(sets[split]) for split in ("train", "validation", "test"))
-        assert all(len(row[2]) == 14 for rows in sets.values() for row in rows)
-    assert sizes == {"shenzhen.json": (422, 107, 133), "montgomery.json": (88, 22, 28)}
+        assert all(len(row[2]) == 14 and row[1] in (0.0, 1.0) for rows in sets.values() for row in rows)
+        images += [row[0] for rows in sets.values() for row in rows]
+    assert sizes == {
+        "shenzhen.json": (422, 107, 133),
+        "montgomery.json": (88, 22, 28),
+        "indian.json": (83, 20, 52),
+        "tbpoc.json": (292, 74, 41),
+        "hivtb.json": (174, 44, 25),
+    }
+    assert len(set(images)) == len(images) == 1605
     assert b"GNU GENERAL PUBLIC LICENSE" in found.files["COPYING"].read_bytes()[:200]
