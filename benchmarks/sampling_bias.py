@@ -34,7 +34,8 @@ fresh rows).
 
 Data: synthetic embeddings are for tuning (the threshold ``DETECT_Z``, the method and the blend
 were chosen on them): ``synthetic-D`` (Gaussian), ``skewed-D`` (scores in (0, 1) with long right
-tails) and ``clusters-D`` (clusters with their own class shares); so are three real data sets
+tails) and ``clusters-D`` (clusters with their own class shares); round 11 added ``weak-D`` and
+``noise-D`` (``synthetic`` with a third of its class signal and with none); so are three real data sets
 bundled with scikit-learn (offline, standardised; the noise share 0.5 was chosen on them and
 the synthetic ones, then not made the default because the TB sets got worse, see README): ``breast-cancer`` (569 x 30), ``digits`` (1797 x 64, digit >= 5) and
 ``diabetes`` (442 x 10, progression above the median). The TB sets
@@ -101,6 +102,7 @@ river's Yeast, also registered then, was dropped unrun: it is OpenML data set 40
     python benchmarks/sampling_bias.py --reps 6 --no-reach --no-known --corrections blend --orders uncertainty,mixed --checkpoints 100,200 --isotonic-share 0 --sets digits   # Platt's map (round 8)
     python benchmarks/sampling_bias.py --calibration-check --reps 3 --orders mixed --checkpoints 200 --sets mnist-even   # round 9's diagnosis
     python benchmarks/sampling_bias.py --map-variants --reps 6 --orders uncertainty,mixed --checkpoints 100 --sets digits   # round 10's diagnosis
+    python benchmarks/sampling_bias.py --leakage-check --reps 6 --checkpoints 100 --sets noise-14,weak-14,digits   # round 11's diagnosis
 """
 
 from __future__ import annotations
@@ -124,9 +126,9 @@ from backend.curve import DEFAULT_METHOD, fit_learning_curve  # noqa: E402
 from backend.forecast import CORRECTIONS, forecast  # noqa: E402
 from backend.learning_curve import cross_validated_auc, empirical_learning_curves  # noqa: E402
 from backend.metrics import roc_auc  # noqa: E402
-from backend.probe import fit_probe  # noqa: E402
+from backend.probe import cross_fitted, fit_probe, stratified_fold_ids  # noqa: E402
 from backend.selection_bias import estimate_selection_bias  # noqa: E402
-from backend.simulate import replay_order, selection_probabilities  # noqa: E402
+from backend.simulate import BATCH, START, replay_order, selection_probabilities  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "tb-radiological-signs"
 ORDERS = ("random", "uncertainty", "mixed")
@@ -134,6 +136,9 @@ DIRECTION_CUTS = (0.5, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 """Plateau levels at which the direction of the corrected forecasts' errors is tabulated."""
 DIRECTION_FROM = 100
 """Fewest labels of the forecasts in that table."""
+STAND_IN_TARGET = 0.9
+"""The target forecasts are made for on a set whose truth minus ``--target-gap`` is at most 0.5
+(no reachable target above chance); it moves neither the forecast AUC nor its interval."""
 
 
 def synthetic(d, rng, rank=8, shift=0.9, flip=0.08):
@@ -183,7 +188,18 @@ def clusters(d, rng, k=6, prevalence=0.3, flip=0.05):
     return draw
 
 
-GENERATORS = {"synthetic": synthetic, "skewed": skewed, "clusters": clusters}
+def weak(d, rng):
+    """``synthetic`` with a third of its class signal (round 11): a project whose embeddings
+    barely predict the label."""
+    return synthetic(d, rng, shift=0.3)
+
+
+def noise(d, rng):
+    """``synthetic`` without class signal (round 11): labels the embeddings do not predict."""
+    return synthetic(d, rng, shift=0.0)
+
+
+GENERATORS = {"synthetic": synthetic, "skewed": skewed, "clusters": clusters, "weak": weak, "noise": noise}
 
 
 def _bundled(name):
@@ -401,7 +417,11 @@ def run_set(name, X, y, fresh, args, rng):
     print(f"\n## {name}: {len(y)} rows, truth {truth:.3f} (5-fold CV, predicted at {size} labels)", flush=True)
     rows = {}
     covers = {}  # (order, k, correction) -> [(covers, width, says out of reach)] per interval kind
-    target = truth - args.target_gap  # reached at full size: "out of reach" is always wrong
+    # Reached at full size, so "out of reach" is always wrong. A set whose truth is at most 0.5 +
+    # the gap has no such target above chance: its forecasts are made for STAND_IN_TARGET, which
+    # moves neither the forecast AUC nor its interval, and "out of reach" is not judged (NaN).
+    judged = truth - args.target_gap > 0.5
+    target = truth - args.target_gap if judged else STAND_IN_TARGET
     flags = {o: [] for o in ORDERS}
     directions = []  # (plateau, error) of each corrected blend forecast from DIRECTION_FROM labels on
     for order in args.orders:
@@ -426,7 +446,10 @@ def run_set(name, X, y, fresh, args, rng):
                     rows.setdefault((order, k, correction), []).append(fc.predict_auc(size) - truth)
                     if correction == "blend" and fc.corrected and k >= DIRECTION_FROM:
                         directions.append((fc.plateau, fc.predict_auc(size) - truth))
-                    covers.setdefault((order, k, correction), []).append(_interval_checks(fc, size, truth, target))
+                    checks = _interval_checks(fc, size, truth, target)
+                    covers.setdefault((order, k, correction), []).append(
+                        checks if judged else (*checks[:4], math.nan, math.nan)
+                    )
                 if known is not None and args.known:
                     # The alternative tried: Horvitz-Thompson weights from the known probabilities
                     # (what estimate_selection_bias uses when there is no pool).
@@ -435,9 +458,9 @@ def run_set(name, X, y, fresh, args, rng):
                 if args.oracle:
                     guess = oracle_forecast(Xo[:k], yo[:k], Xo[k:], yo[k:], size, seed)
                     rows.setdefault((order, k, "oracle"), []).append(guess - truth)
+    reach = f"says {target:.3f} is out of reach" if judged else "says out of reach (no target above 0.5: not judged)"
     print(
-        "| order | labels | forecast | mean abs error | bias | 90% interval covers | its width "
-        f"| says {target:.3f} is out of reach | replays |"
+        f"| order | labels | forecast | mean abs error | bias | 90% interval covers | its width | {reach} | replays |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     summary = {}
@@ -447,7 +470,8 @@ def run_set(name, X, y, fresh, args, rng):
         if checks:  # fit's interval alone -> with the optimistic end
             c = np.mean(np.asarray(checks, dtype=np.float64), axis=0)
             summary.setdefault((order, kind), []).append(c)
-            cells = f"{c[0]:.0%} → {c[1]:.0%} | {c[2]:.3f} → {c[3]:.3f} | {c[4]:.0%} → {c[5]:.0%}"
+            said = f"{c[4]:.0%} → {c[5]:.0%}" if judged else "—"
+            cells = f"{c[0]:.0%} → {c[1]:.0%} | {c[2]:.3f} → {c[3]:.3f} | {said}"
         else:
             cells = "— | — | —"
         print(f"| {order} | {k} | {kind} | {np.mean(np.abs(e)):.3f} | {np.mean(e):+.3f} | {cells} | {len(e)} |")
@@ -464,7 +488,9 @@ def run_set(name, X, y, fresh, args, rng):
         + ", ".join(f"{o} {np.mean(f):.0%} of {len(f)}" for o, f in flags.items() if f)
         + (" (mixed: always, its selection probabilities are known)" if flags["mixed"] else "")
     )
-    if args.reach:
+    if args.reach and not judged:
+        print(f"labels needed: not measured, no target above 0.5 (truth {truth:.3f})", flush=True)
+    elif args.reach:
         if fresh is not None:
             X_fit, y_fit, test = X, y, fresh
         else:
@@ -519,8 +545,16 @@ def print_interval_summary(summaries, corrections):
             below = f"{np.sum(np.round(a[:, 0]) < 90)} → {np.sum(np.round(a[:, 1]) < 90)}"
             print(
                 f"| {' + '.join(group)} | {kind} | {len(a)} | {a[:, 0].mean():.1f}% → {a[:, 1].mean():.1f}% | {below} "
-                f"| {a[:, 2].mean() / 100:.3f} → {a[:, 3].mean() / 100:.3f} | {a[:, 4].mean():.1f}% → {a[:, 5].mean():.1f}% |"
+                f"| {a[:, 2].mean() / 100:.3f} → {a[:, 3].mean() / 100:.3f} | {_judged_share(a[:, 4], a[:, 5])} |"
             )
+
+
+def _judged_share(fit_said, said):
+    """Mean percentages of "out of reach" over the cells where it was judged (not NaN), and their count."""
+    judged = ~np.isnan(said)
+    if not judged.any():
+        return "— (0 cells judged)"
+    return f"{fit_said[judged].mean():.1f}% → {said[judged].mean():.1f}% ({judged.sum()} cells)"
 
 
 def _interval_checks(fc, size, truth, target):
@@ -679,6 +713,73 @@ def map_variants(args, rng):
         print(f"| mean absolute error over the sets | {k} | {order} | {means} | {len(rows)} sets |")
 
 
+def prequential_logits(X, y, start=START, batch=BATCH, seed=0):
+    """Each labeled row's logit from a probe that its own label cannot have steered (round 11).
+
+    Rows in labeling order. The first ``start`` (chosen before any probe existed) are
+    cross-fitted among themselves (5 folds, fewer when a class is short); each later batch of
+    ``batch`` rows is scored by a probe fitted on all rows labeled before it. A row's label can
+    have steered which rows were chosen *after* it, so an ordinary cross-fitting's fold probes,
+    fitted on those rows, can carry its label. NaN where no probe could be fitted (fewer than 2
+    labels of a class)."""
+    z = np.full(len(y), math.nan)
+    first = y[:start]
+    k = min(5, int(first.sum()), len(first) - int(first.sum()))
+    if k >= 2:
+        z[: len(first)], _ = cross_fitted(X[:start], first, stratified_fold_ids(first, k, np.random.default_rng(seed)))
+    for at in range(start, len(y), batch):
+        if min(int(y[:at].sum()), at - int(y[:at].sum())) >= 2:
+            z[at : at + batch] = fit_probe(X[:at], y[:at]).decision_function(X[at : at + batch])
+    return z
+
+
+LEAKAGE_MAPS = ("cross-fitted isotonic (shipped)", "prequential isotonic", "prequential Platt")
+"""The maps ``leakage_check`` compares."""
+
+
+def leakage_check(args, rng):
+    """A diagnostic, not a method (round 11): does the calibration's cross-fitting leak labels
+    through the order they were chosen in? Per set, checkpoint and order: the labeled rows' AUC
+    against their out-of-fold logits (``pool_auc.fold_logits``, what the isotonic map is fitted
+    on) and against their prequential logits (``prequential_logits``), then the error of the
+    model-based estimate of the full probe's AUC on the unlabeled rows with the shipped map and
+    with isotonic and Platt maps fitted on the prequential logits (mean signed / mean absolute
+    over the replays). Under random order the two AUCs differ only by the prequential probes'
+    fewer labels; where labels steered the choice of later rows, the out-of-fold AUC is higher."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
+    print(
+        "| set | labels | order | labeled AUC: out-of-fold / prequential | " + " | ".join(LEAKAGE_MAPS) + " | replays |"
+    )
+    print("|---|---|---|---|" + "---|" * (len(LEAKAGE_MAPS) + 1))
+    totals = {}
+    for (name, k, order), group in itertools.groupby(_replays(args, rng), key=lambda r: r[:3]):
+        aucs, errors = [], []
+        for *_, rep, (XL, yL, pool, y_pool, scores) in group:
+            oof, pool_logits = pool_auc.fold_logits(XL, yL, pool, seed=rep)
+            z = prequential_logits(XL, yL, seed=rep)
+            seen = ~np.isnan(z)
+            logit = pool_logits.mean(axis=0)
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(z[seen], yL[seen])
+            platt = LogisticRegression(C=pool_auc.PLATT_C, max_iter=1000).fit(z[seen, None], yL[seen])
+            p_maps = (
+                pool_auc.calibrate_pool(XL, yL, pool, seed=rep).p,
+                iso.predict(logit),
+                platt.predict_proba(logit[:, None])[:, 1],
+            )
+            truth = roc_auc(y_pool, scores)
+            aucs.append((roc_auc(yL, oof), roc_auc(yL[seen], z[seen])))
+            errors.append([pool_auc.soft_auc(scores, p) - truth for p in p_maps])
+        a, e = np.mean(aucs, axis=0), np.asarray(errors)
+        totals.setdefault((order, k), []).append(np.mean(np.abs(e), axis=0))
+        cells = " | ".join(f"{m:+.3f} / {v:.3f}" for m, v in zip(e.mean(axis=0), np.abs(e).mean(axis=0)))
+        print(f"| {name} | {k} | {order} | {a[0]:.3f} / {a[1]:.3f} | {cells} | {len(e)} |", flush=True)
+    for (order, k), rows in totals.items():
+        means = " | ".join(f"{v:.4f}" for v in np.mean(rows, axis=0))
+        print(f"| mean absolute error over the sets | {k} | {order} | | {means} | {len(rows)} sets |")
+
+
 SETTINGS = {
     "noise_share": (pool_auc, "NOISE_SHARE", "share of the logit noise Platt's map corrects for; 0: none"),
     "c_scale": (pool_auc, "C_SCALE", "the calibration probes' C as a multiple of the probe's"),
@@ -758,6 +859,11 @@ def main(argv=None):
         action="store_true",
         help="only the diagnostic of variants of the isotonic map against the pool's true labels (round 10)",
     )
+    parser.add_argument(
+        "--leakage-check",
+        action="store_true",
+        help="only the diagnostic of the cross-fitting against prequential logits (round 11)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="data sets run in parallel processes")
     args = parser.parse_args(argv)
@@ -770,6 +876,8 @@ def main(argv=None):
         calibration_check(args, rng)
     elif args.map_variants:
         map_variants(args, rng)
+    elif args.leakage_check:
+        leakage_check(args, rng)
     else:
         sets = list(data_sets(args.sets, rng, args.seed))
         if args.jobs > 1:  # one process per data set; their output printed in order

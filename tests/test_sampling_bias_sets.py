@@ -181,3 +181,64 @@ def test_the_other_tb_signs_sets_are_held_out_and_load_from_the_cache(sampling_b
         assert label == f"{name} (bob.med.tb TB signs, held out)"
         sizes[name] = (X.shape, int(y.sum()))
     assert sizes == {"indian": ((155, 14), 78), "tbpoc": ((407, 14), 121), "hivtb": ((243, 14), 163)}
+
+
+def test_a_set_without_a_target_above_chance_is_reported_not_judged(sampling_bias, monkeypatch, capsys):
+    """A set whose truth minus the target gap is at most 0.5 (labels that the features hardly
+    predict, as HIV-TB's) still gets its error table; the forecasts are made for the stand-in
+    target and "out of reach" is marked not judged, in its table and in the summary."""
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(240, 6)), rng.integers(0, 2, 240).astype(np.int8)  # truth 0.554
+    monkeypatch.setattr(sampling_bias, "_data_set", lambda name, rng, seed: ("noise (test)", X, y, None))
+    sampling_bias.main(
+        ["--reps", "2", "--sets", "noise", "--orders", "random,uncertainty", "--checkpoints", "60"]
+        + ["--no-reach", "--no-known", "--corrections", "blend", "--target-gap", "0.1"]
+    )
+    out = capsys.readouterr().out
+    assert "no target above 0.5: not judged" in out
+    rows = [
+        line for line in out.splitlines() if line.startswith(("| random | 60 | blend", "| uncertainty | 60 | blend"))
+    ]
+    assert len(rows) == 2 and all(row.split("|")[-3].strip() == "—" for row in rows)
+    (summary,) = [line for line in out.splitlines() if line.startswith("| uncertainty + mixed | blend")]
+    assert summary.endswith("| — (0 cells judged) |")
+
+
+def test_prequential_logits_never_use_a_label_of_their_own_batch_or_later(sampling_bias):
+    """Flipping a label after the first block moves no logit of its own batch or before it, and
+    moves later batches' logits; the first block is cross-fitted among itself only."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 5))
+    y = (X[:, 0] + rng.normal(size=60) > 0).astype(np.int8)
+    z = sampling_bias.prequential_logits(X, y, start=20, batch=10, seed=0)
+    assert np.isfinite(z).all()
+    flipped = y.copy()
+    flipped[33] = 1 - flipped[33]
+    z2 = sampling_bias.prequential_logits(X, flipped, start=20, batch=10, seed=0)
+    np.testing.assert_array_equal(z2[:40], z[:40])
+    assert not np.allclose(z2[40:], z[40:])
+    late = y.copy()
+    late[59] = 1 - late[59]
+    np.testing.assert_array_equal(sampling_bias.prequential_logits(X, late, start=20, batch=10, seed=0), z)
+
+
+def test_leakage_check_shows_the_cross_fitting_leak_on_labels_without_signal(sampling_bias, capsys):
+    """``--leakage-check`` on ``noise-14`` (labels the embeddings do not predict): under random
+    order the labeled rows' out-of-fold and prequential AUCs are both near 0.5; under uncertainty
+    order the out-of-fold AUC is well above the prequential one and the shipped map's estimate of
+    the pool AUC is far too high, Platt's map on the prequential logits much less so."""
+    args = ["--leakage-check", "--reps", "12", "--orders", "random,uncertainty", "--checkpoints", "100"]
+    sampling_bias.main([*args, "--sets", "noise-14"])
+    rows = {}
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("| noise d=14"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            oof, preq = (float(v) for v in cells[3].split(" / "))
+            signed = [float(c.split(" / ")[0]) for c in cells[4:-1]]
+            rows[cells[2]] = (oof, preq, signed)
+    assert set(rows) == {"random", "uncertainty"}
+    oof, preq, _ = rows["random"]
+    assert abs(oof - 0.5) < 0.06 and abs(preq - 0.5) < 0.06
+    oof, preq, signed = rows["uncertainty"]
+    assert oof - preq > 0.05, rows
+    assert signed[0] > 0.2 and signed[2] < signed[0] - 0.15, rows
