@@ -123,7 +123,11 @@ def refit(
         raise UnusableLabelsError(len(labels), dict(image_errors))
     X = np.stack([vectors[t] for t in task_ids]) if n else np.zeros((0, dim), np.float32)
     targets = [config.targets(labels[t]) for t in task_ids]
-    known = selection_probabilities(project_id, task_ids, n_tasks) if settings.sampling == "mixed" and n else None
+    known = (
+        selection_probabilities(project_id, task_ids, n_tasks, settings.random_start)
+        if settings.sampling == "mixed" and n
+        else None
+    )
     min_labels = settings.min_labels or MIN_LABELS
     forecasts, probes, plots = {}, {}, {}
     for finding in config.findings:
@@ -188,6 +192,8 @@ def refit(
         # The unlabeled tasks' embeddings the forecast compared the labels with.
         "n_pool": pool_size,
         "sampling": settings.sampling,
+        # mixed only: labels taken in random order before least-sure-first began.
+        "random_start": settings.random_start if settings.sampling == "mixed" else 0,
     }
     return Refit(model=model, record=record, plots=plots)
 

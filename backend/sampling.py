@@ -10,15 +10,21 @@ that sorting it ascending gives the project's ``sampling`` order:
     A stable pseudo-random number per task (a hash of the project and task id): the same
     order on every /predict, independent of the image.
 ``mixed`` (default)
-    As ``uncertainty``, except that a known share ``AUDIT_SHARE`` of the project's tasks, picked
+    First a *random start*: until the project has ``random_start`` labels (setting
+    ``random_start``, default :data:`backend.settings.DEFAULT_RANDOM_START`) every task's score
+    is its ``random`` one (scaled into the confidences' range), so the first labels are a random sample of the project and the
+    forecast made from them needs no correction (round 11 of the forecast work, README). Then as
+    ``uncertainty``, except that a known share ``AUDIT_SHARE`` of the project's tasks, picked
     by a hash of the task id, are *audit* tasks whose score is a stable pseudo-random draw from
     the distribution of the probe's confidences over the project's tasks (its quantiles are
     saved with the probe at each refit; :func:`score_quantiles`). So audit tasks are spread
     evenly through the least-sure-first list: about ``AUDIT_SHARE`` of any first ``k`` tasks. Whether a task is
     an audit task depends only on its id, never on its image, so the labeled audit tasks are a
     random sample of the project: :func:`selection_probabilities` gives the refit their
-    selection probability (audits labeled / tasks in the project; 1 for a task chosen as least
-    sure, which stands only for itself), and the forecast weights by its inverse.
+    selection probability (labels drawn at random, the random start's and the audits, / tasks in
+    the project; 1 for a task chosen as least sure, which stands only for itself), and the
+    forecast weights by its inverse. The random start's labels are the project's first
+    ``random_start`` in annotation order (the order the store reads them in).
 
 Pure numpy; the web process calls :func:`prediction_scores` on every /predict.
 """
@@ -80,6 +86,9 @@ def prediction_scores(
     task_ids: list[int],
     low: float = 0.5,
     quantiles: list[float] | None = None,
+    *,
+    n_labels: int = 0,
+    random_start: int = 0,
 ) -> dict[int, float]:
     """The ``score`` to write for each task so that sorting ascending gives ``mode``'s order.
 
@@ -97,6 +106,10 @@ def prediction_scores(
     quantiles : list of float, optional
         :func:`score_quantiles` of the project's confidences; without them audit scores are
         uniform between ``low`` and 1.
+    n_labels, random_start : int
+        Labels the project has, and how many ``mixed`` takes in random order first: while
+        ``n_labels < random_start`` every task gets its ``random`` score scaled into
+        ``[low, 1)`` (the same order, in the range of the confidences).
 
     Returns
     -------
@@ -111,6 +124,8 @@ def prediction_scores(
     rank = task_uniform(project_id, task_ids)
     if mode == "random":
         return dict(zip(task_ids, rank.tolist()))
+    if int(n_labels) < int(random_start):  # mixed's random start: the random order, in the confidences' range
+        return dict(zip(task_ids, (low + (1.0 - low) * rank).tolist()))
     out = dict(confidence)
     audit = audit_mask(project_id, task_ids)
     if quantiles is not None and len(quantiles) >= 2:
@@ -132,20 +147,23 @@ def score_quantiles(confidences: Sequence[float] | np.ndarray) -> list[float]:
     return np.quantile(confidences, np.linspace(0.0, 1.0, N_QUANTILES)).round(6).tolist()
 
 
-def selection_probabilities(project_id: int, labeled_task_ids: list[int], n_tasks: int) -> np.ndarray:
+def selection_probabilities(
+    project_id: int, labeled_task_ids: list[int], n_tasks: int, random_start: int = 0
+) -> np.ndarray:
     """Selection probability of each labeled task under ``sampling=mixed``.
 
-    An audit task is labeled with probability ``audits labeled / n_tasks`` (audit tasks are a
-    random ``AUDIT_SHARE`` of the project; the labeled ones a random part of them); a task
-    chosen as least sure gets 1.
+    The labels drawn at random (the first ``random_start`` of ``labeled_task_ids``, in
+    annotation order, and the audit tasks) are each labeled with probability ``their number /
+    n_tasks`` (a random sample of the project); a task chosen as least sure gets 1.
 
     Returns
     -------
     ndarray of shape (n_labeled,)
     """
-    audit = audit_mask(project_id, labeled_task_ids)
+    at_random = audit_mask(project_id, labeled_task_ids)
+    at_random[: max(int(random_start), 0)] = True
     n_tasks = max(int(n_tasks), len(labeled_task_ids), 1)
     prob = np.ones(len(labeled_task_ids))
-    if audit.any():
-        prob[audit] = audit.sum() / n_tasks
+    if at_random.any():
+        prob[at_random] = at_random.sum() / n_tasks
     return prob

@@ -267,9 +267,10 @@ class Service:
         settings = self.settings.for_project(project.get("extra_params"))
         if record:
             message, needed = record.get("message"), record.get("labels_needed")
+            n_labels = record.get("n_labels", 0)
         else:
             message, needed = protocol.collecting_message(0, settings.min_labels), float(settings.min_labels)
-            arrived = len(self.store.get_labels(pid))
+            n_labels = arrived = len(self.store.get_labels(pid))
             if arrived:  # labels are in, the first refit is not done: never say "0 labels"
                 message = f"{arrived} label{'s' if arrived != 1 else ''} arrived; the first forecast is being computed."
 
@@ -277,7 +278,7 @@ class Service:
         results = [
             protocol.build_prediction(config, version, probabilities.get(task["id"]), message, needed) for task in tasks
         ]
-        _steer(settings.sampling, pid, config, tasks, results, (model or {}).get("score_quantiles"))
+        _steer(settings, pid, config, tasks, results, (model or {}).get("score_quantiles"), n_labels)
         return {"results": results, "model_version": version}
 
     def _probabilities(
@@ -384,16 +385,19 @@ class Service:
         }
 
 
-def _steer(mode: str, pid: int, config: LabelingConfig, tasks, results, quantiles=None) -> None:
-    """Replace each prediction's ``score`` by the one of the ``sampling`` order (in place)."""
+def _steer(settings, pid: int, config: LabelingConfig, tasks, results, quantiles=None, n_labels: int = 0) -> None:
+    """Replace each prediction's ``score`` by the one of the ``sampling`` order (in place);
+    ``n_labels``: the project's labels, for ``mixed``'s random start."""
     from backend.sampling import prediction_scores
 
+    mode = settings.sampling
     if mode == "uncertainty":
         return  # the confidence build_prediction wrote is the score
     ids = [task["id"] for task in tasks]
     confidence = {t: r["score"] for t, r in zip(ids, results) if "score" in r}
     low = 0.5 if config.mode in (BINARY, MULTILABEL) else 1.0 / max(len(config.findings), 1)
-    scores = prediction_scores(mode, pid, confidence, ids, low, quantiles)
+    start = settings.random_start if mode == "mixed" else 0
+    scores = prediction_scores(mode, pid, confidence, ids, low, quantiles, n_labels=n_labels, random_start=start)
     for t, result in zip(ids, results):
         score = scores.get(t)
         if score is not None:

@@ -41,8 +41,13 @@ DEFAULT_SAMPLING = "mixed"
 """Labeling order the prediction score steers towards when neither ``SAMPLING`` nor the
 project sets one (see :mod:`backend.sampling`)."""
 
+DEFAULT_RANDOM_START = 50
+"""Under ``sampling=mixed``, labels a project gets in a stable random order before least-sure-first
+begins, when neither ``RANDOM_START`` nor the project sets it (see :mod:`backend.sampling`):
+until then the labels are a random sample and the forecast needs no correction."""
+
 # Per-project keys accepted in the ML backend's ``extra_params`` (Label Studio: Model settings).
-PROJECT_KEYS = ("target_auc", "positive", "min_labels", "sampling")
+PROJECT_KEYS = ("target_auc", "positive", "min_labels", "sampling", "random_start")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,12 +65,15 @@ class ProjectSettings:
         Positive choice of a binary project; None means the first choice in the config.
     sampling : str
         One of :data:`SAMPLING_MODES`.
+    random_start : int
+        Labels (>= 0) that ``sampling=mixed`` takes in random order before least-sure-first.
     """
 
     target_auc: float = DEFAULT_TARGET_AUC
     min_labels: int = MIN_LABELS
     positive: str | None = None
     sampling: str = DEFAULT_SAMPLING
+    random_start: int = DEFAULT_RANDOM_START
 
     def __post_init__(self) -> None:
         _check_target_auc(self.target_auc, "target_auc")
@@ -74,6 +82,7 @@ class ProjectSettings:
             raise SettingsError(f"positive must be a choice value (non-empty text), got {self.positive!r}")
         if self.sampling not in SAMPLING_MODES:
             raise SettingsError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
+        _check_random_start(self.random_start, "random_start")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +128,8 @@ class Settings:
     sampling : str
         ``SAMPLING``: what sorting the Data Manager by prediction score gives, one of
         ``uncertainty``, ``random``, ``mixed`` (see :mod:`backend.sampling`).
+    random_start : int
+        ``RANDOM_START``: labels ``sampling=mixed`` takes in random order before least-sure-first.
     """
 
     label_studio_url: str | None = None
@@ -137,6 +148,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     public_url: str | None = None
     sampling: str = DEFAULT_SAMPLING
+    random_start: int = DEFAULT_RANDOM_START
 
     def __post_init__(self) -> None:
         from backend.fetch import AllowList, FetchRefused, parse_http_url
@@ -154,6 +166,7 @@ class Settings:
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {self.log_level!r}")
         _check_sampling(self.sampling, "SAMPLING")
+        _check_random_start(self.random_start, "RANDOM_START")
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
             raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
 
@@ -182,14 +195,15 @@ class Settings:
             max_body_bytes=_parse_size(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             public_url=_strip_slash(get("PUBLIC_URL")),
             sampling=(get("SAMPLING") or DEFAULT_SAMPLING).lower(),
+            random_start=_parse_int(get("RANDOM_START"), "RANDOM_START", DEFAULT_RANDOM_START, minimum=0),
         )
 
     def for_project(self, extra_params: Mapping[str, Any] | str | None) -> ProjectSettings:
         """A project's settings: these settings' defaults with its ``extra_params`` applied.
 
         Accepted keys: ``target_auc`` (float), ``positive`` (a choice value), ``min_labels``
-        (int), ``sampling`` (one of :data:`SAMPLING_MODES`). ``extra_params`` may be a mapping,
-        a JSON string, or empty.
+        (int), ``sampling`` (one of :data:`SAMPLING_MODES`), ``random_start`` (int >= 0).
+        ``extra_params`` may be a mapping, a JSON string, or empty.
 
         Raises
         ------
@@ -202,6 +216,7 @@ class Settings:
             min_labels=_parse_int(params.get("min_labels"), "min_labels", self.min_labels),
             positive=str(params["positive"]) if params.get("positive") is not None else self.positive,
             sampling=params.get("sampling", self.sampling),
+            random_start=_parse_int(params.get("random_start"), "random_start", self.random_start, minimum=0),
         )
 
     def redacted(self) -> dict[str, Any]:
@@ -250,6 +265,11 @@ def _check_min_labels(value: Any, name: str) -> None:
         raise SettingsError(f"{name} must be an integer >= 2, got {value!r}")
 
 
+def _check_random_start(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SettingsError(f"{name} must be an integer >= 0, got {value!r}")
+
+
 def _check_sampling(value: Any, name: str) -> None:
     if value not in SAMPLING_MODES:
         raise SettingsError(f"{name} must be one of {', '.join(SAMPLING_MODES)}, got {value!r}")
@@ -264,16 +284,15 @@ def _parse_target(raw: Any, name: str, default: float) -> float:
         raise SettingsError(str(exc)) from None
 
 
-def _parse_int(raw: Any, name: str, default: int) -> int:
+def _parse_int(raw: Any, name: str, default: int, minimum: int = 2) -> int:
     if raw is None:
         return default
     try:
         value = int(raw)
     except (TypeError, ValueError) as exc:
-        raise SettingsError(f"{name} must be an integer >= 2, got {raw!r}") from exc
-    if isinstance(raw, bool) or (isinstance(raw, float) and raw != value):
-        raise SettingsError(f"{name} must be an integer >= 2, got {raw!r}")
-    _check_min_labels(value, name)
+        raise SettingsError(f"{name} must be an integer >= {minimum}, got {raw!r}") from exc
+    if isinstance(raw, bool) or (isinstance(raw, float) and raw != value) or value < minimum:
+        raise SettingsError(f"{name} must be an integer >= {minimum}, got {raw!r}")
     return value
 
 

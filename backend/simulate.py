@@ -13,11 +13,12 @@ never their labels. :func:`replay_order` reorders a data set as a sampling strat
     trained on the rows so far) is closest to 0.5: least sure first, as sorting the Data
     Manager by LabelCast's score with ``sampling=uncertainty`` gives.
 ``mixed``
-    As ``uncertainty``, but in each batch a share ``AUDIT_SHARE`` of the rows is drawn at random
-    from the rows not labeled yet (audit rows). As in the service (:mod:`backend.sampling`),
-    the rows drawn at random (the first ``START`` and the audits) among the first ``k`` labels
-    have selection probability ``(rows drawn at random) / n``, a least-sure row 1
-    (:func:`selection_probabilities`).
+    As ``uncertainty``, but its random start is ``random_start`` rows (the service's
+    ``random_start``, default :data:`backend.settings.DEFAULT_RANDOM_START`), and in each batch a
+    share ``AUDIT_SHARE`` of the rows is drawn at random from the rows not labeled yet (audit
+    rows). As in the service (:mod:`backend.sampling`), the rows drawn at random (the random
+    start and the audits) among the first ``k`` labels have selection probability ``(rows drawn
+    at random) / n``, a least-sure row 1 (:func:`selection_probabilities`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from backend.datasets import LabeledData
 from backend.forecast import Forecast, forecast
 from backend.learning_curve import cross_validated_auc
 from backend.probe import fit_probe
+from backend.settings import DEFAULT_RANDOM_START
 
 __all__ = ["Simulation", "simulate", "replay_order", "selection_probabilities", "ORDERS"]
 
@@ -38,7 +40,7 @@ __all__ = ["Simulation", "simulate", "replay_order", "selection_probabilities", 
 FINAL_CV_REPEATS = 5
 # Labeling orders replay_order knows.
 ORDERS = ("file", "random", "uncertainty", "mixed")
-# Random rows labeled before uncertainty sampling starts.
+# Random rows labeled before uncertainty sampling starts (``mixed``: ``random_start``).
 START = 20
 # Rows per batch of uncertainty sampling (one probe refit per batch).
 BATCH = 10
@@ -53,6 +55,7 @@ def replay_order(
     seed: int = 0,
     n_steps: int | None = None,
     audit_share: float = AUDIT_SHARE,
+    random_start: int = DEFAULT_RANDOM_START,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The order in which a sampling strategy would have labeled the rows.
 
@@ -65,6 +68,8 @@ def replay_order(
         One of ``ORDERS``.
     n_steps : int, optional
         Rows to order by the strategy; the rest follow in random order (default: all).
+    random_start : int
+        ``mixed`` only: rows labeled in random order before least-sure-first begins.
 
     Returns
     -------
@@ -72,7 +77,8 @@ def replay_order(
         Row indices in labeling order.
     at_random : ndarray of shape (n_samples,), bool
         Whether each position's row was drawn at random (all True for ``random``, all False
-        for ``file``; for ``uncertainty`` and ``mixed`` the first ``START`` and the audits).
+        for ``file``; for ``uncertainty`` the first ``START``, for ``mixed`` the first
+        ``random_start`` and the audits).
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
@@ -84,7 +90,7 @@ def replay_order(
     if order == "random":
         return perm, np.ones(n, dtype=bool)
     n_steps = n if n_steps is None else min(int(n_steps), n)
-    start = min(START, n)
+    start = min(START if order == "uncertainty" else max(int(random_start), 0), n)
     chosen = list(perm[:start])
     drawn = [True] * start
     remaining = np.ones(n, dtype=bool)
@@ -188,12 +194,14 @@ def simulate(
     method: str = DEFAULT_METHOD,
     order: str = "file",
     use_pool: bool = True,
+    random_start: int = DEFAULT_RANDOM_START,
 ) -> Simulation:
     """Forecast from the first ``k`` rows of ``data`` for each ``k`` in ``checkpoints``.
 
     The rows are first put in ``order`` (:func:`replay_order`); the rows after ``k`` are the
     unlabeled pool of the forecast at ``k`` (``use_pool=False``: no pool, as before). Where
-    the order was LabelCast's (``mixed``), the selection probabilities go with the labels.
+    the order was LabelCast's (``mixed``, with its random start of ``random_start`` rows), the
+    selection probabilities go with the labels.
 
     Raises
     ------
@@ -206,7 +214,9 @@ def simulate(
     bad = [k for k in checkpoints if not 1 <= k <= n]
     if bad:
         raise ValueError(f"checkpoints must lie between 1 and {n} (rows in {data.source}), got {bad}")
-    index, at_random = replay_order(data.X, data.y, order, seed=seed, n_steps=max(checkpoints))
+    index, at_random = replay_order(
+        data.X, data.y, order, seed=seed, n_steps=max(checkpoints), random_start=random_start
+    )
     X, y = data.X[index], data.y[index]
     forecasts = []
     for k in sorted(set(checkpoints)):

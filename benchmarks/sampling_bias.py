@@ -1,8 +1,9 @@
 """Forecasts when the labels are not a random sample: raw against corrected, per labeling order.
 
 For each data set and each of ``--reps`` replays of each order (``backend.simulate.replay_order``:
-random, uncertainty = 20 random then batches of 10 least sure, mixed = uncertainty with 20 %
-random audit rows), a forecast is made at each checkpoint from the first k labels, with the
+random, uncertainty = 20 random then batches of 10 least sure, mixed = ``--random-start`` random
+rows (the service's ``random_start``: 50 since round 11, 20 before) then batches of 10 least sure
+with 20 % random audit rows), a forecast is made at each checkpoint from the first k labels, with the
 rows after k as the unlabeled pool (their embeddings only). Compared with the truth (mean AUC of
 5-fold cross-validation on all rows, repeated 10 times, predicted at that training size):
 
@@ -127,6 +128,7 @@ from backend.forecast import CORRECTIONS, forecast  # noqa: E402
 from backend.learning_curve import cross_validated_auc, empirical_learning_curves  # noqa: E402
 from backend.metrics import roc_auc  # noqa: E402
 from backend.probe import cross_fitted, fit_probe, stratified_fold_ids  # noqa: E402
+from backend.settings import DEFAULT_RANDOM_START  # noqa: E402
 from backend.selection_bias import estimate_selection_bias  # noqa: E402
 from backend.simulate import BATCH, START, replay_order, selection_probabilities  # noqa: E402
 
@@ -386,10 +388,11 @@ def truth_at_full(X, y, seed):
     return cv.auc, cv.train_size
 
 
-def labels_to_reach(X, y, test, order, target, seed, step):
-    """Labels an order needs before its probe's AUC on held-out rows reaches ``target``."""
+def labels_to_reach(X, y, test, order, target, seed, step, random_start=DEFAULT_RANDOM_START):
+    """Labels an order needs before its probe's AUC on held-out rows reaches ``target``
+    (``random_start``: mixed's, ``replay_order``)."""
     X_test, y_test = test
-    index, _ = replay_order(X, y, order, seed=seed)
+    index, _ = replay_order(X, y, order, seed=seed, random_start=random_start)
     for k in range(step, len(y) + 1, step):
         yk = y[index[:k]]
         if min(yk.sum(), k - yk.sum()) < 2:
@@ -427,7 +430,9 @@ def run_set(name, X, y, fresh, args, rng):
     for order in args.orders:
         for rep in range(args.reps):
             seed = args.seed * 1000 + rep
-            index, at_random = replay_order(X, y, order, seed=seed, n_steps=max(args.checkpoints))
+            index, at_random = replay_order(
+                X, y, order, seed=seed, n_steps=max(args.checkpoints), random_start=args.random_start
+            )
             Xo, yo = X[index], y[index]
             for k in args.checkpoints:
                 if k >= len(y):
@@ -500,7 +505,8 @@ def run_set(name, X, y, fresh, args, rng):
         print(f"labels needed to reach AUC {target:.3f} on held-out rows (median of {args.reps}):", end="")
         for order in args.orders:
             needs = [
-                labels_to_reach(X_fit, y_fit, test, order, target, args.seed * 1000 + r, 10) for r in range(args.reps)
+                labels_to_reach(X_fit, y_fit, test, order, target, args.seed * 1000 + r, 10, args.random_start)
+                for r in range(args.reps)
             ]
             print(f" {order} {np.median(needs):.0f}", end="")
         print(flush=True)
@@ -588,7 +594,7 @@ def calibrate(args, rng):
             for order in ORDERS:
                 zs = []
                 for rep in range(args.reps):
-                    index, _ = replay_order(X, y, order, seed=rep, n_steps=k)
+                    index, _ = replay_order(X, y, order, seed=rep, n_steps=k, random_start=args.random_start)
                     Xo, yo = X[index], y[index]
                     bias = estimate_selection_bias(Xo[:k], yo[:k], Xo[k:], seed=rep)
                     zs.append((bias.z, bias.margin_z))
@@ -613,7 +619,7 @@ def _replays(args, rng):
         for k in (k for k in args.checkpoints if k < len(y)):
             for order in args.orders:
                 for rep in range(args.reps):
-                    index, _ = replay_order(X, y, order, seed=rep, n_steps=k)
+                    index, _ = replay_order(X, y, order, seed=rep, n_steps=k, random_start=args.random_start)
                     XL, yL, pool, y_pool = X[index[:k]], y[index[:k]], X[index[k:]], y[index[k:]]
                     if min(int(yL.sum()), k - int(yL.sum())) >= 2:
                         yield name, k, order, rep, (XL, yL, pool, y_pool, fit_probe(XL, yL).decision_function(pool))
@@ -863,6 +869,13 @@ def main(argv=None):
         "--leakage-check",
         action="store_true",
         help="only the diagnostic of the cross-fitting against prequential logits (round 11)",
+    )
+    parser.add_argument(
+        "--random-start",
+        type=int,
+        default=DEFAULT_RANDOM_START,
+        help="rows the mixed order replays in random order before least-sure-first (the service's "
+        f"random_start, default {DEFAULT_RANDOM_START}; 20 before round 11)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="data sets run in parallel processes")

@@ -304,8 +304,9 @@ def _annotation_event(pid, task_id, choice, config, choices_name="finding"):
 
 def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client):
     """Tasks created without labels are embedded and reach the refit as the pool; the /predict
-    score is the confidence (uncertainty), the task hash (random) or the confidence with audit
-    tasks' scores drawn from the saved quantiles (mixed, the default)."""
+    score is the confidence (uncertainty), the task hash (random) or, for mixed (the default),
+    the task hash until the project has ``random_start`` labels (its random start, 50 by
+    default), then the confidence with audit tasks' scores drawn from the saved quantiles."""
     from backend.sampling import audit_mask, task_uniform
 
     client.post("/setup", json={"project": 21, "schema": CONFIG})
@@ -314,14 +315,15 @@ def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client
         client.post("/webhook", json=_annotation(21, i, 300 + i, i % 2 == 0))
     assert _jobs(app).wait_idle(120)
     record = client.get("/forecast?project=21").json
-    assert record["n_pool"] == 40 and record["sampling"] == "mixed"
+    assert record["n_pool"] == 40 and record["sampling"] == "mixed" and record["random_start"] == 50
     quantiles = app.extensions[EXTENSION].store.get_model(21)["score_quantiles"]
     assert len(quantiles) == 101 and 0.5 <= quantiles[0] <= quantiles[-1] <= 1.0
 
     ids = list(range(100, 140))
 
-    def scores(sampling):
-        client.post("/setup", json={"project": 21, "schema": CONFIG, "extra_params": {"sampling": sampling}})
+    def scores(sampling, **extra):
+        params = {"sampling": sampling, **extra}
+        client.post("/setup", json={"project": 21, "schema": CONFIG, "extra_params": params})
         results = client.post("/predict", json={"project": 21, "tasks": _tasks(ids)}).json["results"]
         confidence = [next(r["score"] for r in res["result"] if r["type"] == "choices") for res in results]
         return [res["score"] for res in results], confidence
@@ -330,7 +332,9 @@ def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client
     assert score == confidence
     score, confidence = scores("random")
     assert score == task_uniform(21, ids).tolist() and score != confidence
-    score, confidence = scores("mixed")
+    score, _ = scores("mixed")  # 24 labels: within the random start, the random order in [0.5, 1)
+    assert score == (0.5 + 0.5 * task_uniform(21, ids)).tolist()
+    score, confidence = scores("mixed", random_start=24)  # the random start is over
     audit = audit_mask(21, ids)
     assert 0 < audit.sum() < len(ids)
     assert all((s != c) == bool(a) for s, c, a in zip(score, confidence, audit))
@@ -338,6 +342,8 @@ def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client
 
     bad = client.post("/setup", json={"project": 21, "schema": CONFIG, "extra_params": {"sampling": "sorted"}})
     assert bad.status_code == 400 and "sampling must be one of uncertainty, random, mixed" in bad.json["message"]
+    bad = client.post("/setup", json={"project": 21, "schema": CONFIG, "extra_params": {"random_start": -1}})
+    assert bad.status_code == 400 and "random_start must be an integer >= 0" in bad.json["message"]
 
 
 def test_a_large_pool_is_read_as_a_sample(app, client, monkeypatch):

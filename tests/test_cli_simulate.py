@@ -63,6 +63,7 @@ def test_simulate_npz(tmp_path, capsys):
         pytest.param(["--checkpoints", "5000"], "beyond", id="too-many"),
         pytest.param(["--target", "1.5"], "--target", id="bad-target"),
         pytest.param(["--method", "magic"], "--method", id="bad-method"),
+        pytest.param(["--random-start", "-1"], "--random-start", id="bad-random-start"),
     ],
 )
 def test_simulate_bad_options(tb_data_dir, capsys, extra, message):
@@ -164,3 +165,23 @@ def test_simulate_bad_order(tb_data_dir, capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--data", str(tb_data_dir / "montgomery.json"), "--order", "sorted"])
     assert "--order" in capsys.readouterr().err
+
+
+def test_mixed_replays_its_random_start_then_least_sure_first():
+    """replay_order's mixed order: the first random_start rows drawn at random, then batches
+    with a fifth at random; uncertainty keeps its 20 random rows."""
+    import numpy as np
+
+    from backend.settings import DEFAULT_RANDOM_START
+    from backend.simulate import BATCH, START, replay_order
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    y = (X[:, 0] + 0.5 * rng.normal(size=400) > 0).astype(np.int8)
+    _, drawn = replay_order(X, y, "mixed", seed=1, n_steps=150)
+    assert drawn[:DEFAULT_RANDOM_START].all() and not drawn[DEFAULT_RANDOM_START:150].all()
+    assert drawn[DEFAULT_RANDOM_START:150].sum() == (150 - DEFAULT_RANDOM_START) // BATCH * 2
+    _, drawn = replay_order(X, y, "mixed", seed=1, n_steps=150, random_start=30)
+    assert drawn[:30].all() and drawn[30:150].sum() == 120 // BATCH * 2
+    _, drawn = replay_order(X, y, "uncertainty", seed=1, n_steps=150)
+    assert drawn[:START].all() and not drawn[START:150].any()

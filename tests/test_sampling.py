@@ -63,6 +63,30 @@ def test_mixed_interleaves_audit_tasks_among_least_sure():
     assert audit[sorted(ids, key=plain.get)[:500]].mean() < 0.1
 
 
+def test_mixed_gives_the_random_order_until_its_random_start_is_labeled():
+    """mixed with random_start: every task, scored by the probe or not, gets its random score
+    (scaled into the confidences' range, 0.5 to 1 here) while the project has fewer labels; from
+    then on the least-sure order with audits."""
+    ids = list(range(300))
+    conf = {t: 0.5 + 0.5 * ((t * 37) % 100) / 100 for t in ids[:200]}  # 100 tasks not scored yet
+    early = prediction_scores("mixed", 7, conf, ids, n_labels=49, random_start=50)
+    np.testing.assert_allclose([early[t] for t in ids], 0.5 + 0.5 * task_uniform(7, ids))
+    late = prediction_scores("mixed", 7, conf, ids, n_labels=50, random_start=50)
+    assert late == prediction_scores("mixed", 7, conf, ids) and set(late) == set(conf)
+
+
+def test_selection_probabilities_count_the_random_start_as_drawn_at_random():
+    """The first random_start labeled tasks (annotation order) and the audits are the labels
+    drawn at random: each gets (their number / tasks); a least-sure task 1."""
+    labeled = list(range(1000, 1200))
+    prob = selection_probabilities(7, labeled, 1000, random_start=50)
+    drawn = audit_mask(7, labeled)
+    drawn[:50] = True
+    assert np.all(prob[~drawn] == 1.0)
+    np.testing.assert_allclose(prob[drawn], drawn.sum() / 1000)
+    assert 50 < drawn.sum() < 200 and np.all(prob[:50] < 1)
+
+
 def test_selection_probabilities_of_mixed():
     """Labeled audit tasks get (audits labeled / tasks), the others 1."""
     labeled = list(range(200))

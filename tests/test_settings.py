@@ -175,3 +175,20 @@ def test_sampling_setting_is_validated():
         Settings.from_env({"SAMPLING": "sorted"})
     with pytest.raises(SettingsError, match="sampling must be one of"):
         Settings().for_project({"sampling": 3})
+
+
+def test_random_start_setting_is_validated():
+    """RANDOM_START and the project's random_start accept whole numbers >= 0 (default 50);
+    anything else fails naming the value."""
+    from backend.exceptions import SettingsError
+    from backend.settings import DEFAULT_RANDOM_START, Settings
+
+    assert Settings.from_env({}).random_start == DEFAULT_RANDOM_START == 50
+    assert Settings.from_env({"RANDOM_START": "0"}).random_start == 0
+    assert Settings().for_project({"random_start": 100}).random_start == 100
+    assert Settings(random_start=20).for_project(None).random_start == 20
+    with pytest.raises(SettingsError, match="RANDOM_START must be an integer >= 0, got '-5'"):
+        Settings.from_env({"RANDOM_START": "-5"})
+    for bad in (2.5, "many", True):
+        with pytest.raises(SettingsError, match="random_start must be an integer >= 0"):
+            Settings().for_project({"random_start": bad})

@@ -8,6 +8,7 @@ import math
 import pathlib
 
 from backend.exceptions import CommandError
+from backend.settings import DEFAULT_RANDOM_START
 
 
 def register(subparsers) -> None:
@@ -39,7 +40,15 @@ def register(subparsers) -> None:
         default="file",
         choices=("file", "random", "uncertainty", "mixed"),
         help="labeling order replayed: the file's rows (default), random, uncertainty "
-        "(least sure first) or mixed (least sure first with 20%% random audit rows)",
+        "(20 random rows, then least sure first) or mixed (--random-start random rows, then least "
+        "sure first with 20%% random audit rows)",
+    )
+    p.add_argument(
+        "--random-start",
+        type=int,
+        default=DEFAULT_RANDOM_START,
+        help=f"rows --order mixed replays in random order first (default {DEFAULT_RANDOM_START}, the "
+        "service's default random_start)",
     )
     p.add_argument("--json", type=pathlib.Path, help="write the checkpoints and the final AUC here")
     p.add_argument("--plot", type=pathlib.Path, help="write a PNG of the last checkpoint's learning curve here")
@@ -64,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     method = args.method or DEFAULT_METHOD
     if method not in METHODS:
         raise CommandError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if args.random_start < 0:
+        raise CommandError(f"--random-start must be a whole number >= 0, got {args.random_start}")
     from backend.readiness import check_target_auc
 
     try:
@@ -78,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.data} has {n} rows; checkpoints {too_big} are beyond that")
     if any(k < 1 for k in checkpoints):
         raise CommandError(f"checkpoints must be at least 1, got {checkpoints}")
-    result = simulate(data, args.target, checkpoints, seed=args.seed, method=method, order=args.order)
+    result = simulate(
+        data, args.target, checkpoints, seed=args.seed, method=method, order=args.order, random_start=args.random_start
+    )
     print(_table(result))
     if args.json:
         args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
