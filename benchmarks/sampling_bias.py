@@ -2,7 +2,7 @@
 
 For each data set and each of ``--reps`` replays of each order (``backend.simulate.replay_order``:
 random, uncertainty = 20 random then batches of 10 least sure, mixed = ``--random-start`` random
-rows (the service's ``random_start``: 50 since round 11, 20 before) then batches of 10 least sure
+rows (the service's ``random_start``, default 20) then batches of 10 least sure
 with 20 % random audit rows), a forecast is made at each checkpoint from the first k labels, with the
 rows after k as the unlabeled pool (their embeddings only). Compared with the truth (mean AUC of
 5-fold cross-validation on all rows, repeated 10 times, predicted at that training size):
@@ -875,7 +875,7 @@ def main(argv=None):
         type=int,
         default=DEFAULT_RANDOM_START,
         help="rows the mixed order replays in random order before least-sure-first (the service's "
-        f"random_start, default {DEFAULT_RANDOM_START}; 20 before round 11)",
+        f"random_start, default {DEFAULT_RANDOM_START})",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="data sets run in parallel processes")

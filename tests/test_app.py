@@ -313,7 +313,7 @@ def _annotation_event(pid, task_id, choice, config, choices_name="finding"):
 def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client):
     """Tasks created without labels are embedded and reach the refit as the pool; the /predict
     score is the confidence (uncertainty), the task hash (random) or, for mixed (the default),
-    the task hash until the project has ``random_start`` labels (its random start, 50 by
+    the task hash until the project has ``random_start`` labels (its random start, 20 by
     default), then the confidence with audit tasks' scores drawn from the saved quantiles."""
     from backend.sampling import audit_mask, task_uniform
 
@@ -323,7 +323,7 @@ def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client
         client.post("/webhook", json=_annotation(21, i, 300 + i, i % 2 == 0))
     assert _jobs(app).wait_idle(120)
     record = client.get("/forecast?project=21").json
-    assert record["n_pool"] == 40 and record["sampling"] == "mixed" and record["random_start"] == 50
+    assert record["n_pool"] == 40 and record["sampling"] == "mixed" and record["random_start"] == 20
     quantiles = app.extensions[EXTENSION].store.get_model(21)["score_quantiles"]
     assert len(quantiles) == 101 and 0.5 <= quantiles[0] <= quantiles[-1] <= 1.0
 
@@ -340,7 +340,7 @@ def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client
     assert score == confidence
     score, confidence = scores("random")
     assert score == task_uniform(21, ids).tolist() and score != confidence
-    score, _ = scores("mixed")  # 24 labels: within the random start, the random order in [0.5, 1)
+    score, _ = scores("mixed", random_start=30)  # 24 labels: within the random start, the random order in [0.5, 1)
     assert score == (0.5 + 0.5 * task_uniform(21, ids)).tolist()
     score, confidence = scores("mixed", random_start=24)  # the random start is over
     audit = audit_mask(21, ids)

@@ -178,12 +178,12 @@ def test_sampling_setting_is_validated():
 
 
 def test_random_start_setting_is_validated():
-    """RANDOM_START and the project's random_start accept whole numbers >= 0 (default 50);
+    """RANDOM_START and the project's random_start accept whole numbers >= 0 (default 20);
     anything else fails naming the value."""
     from backend.exceptions import SettingsError
     from backend.settings import DEFAULT_RANDOM_START, Settings
 
-    assert Settings.from_env({}).random_start == DEFAULT_RANDOM_START == 50
+    assert Settings.from_env({}).random_start == DEFAULT_RANDOM_START == 20
     assert Settings.from_env({"RANDOM_START": "0"}).random_start == 0
     assert Settings().for_project({"random_start": 100}).random_start == 100
     assert Settings(random_start=20).for_project(None).random_start == 20
