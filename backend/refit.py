@@ -84,7 +84,7 @@ def refit(
         Embeddings of the labeled tasks whose image could be used; others are left out.
     config : LabelingConfig
     settings : backend.settings.Settings
-        The project's settings (``target_auc``, ``min_labels``, ``sampling``).
+        The project's settings (``target_auc``, ``min_labels``, ``sampling``, ``random_start``).
     encoder_id, encoder_spec : str
         The encoder's id (of the embeddings) and the spec it was configured by (in the version).
     dim : int

@@ -24,7 +24,11 @@ that sorting it ascending gives the project's ``sampling`` order:
     selection probability (labels drawn at random, the random start's and the audits, / tasks in
     the project; 1 for a task chosen as least sure, which stands only for itself), and the
     forecast weights by its inverse. The random start's labels are the project's first
-    ``random_start`` in annotation order (the order the store reads them in).
+    ``random_start`` in annotation order (the order the store reads them in): labels made before
+    LabelCast was connected, or before a project switched to ``mixed`` or raised its
+    ``random_start``, count as random too, so change these settings before labeling starts.
+    Until the project has a probe (2 labels of each class) the random order goes on; those
+    extra random labels count as least sure (probability 1: they stand only for themselves).
 
 Pure numpy; the web process calls :func:`prediction_scores` on every /predict.
 """
@@ -89,6 +93,7 @@ def prediction_scores(
     *,
     n_labels: int = 0,
     random_start: int = 0,
+    has_probe: bool = True,
 ) -> dict[int, float]:
     """The ``score`` to write for each task so that sorting ascending gives ``mode``'s order.
 
@@ -110,6 +115,9 @@ def prediction_scores(
         Labels the project has, and how many ``mixed`` takes in random order first: while
         ``n_labels < random_start`` every task gets its ``random`` score scaled into
         ``[low, 1)`` (the same order, in the range of the confidences).
+    has_probe : bool
+        Whether the project has a probe yet; ``mixed`` keeps the random order until it has one
+        (a class with fewer than 2 labels after the random start), never import order.
 
     Returns
     -------
@@ -124,7 +132,7 @@ def prediction_scores(
     rank = task_uniform(project_id, task_ids)
     if mode == "random":
         return dict(zip(task_ids, rank.tolist()))
-    if int(n_labels) < int(random_start):  # mixed's random start: the random order, in the confidences' range
+    if int(n_labels) < int(random_start) or not has_probe:  # mixed's random start, in the confidences' range
         return dict(zip(task_ids, (low + (1.0 - low) * rank).tolist()))
     out = dict(confidence)
     audit = audit_mask(project_id, task_ids)

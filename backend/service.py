@@ -19,7 +19,7 @@ import numpy as np
 from backend.exceptions import LabelConfigError, ProjectNotFoundError, RequestError
 from backend.labelstudio import protocol
 from backend.labelstudio.config import BINARY, MULTILABEL, LabelingConfig, parse_label_config
-from backend.settings import parse_extra_params
+from backend.settings import ProjectSettings, parse_extra_params
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ class Service:
         settings = self.settings.for_project(project.get("extra_params"))
         if record:
             message, needed = record.get("message"), record.get("labels_needed")
-            n_labels = record.get("n_labels", 0)
+            n_labels = record.get("n_labels_recorded", record.get("n_labels", 0))  # every stored label, as below
         else:
             message, needed = protocol.collecting_message(0, settings.min_labels), float(settings.min_labels)
             n_labels = arrived = len(self.store.get_labels(pid))
@@ -278,7 +278,7 @@ class Service:
         results = [
             protocol.build_prediction(config, version, probabilities.get(task["id"]), message, needed) for task in tasks
         ]
-        _steer(settings, pid, config, tasks, results, (model or {}).get("score_quantiles"), n_labels)
+        _steer(settings, pid, config, tasks, results, model, n_labels)
         return {"results": results, "model_version": version}
 
     def _probabilities(
@@ -385,9 +385,12 @@ class Service:
         }
 
 
-def _steer(settings, pid: int, config: LabelingConfig, tasks, results, quantiles=None, n_labels: int = 0) -> None:
-    """Replace each prediction's ``score`` by the one of the ``sampling`` order (in place);
-    ``n_labels``: the project's labels, for ``mixed``'s random start."""
+def _steer(
+    settings: ProjectSettings, pid: int, config: LabelingConfig, tasks, results, model=None, n_labels: int = 0
+) -> None:
+    """Replace each prediction's ``score`` by the one of the ``sampling`` order (in place).
+    ``model``: the stored model (its score quantiles; whether it has a probe), ``n_labels``: the
+    labels the project has stored, for ``mixed``'s random start."""
     from backend.sampling import prediction_scores
 
     mode = settings.sampling
@@ -397,7 +400,18 @@ def _steer(settings, pid: int, config: LabelingConfig, tasks, results, quantiles
     confidence = {t: r["score"] for t, r in zip(ids, results) if "score" in r}
     low = 0.5 if config.mode in (BINARY, MULTILABEL) else 1.0 / max(len(config.findings), 1)
     start = settings.random_start if mode == "mixed" else 0
-    scores = prediction_scores(mode, pid, confidence, ids, low, quantiles, n_labels=n_labels, random_start=start)
+    model = model or {}
+    scores = prediction_scores(
+        mode,
+        pid,
+        confidence,
+        ids,
+        low,
+        model.get("score_quantiles"),
+        n_labels=n_labels,
+        random_start=start,
+        has_probe=bool(model.get("probes")),
+    )
     for t, result in zip(ids, results):
         score = scores.get(t)
         if score is not None:

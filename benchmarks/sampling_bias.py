@@ -128,8 +128,8 @@ from backend.forecast import CORRECTIONS, forecast  # noqa: E402
 from backend.learning_curve import cross_validated_auc, empirical_learning_curves  # noqa: E402
 from backend.metrics import roc_auc  # noqa: E402
 from backend.probe import cross_fitted, fit_probe, stratified_fold_ids  # noqa: E402
-from backend.settings import DEFAULT_RANDOM_START  # noqa: E402
 from backend.selection_bias import estimate_selection_bias  # noqa: E402
+from backend.settings import DEFAULT_RANDOM_START  # noqa: E402
 from backend.simulate import BATCH, START, replay_order, selection_probabilities  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "tb-radiological-signs"
@@ -751,7 +751,10 @@ def leakage_check(args, rng):
     model-based estimate of the full probe's AUC on the unlabeled rows with the shipped map and
     with isotonic and Platt maps fitted on the prequential logits (mean signed / mean absolute
     over the replays). Under random order the two AUCs differ only by the prequential probes'
-    fewer labels; where labels steered the choice of later rows, the out-of-fold AUC is higher."""
+    fewer labels; where labels steered the choice of later rows, the out-of-fold AUC is higher.
+    The prequential logits cross-fit the first ``START`` (20) rows whatever ``--random-start``
+    is: rows chosen before any label was seen are leak-free either way. Replays without
+    prequential logits of both classes are skipped."""
     from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
 
@@ -766,6 +769,8 @@ def leakage_check(args, rng):
             oof, pool_logits = pool_auc.fold_logits(XL, yL, pool, seed=rep)
             z = prequential_logits(XL, yL, seed=rep)
             seen = ~np.isnan(z)
+            if len(np.unique(yL[seen])) < 2:  # too few labels of a class for any probe
+                continue
             logit = pool_logits.mean(axis=0)
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(z[seen], yL[seen])
             platt = LogisticRegression(C=pool_auc.PLATT_C, max_iter=1000).fit(z[seen, None], yL[seen])
@@ -777,6 +782,8 @@ def leakage_check(args, rng):
             truth = roc_auc(y_pool, scores)
             aucs.append((roc_auc(yL, oof), roc_auc(yL[seen], z[seen])))
             errors.append([pool_auc.soft_auc(scores, p) - truth for p in p_maps])
+        if not aucs:
+            continue
         a, e = np.mean(aucs, axis=0), np.asarray(errors)
         totals.setdefault((order, k), []).append(np.mean(np.abs(e), axis=0))
         cells = " | ".join(f"{m:+.3f} / {v:.3f}" for m, v in zip(e.mean(axis=0), np.abs(e).mean(axis=0)))
@@ -793,6 +800,13 @@ SETTINGS = {
     "model_share": (forecast_module, "MODEL_SHARE", "share of the model-based curve in the blend"),
 }
 """Option -> (module, constant, what it is): the correction's defaults a run may change."""
+
+
+def _whole_number(text):
+    """An ``--random-start``: an integer >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return int(text)
 
 
 def _set_shares(args):
@@ -872,7 +886,7 @@ def main(argv=None):
     )
     parser.add_argument(
         "--random-start",
-        type=int,
+        type=_whole_number,
         default=DEFAULT_RANDOM_START,
         help="rows the mixed order replays in random order before least-sure-first (the service's "
         f"random_start, default {DEFAULT_RANDOM_START})",

@@ -347,6 +347,10 @@ def test_unlabeled_tasks_are_embedded_and_the_score_follows_sampling(app, client
     assert 0 < audit.sum() < len(ids)
     assert all((s != c) == bool(a) for s, c, a in zip(score, confidence, audit))
     assert all(quantiles[0] <= s <= quantiles[-1] for s, a in zip(score, audit) if a)
+    # A failed refit (its record says 0 usable labels) does not send the project back to its random start.
+    store = app.extensions[EXTENSION].store
+    store.put_result(21, store.get_model(21), {**record, "status": "error", "n_labels": 0}, {})
+    assert scores("mixed", random_start=24) == (score, confidence)
 
     bad = client.post("/setup", json={"project": 21, "schema": CONFIG, "extra_params": {"sampling": "sorted"}})
     assert bad.status_code == 400 and "sampling must be one of uncertainty, random, mixed" in bad.json["message"]

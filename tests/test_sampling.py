@@ -73,6 +73,9 @@ def test_mixed_gives_the_random_order_until_its_random_start_is_labeled():
     np.testing.assert_allclose([early[t] for t in ids], 0.5 + 0.5 * task_uniform(7, ids))
     late = prediction_scores("mixed", 7, conf, ids, n_labels=50, random_start=50)
     assert late == prediction_scores("mixed", 7, conf, ids) and set(late) == set(conf)
+    # no probe yet after the random start (a class still short of 2 labels): still random, not import order
+    no_probe = prediction_scores("mixed", 7, {}, ids, n_labels=80, random_start=50, has_probe=False)
+    assert no_probe == early
 
 
 def test_selection_probabilities_count_the_random_start_as_drawn_at_random():

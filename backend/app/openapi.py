@@ -113,7 +113,7 @@ def document() -> dict[str, Any]:
                                 "hostname": {"type": "string"},
                                 "access_token": {"type": "string"},
                                 "extra_params": {
-                                    "description": "JSON object (or its text) with target_auc, positive, min_labels, sampling (uncertainty|random|mixed)",
+                                    "description": "JSON object (or its text) with target_auc, positive, min_labels, sampling (uncertainty|random|mixed), random_start",
                                     "oneOf": [{"type": "object"}, {"type": "string"}],
                                     "nullable": True,
                                 },

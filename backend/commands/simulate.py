@@ -48,7 +48,7 @@ def register(subparsers) -> None:
         type=int,
         default=DEFAULT_RANDOM_START,
         help=f"rows --order mixed replays in random order first (default {DEFAULT_RANDOM_START}, the "
-        "service's default random_start)",
+        "service's default random_start; other orders ignore it)",
     )
     p.add_argument("--json", type=pathlib.Path, help="write the checkpoints and the final AUC here")
     p.add_argument("--plot", type=pathlib.Path, help="write a PNG of the last checkpoint's learning curve here")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if method not in METHODS:
         raise CommandError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     if args.random_start < 0:
-        raise CommandError(f"--random-start must be a whole number >= 0, got {args.random_start}")
+        raise CommandError(f"--random-start must be an integer >= 0, got {args.random_start}")
     from backend.readiness import check_target_auc
 
     try:
