@@ -1,14 +1,14 @@
 """The demo data sets: real TB radiological-sign features, fetched from PyPI, never committed.
 
-The source distribution of ``bob.med.tb==1.0.2`` (GPL-3.0) carries, for five chest X-ray sets,
+The source distribution of ``bob.med.tb==1.0.2`` (GPL-3.0) carries, for six chest X-ray sets,
 14 "radiological sign" scores per image and the TB label: Shenzhen (662 images), Montgomery
-(138), Indian (155), TB POC (407) and HIV-TB (243). This module downloads that archive from PyPI
+(138), Indian (155), TB POC (407), HIV-TB (243) and a PadChest TB subset (250). This module downloads that archive from PyPI
 without building or installing it (its metadata step needs packages that no longer install),
 checks the archive's sha256 against the index, and extracts one split file of each set into a
 cache folder (``shenzhen.json``, ``montgomery.json``, ``indian.json``, ``tbpoc.json``,
-``hivtb.json``), with the package's ``COPYING``. Each split file holds all of its set's images
-(``train``/``validation``/``test``); TB POC and HIV-TB have no default split, so their first
-cross-validation fold's file is taken.
+``hivtb.json``, ``padchest.json``), with the package's ``COPYING``. Each split file holds all of
+its set's images (``train``/``validation``/``test``); TB POC and HIV-TB have no default split,
+so their first cross-validation fold's file is taken, and PadChest's is ``tb_idiap.json``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ SETS = {
     "indian.json": "bob/med/tb/data/indian_RS/default.json",
     "tbpoc.json": "bob/med/tb/data/tbpoc_RS/fold_0.json",
     "hivtb.json": "bob/med/tb/data/hivtb_RS/fold_0.json",
+    "padchest.json": "bob/med/tb/data/padchest_RS/tb_idiap.json",
     "COPYING": "COPYING",
 }
 """Cache file name -> member path inside the archive (below its top folder)."""
@@ -67,7 +68,7 @@ class TbSigns:
     folder : Path
         The cache folder.
     files : dict of str to Path
-        Each of :data:`SETS` (the five JSON sets and ``COPYING``) in ``folder``.
+        Each of :data:`SETS` (the six JSON sets and ``COPYING``) in ``folder``.
     """
 
     folder: pathlib.Path

@@ -59,8 +59,8 @@ def _tar_gz(members: dict[str, bytes]) -> bytes:
 @pytest.mark.parametrize(
     "pack, name", [pytest.param(_zip, f"{TOP}.zip", id="zip"), pytest.param(_tar_gz, f"{TOP}.tar.gz", id="tar.gz")]
 )
-def test_extract_writes_the_five_sets_and_the_license(tmp_path, pack, name):
-    """The five sets and COPYING come out byte for byte, and load as labeled data."""
+def test_extract_writes_the_six_sets_and_the_license(tmp_path, pack, name):
+    """The six sets and COPYING come out byte for byte, and load as labeled data."""
     from backend.datasets import load_labeled_data
 
     members = _members()
@@ -71,6 +71,7 @@ def test_extract_writes_the_five_sets_and_the_license(tmp_path, pack, name):
         "indian.json",
         "tbpoc.json",
         "hivtb.json",
+        "padchest.json",
         "COPYING",
     }
     for file_name, member in SETS.items():
@@ -173,10 +174,11 @@ def test_cli_prints_the_files_and_the_license(tmp_path, capsys):
 def test_real_download_from_pypi(tmp_path):
     """The real sdist from PyPI gives the published splits (Shenzhen 422/107/133 images,
     Montgomery 88/22/28, Indian 83/20/52; TB POC's and HIV-TB's first folds 292/74/41 and
-    174/44/25) with 14 sign scores per image, no image twice, and the GPL-3.0 text."""
+    174/44/25; PadChest's TB subset 160/40/50) with 14 sign scores per image, no image twice,
+    and the GPL-3.0 text."""
     found = fetch_tb_signs(tmp_path / "cache")
     sizes, images = {}, []
-    for name in ("shenzhen.json", "montgomery.json", "indian.json", "tbpoc.json", "hivtb.json"):
+    for name in ("shenzhen.json", "montgomery.json", "indian.json", "tbpoc.json", "hivtb.json", "padchest.json"):
         sets = json.loads(found.files[name].read_text())
         sizes[name] = tuple(len(sets[split]) for split in ("train", "validation", "test"))
         assert all(len(row[2]) == 14 and row[1] in (0.0, 1.0) for rows in sets.values() for row in rows)
@@ -187,6 +189,7 @@ def test_real_download_from_pypi(tmp_path):
         "indian.json": (83, 20, 52),
         "tbpoc.json": (292, 74, 41),
         "hivtb.json": (174, 44, 25),
+        "padchest.json": (160, 40, 50),
     }
-    assert len(set(images)) == len(images) == 1605
+    assert len(set(images)) == len(images) == 1855
     assert b"GNU GENERAL PUBLIC LICENSE" in found.files["COPYING"].read_bytes()[:200]

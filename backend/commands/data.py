@@ -2,8 +2,9 @@
 
 `labelcast data tb-signs` downloads the source distribution of bob.med.tb 1.0.2 from PyPI
 (about 10 MB; the archive only, nothing is built or installed), checks its sha256 against the
-index, and extracts five TB radiological-sign sets of chest X-rays: shenzhen.json (662 images),
-montgomery.json (138), indian.json (155), tbpoc.json (407) and hivtb.json (243). They are
+index, and extracts six TB radiological-sign sets of chest X-rays: shenzhen.json (662 images),
+montgomery.json (138), indian.json (155), tbpoc.json (407), hivtb.json (243) and padchest.json
+(250). They are
 GPL-3.0 licensed: each user fetches them, the project never ships
 them. The folder is $LABELCAST_DATA_DIR/tb-signs, else ~/.cache/labelcast/tb-signs.
 """
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
     sets = parser.add_subparsers(dest="data_set", metavar="SET", required=True)
     tb = sets.add_parser(
         "tb-signs",
-        help="Shenzhen, Montgomery, Indian, TB POC and HIV-TB radiological-sign features (bob.med.tb 1.0.2, GPL-3.0)",
+        help="Shenzhen, Montgomery, Indian, TB POC, HIV-TB and PadChest TB radiological-sign features (bob.med.tb 1.0.2, GPL-3.0)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
