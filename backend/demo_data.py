@@ -2,8 +2,8 @@
 
 The source distribution of ``bob.med.tb==1.0.2`` (GPL-3.0) carries, for six chest X-ray sets,
 14 "radiological sign" scores per image and the TB label: Shenzhen (662 images), Montgomery
-(138), Indian (155), TB POC (407), HIV-TB (243) and a PadChest TB subset (250). This module downloads that archive from PyPI
-without building or installing it (its metadata step needs packages that no longer install),
+(138), Indian (155), TB POC (407), HIV-TB (243) and a PadChest TB subset (250). This module
+downloads that archive from PyPI without building or installing it (its metadata step needs packages that no longer install),
 checks the archive's sha256 against the index, and extracts one split file of each set into a
 cache folder (``shenzhen.json``, ``montgomery.json``, ``indian.json``, ``tbpoc.json``,
 ``hivtb.json``, ``padchest.json``), with the package's ``COPYING``. Each split file holds all of

@@ -12,8 +12,9 @@ that sorting it ascending gives the project's ``sampling`` order:
 ``mixed`` (default)
     First a *random start*: until the project has ``random_start`` labels (setting
     ``random_start``, default :data:`backend.settings.DEFAULT_RANDOM_START`) every task's score
-    is its ``random`` one (scaled into the confidences' range), so the first labels are a random sample of the project and the
-    forecast made from them needs no correction (round 11 of the forecast work, README). Then as
+    is its ``random`` one (scaled into the confidences' range), so the first labels are a
+    random sample of the project and the forecast made from them needs no correction (round 11
+    of the forecast work, README). Then as
     ``uncertainty``, except that a known share ``AUDIT_SHARE`` of the project's tasks, picked
     by a hash of the task id, are *audit* tasks whose score is a stable pseudo-random draw from
     the distribution of the probe's confidences over the project's tasks (its quantiles are

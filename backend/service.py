@@ -399,7 +399,6 @@ def _steer(
     ids = [task["id"] for task in tasks]
     confidence = {t: r["score"] for t, r in zip(ids, results) if "score" in r}
     low = 0.5 if config.mode in (BINARY, MULTILABEL) else 1.0 / max(len(config.findings), 1)
-    start = settings.random_start if mode == "mixed" else 0
     model = model or {}
     scores = prediction_scores(
         mode,
@@ -409,7 +408,7 @@ def _steer(
         low,
         model.get("score_quantiles"),
         n_labels=n_labels,
-        random_start=start,
+        random_start=settings.random_start,  # mixed's (random mode ignores it)
         has_probe=bool(model.get("probes")),
     )
     for t, result in zip(ids, results):

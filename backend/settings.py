@@ -80,12 +80,11 @@ class ProjectSettings:
 
     def __post_init__(self) -> None:
         _check_target_auc(self.target_auc, "target_auc")
-        _check_min_labels(self.min_labels, "min_labels")
+        _check_int(self.min_labels, "min_labels", 2)
         if self.positive is not None and not (isinstance(self.positive, str) and self.positive.strip()):
             raise SettingsError(f"positive must be a choice value (non-empty text), got {self.positive!r}")
-        if self.sampling not in SAMPLING_MODES:
-            raise SettingsError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
-        _check_random_start(self.random_start, "random_start")
+        _check_sampling(self.sampling, "sampling")
+        _check_int(self.random_start, "random_start", 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,11 +164,11 @@ class Settings:
         if self.max_body_bytes < 1024:
             raise SettingsError(f"MAX_BODY_BYTES must be an integer >= 1024, got {self.max_body_bytes}")
         _check_target_auc(self.target_auc, "TARGET_AUC")
-        _check_min_labels(self.min_labels, "MIN_LABELS")
+        _check_int(self.min_labels, "MIN_LABELS", 2)
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {self.log_level!r}")
         _check_sampling(self.sampling, "SAMPLING")
-        _check_random_start(self.random_start, "RANDOM_START")
+        _check_int(self.random_start, "RANDOM_START", 0)
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
             raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
 
@@ -263,14 +262,9 @@ def _check_target_auc(value: Any, name: str) -> None:
         raise SettingsError(str(exc)) from None
 
 
-def _check_min_labels(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise SettingsError(f"{name} must be an integer >= 2, got {value!r}")
-
-
-def _check_random_start(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SettingsError(f"{name} must be an integer >= 0, got {value!r}")
+def _check_int(value: Any, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SettingsError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_sampling(value: Any, name: str) -> None:

@@ -2,8 +2,8 @@
 
 For each data set and each of ``--reps`` replays of each order (``backend.simulate.replay_order``:
 random, uncertainty = 20 random then batches of 10 least sure, mixed = ``--random-start`` random
-rows (the service's ``random_start``, default 20) then batches of 10 least sure
-with 20 % random audit rows), a forecast is made at each checkpoint from the first k labels, with the
+rows (the service's ``random_start``, default 20) then batches of 10 least sure with 20 % random
+audit rows), a forecast is made at each checkpoint from the first k labels, with the
 rows after k as the unlabeled pool (their embeddings only). Compared with the truth (mean AUC of
 5-fold cross-validation on all rows, repeated 10 times, predicted at that training size):
 
@@ -36,7 +36,8 @@ fresh rows).
 Data: synthetic embeddings are for tuning (the threshold ``DETECT_Z``, the method and the blend
 were chosen on them): ``synthetic-D`` (Gaussian), ``skewed-D`` (scores in (0, 1) with long right
 tails) and ``clusters-D`` (clusters with their own class shares); round 11 added ``weak-D`` and
-``noise-D`` (``synthetic`` with a third of its class signal and with none); so are three real data sets
+``noise-D`` (``synthetic`` with a third of its class signal and with none); so are three real
+data sets
 bundled with scikit-learn (offline, standardised; the noise share 0.5 was chosen on them and
 the synthetic ones, then not made the default because the TB sets got worse, see README): ``breast-cancer`` (569 x 30), ``digits`` (1797 x 64, digit >= 5) and
 ``diabetes`` (442 x 10, progression above the median). The TB sets
@@ -712,15 +713,27 @@ def map_variants(args, rng):
                 iso.fit(oof, yL, sample_weight=weights).predict(logit),
             ]
             errors.append([math.nan if p is None else pool_auc.soft_auc(scores, p) - truth for p in p_maps])
-        e = np.asarray(errors)
-        totals.setdefault((order, k), []).append(np.mean(np.abs(e), axis=0))
-        cells = " | ".join(
-            "—" if math.isnan(m) else f"{m:+.3f} / {a:.3f}" for m, a in zip(e.mean(axis=0), np.abs(e).mean(axis=0))
-        )
-        print(f"| {name} | {k} | {order} | {cells} | {len(e)} |", flush=True)
+        cells = _error_cells(np.asarray(errors), totals.setdefault((order, k), []))
+        print(f"| {name} | {k} | {order} | {cells} | {len(errors)} |", flush=True)
+    _print_set_means(totals)
+
+
+def _error_cells(e, set_means):
+    """``signed / absolute`` mean error per column of ``e`` (replays x estimates; a NaN column
+    prints "—"), appending the row of mean absolute errors to ``set_means``."""
+    set_means.append(np.mean(np.abs(e), axis=0))
+    return " | ".join(
+        "—" if math.isnan(m) else f"{m:+.3f} / {a:.3f}" for m, a in zip(e.mean(axis=0), np.abs(e).mean(axis=0))
+    )
+
+
+def _print_set_means(totals, skipped_cells=0):
+    """The mean over the sets of each estimate's mean absolute error, per ``(order, k)``, after
+    ``skipped_cells`` empty cells (columns that are not errors)."""
     for (order, k), rows in totals.items():
         means = " | ".join("—" if math.isnan(v) else f"{v:.4f}" for v in np.mean(rows, axis=0))
-        print(f"| mean absolute error over the sets | {k} | {order} | {means} | {len(rows)} sets |")
+        blank = "| " * skipped_cells
+        print(f"| mean absolute error over the sets | {k} | {order} | {blank}{means} | {len(rows)} sets |")
 
 
 def prequential_logits(X, y, start=START, batch=BATCH, seed=0):
@@ -788,13 +801,10 @@ def leakage_check(args, rng):
             errors.append([pool_auc.soft_auc(scores, p) - truth for p in p_maps])
         if not aucs:
             continue
-        a, e = np.mean(aucs, axis=0), np.asarray(errors)
-        totals.setdefault((order, k), []).append(np.mean(np.abs(e), axis=0))
-        cells = " | ".join(f"{m:+.3f} / {v:.3f}" for m, v in zip(e.mean(axis=0), np.abs(e).mean(axis=0)))
-        print(f"| {name} | {k} | {order} | {a[0]:.3f} / {a[1]:.3f} | {cells} | {len(e)} |", flush=True)
-    for (order, k), rows in totals.items():
-        means = " | ".join(f"{v:.4f}" for v in np.mean(rows, axis=0))
-        print(f"| mean absolute error over the sets | {k} | {order} | | {means} | {len(rows)} sets |")
+        a = np.mean(aucs, axis=0)
+        cells = _error_cells(np.asarray(errors), totals.setdefault((order, k), []))
+        print(f"| {name} | {k} | {order} | {a[0]:.3f} / {a[1]:.3f} | {cells} | {len(errors)} |", flush=True)
+    _print_set_means(totals, skipped_cells=1)
 
 
 SETTINGS = {

@@ -4,9 +4,8 @@
 (about 10 MB; the archive only, nothing is built or installed), checks its sha256 against the
 index, and extracts six TB radiological-sign sets of chest X-rays: shenzhen.json (662 images),
 montgomery.json (138), indian.json (155), tbpoc.json (407), hivtb.json (243) and padchest.json
-(250). They are
-GPL-3.0 licensed: each user fetches them, the project never ships
-them. The folder is $LABELCAST_DATA_DIR/tb-signs, else ~/.cache/labelcast/tb-signs.
+(250). They are GPL-3.0 licensed: each user fetches them, the project never ships them. The
+folder is $LABELCAST_DATA_DIR/tb-signs, else ~/.cache/labelcast/tb-signs.
 """
 
 from __future__ import annotations
