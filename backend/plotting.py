@@ -152,6 +152,7 @@ def _raw_view(fc: Forecast) -> Forecast:
         raw_curve=None,
         raw_fit=None,
         optimistic_fit=None,
+        pessimistic_fit=None,
     )
 
 

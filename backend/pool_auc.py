@@ -64,9 +64,18 @@ import numpy as np
 
 from backend.blas import one_blas_thread
 from backend.metrics import pair_sums
-from backend.probe import check_embeddings, cross_fitted, default_C, stratified_fold_ids
+from backend.probe import check_embeddings, cross_fitted, default_C, fit_probe, stratified_fold_ids
 
-__all__ = ["PoolLabels", "calibrate_pool", "fold_logits", "optimistic", "project_auc", "soft_auc"]
+__all__ = [
+    "PoolLabels",
+    "calibrate_pool",
+    "fold_logits",
+    "optimistic",
+    "pessimistic",
+    "prequential_logits",
+    "project_auc",
+    "soft_auc",
+]
 
 N_FOLDS = 5
 """Folds of the cross-fitting that gives the labeled rows out-of-fold logits for calibration."""
@@ -96,6 +105,30 @@ ISOTONIC_SHARE = 1.0
 """Share of the isotonic map in each calibrated probability, the rest Platt's (0: Platt alone;
 module docstring). Chosen from 0 / 0.25 / 0.5 / 0.75 / 1 on nine tuning sets (round 9); 1 met
 the rule fixed for the held-out sets (README, "Round 9")."""
+
+PREQUENTIAL_SHARE = 0.0
+"""Share of the *prequential* isotonic map in the isotonic part of each calibrated probability,
+the rest the cross-fitted one's (round 12; 0: cross-fitted alone). The cross-fitting leaks labels
+through the order they were chosen in: a label steers which rows are chosen after it, and the
+fold probes that score a row "out of fold" are fitted on those rows. The prequential map is
+fitted on logits no row's own label can have steered (:func:`prequential_logits`)."""
+
+PREQUENTIAL_START = 20
+"""Rows at the start of the labeling order that :func:`prequential_logits` cross-fits among
+themselves (chosen before any probe existed: random under every order LabelCast steers)."""
+
+PREQUENTIAL_BLOCK = 10
+"""Fewest rows one prequential probe scores (the batch of the benchmark's replays)."""
+
+PREQUENTIAL_GROWTH = 0.25
+"""A block of :func:`prequential_logits` holds at most this share of the rows before it (and at
+least ``PREQUENTIAL_BLOCK``), so about ``log(n / 100) / log(1.25) + 8`` probes score ``n`` labels:
+18 at 1,000."""
+
+CAUTIOUS_C = 0.1
+"""Inverse L2 strength of the cautious view's Platt map (:func:`pessimistic`): its slope is
+shrunk towards none, since a slope fitted to the noise of prequential logits swings the view
+widely. Chosen from 100 (Platt's own) and 0.1 on the tuning sets (README, round 12)."""
 
 MIN_RELIABILITY = 0.1
 """Floor of a reliability ``1 - noise / variance``: the slope grows at most tenfold."""
@@ -141,12 +174,14 @@ def calibrate_pool(
     noise_share: float | None = None,
     c_scale: float | None = None,
     isotonic_share: float | None = None,
+    prequential_share: float | None = None,
 ) -> PoolLabels:
     """Calibrate the probe on the labeled rows and give every pool row its probability.
 
     Parameters
     ----------
     X : array-like of shape (n_labeled, n_features)
+        In labeling order (the prequential map depends on it).
     y : array-like of shape (n_labeled,)
         0/1 labels, at least 2 of each class.
     pool : array-like of shape (n_pool, n_features)
@@ -166,6 +201,9 @@ def calibrate_pool(
     isotonic_share : float, optional
         Share in [0, 1] of the isotonic map in each probability, the rest Platt's (default
         ``ISOTONIC_SHARE``).
+    prequential_share : float, optional
+        Share in [0, 1] of the prequential isotonic map in the isotonic part (default
+        ``PREQUENTIAL_SHARE``; 0: the cross-fitted map alone).
 
     Returns
     -------
@@ -175,16 +213,11 @@ def calibrate_pool(
     from sklearn.linear_model import LogisticRegression
 
     X, y, pool, k, C = _calibration_inputs(X, y, pool, C, c_scale)
-    noise_share = NOISE_SHARE if noise_share is None else float(noise_share)
-    if not (0.0 <= noise_share <= 1.0):
-        raise ValueError(f"noise_share must lie in [0, 1], got {noise_share!r}")
-    isotonic_share = ISOTONIC_SHARE if isotonic_share is None else isotonic_share
-    if (
-        isinstance(isotonic_share, bool)
-        or not isinstance(isotonic_share, numbers.Real)
-        or not (0.0 <= isotonic_share <= 1.0)
-    ):
-        raise ValueError(f"isotonic_share must lie in [0, 1], got {isotonic_share!r}")
+    noise_share = _share("noise_share", NOISE_SHARE if noise_share is None else noise_share)
+    isotonic_share = _share("isotonic_share", ISOTONIC_SHARE if isotonic_share is None else isotonic_share)
+    prequential_share = _share(
+        "prequential_share", PREQUENTIAL_SHARE if prequential_share is None else prequential_share
+    )
     if pool_size is not None and int(pool_size) < len(pool):
         raise ValueError(f"pool_size must be at least the {len(pool)} pool rows given, got {pool_size}")
     oof, pool_logits = _fold_logits(X, y, pool, k, C, seed)
@@ -201,7 +234,14 @@ def calibrate_pool(
     p = _sigmoid(slope * pool_logit + intercept)
     if isotonic_share > 0:
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y)
-        p = (1 - isotonic_share) * p + isotonic_share * iso.predict(mean_logit)
+        p_iso = iso.predict(mean_logit)
+        if prequential_share > 0:
+            z = _prequential_logits(X, y, C, seed)
+            seen = ~np.isnan(z)
+            if len(np.unique(y[seen])) == 2:  # else no leak-free logits: the cross-fitted map alone
+                iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(z[seen], y[seen])
+                p_iso = (1 - prequential_share) * p_iso + prequential_share * iso.predict(mean_logit)
+        p = (1 - isotonic_share) * p + isotonic_share * p_iso
     return PoolLabels(
         X=pool,
         p=p,
@@ -231,6 +271,63 @@ def fold_logits(
     """
     X, y, pool, k, C = _calibration_inputs(X, y, pool, C, c_scale)
     return _fold_logits(X, y, pool, k, C, seed)
+
+
+def prequential_logits(X: Any, y: Any, seed: int = 0, *, C: float | None = None) -> np.ndarray:
+    """Each labeled row's logit from a probe its own label cannot have steered (round 12).
+
+    Rows in labeling order. The first ``PREQUENTIAL_START``, chosen before any probe existed, are
+    cross-fitted among themselves (5 folds, fewer when a class is short). Each later block is
+    scored by a probe fitted on all the rows labeled before it; a block holds
+    ``PREQUENTIAL_BLOCK`` rows, or ``PREQUENTIAL_GROWTH`` of the rows before it where that is
+    more. A row's label can steer which rows are chosen *after* it, never those before it, so
+    unlike the cross-fitting's these logits carry no label back to its row.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_labeled, n_features)
+    y : array-like of shape (n_labeled,)
+        0/1 labels.
+    seed : int
+        Seed of the first rows' fold split.
+    C : float, optional
+        The probes' regularisation (default :func:`backend.probe.default_C`, times ``C_SCALE``
+        as in :func:`calibrate_pool`).
+
+    Returns
+    -------
+    ndarray of shape (n_labeled,)
+        NaN where no probe could be fitted (fewer than 2 labels of a class before the block).
+    """
+    X, y = check_embeddings(X, y)
+    return _prequential_logits(X, y, C_SCALE * (default_C(X.shape[1]) if C is None else float(C)), seed)
+
+
+def _prequential_logits(X: np.ndarray, y: np.ndarray, C: float, seed: int) -> np.ndarray:
+    """:func:`prequential_logits` of checked inputs, ``C`` the probes' own."""
+    z = np.full(len(y), np.nan)
+    first = y[:PREQUENTIAL_START]
+    k = min(N_FOLDS, int(first.sum()), len(first) - int(first.sum()))
+    with one_blas_thread():
+        if k >= 2:
+            folds = stratified_fold_ids(first, k, np.random.default_rng(seed))
+            z[: len(first)], _ = cross_fitted(X[: len(first)], first, folds, C, seed)
+        at = len(first)
+        while at < len(y):
+            end = at + max(PREQUENTIAL_BLOCK, int(PREQUENTIAL_GROWTH * at))
+            n_pos = int(y[:at].sum())
+            if min(n_pos, at - n_pos) >= 2:
+                probe = fit_probe(X[:at], y[:at], C=C, seed=seed, check=False)
+                z[at:end] = probe.decision_function(X[at:end], check=False)
+            at = end
+    return z
+
+
+def _share(name: str, value: Any) -> float:
+    """A share in [0, 1], or a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0.0 <= float(value) <= 1.0):
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _calibration_inputs(X, y, pool, C, c_scale):
@@ -273,6 +370,47 @@ def optimistic(labels: PoolLabels) -> PoolLabels:
     if labels.logit is not None:  # an isotonic block at exactly one half: the probe's own side
         favoured |= (labels.p == 0.5) & (labels.logit > 0)
     return dataclasses.replace(labels, p=favoured.astype(np.float64))
+
+
+def pessimistic(labels: PoolLabels, X: Any, y: Any, seed: int = 0, *, C: float | None = None) -> PoolLabels | None:
+    """The pool with probabilities from a map no label can have leaked into: Platt's map fitted on
+    the labeled rows' :func:`prequential_logits`, applied to the pool rows' logits (round 12).
+
+    A cautious extreme, the counterpart of :func:`optimistic`. Where labels steered the choice
+    of later rows (uncertainty sampling), the cross-fitted logits carry labels back to their rows,
+    so the calibrated probe looks surer of the unlabeled images than it has earned; on a project
+    whose embeddings do not predict the finding at all the model-based AUC then comes out far
+    above one half. Prequential logits cannot carry a row's own label, and one logistic slope
+    does not chase their noise, so this view stays near the truth there. It is too flat where the
+    signal is strong: the early probes that score the first rows are weaker than the probe whose
+    pool it calibrates (README, round 12).
+
+    Parameters
+    ----------
+    labels : PoolLabels
+        From :func:`calibrate_pool` on the same rows (its ``logit`` is the map's input).
+    X, y : array-like
+        The labeled rows, in labeling order.
+    seed, C
+        As in :func:`prequential_logits`.
+
+    Returns
+    -------
+    PoolLabels or None
+        ``None`` when the prequential logits do not hold 2 rows of each class.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    if labels.logit is None:
+        raise ValueError("pessimistic needs the pool's logits (PoolLabels from calibrate_pool)")
+    z = prequential_logits(X, y, seed, C=C)
+    _, y = check_embeddings(X, y)
+    seen = ~np.isnan(z)
+    n_pos = int(y[seen].sum())
+    if min(n_pos, int(seen.sum()) - n_pos) < 2:
+        return None
+    platt = LogisticRegression(C=CAUTIOUS_C, max_iter=1000).fit(z[seen, None], y[seen])
+    return dataclasses.replace(labels, p=platt.predict_proba(labels.logit[:, None])[:, 1])
 
 
 def _deattenuate(

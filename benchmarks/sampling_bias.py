@@ -811,7 +811,18 @@ SETTINGS = {
     "noise_share": (pool_auc, "NOISE_SHARE", "share of the logit noise Platt's map corrects for; 0: none"),
     "c_scale": (pool_auc, "C_SCALE", "the calibration probes' C as a multiple of the probe's"),
     "isotonic_share": (pool_auc, "ISOTONIC_SHARE", "share of the isotonic map in the calibration; 0: Platt"),
+    "prequential_share": (
+        pool_auc,
+        "PREQUENTIAL_SHARE",
+        "share of the prequential (leak-free) isotonic map in the isotonic part; 0: cross-fitted",
+    ),
     "model_share": (forecast_module, "MODEL_SHARE", "share of the model-based curve in the blend"),
+    "cautious_c": (pool_auc, "CAUTIOUS_C", "inverse L2 strength of the cautious view's Platt map"),
+    "pessimistic": (
+        forecast_module,
+        "PESSIMISTIC",
+        "1: the worst-case ends reach the cautious (prequential Platt) curve; 0: they do not",
+    ),
 }
 """Option -> (module, constant, what it is): the correction's defaults a run may change."""
 

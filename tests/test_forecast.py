@@ -409,6 +409,51 @@ def test_a_target_only_the_optimistic_curve_reaches_is_not_called_out_of_reach()
     assert OPTIMISTIC_SENTENCE in fc.message
 
 
+def _cautious_forecast(monkeypatch, on, target=0.9, seed=2):
+    """The forecast of ``_uncertainty_ordered(seed)`` with the cautious lower ends on or off."""
+    from backend import forecast as forecast_module
+
+    monkeypatch.setattr(forecast_module, "PESSIMISTIC", on)
+    (X, y), pool = _uncertainty_ordered(seed=seed)
+    return forecast(X, y, target, pool=pool, seed=seed)
+
+
+def test_the_lower_ends_reach_the_cautious_curve_when_it_is_on(monkeypatch):
+    """With ``PESSIMISTIC`` on, the plateau's lower end, the AUC predicted beyond the labels so
+    far and the most labels needed reach the cautious curve (Platt's map of the prequential
+    logits); the point forecast, the upper ends and the current AUC stay as they were, and the
+    message says why the worst case moved. Off (the default), there is no cautious curve."""
+    from backend.forecast import PESSIMISTIC, PESSIMISTIC_SENTENCE
+
+    assert PESSIMISTIC is False
+    off, on = _cautious_forecast(monkeypatch, False), _cautious_forecast(monkeypatch, True)
+    assert off.pessimistic_fit is None and PESSIMISTIC_SENTENCE not in off.message
+    cautious = on.pessimistic_fit
+    assert on.corrected and cautious is not None
+    assert (on.plateau, on.auc, on.auc_interval, on.labels_needed) == (
+        off.plateau,
+        off.auc,
+        off.auc_interval,
+        off.labels_needed,
+    )
+    assert cautious.plateau < off.plateau_interval[0]  # this draw: the cautious plateau is lower
+    assert on.plateau_interval == (cautious.plateau, off.plateau_interval[1])
+    assert on.labels_needed_interval == (
+        off.labels_needed_interval[0],
+        max(off.labels_needed_interval[1], cautious.labels_for(0.9)),
+    )
+    sizes = [50, 100, 800, 10_000]
+    (low_on, high_on), (low_off, high_off) = on.band(sizes), off.band(sizes)
+    np.testing.assert_array_equal(high_on, high_off)
+    np.testing.assert_array_equal(low_on[:2], low_off[:2])  # only more labels are forecast
+    np.testing.assert_array_equal(low_on[2:], np.minimum(low_off[2:], cautious.predict(sizes[2:])))
+    assert low_on[3] < low_off[3]
+    assert on.message.endswith(f"{OPTIMISTIC_SENTENCE} {PESSIMISTIC_SENTENCE}")
+    doc = on.to_dict()
+    json.dumps(doc)
+    assert doc["pessimistic_plateau"] == pytest.approx(cautious.plateau)
+
+
 def test_the_uncorrected_panel_keeps_the_fits_own_band():
     """The plot's left panel (the forecast as the uncorrected curve makes it) has no optimistic
     upper end: that belongs to the corrected forecast."""
@@ -418,6 +463,6 @@ def test_the_uncorrected_panel_keeps_the_fits_own_band():
     fc = forecast(X, y, 0.9, pool=pool, seed=2)
     raw = _raw_view(fc)
     sizes = [50, 800, 10_000]
-    assert raw.optimistic_fit is None
+    assert raw.optimistic_fit is None and raw.pessimistic_fit is None
     for got, want in zip(raw.band(sizes), fc.raw_fit.interval(sizes, fc.level)):
         np.testing.assert_array_equal(got, want)

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from backend.metrics import roc_auc
-from backend.pool_auc import PoolLabels, calibrate_pool, fold_logits, optimistic, project_auc, soft_auc
+from backend.pool_auc import (
+    PoolLabels,
+    calibrate_pool,
+    fold_logits,
+    optimistic,
+    pessimistic,
+    prequential_logits,
+    project_auc,
+    soft_auc,
+)
 from backend.probe import fit_probe
 from backend.selection_bias import estimate_selection_bias
 from conftest import logistic_population, near_boundary_sample, rotation
@@ -278,3 +287,99 @@ def test_the_optimistic_pool_breaks_ties_at_one_half_by_the_probes_side():
     np.testing.assert_array_equal(optimistic(labels).p, [0, 0, 0, 1, 1])
     no_logit = PoolLabels(X=np.zeros((5, 2)), p=p, weight=1.0, slope=1.0, intercept=0.0)
     np.testing.assert_array_equal(optimistic(no_logit).p, [0, 0, 0, 0, 1])
+
+
+def _noise_replay(seed, n_labels=100, n=1000, d=14):
+    """A project without signal (labels independent of the embeddings), labeled least sure first
+    (``simulate.replay_order``, 20 random rows, then batches of 10): ``(labeled X, labeled y, pool
+    X, pool y)`` in labeling order."""
+    from backend.simulate import replay_order
+
+    rng = np.random.default_rng(seed)
+    X, y = rng.normal(size=(n, d)), (rng.random(n) < 0.5).astype(np.int8)
+    index, _ = replay_order(X, y, "uncertainty", seed=seed, n_steps=n_labels)
+    labeled, rest = index[:n_labels], index[n_labels:]
+    return X[labeled], y[labeled], X[rest], y[rest]
+
+
+def test_prequential_logits_carry_no_label_back_to_their_row():
+    """A row's prequential logit depends only on the labels before its block: flipping its own
+    label and every later one leaves the logits of the rows up to it as they were. Each block is
+    scored by a probe fitted by hand on the rows before it; blocks hold 10 rows, or a quarter of
+    the rows before them where that is more."""
+    XL, yL, _, _ = _noise_replay(seed=1)
+    z = prequential_logits(XL, yL, seed=4)
+    assert not np.isnan(z).any()
+    for i in (20, 45, 63, 99):
+        flipped = yL.copy()
+        flipped[i:] = 1 - flipped[i:]
+        np.testing.assert_array_equal(prequential_logits(XL, flipped, seed=4)[: i + 1], z[: i + 1])
+    starts = [20, 30, 40, 50, 62, 77, 96]
+    for start, end in zip(starts, starts[1:] + [100]):
+        by_hand = fit_probe(XL[:start], yL[:start]).decision_function(XL[start:end])
+        np.testing.assert_allclose(z[start:end], by_hand, rtol=1e-9, atol=1e-9)
+
+
+def test_prequential_logits_wait_for_two_labels_of_each_class():
+    """NaN until a probe can be fitted: the first 20 rows hold one positive, so neither they nor
+    the next block get a logit; the block after the second positive does."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5))
+    y = np.zeros(60, np.int8)
+    y[[3, 25, 41]] = 1
+    z = prequential_logits(X, y)
+    assert np.isnan(z[:30]).all() and not np.isnan(z[30:]).any()
+
+
+def test_the_cautious_map_does_not_learn_the_orders_leak():
+    """No signal, labels chosen least sure first: the cross-fitted map learns a relation the
+    labeling order put into the out-of-fold logits, and the full probe's model-based AUC on the
+    unlabeled rows comes out far above their true AUC (about one half). The cautious view
+    (Platt's map of the prequential logits) is near it on average, though one slope fitted to
+    noise swings it widely from draw to draw. ``prequential_share`` mixes the
+    prequential isotonic map into the isotonic part: 0 is the cross-fitted map, and a share
+    between mixes the two."""
+    crossed, cautious = [], []
+    for seed in range(6):
+        XL, yL, pool, y_pool = _noise_replay(seed)
+        scores = fit_probe(XL, yL).decision_function(pool)
+        truth = roc_auc(y_pool, scores)
+        shipped, leak_free, half = (
+            calibrate_pool(XL, yL, pool, seed=seed, prequential_share=s) for s in (0.0, 1.0, 0.5)
+        )
+        np.testing.assert_allclose(half.p, (shipped.p + leak_free.p) / 2)
+        crossed.append(soft_auc(scores, shipped.p) - truth)
+        cautious.append(soft_auc(scores, pessimistic(shipped, XL, yL, seed=seed).p) - truth)
+    assert np.mean(crossed) > 0.25 and min(crossed) > 0.1, crossed
+    assert abs(np.mean(cautious)) < 0.1 < np.mean(crossed) - np.mean(cautious), (crossed, cautious)
+
+
+def test_the_cautious_map_is_platts_of_the_prequential_logits_and_lower_where_the_signal_is_strong():
+    """Where the label follows the embeddings closely, the cautious view's probabilities are
+    Platt's map (slope shrunk, C = 0.1) of the prequential logits applied to the pool's logits, and they give the probe a
+    lower AUC on the unlabeled rows than the calibrated ones; without prequential logits of each
+    class there is no cautious view."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, rng = _band_population(seed=2)
+    labeled = _boundary(X, rng)
+    XL, yL, pool = X[labeled], y[labeled], X[~labeled]
+    labels = calibrate_pool(XL, yL, pool, seed=1)
+    cautious = pessimistic(labels, XL, yL, seed=1)
+    z = prequential_logits(XL, yL, seed=1)
+    seen = ~np.isnan(z)
+    platt = LogisticRegression(C=0.1, max_iter=1000).fit(z[seen, None], yL[seen])
+    np.testing.assert_allclose(cautious.p, platt.predict_proba(labels.logit[:, None])[:, 1])
+    scores = fit_probe(XL, yL).decision_function(pool)
+    assert soft_auc(scores, cautious.p) < soft_auc(scores, labels.p) - 0.02
+    one = np.zeros(len(yL), np.int8)
+    one[[0, 30]] = 1  # one positive before row 30: no logit there, and only one after
+    assert pessimistic(labels, XL[:40], one[:40]) is None
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), True, "1"])
+def test_prequential_share_out_of_range_is_named(share):
+    """A prequential share that is not a number in [0, 1] raises, naming it."""
+    X, y, _ = logistic_population(200)
+    with pytest.raises(ValueError, match="prequential_share"):
+        calibrate_pool(X[:100], y[:100], X[100:], prequential_share=share)
