@@ -50,6 +50,14 @@ along the direction that separates the classes, so the probe's L2 penalty, sized
 sample, shrinks that direction most and the pool rows' logits lose what separates them. The
 fold probes here are fitted with ``C_SCALE`` times the probe's ``C``.
 
+**The leak, and a cautious view** (rounds 11 and 12). Where a label steered which rows were
+chosen after it (uncertainty sampling), the fold probes that score a row "out of fold" are fitted
+on those rows and carry its label back, so the map learns a relation the unlabeled rows do not
+have. :func:`prequential_logits` scores each row with a probe fitted only on the rows before it;
+:func:`pessimistic` maps the pool with Platt's map of those logits, the forecast's worst case.
+``PREQUENTIAL_SHARE`` mixes their isotonic map into the calibration itself (off: it helped the
+sets without signal and cost those with a strong one).
+
 Pure numpy/scipy/scikit-learn; used by :mod:`backend.learning_curve` and :mod:`backend.forecast`.
 """
 
@@ -380,8 +388,9 @@ def pessimistic(labels: PoolLabels, X: Any, y: Any, seed: int = 0, *, C: float |
     of later rows (uncertainty sampling), the cross-fitted logits carry labels back to their rows,
     so the calibrated probe looks surer of the unlabeled images than it has earned; on a project
     whose embeddings do not predict the finding at all the model-based AUC then comes out far
-    above one half. Prequential logits cannot carry a row's own label, and one logistic slope
-    does not chase their noise, so this view stays near the truth there. It is too flat where the
+    above one half. Prequential logits cannot carry a row's own label, and one logistic slope,
+    shrunk towards none (``CAUTIOUS_C``), hardly chases their noise, so this view is near the
+    truth there on average. It is too flat where the
     signal is strong: the early probes that score the first rows are weaker than the probe whose
     pool it calibrates (README, round 12).
 

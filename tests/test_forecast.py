@@ -364,12 +364,12 @@ def test_the_corrected_message_claims_no_direction():
     assert "too low" not in fc.message and "too high" not in fc.message
 
 
-def test_the_upper_ends_reach_the_optimistic_curve_of_least_sure_first_labels():
+def test_the_upper_ends_reach_the_optimistic_curve_of_least_sure_first_labels(monkeypatch):
     """Labels chosen near the boundary cannot show how the probe does on the images it is sure of,
     so the intervals' upper ends reach the curve that counts it right on all of them: the plateau's,
-    the AUC predicted at any size, and the fewest labels needed; the lower ends are the fit's."""
-    (X, y), pool = _uncertainty_ordered(seed=2)
-    fc = forecast(X, y, 0.9, pool=pool, seed=2)
+    the AUC predicted at any size, and the fewest labels needed; without the cautious curve (the
+    next test) the lower ends are the fit's."""
+    fc = _cautious_forecast(monkeypatch, False)
     opt = fc.optimistic_fit
     assert fc.corrected and opt is not None
     fit_low, fit_high = fc.fit.plateau_interval(fc.level)
@@ -422,10 +422,10 @@ def test_the_lower_ends_reach_the_cautious_curve_when_it_is_on(monkeypatch):
     """With ``PESSIMISTIC`` on, the plateau's lower end, the AUC predicted beyond the labels so
     far and the most labels needed reach the cautious curve (Platt's map of the prequential
     logits); the point forecast, the upper ends and the current AUC stay as they were, and the
-    message says why the worst case moved. Off (the default), there is no cautious curve."""
+    message says why the worst case moved. Off, there is no cautious curve. On is the default."""
     from backend.forecast import PESSIMISTIC, PESSIMISTIC_SENTENCE
 
-    assert PESSIMISTIC is False
+    assert PESSIMISTIC is True
     off, on = _cautious_forecast(monkeypatch, False), _cautious_forecast(monkeypatch, True)
     assert off.pessimistic_fit is None and PESSIMISTIC_SENTENCE not in off.message
     cautious = on.pessimistic_fit
