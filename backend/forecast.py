@@ -36,11 +36,12 @@ Labels that are not a random sample
     needed (never the labels so far). That curve is close to 1 by construction, so
     ``unreachable`` is then in effect never said: these labels cannot rule a target out.
 
-    The worst-case ends reach the *cautious* curve (round 12, ``PESSIMISTIC``;
-    :func:`backend.pool_auc.pessimistic`, ``pessimistic_fit``): the same probes scored with the
-    unlabeled images' probabilities from a map fitted on prequential logits, which no label can
-    have leaked into through the labeling order. It lowers the plateau's lower end and the
-    predicted AUC's beyond the labels so far, and raises the most labels needed.
+    The worst-case ends move out to the *cautious* curve where it is lower (round 12,
+    ``PESSIMISTIC``; :func:`backend.pool_auc.pessimistic`, ``pessimistic_fit``): the same probes
+    scored with the unlabeled images' probabilities from a map fitted on prequential logits, which
+    no row's own label reaches through the labeling order (given how many rows at the start no
+    label steered, ``unsteered``). It lowers the plateau's lower end and the predicted AUC's beyond
+    the labels so far, and raises the most labels needed.
 """
 
 from __future__ import annotations
@@ -243,6 +244,7 @@ def forecast(
     pool_size: int | None = None,
     correction: str = DEFAULT_CORRECTION,
     project_size: int | None = None,
+    unsteered: int | None = None,
 ) -> Forecast:
     """Forecast the probe's AUC and the labels needed to reach ``target_auc``.
 
@@ -277,6 +279,10 @@ def forecast(
     project_size : int, optional
         Images (tasks) known in the project, labeled or not. When the labels needed exceed it,
         the message says so: the project cannot reach the target by labeling its own images.
+    unsteered : int, optional
+        Labels at the start of the annotation order chosen without any label's influence (a
+        random start), for the cautious curve (:func:`backend.pool_auc.prequential_logits`;
+        default ``pool_auc.PREQUENTIAL_START``).
 
     Returns
     -------
@@ -320,7 +326,7 @@ def forecast(
     optimistic_curve = pessimistic_curve = None
     if bias is not None and bias.detected:
         raw_curve, curve, optimistic_curve, pessimistic_curve = _raw_and_corrected_curves(
-            X, y, pool, pool_size, bias, correction, seed, level
+            X, y, pool, pool_size, bias, correction, seed, level, unsteered
         )
     else:
         curve = raw_curve = empirical_learning_curve(X, y, seed=seed, level=level)
@@ -436,7 +442,7 @@ def _pessimistic_ends(pessimistic_fit, plateau_int, needed_int, target):
     return (low, plateau_int[1]), (needed_int[0], most), low < plateau_int[0] or most > needed_int[1]
 
 
-def _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, level):
+def _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, level, unsteered):
     """The learning curve as measured, corrected towards the whole project (``CORRECTIONS``) and,
     where the correction is model-based, its optimistic and cautious extremes (``None``
     otherwise; the cautious one also while ``PESSIMISTIC`` is off or no prequential logit of each
@@ -452,7 +458,7 @@ def _raw_and_corrected_curves(X, y, pool, pool_size, bias, correction, seed, lev
         labels = calibrate_pool(X, y, pool, seed=seed, pool_size=pool_size or n_pool)
         views["model"] = (None, labels)
         views["optimistic"] = (None, optimistic(labels))
-        cautious = pessimistic(labels, X, y, seed) if PESSIMISTIC else None
+        cautious = pessimistic(labels, X, y, seed, unsteered=unsteered) if PESSIMISTIC else None
         if cautious is not None:
             views["pessimistic"] = (None, cautious)
     elif "weights" not in views:  # "model" without a pool to calibrate: the weights after all

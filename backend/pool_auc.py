@@ -123,15 +123,16 @@ fitted on logits no row's own label can have steered (:func:`prequential_logits`
 
 PREQUENTIAL_START = 20
 """Rows at the start of the labeling order that :func:`prequential_logits` cross-fits among
-themselves (chosen before any probe existed: random under every order LabelCast steers)."""
+themselves when the caller does not say how many no label steered (``unsteered``): the random
+start of the benchmark's least-sure-first replays and of ``mixed``'s default."""
 
 PREQUENTIAL_BLOCK = 10
 """Fewest rows one prequential probe scores (the batch of the benchmark's replays)."""
 
 PREQUENTIAL_GROWTH = 0.25
-"""A block of :func:`prequential_logits` holds at most this share of the rows before it (and at
-least ``PREQUENTIAL_BLOCK``), so about ``log(n / 100) / log(1.25) + 8`` probes score ``n`` labels:
-18 at 1,000."""
+"""A block of :func:`prequential_logits` holds this share of the rows before it where that is
+more than ``PREQUENTIAL_BLOCK``: after a start of 20, 17 block probes score 1,000 labels (7 score
+100), besides the start's fold probes."""
 
 CAUTIOUS_C = 0.1
 """Inverse L2 strength of the cautious view's Platt map (:func:`pessimistic`): its slope is
@@ -183,6 +184,7 @@ def calibrate_pool(
     c_scale: float | None = None,
     isotonic_share: float | None = None,
     prequential_share: float | None = None,
+    unsteered: int | None = None,
 ) -> PoolLabels:
     """Calibrate the probe on the labeled rows and give every pool row its probability.
 
@@ -212,6 +214,8 @@ def calibrate_pool(
     prequential_share : float, optional
         Share in [0, 1] of the prequential isotonic map in the isotonic part (default
         ``PREQUENTIAL_SHARE``; 0: the cross-fitted map alone).
+    unsteered : int, optional
+        As in :func:`prequential_logits` (used only for the prequential map).
 
     Returns
     -------
@@ -244,7 +248,7 @@ def calibrate_pool(
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y)
         p_iso = iso.predict(mean_logit)
         if prequential_share > 0:
-            z = _prequential_logits(X, y, C, seed)
+            z = _prequential_logits(X, y, C, seed, _unsteered(unsteered))
             seen = ~np.isnan(z)
             if len(np.unique(y[seen])) == 2:  # else no leak-free logits: the cross-fitted map alone
                 iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(z[seen], y[seen])
@@ -281,15 +285,20 @@ def fold_logits(
     return _fold_logits(X, y, pool, k, C, seed)
 
 
-def prequential_logits(X: Any, y: Any, seed: int = 0, *, C: float | None = None) -> np.ndarray:
-    """Each labeled row's logit from a probe its own label cannot have steered (round 12).
+def prequential_logits(
+    X: Any, y: Any, seed: int = 0, *, C: float | None = None, unsteered: int | None = None
+) -> np.ndarray:
+    """Each labeled row's logit from a probe its own label cannot have reached (round 12).
 
-    Rows in labeling order. The first ``PREQUENTIAL_START``, chosen before any probe existed, are
-    cross-fitted among themselves (5 folds, fewer when a class is short). Each later block is
-    scored by a probe fitted on all the rows labeled before it; a block holds
+    Rows in labeling order. The first ``unsteered``, chosen before any label could steer the
+    choice (a random start), are cross-fitted among themselves (5 folds, fewer when a class is
+    short): their logits carry the labels of the other start rows, never a later one. Each later
+    block is scored by a probe fitted on all the rows labeled before it; a block holds
     ``PREQUENTIAL_BLOCK`` rows, or ``PREQUENTIAL_GROWTH`` of the rows before it where that is
     more. A row's label can steer which rows are chosen *after* it, never those before it, so
-    unlike the cross-fitting's these logits carry no label back to its row.
+    unlike the cross-fitting's these logits carry no label back to its row. That holds only if
+    the first ``unsteered`` rows really were chosen without looking at labels: pass 0 where the
+    order was steered from the first probe on (``sampling=uncertainty``).
 
     Parameters
     ----------
@@ -301,20 +310,33 @@ def prequential_logits(X: Any, y: Any, seed: int = 0, *, C: float | None = None)
     C : float, optional
         The probes' regularisation (default :func:`backend.probe.default_C`, times ``C_SCALE``
         as in :func:`calibrate_pool`).
+    unsteered : int, optional
+        Rows at the start chosen without any label's influence (default ``PREQUENTIAL_START``).
 
     Returns
     -------
     ndarray of shape (n_labeled,)
-        NaN where no probe could be fitted (fewer than 2 labels of a class before the block).
+        NaN where no probe could be fitted (fewer than 2 labels of a class among the start rows,
+        or before the block).
     """
     X, y = check_embeddings(X, y)
-    return _prequential_logits(X, y, C_SCALE * (default_C(X.shape[1]) if C is None else float(C)), seed)
+    C = C_SCALE * (default_C(X.shape[1]) if C is None else float(C))
+    return _prequential_logits(X, y, C, seed, _unsteered(unsteered))
 
 
-def _prequential_logits(X: np.ndarray, y: np.ndarray, C: float, seed: int) -> np.ndarray:
+def _unsteered(unsteered: Any) -> int:
+    """A checked ``unsteered`` (default ``PREQUENTIAL_START``)."""
+    if unsteered is None:
+        return PREQUENTIAL_START
+    if isinstance(unsteered, bool) or not isinstance(unsteered, numbers.Integral) or unsteered < 0:
+        raise ValueError(f"unsteered must be a whole number of rows >= 0, got {unsteered!r}")
+    return int(unsteered)
+
+
+def _prequential_logits(X: np.ndarray, y: np.ndarray, C: float, seed: int, unsteered: int) -> np.ndarray:
     """:func:`prequential_logits` of checked inputs, ``C`` the probes' own."""
     z = np.full(len(y), np.nan)
-    first = y[:PREQUENTIAL_START]
+    first = y[:unsteered]
     k = min(N_FOLDS, int(first.sum()), len(first) - int(first.sum()))
     with one_blas_thread():
         if k >= 2:
@@ -380,8 +402,10 @@ def optimistic(labels: PoolLabels) -> PoolLabels:
     return dataclasses.replace(labels, p=favoured.astype(np.float64))
 
 
-def pessimistic(labels: PoolLabels, X: Any, y: Any, seed: int = 0, *, C: float | None = None) -> PoolLabels | None:
-    """The pool with probabilities from a map no label can have leaked into: Platt's map fitted on
+def pessimistic(
+    labels: PoolLabels, X: Any, y: Any, seed: int = 0, *, C: float | None = None, unsteered: int | None = None
+) -> PoolLabels | None:
+    """The pool with probabilities from a map no row's own label reaches: Platt's map fitted on
     the labeled rows' :func:`prequential_logits`, applied to the pool rows' logits (round 12).
 
     A cautious extreme, the counterpart of :func:`optimistic`. Where labels steered the choice
@@ -400,7 +424,7 @@ def pessimistic(labels: PoolLabels, X: Any, y: Any, seed: int = 0, *, C: float |
         From :func:`calibrate_pool` on the same rows (its ``logit`` is the map's input).
     X, y : array-like
         The labeled rows, in labeling order.
-    seed, C
+    seed, C, unsteered
         As in :func:`prequential_logits`.
 
     Returns
@@ -412,7 +436,7 @@ def pessimistic(labels: PoolLabels, X: Any, y: Any, seed: int = 0, *, C: float |
 
     if labels.logit is None:
         raise ValueError("pessimistic needs the pool's logits (PoolLabels from calibrate_pool)")
-    z = prequential_logits(X, y, seed, C=C)
+    z = prequential_logits(X, y, seed, C=C, unsteered=unsteered)
     _, y = check_embeddings(X, y)
     seen = ~np.isnan(z)
     n_pos = int(y[seen].sum())

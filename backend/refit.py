@@ -115,7 +115,7 @@ def refit(
     """
     from backend.forecast import MIN_LABELS, forecast
     from backend.probe import fit_probe
-    from backend.sampling import selection_probabilities
+    from backend.sampling import selection_probabilities, unsteered_labels
 
     task_ids = [t for t in labels if t in vectors]
     n = len(task_ids)
@@ -143,6 +143,7 @@ def refit(
             selection_prob=known,
             pool_size=pool_size,
             project_size=n_tasks or None,
+            unsteered=unsteered_labels(settings.sampling, n, settings.random_start),
         )
         forecasts[finding] = fc
         n_pos = int(y.sum())

@@ -50,6 +50,7 @@ __all__ = [
     "prediction_scores",
     "selection_probabilities",
     "score_quantiles",
+    "unsteered_labels",
 ]
 
 
@@ -176,3 +177,16 @@ def selection_probabilities(
     if at_random.any():
         prob[at_random] = at_random.sum() / n_tasks
     return prob
+
+
+def unsteered_labels(order: str, n_labels: int, random_start: int = 0, uncertainty_start: int = 0) -> int:
+    """How many labels at the start of the annotation order no label can have steered: the rows
+    the cautious curve may cross-fit among themselves (:func:`backend.pool_auc.prequential_logits`).
+
+    All of them under ``random`` (a stable order fixed by task ids); the random start under
+    ``mixed`` (``random_start``); ``uncertainty_start`` under ``uncertainty`` (0 in the service,
+    which steers from the first probe on; the replays of :mod:`backend.simulate` draw a random
+    start); none for any other order (a file's order may have been steered by anything).
+    """
+    start = {"random": n_labels, "mixed": random_start, "uncertainty": uncertainty_start}.get(order, 0)
+    return min(max(int(start), 0), int(n_labels))

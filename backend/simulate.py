@@ -32,6 +32,7 @@ from backend.datasets import LabeledData
 from backend.forecast import Forecast, forecast
 from backend.learning_curve import cross_validated_auc
 from backend.probe import fit_probe
+from backend.sampling import unsteered_labels
 from backend.settings import DEFAULT_RANDOM_START
 
 __all__ = ["Simulation", "simulate", "replay_order", "selection_probabilities", "ORDERS"]
@@ -222,9 +223,18 @@ def simulate(
     for k in sorted(set(checkpoints)):
         pool = X[k:] if use_pool and k < n else None
         known = selection_probabilities(at_random[:k], n) if order == "mixed" else None
+        unsteered = unsteered_labels(order, k, random_start, uncertainty_start=START)
         forecasts.append(
             forecast(
-                X[:k], y[:k], target_auc, seed=seed, method=method, pool=pool, selection_prob=known, project_size=n
+                X[:k],
+                y[:k],
+                target_auc,
+                seed=seed,
+                method=method,
+                pool=pool,
+                selection_prob=known,
+                project_size=n,
+                unsteered=unsteered,
             )
         )
     final = cross_validated_auc(data.X, data.y, seed=seed, repeats=FINAL_CV_REPEATS)

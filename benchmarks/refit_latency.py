@@ -8,6 +8,7 @@ one BLAS thread, so on an idle machine wall time is about CPU time.
 
     python benchmarks/refit_latency.py --sizes 100,1000,10000 --dim 768
     python benchmarks/refit_latency.py --sizes 1000 --pool 5000 --biased   # with a pool to correct for
+    python benchmarks/refit_latency.py --sizes 1000 --pool 5000 --biased --pessimistic 0   # without round 12's cautious curve
 
 ``--pool N`` passes N unlabeled embeddings as well (the labeled-vs-pool comparison); with
 ``--biased`` the labeled rows are the least sure of a probe trained on 50 random rows (not a random
@@ -28,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from backend.curve import METHODS  # noqa: E402
+from backend import forecast as forecast_module  # noqa: E402
 from backend.forecast import forecast  # noqa: E402
 from backend.probe import fit_probe  # noqa: E402
 
@@ -65,9 +67,17 @@ def main(argv=None) -> None:
     parser.add_argument("--pool", type=int, default=0, help="unlabeled embeddings passed as the pool")
     parser.add_argument("--biased", action="store_true", help="labeled rows chosen least sure first")
     parser.add_argument(
+        "--pessimistic",
+        type=int,
+        choices=(0, 1),
+        default=int(forecast_module.PESSIMISTIC),
+        help="1: the cautious curve's worst-case ends (backend.forecast.PESSIMISTIC, round 12); 0: without",
+    )
+    parser.add_argument(
         "--methods", default="ensemble,analog,pow3-bma", help=f"curve methods, side by side (of {', '.join(METHODS)})"
     )
     args = parser.parse_args(argv)
+    forecast_module.PESSIMISTIC = bool(args.pessimistic)
     print(
         "| method | labels | pool | dim | median s | min s | median CPU s | peak Python heap MB | max RSS MB | status |"
     )

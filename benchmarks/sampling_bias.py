@@ -131,6 +131,7 @@ from backend.forecast import CORRECTIONS, forecast  # noqa: E402
 from backend.learning_curve import cross_validated_auc, empirical_learning_curves  # noqa: E402
 from backend.metrics import roc_auc  # noqa: E402
 from backend.probe import cross_fitted, fit_probe, stratified_fold_ids  # noqa: E402
+from backend.sampling import unsteered_labels  # noqa: E402
 from backend.selection_bias import estimate_selection_bias  # noqa: E402
 from backend.settings import DEFAULT_RANDOM_START  # noqa: E402
 from backend.simulate import BATCH, START, replay_order, selection_probabilities  # noqa: E402
@@ -443,9 +444,17 @@ def run_set(name, X, y, fresh, args, rng):
                 if k >= len(y):
                     continue
                 known = selection_probabilities(at_random[:k], len(y)) if order == "mixed" else None
+                unsteered = unsteered_labels(order, k, args.random_start, uncertainty_start=START)
                 for correction in args.corrections:
                     fc = forecast(
-                        Xo[:k], yo[:k], target, seed=seed, pool=Xo[k:], correction=correction, selection_prob=known
+                        Xo[:k],
+                        yo[:k],
+                        target,
+                        seed=seed,
+                        pool=Xo[k:],
+                        correction=correction,
+                        selection_prob=known,
+                        unsteered=unsteered,
                     )
                     if fc.fit is None:
                         continue
@@ -837,7 +846,8 @@ def _whole_number(text):
 def _set_shares(args):
     """The alternatives compared: the defaults of the correction, set for this process."""
     for dest, (module, name, _) in SETTINGS.items():
-        setattr(module, name, getattr(args, dest))
+        value = getattr(args, dest)
+        setattr(module, name, bool(value) if isinstance(getattr(module, name), bool) else value)
 
 
 def _run_captured(job):
@@ -881,10 +891,13 @@ def main(argv=None):
         help="corrections compared (backend.forecast.CORRECTIONS); random order is judged by the last",
     )
     for dest, (module, name, what) in SETTINGS.items():
+        default = getattr(module, name)
+        switch = isinstance(default, bool)  # on or off: 1 or 0
         parser.add_argument(
             "--" + dest.replace("_", "-"),
-            type=float,
-            default=getattr(module, name),
+            type=int if switch else float,
+            choices=(0, 1) if switch else None,
+            default=int(default) if switch else default,
             help=f"{what} ({module.__name__}.{name})",
         )
     parser.add_argument("--no-known", dest="known", action="store_false", help="skip Horvitz-Thompson on mixed")

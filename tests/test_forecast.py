@@ -454,6 +454,29 @@ def test_the_lower_ends_reach_the_cautious_curve_when_it_is_on(monkeypatch):
     assert doc["pessimistic_plateau"] == pytest.approx(cautious.plateau)
 
 
+class _Fit:
+    """A curve fit with a given plateau and labels needed, for the ends' arithmetic."""
+
+    def __init__(self, plateau, needed):
+        self.plateau, self._needed = plateau, needed
+
+    def labels_for(self, target):
+        return self._needed
+
+
+def test_the_cautious_ends_only_ever_widen():
+    """``_pessimistic_ends`` lowers the plateau's lower end and raises the most labels needed to
+    the cautious fit's, to "never" (inf) where it does not reach the target, and says whether
+    anything moved; a cautious fit inside the interval changes nothing."""
+    from backend.forecast import _pessimistic_ends
+
+    plateau, needed = (0.80, 0.95), (150.0, 400.0)
+    assert _pessimistic_ends(_Fit(0.70, 900.0), plateau, needed, 0.9) == ((0.70, 0.95), (150.0, 900.0), True)
+    assert _pessimistic_ends(_Fit(0.85, math.inf), plateau, needed, 0.9) == ((0.80, 0.95), (150.0, math.inf), True)
+    assert _pessimistic_ends(_Fit(0.85, 300.0), plateau, needed, 0.9) == (plateau, needed, False)
+    assert _pessimistic_ends(_Fit(0.70, 300.0), (0.80, 0.95), (150.0, math.inf), 0.9)[1] == (150.0, math.inf)
+
+
 def test_the_uncorrected_panel_keeps_the_fits_own_band():
     """The plot's left panel (the forecast as the uncorrected curve makes it) has no optimistic
     upper end: that belongs to the corrected forecast."""

@@ -303,13 +303,16 @@ def _noise_replay(seed, n_labels=100, n=1000, d=14):
 
 
 def test_prequential_logits_carry_no_label_back_to_their_row():
-    """A row's prequential logit depends only on the labels before its block: flipping its own
-    label and every later one leaves the logits of the rows up to it as they were. Each block is
-    scored by a probe fitted by hand on the rows before it; blocks hold 10 rows, or a quarter of
-    the rows before them where that is more."""
+    """After the 20 unsteered start rows, a row's prequential logit depends only on the labels
+    before its block: flipping its own label and every later one leaves the logits of the rows up
+    to it as they were; the start rows' logits (cross-fitted among themselves) do not move with
+    any later label. Each block is scored by a probe fitted by hand on the rows before it; blocks
+    hold 10 rows, or a quarter of the rows before them where that is more."""
     XL, yL, _, _ = _noise_replay(seed=1)
     z = prequential_logits(XL, yL, seed=4)
     assert not np.isnan(z).any()
+    later_flipped = np.r_[yL[:20], 1 - yL[20:]]
+    np.testing.assert_array_equal(prequential_logits(XL, later_flipped, seed=4)[:20], z[:20])
     for i in (20, 45, 63, 99):
         flipped = yL.copy()
         flipped[i:] = 1 - flipped[i:]
@@ -318,6 +321,34 @@ def test_prequential_logits_carry_no_label_back_to_their_row():
     for start, end in zip(starts, starts[1:] + [100]):
         by_hand = fit_probe(XL[:start], yL[:start]).decision_function(XL[start:end])
         np.testing.assert_allclose(z[start:end], by_hand, rtol=1e-9, atol=1e-9)
+
+
+def test_the_unsteered_start_is_what_is_cross_fitted():
+    """``unsteered`` rows at the start are cross-fitted among themselves: all of them, the same
+    out-of-fold logits as the calibration's cross-fitting; none, and the first block has no probe
+    (NaN) while the next is scored by a probe of the rows before it. Anything but a whole number
+    of rows >= 0 is refused, naming it."""
+    XL, yL, pool, _ = _noise_replay(seed=2)
+    oof, _ = fold_logits(XL, yL, pool, seed=5)
+    np.testing.assert_allclose(prequential_logits(XL, yL, seed=5, unsteered=len(yL)), oof)
+    z = prequential_logits(XL, yL, seed=5, unsteered=0)
+    assert np.isnan(z[:10]).all()
+    np.testing.assert_allclose(z[10:20], fit_probe(XL[:10], yL[:10]).decision_function(XL[10:20]))
+    for bad in (-1, 2.5, True, "20"):
+        with pytest.raises(ValueError, match="unsteered"):
+            prequential_logits(XL, yL, unsteered=bad)
+
+
+def test_without_prequential_logits_of_each_class_the_share_changes_nothing():
+    """The prequential map needs both classes among the rows that have a prequential logit; where
+    they do not (a single positive before row 50), a prequential share leaves the cross-fitted map."""
+    X, y, _ = logistic_population(400, seed=3)
+    y = np.zeros(60, np.int8)
+    y[[5, 50, 55]] = 1
+    XL, pool = X[:60], X[60:]
+    np.testing.assert_array_equal(
+        calibrate_pool(XL, y, pool, prequential_share=1.0).p, calibrate_pool(XL, y, pool, prequential_share=0.0).p
+    )
 
 
 def test_prequential_logits_wait_for_two_labels_of_each_class():
@@ -354,22 +385,23 @@ def test_the_cautious_map_does_not_learn_the_orders_leak():
     assert abs(np.mean(cautious)) < 0.1 < np.mean(crossed) - np.mean(cautious), (crossed, cautious)
 
 
-def test_the_cautious_map_is_platts_of_the_prequential_logits_and_lower_where_the_signal_is_strong():
-    """Where the label follows the embeddings closely, the cautious view's probabilities are
-    Platt's map (slope shrunk, C = 0.1) of the prequential logits applied to the pool's logits, and they give the probe a
-    lower AUC on the unlabeled rows than the calibrated ones; without prequential logits of each
-    class there is no cautious view."""
-    from sklearn.linear_model import LogisticRegression
+def test_the_cautious_map_is_lower_where_the_signal_is_strong_and_its_slope_is_shrunk(monkeypatch):
+    """Where the label follows the embeddings closely, the cautious view gives the probe a lower
+    AUC on the unlabeled rows than the calibrated probabilities do; it keeps the pool's logits and
+    their order, and a weaker shrinkage (``CAUTIOUS_C`` 100, Platt's own) spreads its
+    probabilities further; without prequential logits of each class there is no cautious view."""
+    from backend import pool_auc
 
     X, y, rng = _band_population(seed=2)
     labeled = _boundary(X, rng)
     XL, yL, pool = X[labeled], y[labeled], X[~labeled]
     labels = calibrate_pool(XL, yL, pool, seed=1)
     cautious = pessimistic(labels, XL, yL, seed=1)
-    z = prequential_logits(XL, yL, seed=1)
-    seen = ~np.isnan(z)
-    platt = LogisticRegression(C=0.1, max_iter=1000).fit(z[seen, None], yL[seen])
-    np.testing.assert_allclose(cautious.p, platt.predict_proba(labels.logit[:, None])[:, 1])
+    np.testing.assert_array_equal(cautious.logit, labels.logit)
+    order = np.argsort(labels.logit)
+    assert np.all(np.diff(cautious.p[order]) >= 0)
+    monkeypatch.setattr(pool_auc, "CAUTIOUS_C", 100.0)
+    assert np.std(pessimistic(labels, XL, yL, seed=1).p) > 1.2 * np.std(cautious.p)
     scores = fit_probe(XL, yL).decision_function(pool)
     assert soft_auc(scores, cautious.p) < soft_auc(scores, labels.p) - 0.02
     one = np.zeros(len(yL), np.int8)

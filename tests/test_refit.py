@@ -115,3 +115,29 @@ def test_refits_in_threads_at_once_give_what_they_give_one_by_one(service_settin
         assert other.model["probes"] == one.model["probes"]
         assert other.record["findings"] == one.record["findings"]
         assert other.plots == one.plots
+
+
+def test_the_cautious_curve_counts_as_unsteered_only_what_the_sampling_left_unsteered(service_settings):
+    """Sixty labels chosen nearest the boundary of 600 images, the rest the pool: the forecast is
+    corrected and has a cautious plateau. Its prequential logits cross-fit the labels no label
+    steered: none under ``uncertainty`` (the service steers from the first probe on), the random
+    start under ``mixed``, all under ``random``; so the three settings give three cautious
+    plateaus, while none of them changes the point forecast of ``uncertainty`` and ``random``
+    (``mixed`` also weights by its known probabilities)."""
+    from backend.settings import ProjectSettings
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, 8)).astype(np.float32)
+    y = rng.random(600) < 1 / (1 + np.exp(-3 * X[:, 0]))
+    near = np.argsort(np.abs(X[:, 0]))[:60]
+    rest = np.setdiff1d(np.arange(600), near)
+    labels = {int(t): ["Effusion" if y[t] else "No effusion"] for t in near}
+    vectors = {int(t): X[t] for t in near}
+    found = {}
+    for sampling in ("uncertainty", "mixed", "random"):
+        settings = ProjectSettings(min_labels=10, sampling=sampling, random_start=30)
+        record = _refit(settings, labels, vectors, pool=X[rest]).record["findings"]["Effusion"]
+        assert record["selection_bias"]["detected"] and record["pessimistic_plateau"] is not None
+        found[sampling] = record
+    assert len({r["pessimistic_plateau"] for r in found.values()}) == 3
+    assert found["uncertainty"]["plateau"] == found["random"]["plateau"]

@@ -12,6 +12,7 @@ from backend.sampling import (
     score_quantiles,
     selection_probabilities,
     task_uniform,
+    unsteered_labels,
 )
 
 
@@ -103,3 +104,15 @@ def test_unknown_mode_is_named():
     """A mode outside the three raises, naming it."""
     with pytest.raises(ValueError, match="sorted"):
         prediction_scores("sorted", 1, {}, [1])
+
+
+def test_unsteered_labels_per_order():
+    """No label steers a random order, nor ``mixed``'s random start; the service's uncertainty
+    order steers from the first probe on, a replay's after its random start; a file's order may
+    have been steered by anything. Never more than the labels there are."""
+    assert unsteered_labels("random", 120) == 120
+    assert unsteered_labels("mixed", 120, random_start=20) == 20
+    assert unsteered_labels("mixed", 12, random_start=20) == 12
+    assert unsteered_labels("uncertainty", 120, random_start=20) == 0
+    assert unsteered_labels("uncertainty", 120, uncertainty_start=20) == 20
+    assert unsteered_labels("file", 120, random_start=20, uncertainty_start=20) == 0
