@@ -394,7 +394,7 @@ def _held_out_auc(y, rows, scores, weights, pool, pool_scores) -> float:
 
 def _pool_scores(probe, views) -> list[np.ndarray | None]:
     """The probe's scores of each view's pool rows (``None`` without a pool), each distinct set of
-    rows scored once (the model-based and the optimistic views share theirs)."""
+    rows scored once (the model-based, optimistic and cautious views share theirs)."""
     scored: dict[int, np.ndarray] = {}
     out: list[np.ndarray | None] = []
     for _, pool in views:

@@ -20,8 +20,8 @@ rows after k as the unlabeled pool (their embeddings only). Compared with the tr
   curve alone.
 
 Each corrected forecast's 90 % interval at the full size is checked twice, the curve fit's
-interval alone and the forecast's (upper end raised to the optimistic curve,
-``backend.forecast``): how often it covers the truth, its width, and how often the forecast
+interval alone and the forecast's (upper end raised to the optimistic curve, lower end lowered
+to the cautious one since round 12, ``backend.forecast``): how often it covers the truth, its width, and how often the forecast
 calls the target (the truth minus ``--target-gap``, so always reachable) "out of reach". A last
 table sums these up over every set and checkpoint.
 
@@ -486,7 +486,7 @@ def run_set(name, X, y, fresh, args, rng):
     for (order, k, kind), errs in sorted(rows.items(), key=lambda kv: (ORDERS.index(kv[0][0]), kv[0][1])):
         e = np.asarray(errs)
         checks = covers.get((order, k, kind))
-        if checks:  # fit's interval alone -> with the optimistic end
+        if checks:  # fit's interval alone -> with the optimistic and cautious ends
             c = np.mean(np.asarray(checks, dtype=np.float64), axis=0)
             summary.setdefault((order, kind), []).append(c)
             said = f"{c[4]:.0%} → {c[5]:.0%}" if judged else "—"
@@ -580,7 +580,8 @@ def _judged_share(fit_said, said):
 def _interval_checks(fc, size, truth, target):
     """Whether the forecast's 90 % interval at ``size`` covers ``truth``, its width, and whether
     the forecast says ``target`` is out of reach: each first for the curve fit's own interval,
-    then for the forecast's (its upper end raised to the optimistic curve where there is one)."""
+    then for the forecast's (its upper end raised to the optimistic curve, its lower end lowered
+    to the cautious one, where there are)."""
     fit_low, fit_high = (float(v[0]) for v in fc.fit.interval([size], fc.level))
     low, high = fc.predict_interval(size)
     fit_unreachable = fc.status != "target_reached" and fc.fit.plateau_interval(fc.level)[1] < target
