@@ -286,7 +286,13 @@ def fold_logits(
 
 
 def prequential_logits(
-    X: Any, y: Any, seed: int = 0, *, C: float | None = None, unsteered: int | None = None
+    X: Any,
+    y: Any,
+    seed: int = 0,
+    *,
+    C: float | None = None,
+    unsteered: int | None = None,
+    growth: float | None = None,
 ) -> np.ndarray:
     """Each labeled row's logit from a probe its own label cannot have reached (round 12).
 
@@ -312,6 +318,9 @@ def prequential_logits(
         as in :func:`calibrate_pool`).
     unsteered : int, optional
         Rows at the start chosen without any label's influence (default ``PREQUENTIAL_START``).
+    growth : float, optional
+        A block's largest share of the rows before it (default ``PREQUENTIAL_GROWTH``; 0: blocks
+        of ``PREQUENTIAL_BLOCK`` rows throughout, as round 11's diagnostic scored them).
 
     Returns
     -------
@@ -321,7 +330,10 @@ def prequential_logits(
     """
     X, y = check_embeddings(X, y)
     C = C_SCALE * (default_C(X.shape[1]) if C is None else float(C))
-    return _prequential_logits(X, y, C, seed, _unsteered(unsteered))
+    growth = PREQUENTIAL_GROWTH if growth is None else growth
+    if isinstance(growth, bool) or not isinstance(growth, numbers.Real) or not (0.0 <= float(growth) < np.inf):
+        raise ValueError(f"growth must be a number >= 0, got {growth!r}")
+    return _prequential_logits(X, y, C, seed, _unsteered(unsteered), float(growth))
 
 
 def _unsteered(unsteered: Any) -> int:
@@ -333,7 +345,9 @@ def _unsteered(unsteered: Any) -> int:
     return int(unsteered)
 
 
-def _prequential_logits(X: np.ndarray, y: np.ndarray, C: float, seed: int, unsteered: int) -> np.ndarray:
+def _prequential_logits(
+    X: np.ndarray, y: np.ndarray, C: float, seed: int, unsteered: int, growth: float = PREQUENTIAL_GROWTH
+) -> np.ndarray:
     """:func:`prequential_logits` of checked inputs, ``C`` the probes' own."""
     z = np.full(len(y), np.nan)
     first = y[:unsteered]
@@ -344,7 +358,7 @@ def _prequential_logits(X: np.ndarray, y: np.ndarray, C: float, seed: int, unste
             z[: len(first)], _ = cross_fitted(X[: len(first)], first, folds, C, seed)
         at = len(first)
         while at < len(y):
-            end = at + max(PREQUENTIAL_BLOCK, int(PREQUENTIAL_GROWTH * at))
+            end = at + max(PREQUENTIAL_BLOCK, int(growth * at))
             n_pos = int(y[:at].sum())
             if min(n_pos, at - n_pos) >= 2:
                 probe = fit_probe(X[:at], y[:at], C=C, seed=seed, check=False)

@@ -130,11 +130,11 @@ from backend.curve import DEFAULT_METHOD, fit_learning_curve  # noqa: E402
 from backend.forecast import CORRECTIONS, forecast  # noqa: E402
 from backend.learning_curve import cross_validated_auc, empirical_learning_curves  # noqa: E402
 from backend.metrics import roc_auc  # noqa: E402
-from backend.probe import cross_fitted, fit_probe, stratified_fold_ids  # noqa: E402
+from backend.probe import fit_probe  # noqa: E402
 from backend.sampling import unsteered_labels  # noqa: E402
 from backend.selection_bias import estimate_selection_bias  # noqa: E402
 from backend.settings import DEFAULT_RANDOM_START  # noqa: E402
-from backend.simulate import BATCH, START, replay_order, selection_probabilities  # noqa: E402
+from backend.simulate import START, replay_order, selection_probabilities  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "tb-radiological-signs"
 ORDERS = ("random", "uncertainty", "mixed")
@@ -746,26 +746,6 @@ def _print_set_means(totals, skipped_cells=0):
         print(f"| mean absolute error over the sets | {k} | {order} | {blank}{means} | {len(rows)} sets |")
 
 
-def prequential_logits(X, y, start=START, batch=BATCH, seed=0):
-    """Each labeled row's logit from a probe that its own label cannot have steered (round 11).
-
-    Rows in labeling order. The first ``start`` (chosen before any probe existed) are
-    cross-fitted among themselves (5 folds, fewer when a class is short); each later batch of
-    ``batch`` rows is scored by a probe fitted on all rows labeled before it. A row's label can
-    have steered which rows were chosen *after* it, so an ordinary cross-fitting's fold probes,
-    fitted on those rows, can carry its label. NaN where no probe could be fitted (fewer than 2
-    labels of a class)."""
-    z = np.full(len(y), math.nan)
-    first = y[:start]
-    k = min(5, int(first.sum()), len(first) - int(first.sum()))
-    if k >= 2:
-        z[: len(first)], _ = cross_fitted(X[:start], first, stratified_fold_ids(first, k, np.random.default_rng(seed)))
-    for at in range(start, len(y), batch):
-        if min(int(y[:at].sum()), at - int(y[:at].sum())) >= 2:
-            z[at : at + batch] = fit_probe(X[:at], y[:at]).decision_function(X[at : at + batch])
-    return z
-
-
 LEAKAGE_MAPS = ("cross-fitted isotonic (shipped)", "prequential isotonic", "prequential Platt")
 """The maps ``leakage_check`` compares."""
 
@@ -774,10 +754,10 @@ def leakage_check(args, rng):
     """A diagnostic, not a method (round 11): does the calibration's cross-fitting leak labels
     through the order they were chosen in? Per set, checkpoint and order: the labeled rows' AUC
     against their out-of-fold logits (``pool_auc.fold_logits``, what the isotonic map is fitted
-    on) and against their prequential logits (``prequential_logits``), then the error of the
-    model-based estimate of the full probe's AUC on the unlabeled rows with the shipped map and
-    with isotonic and Platt maps fitted on the prequential logits (mean signed / mean absolute
-    over the replays). Under random order the two AUCs differ only by the prequential probes'
+    on) and against their prequential logits (``pool_auc.prequential_logits`` in blocks of 10, as
+    the replays' batches), then the error of the model-based estimate of the full probe's AUC on
+    the unlabeled rows with the shipped map and with isotonic and Platt maps fitted on the
+    prequential logits (mean signed / mean absolute over the replays). Under random order the two AUCs differ only by the prequential probes'
     fewer labels; where labels steered the choice of later rows, the out-of-fold AUC is higher.
     The prequential logits cross-fit the first ``START`` (20) rows whatever ``--random-start``
     is: rows chosen before any label was seen are leak-free either way. Replays without
@@ -794,7 +774,7 @@ def leakage_check(args, rng):
         aucs, errors = [], []
         for *_, rep, (XL, yL, pool, y_pool, scores) in group:
             oof, pool_logits = pool_auc.fold_logits(XL, yL, pool, seed=rep)
-            z = prequential_logits(XL, yL, seed=rep)
+            z = pool_auc.prequential_logits(XL, yL, seed=rep, unsteered=START, growth=0.0)
             seen = ~np.isnan(z)
             if len(np.unique(yL[seen])) < 2:  # too few labels of a class for any probe
                 continue

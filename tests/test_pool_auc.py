@@ -327,7 +327,7 @@ def test_the_unsteered_start_is_what_is_cross_fitted():
     """``unsteered`` rows at the start are cross-fitted among themselves: all of them, the same
     out-of-fold logits as the calibration's cross-fitting; none, and the first block has no probe
     (NaN) while the next is scored by a probe of the rows before it. Anything but a whole number
-    of rows >= 0 is refused, naming it."""
+    of rows >= 0 is refused, naming it; ``growth`` 0 scores blocks of 10 throughout."""
     XL, yL, pool, _ = _noise_replay(seed=2)
     oof, _ = fold_logits(XL, yL, pool, seed=5)
     np.testing.assert_allclose(prequential_logits(XL, yL, seed=5, unsteered=len(yL)), oof)
@@ -337,6 +337,12 @@ def test_the_unsteered_start_is_what_is_cross_fitted():
     for bad in (-1, 2.5, True, "20"):
         with pytest.raises(ValueError, match="unsteered"):
             prequential_logits(XL, yL, unsteered=bad)
+    tens = prequential_logits(XL, yL, seed=5, growth=0.0)  # blocks of 10 throughout
+    np.testing.assert_allclose(tens[60:70], fit_probe(XL[:60], yL[:60]).decision_function(XL[60:70]))
+    assert not np.allclose(tens[60:70], prequential_logits(XL, yL, seed=5)[60:70])  # there: rows 50 to 61
+    for bad in (-0.1, float("inf"), "0.25", False):
+        with pytest.raises(ValueError, match="growth"):
+            prequential_logits(XL, yL, growth=bad)
 
 
 def test_without_prequential_logits_of_each_class_the_share_changes_nothing():

@@ -215,22 +215,28 @@ def test_a_set_without_a_target_above_chance_is_reported_not_judged(sampling_bia
     assert summary.endswith("| — (0 cells judged) |")
 
 
-def test_prequential_logits_never_use_a_label_of_their_own_batch_or_later(sampling_bias):
-    """Flipping a label after the first block moves no logit of its own batch or before it, and
-    moves later batches' logits; the first block is cross-fitted among itself only."""
+def test_prequential_logits_never_use_a_label_of_their_own_batch_or_later():
+    """As ``--leakage-check`` scores them (``pool_auc.prequential_logits`` in blocks of 10 after a
+    start of 20): flipping a label after the first block moves no logit of its own batch or before
+    it, and moves later batches' logits; the first block is cross-fitted among itself only."""
+    from backend.pool_auc import prequential_logits
+
+    def logits(labels):
+        return prequential_logits(X, labels, seed=0, unsteered=20, growth=0.0)
+
     rng = np.random.default_rng(2)
     X = rng.normal(size=(60, 5))
     y = (X[:, 0] + rng.normal(size=60) > 0).astype(np.int8)
-    z = sampling_bias.prequential_logits(X, y, start=20, batch=10, seed=0)
+    z = logits(y)
     assert np.isfinite(z).all()
     flipped = y.copy()
     flipped[33] = 1 - flipped[33]
-    z2 = sampling_bias.prequential_logits(X, flipped, start=20, batch=10, seed=0)
+    z2 = logits(flipped)
     np.testing.assert_array_equal(z2[:40], z[:40])
     assert not np.allclose(z2[40:], z[40:])
     late = y.copy()
     late[59] = 1 - late[59]
-    np.testing.assert_array_equal(sampling_bias.prequential_logits(X, late, start=20, batch=10, seed=0), z)
+    np.testing.assert_array_equal(logits(late), z)
 
 
 def test_leakage_check_shows_the_cross_fitting_leak_on_labels_without_signal(sampling_bias, capsys):
