@@ -329,11 +329,10 @@ def prequential_logits(
         or before the block).
     """
     X, y = check_embeddings(X, y)
-    C = C_SCALE * (default_C(X.shape[1]) if C is None else float(C))
     growth = PREQUENTIAL_GROWTH if growth is None else growth
     if isinstance(growth, bool) or not isinstance(growth, numbers.Real) or not (0.0 <= float(growth) < np.inf):
         raise ValueError(f"growth must be a number >= 0, got {growth!r}")
-    return _prequential_logits(X, y, C, seed, _unsteered(unsteered), float(growth))
+    return _prequential_logits(X, y, _calibration_C(X, C, C_SCALE), seed, _unsteered(unsteered), float(growth))
 
 
 def _unsteered(unsteered: Any) -> int:
@@ -389,7 +388,13 @@ def _calibration_inputs(X, y, pool, C, c_scale):
     c_scale = C_SCALE if c_scale is None else c_scale
     if isinstance(c_scale, bool) or not isinstance(c_scale, numbers.Real) or not (0 < c_scale < np.inf):
         raise ValueError(f"c_scale must be a positive number, got {c_scale!r}")
-    return X, y, pool, k, c_scale * (default_C(X.shape[1]) if C is None else float(C))
+    return X, y, pool, k, _calibration_C(X, C, c_scale)
+
+
+def _calibration_C(X: np.ndarray, C: float | None, c_scale: float) -> float:
+    """The calibration probes' C: ``c_scale`` times the probe's (``C``, or the default for
+    ``X``'s width)."""
+    return c_scale * (default_C(X.shape[1]) if C is None else float(C))
 
 
 def _fold_logits(X: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, C: float, seed: int):
@@ -450,8 +455,8 @@ def pessimistic(
 
     if labels.logit is None:
         raise ValueError("pessimistic needs the pool's logits (PoolLabels from calibrate_pool)")
-    z = prequential_logits(X, y, seed, C=C, unsteered=unsteered)
-    _, y = check_embeddings(X, y)
+    X, y = check_embeddings(X, y)
+    z = _prequential_logits(X, y, _calibration_C(X, C, C_SCALE), seed, _unsteered(unsteered))
     seen = ~np.isnan(z)
     n_pos = int(y[seen].sum())
     if min(n_pos, int(seen.sum()) - n_pos) < 2:

@@ -128,6 +128,7 @@ def refit(
         if settings.sampling == "mixed" and n
         else None
     )
+    unsteered = unsteered_labels(settings.sampling, n, settings.random_start)
     min_labels = settings.min_labels or MIN_LABELS
     forecasts, probes, plots = {}, {}, {}
     for finding in config.findings:
@@ -143,7 +144,7 @@ def refit(
             selection_prob=known,
             pool_size=pool_size,
             project_size=n_tasks or None,
-            unsteered=unsteered_labels(settings.sampling, n, settings.random_start),
+            unsteered=unsteered,
         )
         forecasts[finding] = fc
         n_pos = int(y.sum())

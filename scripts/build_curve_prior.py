@@ -50,27 +50,31 @@ the prior is written with. numpy's float sums take a different order on differen
 dispatch), so a mean over LCDB's splits can round the other way there."""
 
 
-def same_prior(shipped: str, regenerated: str) -> bool:
-    """Whether two priors' JSON texts match: the same bytes, or the same structure and strings
-    with every number within ``LAST_DIGIT``."""
+def last_digit_differences(shipped: str, regenerated: str) -> int | None:
+    """How many numbers of two priors' JSON texts are apart by at most ``LAST_DIGIT`` (and not
+    equal), or ``None`` when the texts differ otherwise: in structure, in a string, in a number
+    by more, or when one is not JSON."""
     if shipped == regenerated:
-        return True
+        return 0
+    apart = 0
 
     def same(a, b) -> bool:
+        nonlocal apart
         if isinstance(a, bool) or isinstance(b, bool) or type(a) is not type(b):
             return a == b and type(a) is type(b)
         if isinstance(a, dict):
             return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
         if isinstance(a, list):
             return len(a) == len(b) and all(same(u, v) for u, v in zip(a, b))
-        if isinstance(a, float):
+        if isinstance(a, float) and a != b:
+            apart += 1
             return abs(a - b) <= LAST_DIGIT
         return a == b
 
     try:
-        return same(json.loads(shipped), json.loads(regenerated))
+        return apart if same(json.loads(shipped), json.loads(regenerated)) else None
     except ValueError:
-        return False
+        return None
 
 
 def main(argv=None) -> int:
@@ -83,9 +87,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     text = make_prior_text(args.lcdb)
     if args.check:
-        same = args.out.exists() and same_prior(args.out.read_text(encoding="utf-8"), text)
-        print(f"{args.out}: {'matches' if same else 'DIFFERS from'} what {args.lcdb.name} regenerates")
-        return 0 if same else 1
+        apart = last_digit_differences(args.out.read_text(encoding="utf-8"), text) if args.out.exists() else None
+        verdict = "DIFFERS from" if apart is None else "matches"
+        note = f" ({apart} numbers one unit apart in their last digit)" if apart else ""
+        print(f"{args.out}: {verdict} what {args.lcdb.name} regenerates{note}")
+        return 1 if apart is None else 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out} ({len(text.encode()):,} bytes)")

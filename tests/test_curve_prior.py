@@ -159,33 +159,34 @@ def test_the_script_regenerates_the_prior_deterministically(tmp_path):
 )
 def test_shipped_prior_is_what_the_script_makes_from_lcdb():
     """The shipped prior equals what the script regenerates from the LCDB download: byte for byte,
-    or number for number to the fifth decimal's last unit (``same_prior``)."""
+    or number for number to the fifth decimal's last unit (``last_digit_differences``)."""
     done = _run_script("--lcdb", os.environ["LCDB_SDIST"], "--check")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_check_allows_the_last_digit_and_nothing_more():
-    """``same_prior`` accepts the same text, and the same structure with numbers one unit apart in
-    the fifth decimal (another CPU's float sums); a larger gap, another string, another key or
-    another length is a difference, and so is text that is not JSON."""
+    """``last_digit_differences`` counts the numbers one unit apart in the fifth decimal (another
+    CPU's float sums) and nothing for the same text; a larger gap, another string, another key or
+    another length is a difference (``None``), and so is text that is not JSON."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("build_curve_prior", SCRIPT)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     shipped = json.dumps({"source": {"rule": "even"}, "curves": [[0.75121, 0.5], [0.1]], "n": 3})
-    same = script.same_prior
+    apart = script.last_digit_differences
 
     def text(**change):
         doc = json.loads(shipped)
         doc.update(change)
         return json.dumps(doc)
 
-    assert same(shipped, shipped)
-    assert same(shipped, text(curves=[[0.75122, 0.5], [0.1]]))
-    assert not same(shipped, text(curves=[[0.75124, 0.5], [0.1]]))
-    assert not same(shipped, text(curves=[[0.75121, 0.5], [0.1, 0.2]]))
-    assert not same(shipped, text(source={"rule": "odd"}))
-    assert not same(shipped, text(n=4))
-    assert not same(shipped, text(extra=1))
-    assert not same(shipped, shipped[:-1])
+    assert apart(shipped, shipped) == 0
+    assert apart(shipped, text(curves=[[0.75122, 0.5], [0.1]])) == 1
+    assert apart(shipped, text(curves=[[0.75122, 0.5], [0.10001]])) == 2
+    assert apart(shipped, text(curves=[[0.75124, 0.5], [0.1]])) is None
+    assert apart(shipped, text(curves=[[0.75121, 0.5], [0.1, 0.2]])) is None
+    assert apart(shipped, text(source={"rule": "odd"})) is None
+    assert apart(shipped, text(n=4)) is None
+    assert apart(shipped, text(extra=1)) is None
+    assert apart(shipped, shipped[:-1]) is None
